@@ -1,0 +1,57 @@
+"""kitaru: durable flows whose checkpoints publish live events and OpenTelemetry traces.
+
+The core public API::
+
+    import kitaru
+    from kitaru import checkpoint, flow, KitaruClient, ExecutionEvent
+
+    kitaru.progress(...)            # a progress update from a running checkpoint
+    kitaru.events.publish(...)      # a custom live event
+    kitaru.events.flush(...)        # drain the process-local publisher
+
+Subpackages with more surface are imported by path: ``kitaru.events``, ``kitaru.store``,
+``kitaru.runtime``, ``kitaru.client``, ``kitaru.testing``, ``kitaru.otel``, ``kitaru.server``.
+"""
+
+from kitaru import events
+from kitaru.client._client import Executions, KitaruClient
+from kitaru.events._api import progress
+from kitaru.events._models import ExecutionEvent
+from kitaru.exceptions import (
+    KitaruBackendError,
+    KitaruContextError,
+    KitaruError,
+    KitaruFeatureNotAvailableError,
+    KitaruOutputError,
+    KitaruStateError,
+    KitaruUsageError,
+)
+from kitaru.runtime._checkpoint import Checkpoint, checkpoint
+from kitaru.runtime._flow import Flow, FlowHandle, flow
+from kitaru.store._records import AttemptRecord, CheckpointRecord, ExecutionRecord
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttemptRecord",
+    "Checkpoint",
+    "CheckpointRecord",
+    "ExecutionEvent",
+    "ExecutionRecord",
+    "Executions",
+    "Flow",
+    "FlowHandle",
+    "KitaruBackendError",
+    "KitaruClient",
+    "KitaruContextError",
+    "KitaruError",
+    "KitaruFeatureNotAvailableError",
+    "KitaruOutputError",
+    "KitaruStateError",
+    "KitaruUsageError",
+    "__version__",
+    "checkpoint",
+    "events",
+    "flow",
+    "progress",
+]

@@ -1,0 +1,214 @@
+"""``KitaruClient``: look up, list, replay and watch executions."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from kitaru import _config
+from kitaru.events._models import ExecutionEvent
+from kitaru.exceptions import (
+    KitaruFeatureNotAvailableError,
+    KitaruStateError,
+    KitaruUsageError,
+)
+from kitaru.runtime._flow import FlowHandle, find_flow
+from kitaru.runtime._runtime import get_runtime
+from kitaru.store._base import Store
+from kitaru.store._records import EXECUTION_STATUSES, ExecutionRecord
+
+__all__ = ["Executions", "KitaruClient"]
+
+LOCAL_MODE_WATCH_MESSAGE = (
+    "live events need a server-backed connection: kitaru is in local database mode "
+    "(KITARU_SERVER_URL is not set). Start a server with `kitaru server start` and set "
+    "KITARU_SERVER_URL to its address, or pass server_url= to KitaruClient."
+)
+
+
+class KitaruClient:
+    """Entry point for reading executions and watching their live events.
+
+    Args:
+        server_url: A kitaru server's base URL. Default: ``KITARU_SERVER_URL``; when neither
+            is set the client reads the local database (local database mode).
+        api_token: Bearer token for the server. Default: ``KITARU_API_TOKEN``.
+        home: Folder of the local database. Default: ``KITARU_HOME``, then ``~/.kitaru``.
+    """
+
+    def __init__(
+        self,
+        server_url: str | None = None,
+        *,
+        api_token: str | None = None,
+        home: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._explicit = server_url is not None or home is not None or api_token is not None
+        self.server_url = _config.server_url(server_url)
+        self.api_token = _config.api_token(api_token)
+        self._home = home
+        self._store: Store | None = None
+        self.executions = Executions(self)
+
+    @property
+    def is_local(self) -> bool:
+        """True in local database mode (no server configured)."""
+        return self.server_url is None
+
+    @property
+    def store(self) -> Store:
+        """The store this client reads (the process runtime's, unless configured otherwise)."""
+        if self._store is None:
+            if not self._explicit:
+                self._store = get_runtime().store
+            elif self.server_url is not None:
+                from kitaru.client._remote import HttpStore
+
+                self._store = HttpStore(self.server_url, self.api_token)
+            else:
+                from kitaru.store._sqlite import SqliteStore
+
+                self._store = SqliteStore(Path(_config.home_dir(self._home)) / "kitaru.db")
+        return self._store
+
+
+def check_exec_id(exec_id: object) -> str:
+    """Validate an exact execution ID argument (a non-blank string without whitespace)."""
+    if not isinstance(exec_id, str) or not exec_id.strip():
+        raise KitaruUsageError(f"exec_id must be a non-blank str, got {exec_id!r}")
+    if exec_id != exec_id.strip() or any(c.isspace() for c in exec_id):
+        raise KitaruUsageError(f"exec_id must not contain whitespace, got {exec_id!r}")
+    return exec_id
+
+
+class Executions:
+    """Executions of flows: ``client.executions``."""
+
+    def __init__(self, client: KitaruClient) -> None:
+        self._client = client
+
+    def get(self, exec_id: str) -> ExecutionRecord:
+        """The execution with this exact ID, with its checkpoint records.
+
+        Raises:
+            KitaruStateError: No execution has this ID.
+        """
+        check_exec_id(exec_id)
+        record = self._client.store.get_execution(exec_id)
+        if record is None:
+            raise KitaruStateError(f"no execution with ID {exec_id!r}")
+        return record
+
+    def list(
+        self, *, flow: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[ExecutionRecord]:
+        """Executions, newest first.
+
+        Args:
+            flow: Only executions of the flow with this name.
+            status: Only executions with this status (running, completed, failed, lost).
+            limit: At most this many.
+        """
+        if status is not None and status not in EXECUTION_STATUSES:
+            raise KitaruUsageError(
+                f"status must be one of {', '.join(EXECUTION_STATUSES)}, got {status!r}"
+            )
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise KitaruUsageError(f"limit must be a positive int, got {limit!r}")
+        return self._client.store.list_executions(flow_name=flow, status=status, limit=limit)
+
+    def replay(self, exec_id: str, *, from_: str | None = None, **flow_kwargs: Any) -> FlowHandle[Any]:
+        """Re-run execution ``exec_id`` as a new execution from the checkpoint ``from_``.
+
+        Checkpoint calls before ``from_`` reuse their recorded outputs and publish nothing;
+        ``from_`` and later calls run again and publish into the new execution's stream.
+        The flow must be importable in this process.
+
+        Returns:
+            The new execution's handle (its record's ``original_exec_id`` is ``exec_id``).
+        """
+        record = self.get(exec_id)
+        return find_flow(record).replay(exec_id, from_=from_, **flow_kwargs)
+
+    def events(
+        self,
+        exec_id: str,
+        *,
+        kinds: list[str] | None = None,
+        checkpoint: str | None = None,
+        correlation_ids: list[str] | None = None,
+        since: str | None = None,
+        reconnect: bool = True,
+        **options: Any,
+    ) -> Iterator[ExecutionEvent]:
+        """Watch the live events of one execution (server mode only).
+
+        Args:
+            exec_id: The exact execution ID (prefixes are not accepted).
+            kinds: Only these event kinds.
+            checkpoint: Only events of checkpoints with this name (always checked client-side).
+            correlation_ids: Only events of these checkpoint executions.
+            since: Resume after this cursor.
+            reconnect: Reconnect with the last cursor when the connection drops.
+            **options: Watcher tuning (see :class:`kitaru.client.WatchOptions`).
+
+        Yields:
+            :class:`~kitaru.ExecutionEvent` objects in stream order; the iterator ends when the
+            execution ends.
+
+        Raises:
+            KitaruFeatureNotAvailableError: Local database mode, or streaming is disabled.
+        """
+        if self._client.is_local:
+            raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
+        from kitaru.client._watcher import watch
+
+        return watch(
+            self._client,
+            exec_id,
+            kinds=kinds,
+            checkpoint=checkpoint,
+            correlation_ids=correlation_ids,
+            since=since,
+            reconnect=reconnect,
+            **options,
+        )
+
+    def aevents(
+        self,
+        exec_id: str,
+        *,
+        kinds: list[str] | None = None,
+        checkpoint: str | None = None,
+        correlation_ids: list[str] | None = None,
+        since: str | None = None,
+        reconnect: bool = True,
+        **options: Any,
+    ) -> AsyncIterator[ExecutionEvent]:
+        """The async twin of :meth:`events`: ``async for event in client.executions.aevents(...)``."""
+        if self._client.is_local:
+            raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
+        from kitaru.client._watcher import awatch
+
+        return awatch(
+            self._client,
+            exec_id,
+            kinds=kinds,
+            checkpoint=checkpoint,
+            correlation_ids=correlation_ids,
+            since=since,
+            reconnect=reconnect,
+            **options,
+        )
+
+
+def is_uuid(value: str) -> bool:
+    """True when ``value`` is a UUID in any accepted text form."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

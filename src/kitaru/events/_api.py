@@ -1,0 +1,192 @@
+"""``kitaru.progress``, ``kitaru.events.publish`` and ``kitaru.events.flush``.
+
+Misuse is loud, transport is quiet (CONTRACT §1.3): these functions raise only
+:class:`~kitaru.exceptions.KitaruUsageError` for bad arguments and
+:class:`~kitaru.exceptions.KitaruContextError` outside a checkpoint; argument checks run first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from numbers import Real
+from typing import Any
+
+from kitaru.events._kinds import CHECKPOINT_PROGRESS_KIND, LIFECYCLE_KINDS, RESERVED_KINDS
+from kitaru.exceptions import KitaruContextError, KitaruUsageError
+from kitaru.runtime._scope import CheckpointScope, _current_checkpoint
+
+__all__ = ["flush", "progress", "publish"]
+
+
+def _check_message(message: object, *, required: bool) -> None:
+    if message is None and not required:
+        return
+    if not isinstance(message, str):
+        raise KitaruUsageError(f"message must be a str, got {type(message).__name__}")
+    if required and not message.strip():
+        raise KitaruUsageError("message must be a non-blank str, got a blank string")
+
+
+def _check_correlation_id(correlation_id: object) -> str | None:
+    if correlation_id is None:
+        return None
+    if not isinstance(correlation_id, str) or not correlation_id.strip():
+        raise KitaruUsageError(f"correlation_id must be a non-blank str, got {correlation_id!r}")
+    return correlation_id.strip()
+
+
+def _check_index(index: object) -> int | None:
+    if index is None:
+        return None
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise KitaruUsageError(f"index must be a non-negative int, got {index!r}")
+    return index
+
+
+def _check_flush(flush_arg: object) -> None:
+    if not isinstance(flush_arg, bool):
+        raise KitaruUsageError(f"flush must be True or False, got {flush_arg!r}")
+
+
+def _scope(api: str) -> CheckpointScope:
+    scope = _current_checkpoint.get()
+    if scope is None:
+        raise KitaruContextError(
+            f"{api} must be called while a @checkpoint function body is running"
+        )
+    return scope
+
+
+def publish(
+    kind: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    message: str | None = None,
+    correlation_id: str | None = None,
+    index: int | None = None,
+    flush: bool = False,
+) -> None:
+    """Publish a custom live event from the running checkpoint.
+
+    The event's payload is ``{"kitaru": {...}, "message": message?, "data": payload?}``;
+    ``payload["kitaru"]`` is kitaru's metadata and is never taken from user data.
+
+    Args:
+        kind: Your event type, for example ``"training.batch.completed"``. It cannot contain
+            newlines and cannot be a control name (``cursor``, ``end``, ``gap``, ``error``,
+            ``system``) or one of kitaru's lifecycle kinds.
+        payload: Your data (a mapping), placed under the payload's ``data`` key and made
+            JSON-safe.
+        message: A human-readable message.
+        correlation_id: Publish under this correlation ID instead of the checkpoint
+            execution's (the index still comes from the checkpoint execution's counter).
+        index: An explicit index, at least the next free one; the counter continues after it.
+        flush: Wait (briefly, bounded) until the event has been handed to the backend.
+
+    Raises:
+        KitaruUsageError: An argument is invalid (checked before the scope).
+        KitaruContextError: Called outside a running ``@checkpoint`` body.
+    """
+    if payload is not None and not isinstance(payload, Mapping):
+        raise KitaruUsageError(
+            f"payload must be a Mapping or None, got {type(payload).__name__}"
+        )
+    _check_message(message, required=False)
+    if not isinstance(kind, str):
+        raise KitaruUsageError(f"kind must be a str, got {type(kind).__name__}")
+    if "\n" in kind or "\r" in kind:
+        raise KitaruUsageError(f"kind must not contain newlines, got {kind!r}")
+    name = kind.strip()
+    if not name:
+        raise KitaruUsageError("kind must be a non-blank str, got a blank string")
+    if name in RESERVED_KINDS:
+        raise KitaruUsageError(
+            f"kind {name!r} is reserved for the stream protocol's control frames "
+            f"({', '.join(sorted(RESERVED_KINDS))})"
+        )
+    if name in LIFECYCLE_KINDS:
+        raise KitaruUsageError(f"kind {name!r} is published by kitaru itself and is reserved")
+    cid = _check_correlation_id(correlation_id)
+    idx = _check_index(index)
+    _check_flush(flush)
+    scope = _scope("kitaru.events.publish()")
+    body: dict[str, Any] = {}
+    if message is not None:
+        body["message"] = message
+    if payload is not None:
+        body["data"] = dict(payload)
+    scope.emit(name, body, correlation_id=cid, index=idx)
+    if flush:
+        scope.run.runtime.publisher.flush(scope.run.runtime.flush_timeout)
+
+
+def progress(
+    message: str,
+    *,
+    percent: float | None = None,
+    correlation_id: str | None = None,
+    flush: bool = False,
+    **fields: Any,
+) -> None:
+    """Publish a human-readable progress update from the running checkpoint.
+
+    Args:
+        message: What is happening now (a non-blank string).
+        percent: How far along, a number from 0 to 1 (stored as a float under ``data``).
+        correlation_id: Publish under this correlation ID instead of the checkpoint
+            execution's.
+        flush: Wait (briefly, bounded) until the event has been handed to the backend.
+        **fields: Extra fields, placed under the payload's ``data`` key.
+
+    Raises:
+        KitaruUsageError: An argument is invalid (checked before the scope).
+        KitaruContextError: Called outside a running ``@checkpoint`` body.
+    """
+    _check_message(message, required=True)
+    if percent is not None:
+        if isinstance(percent, bool) or not isinstance(percent, Real):
+            raise KitaruUsageError(
+                f"percent must be a number from 0 to 1, got {type(percent).__name__}"
+            )
+        value = float(percent)
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise KitaruUsageError(f"percent must be a number from 0 to 1, got {percent!r}")
+    cid = _check_correlation_id(correlation_id)
+    _check_flush(flush)
+    scope = _scope("kitaru.progress()")
+    body: dict[str, Any] = {"message": message}
+    if fields or percent is not None:
+        data = dict(fields)
+        if percent is not None:
+            data["percent"] = value
+        body["data"] = data
+    scope.emit(CHECKPOINT_PROGRESS_KIND, body, correlation_id=cid)
+    if flush:
+        scope.run.runtime.publisher.flush(scope.run.runtime.flush_timeout)
+
+
+def flush(timeout: float = 2.0) -> bool:
+    """Ask the process-local publisher to hand every queued live event to the backend.
+
+    Needs no checkpoint scope and never raises.
+
+    Args:
+        timeout: Seconds to wait at most.
+
+    Returns:
+        True when everything queued before the call was handed on (or there is no backend);
+        False on timeout or failure.
+    """
+    try:
+        from kitaru.runtime._runtime import get_runtime
+
+        t = float(timeout)
+        if not math.isfinite(t) or t < 0:
+            return False
+        rt = get_runtime()
+        if not rt.publishing:
+            return True
+        return rt.publisher.flush(t)
+    except Exception:
+        return False

@@ -1,0 +1,100 @@
+"""The user-facing event type and the internal record the publisher carries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["EventRecord", "ExecutionEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionEvent:
+    """One live event of an execution, as a watcher sees it.
+
+    Attributes:
+        exec_id: The execution the event belongs to.
+        kind: What happened, for example ``kitaru.checkpoint.progress``.
+        payload: The event payload; ``payload["kitaru"]`` holds kitaru's metadata.
+        correlation_id: Groups the events of one checkpoint execution.
+        index: Orders events inside one correlation group, from 0.
+        cursor: The stream position used to resume (``None`` for captured, unsent events).
+        checkpoint_id: The durable record ID of the checkpoint call, when known.
+        checkpoint_name: The checkpoint's name.
+        step_name: The checkpoint call's step name inside its execution, when known.
+    """
+
+    exec_id: str
+    kind: str
+    payload: Mapping[str, Any]
+    correlation_id: str
+    index: int
+    cursor: str | None
+    checkpoint_id: str | None
+    checkpoint_name: str | None
+    step_name: str | None
+
+    @property
+    def message(self) -> str | None:
+        """The event's human-readable message, if any."""
+        msg = self.payload.get("message")
+        return msg if isinstance(msg, str) else None
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The event's ``data`` mapping (empty when there is none)."""
+        data = self.payload.get("data")
+        return data if isinstance(data, Mapping) else {}
+
+    @property
+    def trace_id(self) -> str | None:
+        """The OpenTelemetry trace ID (32 hex) of the event's execution, when known."""
+        meta = self.payload.get("kitaru")
+        value = meta.get("trace_id") if isinstance(meta, Mapping) else None
+        return value if isinstance(value, str) else None
+
+    @property
+    def span_id(self) -> str | None:
+        """The OpenTelemetry span ID (16 hex) of the event's checkpoint execution, when known."""
+        meta = self.payload.get("kitaru")
+        value = meta.get("span_id") if isinstance(meta, Mapping) else None
+        return value if isinstance(value, str) else None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any], cursor: str | None = None) -> ExecutionEvent:
+        """Build an event from its wire dictionary (see ``docs/protocol.md``)."""
+        payload = data.get("payload")
+        return cls(
+            exec_id=str(data.get("exec_id", "")),
+            kind=str(data.get("kind", "")),
+            payload=payload if isinstance(payload, Mapping) else {},
+            correlation_id=str(data.get("correlation_id", "")),
+            index=int(data.get("index", 0)),
+            cursor=cursor if cursor is not None else data.get("cursor"),
+            checkpoint_id=data.get("checkpoint_id"),
+            checkpoint_name=data.get("checkpoint_name"),
+            step_name=data.get("step_name"),
+        )
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """An event as built on the calling thread: cheap to make, made JSON-safe by the sender.
+
+    ``meta`` is the checkpoint execution's shared, read-only ``payload["kitaru"]`` mapping;
+    ``body`` holds the rest of the payload with user data not yet made JSON-safe.
+    """
+
+    exec_id: str
+    kind: str
+    correlation_id: str
+    index: int
+    checkpoint_id: str | None
+    checkpoint_name: str | None
+    step_name: str | None
+    meta: Mapping[str, Any]
+    body: dict[str, Any]
+    ts: float
+    lifecycle: bool = False
+    seq: int = field(default=0)

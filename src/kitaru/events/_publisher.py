@@ -1,0 +1,352 @@
+"""The process-local live-event publisher.
+
+The calling thread only builds an :class:`EventRecord` and appends it to a bounded queue
+(a few hundred nanoseconds); the one background sender thread makes user data JSON-safe,
+encodes, batches and hands events to the :class:`Transport`.
+
+Overflow policy (CONTRACT §4.21): the queue holds two deques, one for lifecycle events and one
+for everything else. When full, the oldest non-lifecycle event goes first; lifecycle events are
+dropped only when nothing else is left, so a lane does not lose its terminal event to a burst of
+progress. Every drop is counted.
+
+A failed send keeps its batch and is retried with capped, jittered backoff; while the transport
+is failing, the bounded terminal flush after each checkpoint is skipped so a dead backend costs a
+flow nothing but the enqueue.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from kitaru.events._jsonsafe import json_safe_mapping
+from kitaru.events._models import EventRecord
+from kitaru.events._transport import EncodedEvent, Transport, TransportDisabledError
+
+__all__ = ["MAX_EVENT_BYTES", "Publisher", "PublisherStats"]
+
+logger = logging.getLogger("kitaru.events")
+
+MAX_EVENT_BYTES = 64 * 1024
+"""Largest encoded event; a larger one is dropped with one warning."""
+
+_MAX_BATCH = 500
+_BACKOFF_START = 0.05
+_BACKOFF_CAP = 2.0
+_IDLE_WAIT = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherStats:
+    """Counters of one publisher since it started.
+
+    Attributes:
+        queued: Events currently waiting in the queue.
+        sent: Events handed to the transport.
+        dropped_overflow: Non-lifecycle events dropped because the queue was full.
+        dropped_lifecycle: Lifecycle events dropped because the queue was full of them.
+        dropped_oversize: Events dropped because their JSON exceeded 64 KiB.
+        dropped_disabled: Events discarded because the backend turned live events off.
+        send_failures: Failed transport sends (each is retried).
+    """
+
+    queued: int
+    sent: int
+    dropped_overflow: int
+    dropped_lifecycle: int
+    dropped_oversize: int
+    dropped_disabled: int
+    send_failures: int
+
+    @property
+    def dropped(self) -> int:
+        """All dropped events together."""
+        return (
+            self.dropped_overflow
+            + self.dropped_lifecycle
+            + self.dropped_oversize
+            + self.dropped_disabled
+        )
+
+
+class Publisher:
+    """Bounded queue plus one background sender; ``submit`` never blocks and never raises."""
+
+    def __init__(self, transport: Transport, *, max_queue: int = 10_000) -> None:
+        self._transport = transport
+        self._max_queue = max(1, max_queue)
+        self._pid = os.getpid()
+        self._init_state()
+        _live_publishers.add(self)
+
+    def _init_state(self) -> None:
+        self._lock = threading.Lock()
+        self._normal: deque[EventRecord] = deque()
+        self._lifecycle: deque[EventRecord] = deque()
+        self._seq = itertools.count(1)
+        self._last_seq = 0
+        self._handled_seq = 0
+        self._handled = threading.Condition(threading.Lock())
+        self._wake = threading.Event()
+        self._idle = False
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._disabled = False
+        self._healthy = True
+        self._sent = 0
+        self._dropped_overflow = 0
+        self._dropped_lifecycle = 0
+        self._dropped_oversize = 0
+        self._dropped_disabled = 0
+        self._send_failures = 0
+
+    # -- calling thread -------------------------------------------------------------------
+
+    def submit(self, record: EventRecord) -> None:
+        """Queue ``record`` for sending. Cheap, non-blocking, never raises."""
+        if self._disabled or self._closed:
+            return
+        if self._pid != os.getpid():
+            self._after_fork()
+        seq = next(self._seq)
+        record.seq = seq
+        with self._lock:
+            if len(self._normal) + len(self._lifecycle) >= self._max_queue:
+                if self._normal:
+                    self._normal.popleft()
+                    self._dropped_overflow += 1
+                elif record.lifecycle:
+                    self._lifecycle.popleft()
+                    self._dropped_lifecycle += 1
+                else:
+                    self._dropped_overflow += 1
+                    return
+            (self._lifecycle if record.lifecycle else self._normal).append(record)
+            self._last_seq = seq
+        if self._thread is None:
+            self._start()
+        if self._idle:
+            self._wake.set()
+
+    @property
+    def healthy(self) -> bool:
+        """False while the transport's last send failed (and until one succeeds)."""
+        return self._healthy and not self._disabled
+
+    @property
+    def disabled(self) -> bool:
+        """True once the backend turned live events off for this process."""
+        return self._disabled
+
+    def stats(self) -> PublisherStats:
+        """Current counters."""
+        with self._lock:
+            queued = len(self._normal) + len(self._lifecycle)
+        return PublisherStats(
+            queued=queued,
+            sent=self._sent,
+            dropped_overflow=self._dropped_overflow,
+            dropped_lifecycle=self._dropped_lifecycle,
+            dropped_oversize=self._dropped_oversize,
+            dropped_disabled=self._dropped_disabled,
+            send_failures=self._send_failures,
+        )
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait until everything queued before the call was handed on; False on timeout."""
+        try:
+            if self._pid != os.getpid():
+                self._after_fork()
+            target = self._last_seq
+            if self._handled_seq >= target or self._disabled:
+                return True
+            if self._thread is None:
+                self._start()
+            deadline = time.monotonic() + max(0.0, timeout)
+            self._wake.set()
+            with self._handled:
+                while self._handled_seq < target and not self._disabled:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._handled.wait(remaining)
+            return True
+        except Exception:  # flush never raises (CONTRACT §1.7)
+            logger.debug("kitaru: flush failed", exc_info=True)
+            return False
+
+    def shutdown(self, timeout: float = 2.0) -> bool:
+        """Flush within ``timeout``, stop the sender and release the transport. Idempotent."""
+        if self._closed:
+            return True
+        ok = self.flush(timeout) if self._pid == os.getpid() else True
+        self._closed = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=0.2)
+        try:
+            self._transport.shutdown()
+        except Exception:
+            logger.debug("kitaru: transport shutdown failed", exc_info=True)
+        return ok
+
+    # -- fork safety ----------------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        # Locks and the sender thread do not survive fork(); the child starts empty so it
+        # never resends the parent's queue.
+        self._pid = os.getpid()
+        self._init_state()
+
+    # -- sender thread --------------------------------------------------------------------
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(target=self._run, name="kitaru-publisher", daemon=True)
+            self._thread = thread
+        thread.start()
+
+    def _take(self) -> list[EventRecord]:
+        out: list[EventRecord] = []
+        with self._lock:
+            normal, life = self._normal, self._lifecycle
+            # Merge both deques in submission order.
+            while len(out) < _MAX_BATCH and (normal or life):
+                if not life or (normal and normal[0].seq < life[0].seq):
+                    out.append(normal.popleft())
+                else:
+                    out.append(life.popleft())
+        return out
+
+    def _run(self) -> None:
+        backoff = _BACKOFF_START
+        pending: list[EncodedEvent] = []
+        pending_seq = 0
+        while True:
+            if not pending:
+                records = self._take()
+                if not records:
+                    if self._closed:
+                        return
+                    self._idle = True
+                    if not (self._normal or self._lifecycle) and not self._closed:
+                        self._wake.wait(_IDLE_WAIT)
+                    self._wake.clear()
+                    self._idle = False
+                    continue
+                pending = self._encode(records)
+                pending_seq = records[-1].seq
+                if not pending:
+                    self._mark_handled(pending_seq)
+                    continue
+            try:
+                self._transport.send(pending)
+            except TransportDisabledError as exc:
+                self._disable(str(exc), len(pending))
+                pending = []
+                self._mark_handled(pending_seq)
+                return
+            except Exception as exc:
+                self._send_failures += 1
+                if self._healthy:
+                    logger.warning(
+                        "kitaru: live-event delivery failed (%s); retrying with backoff",
+                        type(exc).__name__,
+                    )
+                self._healthy = False
+                if self._closed:
+                    return
+                self._wake.wait(backoff * (0.5 + random.random()))
+                self._wake.clear()
+                backoff = min(_BACKOFF_CAP, backoff * 2)
+                continue
+            if not self._healthy:
+                logger.info("kitaru: live-event delivery recovered")
+            self._healthy = True
+            backoff = _BACKOFF_START
+            self._sent += len(pending)
+            pending = []
+            self._mark_handled(pending_seq)
+
+    def _mark_handled(self, seq: int) -> None:
+        with self._handled:
+            self._handled_seq = max(self._handled_seq, seq)
+            self._handled.notify_all()
+
+    def _disable(self, reason: str, pending: int) -> None:
+        self._disabled = True
+        with self._lock:
+            dropped = len(self._normal) + len(self._lifecycle)
+            self._normal.clear()
+            self._lifecycle.clear()
+        self._dropped_disabled += dropped + pending
+        logger.warning("kitaru: live events are turned off for this process: %s", reason)
+        with self._handled:
+            self._handled.notify_all()
+
+    def _encode(self, records: list[EventRecord]) -> list[EncodedEvent]:
+        out: list[EncodedEvent] = []
+        for rec in records:
+            try:
+                encoded = encode_record(rec)
+            except Exception as exc:  # never let one bad event stop the sender
+                logger.warning(
+                    "kitaru: dropped live event %r (index %d): cannot encode (%s)",
+                    rec.kind,
+                    rec.index,
+                    type(exc).__name__,
+                )
+                self._dropped_oversize += 1
+                continue
+            if len(encoded.json) > MAX_EVENT_BYTES:
+                self._dropped_oversize += 1
+                logger.warning(
+                    "kitaru: dropped live event %r (index %d of %s): %d bytes of JSON is over "
+                    "the 64 KiB limit",
+                    rec.kind,
+                    rec.index,
+                    rec.correlation_id,
+                    len(encoded.json),
+                )
+                continue
+            out.append(encoded)
+        return out
+
+
+def encode_record(rec: EventRecord) -> EncodedEvent:
+    """Make ``rec`` JSON-safe and encode it (runs on the sender thread)."""
+    body = rec.body
+    payload: dict[str, Any] = {"kitaru": dict(rec.meta)}
+    for key, value in body.items():
+        if key == "data" and value is not None:
+            payload["data"] = json_safe_mapping(value)
+        else:
+            payload[key] = value
+    data = {
+        "exec_id": rec.exec_id,
+        "kind": rec.kind,
+        "correlation_id": rec.correlation_id,
+        "index": rec.index,
+        "checkpoint_id": rec.checkpoint_id,
+        "checkpoint_name": rec.checkpoint_name,
+        "step_name": rec.step_name,
+        "ts": rec.ts,
+        "payload": payload,
+    }
+    return EncodedEvent(data=data, json=orjson.dumps(data))
+
+
+_live_publishers: weakref.WeakSet[Publisher] = weakref.WeakSet()

@@ -1,0 +1,90 @@
+"""Transports: where the publisher's sender thread hands encoded events.
+
+A transport is called only from the publisher's one sender thread, so it needs no locking of
+its own. ``send`` may block (the sender thread absorbs it) and may raise: the publisher keeps the
+batch queued and retries with backoff. Raising :class:`TransportDisabledError` turns publishing
+off for the process instead (for example a server that says streaming is disabled).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from kitaru.events._models import ExecutionEvent
+
+__all__ = [
+    "EncodedEvent",
+    "InMemoryTransport",
+    "NoopTransport",
+    "Transport",
+    "TransportDisabledError",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """One event ready for the wire: its JSON-safe dictionary and its JSON bytes."""
+
+    data: dict[str, Any]
+    json: bytes
+
+
+class TransportDisabledError(Exception):
+    """Raised by a transport whose backend refuses live events for good (streaming disabled)."""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Where batches of encoded events go. Called from one sender thread only."""
+
+    def send(self, batch: Sequence[EncodedEvent]) -> None:
+        """Deliver ``batch``; raise to have it retried, or :class:`TransportDisabledError`."""
+        ...
+
+    def shutdown(self) -> None:
+        """Release resources; called once when the publisher shuts down."""
+        ...
+
+
+class NoopTransport:
+    """Drops every event: local database mode, where live events are skipped safely."""
+
+    def send(self, batch: Sequence[EncodedEvent]) -> None:
+        """Discard ``batch``."""
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+
+class InMemoryTransport:
+    """Keeps every delivered event in memory, in delivery order (tests and ``kitaru.testing``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[dict[str, Any]] = []
+
+    def send(self, batch: Sequence[EncodedEvent]) -> None:
+        """Append ``batch`` to the kept events."""
+        with self._lock:
+            self._events.extend(e.data for e in batch)
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    @property
+    def raw(self) -> list[dict[str, Any]]:
+        """A copy of the delivered wire dictionaries."""
+        with self._lock:
+            return list(self._events)
+
+    def events(self) -> list[ExecutionEvent]:
+        """The delivered events as :class:`~kitaru.ExecutionEvent` objects (no cursors)."""
+        return [ExecutionEvent.from_wire(d) for d in self.raw]
+
+    def clear(self) -> None:
+        """Forget every delivered event."""
+        with self._lock:
+            self._events.clear()

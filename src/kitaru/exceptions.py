@@ -1,0 +1,65 @@
+"""The kitaru error tree.
+
+Every error kitaru raises on purpose derives from :class:`KitaruError`::
+
+    KitaruError
+    ├── KitaruUsageError (ValueError)        misuse: a bad argument, named in the message
+    │   └── KitaruOutputError                a checkpoint output or flow input cannot be stored
+    ├── KitaruContextError (RuntimeError)    called outside the scope it needs (a checkpoint)
+    ├── KitaruFeatureNotAvailableError       the active backend cannot do this (e.g. watching
+    │                                        live events in local database mode)
+    ├── KitaruBackendError                   server, transport or stream failures
+    └── KitaruStateError                     the stored state does not allow this (e.g. an
+                                             ambiguous replay selector, an unknown execution)
+
+Misuse is loud, transport is quiet: publishing live events raises only
+:class:`KitaruUsageError` and :class:`KitaruContextError`; a missing, slow or failing backend
+never raises into user code.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "KitaruBackendError",
+    "KitaruContextError",
+    "KitaruError",
+    "KitaruFeatureNotAvailableError",
+    "KitaruOutputError",
+    "KitaruStateError",
+    "KitaruUsageError",
+]
+
+
+class KitaruError(Exception):
+    """Base class of every error kitaru raises on purpose."""
+
+
+class KitaruUsageError(KitaruError, ValueError):
+    """An API was called with a bad argument; the message names the parameter and value."""
+
+
+class KitaruOutputError(KitaruUsageError):
+    """A checkpoint output (or a flow input) cannot be stored durably.
+
+    The message names the checkpoint and the Python type that could not be stored.
+    """
+
+
+class KitaruContextError(KitaruError, RuntimeError):
+    """An API that needs checkpoint scope was called outside a running ``@checkpoint`` body."""
+
+
+class KitaruFeatureNotAvailableError(KitaruError):
+    """The active backend does not support the requested feature.
+
+    Raised, for example, when watching live events in local database mode or against a server
+    whose streaming is disabled.
+    """
+
+
+class KitaruBackendError(KitaruError):
+    """A server, transport or stream failure that kitaru could not recover from."""
+
+
+class KitaruStateError(KitaruError):
+    """The recorded state does not allow the operation (unknown execution, ambiguous selector)."""

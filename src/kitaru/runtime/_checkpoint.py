@@ -1,0 +1,439 @@
+"""``@checkpoint``: a persisted step of a flow whose body publishes lifecycle events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from kitaru import _config
+from kitaru.events._kinds import (
+    CHECKPOINT_FAILED_KIND,
+    CHECKPOINT_RETURNED_KIND,
+    CHECKPOINT_STARTED_KIND,
+    FAILED_MESSAGE,
+)
+from kitaru.exceptions import KitaruContextError, KitaruOutputError, KitaruUsageError
+from kitaru.runtime._scope import CheckpointScope, FlowRun, _current_checkpoint, current_flow
+from kitaru.store._records import AttemptRecord, CheckpointRecord
+from kitaru.store._values import dump_value, fingerprint, load_value
+
+__all__ = ["Checkpoint", "checkpoint"]
+
+logger = logging.getLogger("kitaru")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_MISS = object()
+
+
+class Checkpoint(Generic[P, R]):
+    """A checkpoint: call it inside a ``@flow`` to run it as a durable, observed step.
+
+    Use :func:`checkpoint` to make one. Besides calling it, ``.submit()`` runs one call in the
+    background, ``.map()`` and ``.product()`` fan out over inputs with a concurrency bound.
+    """
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        *,
+        name: str | None = None,
+        retries: int = 0,
+        retry_delay: float = 0.0,
+        cache: bool = False,
+        type: str = "checkpoint",
+    ) -> None:
+        if not callable(func):
+            raise KitaruUsageError(f"@checkpoint needs a function, got {func!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise KitaruUsageError(f"retries must be a non-negative int, got {retries!r}")
+        if isinstance(retry_delay, bool) or not isinstance(retry_delay, (int, float)):
+            raise KitaruUsageError(f"retry_delay must be a number of seconds, got {retry_delay!r}")
+        if retry_delay < 0:
+            raise KitaruUsageError(f"retry_delay must be >= 0, got {retry_delay!r}")
+        if not isinstance(cache, bool):
+            raise KitaruUsageError(f"cache must be True or False, got {cache!r}")
+        resolved = name if name is not None else getattr(func, "__name__", None)
+        if not isinstance(resolved, str) or not resolved.strip() or ":" in resolved:
+            raise KitaruUsageError(
+                f"checkpoint name must be a non-blank string without ':', got {resolved!r}"
+            )
+        if not isinstance(type, str) or not type.strip():
+            raise KitaruUsageError(f"checkpoint type must be a non-blank string, got {type!r}")
+        self.func = func
+        self.name = resolved.strip()
+        self.retries = retries
+        self.retry_delay = float(retry_delay)
+        self.cache = cache
+        self.checkpoint_type = type
+        self.is_async = inspect.iscoroutinefunction(func)
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"<kitaru checkpoint {self.name!r}>"
+
+    # -- calling --------------------------------------------------------------------------
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        run = self._require_flow()
+        step_name, seq = run.allocate_step(self.name)
+        if self.is_async:
+            return self._acall(run, step_name, seq, args, kwargs)  # type: ignore[return-value]
+        return self._call(run, step_name, seq, args, kwargs)
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Run one call in the flow's bounded background pool; returns a future of its result.
+
+        For an ``async def`` checkpoint this returns an :class:`asyncio.Task` instead (call it
+        from a running event loop).
+        """
+        run = self._require_flow()
+        step_name, seq = run.allocate_step(self.name)
+        if self.is_async:
+            coro = self._acall(run, step_name, seq, args, kwargs)
+            return asyncio.ensure_future(coro)  # type: ignore[return-value]
+        ctx = contextvars.copy_context()
+        return run.executor().submit(ctx.run, self._call, run, step_name, seq, args, kwargs)
+
+    def map(self, *iterables: Iterable[Any], max_concurrency: int | None = None) -> list[R]:
+        """Call the checkpoint once per item (zipping several iterables), concurrently.
+
+        Results come back in input order. At most ``max_concurrency`` (default:
+        ``KITARU_MAX_WORKERS``, 8) calls run at once. When calls fail, every call still
+        finishes, then the first failure in input order is raised. For an ``async def``
+        checkpoint this returns an awaitable.
+        """
+        if not iterables:
+            raise KitaruUsageError(f"{self.name}.map() needs at least one iterable")
+        return self._fan_out(list(zip(*iterables, strict=False)), max_concurrency)
+
+    def product(self, *iterables: Iterable[Any], max_concurrency: int | None = None) -> list[R]:
+        """Call the checkpoint once per combination of the iterables (``itertools.product``)."""
+        if not iterables:
+            raise KitaruUsageError(f"{self.name}.product() needs at least one iterable")
+        return self._fan_out(list(itertools.product(*iterables)), max_concurrency)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _require_flow(self) -> FlowRun:
+        run = current_flow()
+        if run is None:
+            raise KitaruContextError(
+                f"checkpoint {self.name!r} was called outside a @flow; call it from inside a "
+                "function decorated with @flow"
+            )
+        return run
+
+    def _fan_out(self, items: list[tuple[Any, ...]], max_concurrency: int | None) -> Any:
+        run = self._require_flow()
+        bound = _config.max_workers(max_concurrency)
+        steps = [run.allocate_step(self.name) for _ in items]
+        if self.is_async:
+            return self._afan_out(run, steps, items, bound)
+        if not items:
+            return []
+        results: list[Any] = [None] * len(items)
+        errors: list[BaseException | None] = [None] * len(items)
+        with ThreadPoolExecutor(
+            max_workers=min(bound, len(items)), thread_name_prefix=f"kitaru-{self.name}"
+        ) as pool:
+            futures = [
+                pool.submit(contextvars.copy_context().run, self._call, run, step, seq, item, {})
+                for (step, seq), item in zip(steps, items, strict=True)
+            ]
+            for i, fut in enumerate(futures):
+                try:
+                    results[i] = fut.result()
+                except BaseException as exc:
+                    errors[i] = exc
+        for err in errors:
+            if err is not None:
+                raise err
+        return results
+
+    async def _afan_out(
+        self,
+        run: FlowRun,
+        steps: list[tuple[str, int]],
+        items: list[tuple[Any, ...]],
+        bound: int,
+    ) -> list[Any]:
+        sem = asyncio.Semaphore(bound)
+
+        async def one(step: str, seq: int, item: tuple[Any, ...]) -> Any:
+            async with sem:
+                return await self._acall(run, step, seq, item, {})
+
+        results = await asyncio.gather(
+            *(one(s, q, it) for (s, q), it in zip(steps, items, strict=True)),
+            return_exceptions=True,
+        )
+        for res in results:
+            if isinstance(res, BaseException):
+                raise res
+        return list(results)
+
+    def _new_record(self, run: FlowRun, step_name: str, seq: int) -> CheckpointRecord:
+        return CheckpointRecord(
+            checkpoint_id=str(uuid.uuid4()),
+            exec_id=run.exec_id,
+            name=self.name,
+            step_name=step_name,
+            seq=seq,
+            checkpoint_type=self.checkpoint_type,
+            status="running",
+            started_at=time.time(),
+        )
+
+    def _cache_key(self, args: Any, kwargs: Any) -> str:
+        inputs = dump_value(
+            {"args": list(args), "kwargs": dict(kwargs)},
+            what=f"inputs of checkpoint {self.name!r} (cache=True needs storable inputs)",
+        )
+        return fingerprint(self.name, f"{self.func.__module__}.{self.func.__qualname__}", inputs)
+
+    def _prepare(
+        self, run: FlowRun, step_name: str, seq: int, args: Any, kwargs: Any
+    ) -> tuple[Any, CheckpointRecord]:
+        """A recorded output to reuse (replay first, then cache), or ``_MISS`` and a new record."""
+        store = run.runtime.store
+        source: CheckpointRecord | None = None
+        status = ""
+        cache_key: str | None = None
+        if run.replay is not None:
+            source = run.replay.reuse.get(step_name)
+            status = "replayed"
+        if source is None and self.cache:
+            cache_key = self._cache_key(args, kwargs)
+            source = store.find_cached(cache_key)
+            status = "cached"
+        record = self._new_record(run, step_name, seq)
+        if source is None or source.output is None:
+            record.cache_key = cache_key  # a miss: this call becomes the cache source
+            return _MISS, record
+        value = load_value(source.output)
+        record.status = status
+        record.output = source.output
+        record.ended_at = record.started_at
+        record.reused_from = f"{source.exec_id}/{source.checkpoint_id}"
+        store.save_checkpoint(record)
+        for obs in run.runtime.observers:
+            try:
+                obs.on_checkpoint_reused(run, record)
+            except Exception:
+                logger.debug("kitaru: observer failed on a reused checkpoint", exc_info=True)
+        return value, record
+
+    def _begin(self, run: FlowRun, record: CheckpointRecord, attempt: int) -> CheckpointScope:
+        scope = CheckpointScope(
+            run=run,
+            name=self.name,
+            checkpoint_id=record.checkpoint_id,
+            step_name=record.step_name,
+            checkpoint_type=self.checkpoint_type,
+            attempt=attempt,
+        )
+        record.attempts.append(
+            AttemptRecord(
+                attempt=attempt,
+                correlation_id=scope.correlation_id,
+                status="running",
+                started_at=scope.started_at,
+            )
+        )
+        record.status = "running"
+        run.runtime.store.save_checkpoint(record)
+        for obs in run.runtime.observers:
+            try:
+                obs.on_checkpoint_start(scope)
+            except Exception:
+                logger.debug("kitaru: observer failed at checkpoint start", exc_info=True)
+        scope.emit(CHECKPOINT_STARTED_KIND, {"status": "started"}, lifecycle=True)
+        return scope
+
+    def _end(
+        self,
+        scope: CheckpointScope,
+        record: CheckpointRecord,
+        error: BaseException | None,
+    ) -> None:
+        """Publish the terminal event, tell observers, note the attempt's outcome."""
+        if error is None:
+            scope.emit(CHECKPOINT_RETURNED_KIND, {"status": "returned"}, lifecycle=True)
+        else:
+            scope.emit(
+                CHECKPOINT_FAILED_KIND,
+                {
+                    "status": "failed",
+                    "error_type": type(error).__name__,
+                    "message": FAILED_MESSAGE,
+                },
+                lifecycle=True,
+            )
+        status = "returned" if error is None else "failed"
+        for obs in scope.run.runtime.observers:
+            try:
+                obs.on_checkpoint_end(scope, status, error)
+            except Exception:
+                logger.debug("kitaru: observer failed at checkpoint end", exc_info=True)
+        attempt = record.attempts[-1]
+        attempt.ended_at = time.time()
+        attempt.status = "completed" if error is None else "failed"
+        attempt.error_type = None if error is None else type(error).__name__
+
+    def _store_output(self, run: FlowRun, record: CheckpointRecord, result: Any) -> None:
+        try:
+            record.output = dump_value(result, what=f"output of checkpoint {self.name!r}")
+        except KitaruOutputError as exc:
+            record.status = "failed"
+            record.error_type = type(exc).__name__
+            record.attempts[-1].status = "failed"
+            record.attempts[-1].error_type = type(exc).__name__
+            record.ended_at = time.time()
+            record.cache_key = None
+            run.runtime.store.save_checkpoint(record)
+            raise
+        record.status = "completed"
+        record.ended_at = time.time()
+        run.runtime.store.save_checkpoint(record)
+
+    def _fail(self, run: FlowRun, record: CheckpointRecord, error: BaseException) -> None:
+        record.status = "failed"
+        record.error_type = type(error).__name__
+        record.ended_at = time.time()
+        record.cache_key = None
+        run.runtime.store.save_checkpoint(record)
+
+    def _should_retry(self, attempt: int, error: BaseException) -> bool:
+        return attempt <= self.retries and isinstance(error, Exception)
+
+    def _call(self, run: FlowRun, step_name: str, seq: int, args: Any, kwargs: Any) -> Any:
+        value, record = self._prepare(run, step_name, seq, args, kwargs)
+        if value is not _MISS:
+            return value
+        attempt = 0
+        while True:
+            attempt += 1
+            scope = self._begin(run, record, attempt)
+            token = _current_checkpoint.set(scope)
+            try:
+                result = self.func(*args, **kwargs)
+            except BaseException as exc:
+                _current_checkpoint.reset(token)
+                self._end(scope, record, exc)
+                run.runtime.terminal_flush()
+                if self._should_retry(attempt, exc):
+                    run.runtime.store.save_checkpoint(record)
+                    if self.retry_delay:
+                        time.sleep(self.retry_delay)
+                    continue
+                self._fail(run, record, exc)
+                raise
+            _current_checkpoint.reset(token)
+            self._end(scope, record, None)
+            self._store_output(run, record, result)
+            run.runtime.terminal_flush()
+            return result
+
+    async def _acall(
+        self, run: FlowRun, step_name: str, seq: int, args: Any, kwargs: Any
+    ) -> Any:
+        value, record = self._prepare(run, step_name, seq, args, kwargs)
+        if value is not _MISS:
+            return value
+        func: Callable[..., Awaitable[Any]] = self.func  # type: ignore[assignment]
+        attempt = 0
+        while True:
+            attempt += 1
+            scope = self._begin(run, record, attempt)
+            token = _current_checkpoint.set(scope)
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                _current_checkpoint.reset(token)
+                self._end(scope, record, exc)
+                await asyncio.to_thread(run.runtime.terminal_flush)
+                if self._should_retry(attempt, exc):
+                    run.runtime.store.save_checkpoint(record)
+                    if self.retry_delay:
+                        await asyncio.sleep(self.retry_delay)
+                    continue
+                self._fail(run, record, exc)
+                raise
+            _current_checkpoint.reset(token)
+            self._end(scope, record, None)
+            self._store_output(run, record, result)
+            await asyncio.to_thread(run.runtime.terminal_flush)
+            return result
+
+
+@overload
+def checkpoint(func: Callable[P, R], /) -> Checkpoint[P, R]: ...
+
+
+@overload
+def checkpoint(
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    cache: bool = False,
+    type: str = "checkpoint",
+) -> Callable[[Callable[P, R]], Checkpoint[P, R]]: ...
+
+
+def checkpoint(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    cache: bool = False,
+    type: str = "checkpoint",
+) -> Checkpoint[P, R] | Callable[[Callable[P, R]], Checkpoint[P, R]]:
+    """Make a function a checkpoint: a durable, observed step of a flow.
+
+    Works with and without arguments, on plain and ``async def`` functions::
+
+        @checkpoint
+        def fetch(url: str) -> str: ...
+
+        @checkpoint(retries=2, cache=True)
+        async def embed(text: str) -> list[float]: ...
+
+    While the body runs it publishes ``kitaru.checkpoint.started``, then whatever the body
+    publishes, then ``kitaru.checkpoint.returned`` or ``kitaru.checkpoint.failed``.
+
+    Args:
+        func: The function (when used without parentheses).
+        name: The checkpoint's name; defaults to the function's ``__name__``.
+        retries: Extra attempts after an ``Exception``; each attempt is its own checkpoint
+            execution with its own correlation ID and ``attempt`` number.
+        retry_delay: Seconds to wait between attempts.
+        cache: Reuse the output of an earlier completed call with the same checkpoint and
+            inputs (the body does not run, so no live events are published).
+        type: The checkpoint type reported in ``payload["kitaru"]["checkpoint_type"]``.
+
+    Returns:
+        A :class:`Checkpoint`, or a decorator making one.
+    """
+
+    def wrap(f: Callable[P, R]) -> Checkpoint[P, R]:
+        return Checkpoint(
+            f, name=name, retries=retries, retry_delay=retry_delay, cache=cache, type=type
+        )
+
+    if func is not None:
+        return wrap(func)
+    return wrap

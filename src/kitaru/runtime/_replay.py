@@ -1,0 +1,62 @@
+"""Replay planning: which checkpoint calls of an execution are reused, which run again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kitaru.exceptions import KitaruStateError
+from kitaru.store._records import CheckpointRecord, ExecutionRecord
+
+__all__ = ["ReplayPlan", "plan_replay"]
+
+_REUSABLE = frozenset({"completed", "cached", "replayed"})
+
+
+@dataclass(slots=True)
+class ReplayPlan:
+    """Step names whose recorded outputs a replay reuses, and the step it re-executes from."""
+
+    original_exec_id: str
+    from_step: str | None
+    reuse: dict[str, CheckpointRecord] = field(default_factory=dict)
+
+
+def plan_replay(original: ExecutionRecord, from_: str | None) -> ReplayPlan:
+    """Plan a replay of ``original`` from the checkpoint call ``from_``.
+
+    ``from_`` is a step name (``fetch``, ``fetch_2``) or a checkpoint name that was called
+    exactly once. Every checkpoint call that started before it and has a recorded output is
+    reused; it and everything after it run again. ``None`` re-runs every checkpoint.
+
+    Raises:
+        KitaruStateError: ``from_`` names no checkpoint call of the execution, or a checkpoint
+            called several times (the message lists the step names to choose from).
+    """
+    plan = ReplayPlan(original_exec_id=original.exec_id, from_step=None)
+    if from_ is None:
+        return plan
+    if not isinstance(from_, str) or not from_.strip():
+        raise KitaruStateError(f"from_ must be a step or checkpoint name, got {from_!r}")
+    selector = from_.strip()
+    calls = original.checkpoints
+    target = next((c for c in calls if c.step_name == selector), None)
+    if target is None:
+        by_name = [c for c in calls if c.name == selector]
+        if len(by_name) > 1:
+            steps = ", ".join(c.step_name for c in by_name)
+            raise KitaruStateError(
+                f"from_={selector!r} is ambiguous in execution {original.exec_id}: checkpoint "
+                f"{selector!r} ran {len(by_name)} times ({steps}); pass one step name"
+            )
+        target = by_name[0] if by_name else None
+    if target is None:
+        known = ", ".join(dict.fromkeys(c.step_name for c in calls)) or "none"
+        raise KitaruStateError(
+            f"from_={selector!r} names no checkpoint of execution {original.exec_id} "
+            f"(its steps: {known})"
+        )
+    plan.from_step = target.step_name
+    for call in calls:
+        if call.seq < target.seq and call.status in _REUSABLE and call.output is not None:
+            plan.reuse[call.step_name] = call
+    return plan

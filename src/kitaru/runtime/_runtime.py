@@ -1,0 +1,224 @@
+"""The process-wide runtime: the store, the live-event publisher and the observers.
+
+Built lazily from configuration on first use: with ``KITARU_SERVER_URL`` set it talks to that
+server (server mode); otherwise it uses the embedded SQLite store under ``KITARU_HOME`` and skips
+live-event publishing (local database mode).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from kitaru import _config
+from kitaru.events._publisher import Publisher
+from kitaru.events._transport import NoopTransport, Transport
+from kitaru.runtime._observer import RuntimeObserver
+
+if TYPE_CHECKING:
+    from kitaru.events._models import EventRecord
+    from kitaru.runtime._scope import CheckpointScope
+    from kitaru.store._base import Store
+
+__all__ = ["Runtime", "get_runtime", "reset_runtime", "set_runtime"]
+
+logger = logging.getLogger("kitaru")
+
+
+class Runtime:
+    """Everything a running flow needs from its process.
+
+    Args:
+        store: Where durable records go.
+        transport: Where live events go (``None``: live events are skipped).
+        mode: ``"local"`` or ``"server"``.
+        server_url: The server's base URL in server mode.
+        api_token: The token sent to the server.
+        queue_size: Bound of the live-event queue.
+        heartbeat_interval: Seconds between execution heartbeats (``None``: none are sent).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport | None = None,
+        *,
+        mode: str = "local",
+        server_url: str | None = None,
+        api_token: str | None = None,
+        queue_size: int | None = None,
+        heartbeat_interval: float | None = None,
+    ) -> None:
+        self.store = store
+        self.mode = mode
+        self.server_url = server_url
+        self.api_token = api_token
+        self.transport = transport
+        self.publisher = Publisher(
+            transport or NoopTransport(), max_queue=_config.queue_size(queue_size)
+        )
+        self.publishing = transport is not None
+        self.flush_timeout = _config.flush_timeout()
+        self.observers: tuple[RuntimeObserver, ...] = ()
+        self._obs_lock = threading.Lock()
+        self._heartbeat_interval = heartbeat_interval
+        self._active: set[str] = set()
+        self._hb_thread: threading.Thread | None = None
+        self._hb_stop = threading.Event()
+        self._closed = False
+
+    # -- observers ------------------------------------------------------------------------
+
+    def add_observer(self, observer: RuntimeObserver) -> None:
+        """Follow every flow and checkpoint of this runtime with ``observer``."""
+        with self._obs_lock:
+            if observer not in self.observers:
+                self.observers = (*self.observers, observer)
+
+    def remove_observer(self, observer: RuntimeObserver) -> None:
+        """Stop notifying ``observer``."""
+        with self._obs_lock:
+            self.observers = tuple(o for o in self.observers if o is not observer)
+
+    def dispatch(self, record: EventRecord, scope: CheckpointScope) -> None:
+        """Give one event to the observers, then queue it for the transport."""
+        for obs in self.observers:
+            try:
+                obs.on_event(record, scope)
+            except Exception:
+                logger.debug("kitaru: observer %r failed on an event", obs, exc_info=True)
+        if self.publishing:
+            self.publisher.submit(record)
+
+    def terminal_flush(self) -> None:
+        """The short bounded flush after a terminal lifecycle event.
+
+        Skipped while the transport is failing, so a dead backend costs a flow nothing.
+        """
+        if self.publishing and self.publisher.healthy:
+            self.publisher.flush(self.flush_timeout)
+
+    # -- heartbeats -----------------------------------------------------------------------
+
+    def execution_started(self, exec_id: str) -> None:
+        """Start sending heartbeats for ``exec_id`` (server mode)."""
+        if self._heartbeat_interval is None:
+            return
+        with self._obs_lock:
+            self._active.add(exec_id)
+            if self._hb_thread is None or not self._hb_thread.is_alive():
+                self._hb_stop.clear()
+                self._hb_thread = threading.Thread(
+                    target=self._heartbeat_loop, name="kitaru-heartbeat", daemon=True
+                )
+                self._hb_thread.start()
+
+    def execution_finished(self, exec_id: str) -> None:
+        """Stop sending heartbeats for ``exec_id``."""
+        with self._obs_lock:
+            self._active.discard(exec_id)
+
+    def _heartbeat_loop(self) -> None:
+        interval = self._heartbeat_interval or 2.0
+        while not self._hb_stop.wait(interval):
+            with self._obs_lock:
+                active = list(self._active)
+            for exec_id in active:
+                try:
+                    self.store.heartbeat(exec_id)
+                except Exception:
+                    logger.debug("kitaru: heartbeat for %s failed", exec_id, exc_info=True)
+
+    # -- shutdown -------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush within a bound, stop background threads, close the store. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._hb_stop.set()
+        self.publisher.shutdown(timeout if timeout is not None else self.flush_timeout * 4)
+        for obs in self.observers:
+            try:
+                obs.shutdown()
+            except Exception:
+                logger.debug("kitaru: observer shutdown failed", exc_info=True)
+        try:
+            self.store.close()
+        except Exception:
+            logger.debug("kitaru: store close failed", exc_info=True)
+
+
+_lock = threading.RLock()
+_runtime: Runtime | None = None
+_runtime_pid = 0
+
+
+def _build_default() -> Runtime:
+    url = _config.server_url()
+    if url is not None:
+        from kitaru.client._remote import build_server_runtime
+
+        rt = build_server_runtime(url, _config.api_token())
+    else:
+        from kitaru.store._sqlite import SqliteStore
+
+        rt = Runtime(SqliteStore(_config.home_dir() / "kitaru.db"), None, mode="local")
+    _install_default_observers(rt)
+    return rt
+
+
+def _install_default_observers(rt: Runtime) -> None:
+    # The OpenTelemetry bridge joins only when OpenTelemetry is configured; importing it must
+    # never break a run.
+    try:
+        from kitaru.otel._auto import install_default
+
+        install_default(rt)
+    except ImportError:
+        pass
+    except Exception:
+        logger.warning("kitaru: OpenTelemetry setup failed; continuing without it", exc_info=True)
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime, built from configuration on first use (and again after fork)."""
+    global _runtime, _runtime_pid
+    rt = _runtime
+    if rt is not None and _runtime_pid == os.getpid():
+        return rt
+    with _lock:
+        if _runtime is None or _runtime_pid != os.getpid():
+            _runtime = _build_default()
+            _runtime_pid = os.getpid()
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> Runtime | None:
+    """Replace the process's runtime (``None``: rebuild from configuration on next use).
+
+    Returns the previous runtime, which is not shut down.
+    """
+    global _runtime, _runtime_pid
+    with _lock:
+        previous = _runtime
+        _runtime = runtime
+        _runtime_pid = os.getpid()
+        return previous
+
+
+def reset_runtime() -> None:
+    """Shut the current runtime down; the next use builds a fresh one from configuration."""
+    previous = set_runtime(None)
+    if previous is not None:
+        previous.shutdown()
+
+
+@atexit.register
+def _shutdown_at_exit() -> None:
+    rt = _runtime
+    if rt is not None and _runtime_pid == os.getpid():
+        rt.shutdown()

@@ -1,0 +1,208 @@
+"""The running flow and the running checkpoint execution, carried in ``contextvars``.
+
+Threads and tasks that inherit the checkpoint's context (``contextvars.copy_context()``, asyncio
+tasks) share its scope, and so its one index counter.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from kitaru._ids import new_correlation_id, trace_id_for
+from kitaru.events._models import EventRecord
+from kitaru.exceptions import KitaruUsageError
+
+if TYPE_CHECKING:
+    from kitaru.runtime._replay import ReplayPlan
+    from kitaru.runtime._runtime import Runtime
+
+__all__ = ["CheckpointScope", "FlowRun", "current_checkpoint", "current_flow"]
+
+_current_flow: contextvars.ContextVar[FlowRun | None] = contextvars.ContextVar(
+    "kitaru_flow", default=None
+)
+_current_checkpoint: contextvars.ContextVar[CheckpointScope | None] = contextvars.ContextVar(
+    "kitaru_checkpoint", default=None
+)
+
+
+def current_flow() -> FlowRun | None:
+    """The flow execution running in this context, if any."""
+    return _current_flow.get()
+
+
+def current_checkpoint() -> CheckpointScope | None:
+    """The checkpoint execution running in this context, if any."""
+    return _current_checkpoint.get()
+
+
+class FlowRun:
+    """One running flow execution in this process."""
+
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        exec_id: str,
+        flow_name: str,
+        original_exec_id: str | None = None,
+        replay: ReplayPlan | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.exec_id = exec_id
+        self.flow_name = flow_name
+        self.trace_id = trace_id_for(exec_id)
+        self.original_exec_id = original_exec_id
+        self.replay = replay
+        self.started_at = time.time()
+        self.otel: Any = None  # state owned by the OpenTelemetry bridge
+        self._lock = threading.Lock()
+        self._step_counts: dict[str, int] = {}
+        self._seq = 0
+        self._executor: ThreadPoolExecutor | None = None
+
+    def allocate_step(self, name: str) -> tuple[str, int]:
+        """A unique step name (``name``, ``name_2``, ...) and start order for a checkpoint call."""
+        with self._lock:
+            count = self._step_counts.get(name, 0) + 1
+            self._step_counts[name] = count
+            seq = self._seq
+            self._seq += 1
+        return (name if count == 1 else f"{name}_{count}"), seq
+
+    def executor(self) -> ThreadPoolExecutor:
+        """The bounded pool behind ``.submit()`` (created on first use)."""
+        with self._lock:
+            if self._executor is None:
+                from kitaru import _config
+
+                self._executor = ThreadPoolExecutor(
+                    max_workers=_config.max_workers(), thread_name_prefix="kitaru-submit"
+                )
+            return self._executor
+
+    def close(self) -> None:
+        """Wait for submitted work and release the pool."""
+        with self._lock:
+            pool, self._executor = self._executor, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+class CheckpointScope:
+    """One checkpoint execution (one attempt of one checkpoint call) while its body runs."""
+
+    __slots__ = (
+        "_index_lock",
+        "_meta",
+        "_next_index",
+        "attempt",
+        "checkpoint_id",
+        "checkpoint_type",
+        "correlation_id",
+        "exec_id",
+        "flow_name",
+        "name",
+        "otel",
+        "run",
+        "span_id",
+        "started_at",
+        "step_name",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        run: FlowRun,
+        name: str,
+        checkpoint_id: str,
+        step_name: str,
+        checkpoint_type: str,
+        attempt: int,
+    ) -> None:
+        self.run = run
+        self.exec_id = run.exec_id
+        self.flow_name = run.flow_name
+        self.name = name
+        self.checkpoint_id = checkpoint_id
+        self.step_name = step_name
+        self.checkpoint_type = checkpoint_type
+        self.attempt = attempt
+        self.correlation_id = new_correlation_id(name)
+        self.trace_id: str | None = run.trace_id
+        self.span_id: str | None = None
+        self.otel: Any = None  # state owned by the OpenTelemetry bridge
+        self.started_at = time.time()
+        self._index_lock = threading.Lock()
+        self._next_index = 0
+        self._meta: dict[str, Any] | None = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """``payload["kitaru"]`` of this checkpoint execution (built once, then shared)."""
+        meta = self._meta
+        if meta is None:
+            meta = {
+                "source": "kitaru",
+                "checkpoint_name": self.name,
+                "correlation_id": self.correlation_id,
+                "execution_id": self.exec_id,
+                "checkpoint_id": self.checkpoint_id,
+                "checkpoint_type": self.checkpoint_type,
+                "flow_name": self.flow_name,
+                "step_name": self.step_name,
+                "attempt": self.attempt,
+            }
+            if self.trace_id:
+                meta["trace_id"] = self.trace_id
+            if self.span_id:
+                meta["span_id"] = self.span_id
+            self._meta = meta
+        return meta
+
+    def next_index(self, explicit: int | None = None) -> int:
+        """Take the next index of this lane, or check and take an explicit one."""
+        with self._index_lock:
+            if explicit is None:
+                index = self._next_index
+            else:
+                if explicit < self._next_index:
+                    raise KitaruUsageError(
+                        f"index={explicit} is below the next free index {self._next_index} of "
+                        f"checkpoint execution {self.correlation_id!r}; indexes only increase"
+                    )
+                index = explicit
+            self._next_index = index + 1
+            return index
+
+    def emit(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        *,
+        correlation_id: str | None = None,
+        index: int | None = None,
+        lifecycle: bool = False,
+    ) -> None:
+        """Build one event on the calling thread and hand it to observers and the publisher."""
+        record = EventRecord(
+            exec_id=self.exec_id,
+            kind=kind,
+            correlation_id=correlation_id or self.correlation_id,
+            index=self.next_index(index),
+            checkpoint_id=self.checkpoint_id,
+            checkpoint_name=self.name,
+            step_name=self.step_name,
+            meta=self.meta
+            if correlation_id is None
+            else {**self.meta, "correlation_id": correlation_id},
+            body=body,
+            ts=time.time(),
+            lifecycle=lifecycle,
+        )
+        self.run.runtime.dispatch(record, self)

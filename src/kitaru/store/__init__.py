@@ -1,0 +1,27 @@
+"""Durable records of executions and checkpoint calls, and the stores that keep them."""
+
+from kitaru.store._base import Store
+from kitaru.store._records import (
+    CHECKPOINT_STATUSES,
+    EXECUTION_STATUSES,
+    TERMINAL_EXECUTION_STATUSES,
+    AttemptRecord,
+    CheckpointRecord,
+    ExecutionRecord,
+)
+from kitaru.store._sqlite import SqliteStore
+from kitaru.store._values import StoredValue, dump_value, load_value
+
+__all__ = [
+    "CHECKPOINT_STATUSES",
+    "EXECUTION_STATUSES",
+    "TERMINAL_EXECUTION_STATUSES",
+    "AttemptRecord",
+    "CheckpointRecord",
+    "ExecutionRecord",
+    "SqliteStore",
+    "Store",
+    "StoredValue",
+    "dump_value",
+    "load_value",
+]

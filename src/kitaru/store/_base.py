@@ -1,0 +1,56 @@
+"""The store interface: where durable execution and checkpoint records live."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from kitaru.store._values import StoredValue
+from kitaru.store._records import CheckpointRecord, ExecutionRecord
+
+__all__ = ["Store"]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable records. Implementations are safe to call from many threads at once."""
+
+    def create_execution(self, record: ExecutionRecord) -> None:
+        """Record a new, running execution."""
+        ...
+
+    def finish_execution(
+        self,
+        exec_id: str,
+        status: str,
+        *,
+        output: StoredValue | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        """Mark an execution terminal with its outcome."""
+        ...
+
+    def heartbeat(self, exec_id: str) -> None:
+        """Note that the execution's producer is alive."""
+        ...
+
+    def get_execution(self, exec_id: str) -> ExecutionRecord | None:
+        """The execution with its checkpoint records, or ``None``."""
+        ...
+
+    def list_executions(
+        self, *, flow_name: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[ExecutionRecord]:
+        """Executions, newest first (without checkpoint records)."""
+        ...
+
+    def save_checkpoint(self, record: CheckpointRecord) -> None:
+        """Create or replace a checkpoint record (keyed by ``checkpoint_id``)."""
+        ...
+
+    def find_cached(self, cache_key: str) -> CheckpointRecord | None:
+        """The newest completed checkpoint record with this cache key, or ``None``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

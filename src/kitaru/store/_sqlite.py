@@ -1,0 +1,262 @@
+"""The embedded SQLite store (local database mode, and the server's default store).
+
+WAL journal and a busy timeout make one file safe for many threads of one process and for
+several processes at once; every write is its own short transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kitaru.store._records import CheckpointRecord, ExecutionRecord
+from kitaru.store._values import StoredValue
+
+__all__ = ["SqliteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS executions (
+    exec_id TEXT PRIMARY KEY,
+    flow_name TEXT NOT NULL,
+    flow_ref TEXT,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    ended_at REAL,
+    original_exec_id TEXT,
+    error_type TEXT,
+    inputs TEXT,
+    output TEXT,
+    heartbeat_at REAL
+);
+CREATE INDEX IF NOT EXISTS executions_created ON executions (created_at DESC);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    checkpoint_id TEXT PRIMARY KEY,
+    exec_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    cache_key TEXT,
+    status TEXT NOT NULL,
+    ended_at REAL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkpoints_exec ON checkpoints (exec_id, seq);
+CREATE INDEX IF NOT EXISTS checkpoints_cache ON checkpoints (cache_key, status);
+"""
+
+
+def _value_text(value: StoredValue | None) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps({"format": value.format, "data": value.data}).decode()
+
+
+def _value_from(text: str | None) -> StoredValue | None:
+    if text is None:
+        return None
+    raw = orjson.loads(text)
+    return StoredValue(raw["format"], raw["data"])
+
+
+class SqliteStore:
+    """A :class:`~kitaru.store.Store` in one SQLite file.
+
+    Args:
+        path: The database file; its folder is created if needed.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._conn().executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def _tx(self) -> _Tx:
+        return _Tx(self._conn())
+
+    def create_execution(self, record: ExecutionRecord) -> None:
+        """Record a new execution."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO executions (exec_id, flow_name, flow_ref, status, created_at, "
+                "ended_at, original_exec_id, error_type, inputs, output, heartbeat_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.exec_id,
+                    record.flow_name,
+                    record.flow_ref,
+                    record.status,
+                    record.created_at,
+                    record.ended_at,
+                    record.original_exec_id,
+                    record.error_type,
+                    _value_text(record.inputs),
+                    _value_text(record.output),
+                    record.heartbeat_at,
+                ),
+            )
+
+    def finish_execution(
+        self,
+        exec_id: str,
+        status: str,
+        *,
+        output: StoredValue | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        """Mark an execution terminal (a terminal execution is never changed again)."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE executions SET status=?, ended_at=?, output=?, error_type=? "
+                "WHERE exec_id=? AND status='running'",
+                (status, time.time(), _value_text(output), error_type, exec_id),
+            )
+
+    def heartbeat(self, exec_id: str) -> None:
+        """Note that the execution's producer is alive."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE executions SET heartbeat_at=? WHERE exec_id=?", (time.time(), exec_id)
+            )
+
+    def get_execution(self, exec_id: str) -> ExecutionRecord | None:
+        """The execution with its checkpoint records, or ``None``."""
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT exec_id, flow_name, flow_ref, status, created_at, ended_at, "
+            "original_exec_id, error_type, inputs, output, heartbeat_at "
+            "FROM executions WHERE exec_id=?",
+            (exec_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        record = self._execution(row)
+        rows = conn.execute(
+            "SELECT body FROM checkpoints WHERE exec_id=? ORDER BY seq", (exec_id,)
+        ).fetchall()
+        record.checkpoints = [CheckpointRecord.from_dict(orjson.loads(r[0])) for r in rows]
+        return record
+
+    def list_executions(
+        self, *, flow_name: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[ExecutionRecord]:
+        """Executions, newest first, without checkpoint records."""
+        sql = (
+            "SELECT exec_id, flow_name, flow_ref, status, created_at, ended_at, "
+            "original_exec_id, error_type, inputs, NULL, heartbeat_at FROM executions"
+        )
+        where: list[str] = []
+        args: list[Any] = []
+        if flow_name is not None:
+            where.append("flow_name=?")
+            args.append(flow_name)
+        if status is not None:
+            where.append("status=?")
+            args.append(status)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        args.append(max(0, int(limit)))
+        return [self._execution(r) for r in self._conn().execute(sql, args).fetchall()]
+
+    def running_executions(self) -> list[ExecutionRecord]:
+        """Every execution still marked running (for lost-producer detection)."""
+        rows = self._conn().execute(
+            "SELECT exec_id, flow_name, flow_ref, status, created_at, ended_at, "
+            "original_exec_id, error_type, NULL, NULL, heartbeat_at FROM executions "
+            "WHERE status='running'"
+        ).fetchall()
+        return [self._execution(r) for r in rows]
+
+    def save_checkpoint(self, record: CheckpointRecord) -> None:
+        """Create or replace a checkpoint record."""
+        body = orjson.dumps(record.to_dict()).decode()
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO checkpoints (checkpoint_id, exec_id, seq, cache_key, status, "
+                "ended_at, body) VALUES (?,?,?,?,?,?,?) ON CONFLICT(checkpoint_id) DO UPDATE "
+                "SET status=excluded.status, ended_at=excluded.ended_at, "
+                "cache_key=excluded.cache_key, body=excluded.body",
+                (
+                    record.checkpoint_id,
+                    record.exec_id,
+                    record.seq,
+                    record.cache_key,
+                    record.status,
+                    record.ended_at,
+                    body,
+                ),
+            )
+
+    def find_cached(self, cache_key: str) -> CheckpointRecord | None:
+        """The newest completed record with this cache key."""
+        row = self._conn().execute(
+            "SELECT body FROM checkpoints WHERE cache_key=? AND status='completed' "
+            "ORDER BY ended_at DESC LIMIT 1",
+            (cache_key,),
+        ).fetchone()
+        return CheckpointRecord.from_dict(orjson.loads(row[0])) if row else None
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    @staticmethod
+    def _execution(row: tuple[Any, ...]) -> ExecutionRecord:
+        return ExecutionRecord(
+            exec_id=row[0],
+            flow_name=row[1],
+            flow_ref=row[2],
+            status=row[3],
+            created_at=row[4],
+            ended_at=row[5],
+            original_exec_id=row[6],
+            error_type=row[7],
+            inputs=_value_from(row[8]),
+            output=_value_from(row[9]),
+            heartbeat_at=row[10],
+        )
+
+
+class _Tx:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: takes the write lock up front, so two processes
+    wait on the busy timeout instead of failing on a lock upgrade."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
