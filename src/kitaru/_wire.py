@@ -1,0 +1,83 @@
+"""Names shared by the server and the client: endpoint paths, control frames, error kinds.
+
+The full wire protocol is described in ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "API_PREFIX",
+    "CONTROL_CURSOR",
+    "CONTROL_END",
+    "CONTROL_ERROR",
+    "CONTROL_GAP",
+    "ERROR_CURSOR_INVALID",
+    "ERROR_EXECUTION_UNKNOWN",
+    "ERROR_STREAMING_DISABLED",
+    "HEADER_LAST_EVENT_ID",
+    "PATH_EXECUTIONS",
+    "PATH_HEALTH",
+    "PATH_INFO",
+    "path_cached_checkpoint",
+    "path_checkpoint",
+    "path_events",
+    "path_execution",
+    "path_finish",
+    "path_heartbeat",
+    "path_stream",
+]
+
+API_PREFIX = "/api/v1"
+
+HEADER_LAST_EVENT_ID = "Last-Event-ID"
+
+# SSE control frames (``event:`` names). They are also reserved as user event kinds.
+CONTROL_CURSOR = "cursor"
+CONTROL_GAP = "gap"
+CONTROL_END = "end"
+CONTROL_ERROR = "error"
+
+# Machine-readable error kinds in JSON ``detail`` objects and ``error`` frames.
+ERROR_STREAMING_DISABLED = "streaming_disabled"
+ERROR_EXECUTION_UNKNOWN = "execution_unknown"
+ERROR_CURSOR_INVALID = "cursor_invalid"
+
+# Endpoint paths.
+PATH_HEALTH = "/health"
+PATH_INFO = f"{API_PREFIX}/info"
+PATH_EXECUTIONS = f"{API_PREFIX}/executions"
+
+
+def path_execution(exec_id: str) -> str:
+    """``GET`` one execution (with checkpoints)."""
+    return f"{PATH_EXECUTIONS}/{exec_id}"
+
+
+def path_finish(exec_id: str) -> str:
+    """``POST`` ``{"status", "output", "error_type"}``: mark an execution terminal."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/finish"
+
+
+def path_heartbeat(exec_id: str) -> str:
+    """``POST``: the producing process is alive."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/heartbeat"
+
+
+def path_checkpoint(exec_id: str, checkpoint_id: str) -> str:
+    """``PUT`` a checkpoint record (create or replace)."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/checkpoints/{checkpoint_id}"
+
+
+def path_cached_checkpoint() -> str:
+    """``GET ?key=<cache key>``: the newest completed checkpoint record with that key (404 if none)."""
+    return f"{API_PREFIX}/checkpoints/cached"
+
+
+def path_events(exec_id: str) -> str:
+    """``POST`` a JSON array of wire events of one execution (idempotent per correlation/index)."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/events"
+
+
+def path_stream(exec_id: str) -> str:
+    """``GET`` the SSE stream of one execution's live events."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/events/stream"
