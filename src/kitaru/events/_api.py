@@ -49,6 +49,23 @@ def _check_flush(flush_arg: object) -> None:
         raise KitaruUsageError(f"flush must be True or False, got {flush_arg!r}")
 
 
+def _check_percent(percent: object) -> float | None:
+    if percent is None:
+        return None
+    if type(percent) is float or type(percent) is int:  # the common case, without the ABC check
+        if 0.0 <= percent <= 1.0:  # NaN fails this comparison
+            return float(percent)
+        raise KitaruUsageError(f"percent must be a number from 0 to 1, got {percent!r}")
+    if isinstance(percent, bool) or not isinstance(percent, Real):
+        raise KitaruUsageError(
+            f"percent must be a number from 0 to 1, got {type(percent).__name__}"
+        )
+    value = float(percent)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise KitaruUsageError(f"percent must be a number from 0 to 1, got {percent!r}")
+    return value
+
+
 def _scope(api: str) -> CheckpointScope:
     scope = _current_checkpoint.get()
     if scope is None:
@@ -89,9 +106,7 @@ def publish(
         KitaruContextError: Called outside a running ``@checkpoint`` body.
     """
     if payload is not None and not isinstance(payload, Mapping):
-        raise KitaruUsageError(
-            f"payload must be a Mapping or None, got {type(payload).__name__}"
-        )
+        raise KitaruUsageError(f"payload must be a Mapping or None, got {type(payload).__name__}")
     _check_message(message, required=False)
     if not isinstance(kind, str):
         raise KitaruUsageError(f"kind must be a str, got {type(kind).__name__}")
@@ -143,22 +158,18 @@ def progress(
         KitaruUsageError: An argument is invalid (checked before the scope).
         KitaruContextError: Called outside a running ``@checkpoint`` body.
     """
-    _check_message(message, required=True)
-    if percent is not None:
-        if isinstance(percent, bool) or not isinstance(percent, Real):
-            raise KitaruUsageError(
-                f"percent must be a number from 0 to 1, got {type(percent).__name__}"
-            )
-        value = float(percent)
-        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-            raise KitaruUsageError(f"percent must be a number from 0 to 1, got {percent!r}")
-    cid = _check_correlation_id(correlation_id)
-    _check_flush(flush)
+    # Fast checks first: this runs on the calling thread for every progress() call.
+    if type(message) is not str or not message or message.isspace():
+        _check_message(message, required=True)
+    value = None if percent is None else _check_percent(percent)
+    cid = None if correlation_id is None else _check_correlation_id(correlation_id)
+    if flush is not False and flush is not True:
+        _check_flush(flush)
     scope = _scope("kitaru.progress()")
     body: dict[str, Any] = {"message": message}
     if fields or percent is not None:
         data = dict(fields)
-        if percent is not None:
+        if value is not None:
             data["percent"] = value
         body["data"] = data
     scope.emit(CHECKPOINT_PROGRESS_KIND, body, correlation_id=cid)

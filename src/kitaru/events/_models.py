@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-__all__ = ["EventRecord", "ExecutionEvent"]
+__all__ = ["EventRecord", "EventSource", "ExecutionEvent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,23 +78,76 @@ class ExecutionEvent:
         )
 
 
-@dataclass(slots=True)
+class EventSource(Protocol):
+    """What an :class:`EventRecord` needs from the checkpoint execution that published it."""
+
+    exec_id: str
+    checkpoint_id: str | None
+    name: str
+    step_name: str | None
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """``payload["kitaru"]`` of the checkpoint execution."""
+        ...
+
+
 class EventRecord:
     """An event as built on the calling thread: cheap to make, made JSON-safe by the sender.
 
-    ``meta`` is the checkpoint execution's shared, read-only ``payload["kitaru"]`` mapping;
-    ``body`` holds the rest of the payload with user data not yet made JSON-safe.
+    ``source`` is the publishing checkpoint execution (its IDs and shared, read-only
+    ``payload["kitaru"]`` mapping); ``body`` holds the rest of the payload with user data not
+    yet made JSON-safe. Kept to a few slots because one is built per ``progress()`` call.
     """
 
-    exec_id: str
-    kind: str
-    correlation_id: str
-    index: int
-    checkpoint_id: str | None
-    checkpoint_name: str | None
-    step_name: str | None
-    meta: Mapping[str, Any]
-    body: dict[str, Any]
-    ts: float
-    lifecycle: bool = False
-    seq: int = field(default=0)
+    __slots__ = ("body", "correlation_id", "index", "kind", "lifecycle", "seq", "source", "ts")
+
+    def __init__(
+        self,
+        source: EventSource,
+        kind: str,
+        correlation_id: str,
+        index: int,
+        body: dict[str, Any],
+        ts: float,
+        lifecycle: bool = False,
+    ) -> None:
+        self.source = source
+        self.kind = kind
+        self.correlation_id = correlation_id
+        self.index = index
+        self.body = body
+        self.ts = ts
+        self.lifecycle = lifecycle
+        self.seq = 0
+
+    def __repr__(self) -> str:
+        return f"<EventRecord {self.kind} {self.correlation_id}#{self.index}>"
+
+    @property
+    def exec_id(self) -> str:
+        """The execution's ID."""
+        return self.source.exec_id
+
+    @property
+    def checkpoint_id(self) -> str | None:
+        """The checkpoint call's record ID."""
+        return self.source.checkpoint_id
+
+    @property
+    def checkpoint_name(self) -> str:
+        """The checkpoint's name."""
+        return self.source.name
+
+    @property
+    def step_name(self) -> str | None:
+        """The checkpoint call's step name."""
+        return self.source.step_name
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """``payload["kitaru"]`` of this event."""
+        meta = self.source.meta
+        if self.correlation_id != meta.get("correlation_id"):
+            return {**meta, "correlation_id": self.correlation_id}
+        return meta

@@ -44,6 +44,8 @@ _MAX_BATCH = 500
 _BACKOFF_START = 0.05
 _BACKOFF_CAP = 2.0
 _IDLE_WAIT = 0.25
+_LINGER = 0.05  # seconds of polling after the last event before the sender sleeps
+_POLL = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,6 @@ class Publisher:
     def __init__(self, transport: Transport, *, max_queue: int = 10_000) -> None:
         self._transport = transport
         self._max_queue = max(1, max_queue)
-        self._pid = os.getpid()
         self._init_state()
         _live_publishers.add(self)
 
@@ -116,12 +117,24 @@ class Publisher:
         """Queue ``record`` for sending. Cheap, non-blocking, never raises."""
         if self._disabled or self._closed:
             return
-        if self._pid != os.getpid():
-            self._after_fork()
         seq = next(self._seq)
         record.seq = seq
+        normal, life = self._normal, self._lifecycle
+        # Appends take no lock (deque.append is atomic); only overflow does. Concurrent
+        # appends can overshoot the bound by at most one event per publishing thread.
+        if len(normal) + len(life) >= self._max_queue and not self._make_room(record):
+            return
+        (life if record.lifecycle else normal).append(record)
+        self._last_seq = seq
+        if self._thread is None:
+            self._start()
+        if self._idle:
+            self._wake.set()
+
+    def _make_room(self, record: EventRecord) -> bool:
+        """Drop per the overflow policy; False when ``record`` itself is the one dropped."""
         with self._lock:
-            if len(self._normal) + len(self._lifecycle) >= self._max_queue:
+            while len(self._normal) + len(self._lifecycle) >= self._max_queue:
                 if self._normal:
                     self._normal.popleft()
                     self._dropped_overflow += 1
@@ -130,13 +143,8 @@ class Publisher:
                     self._dropped_lifecycle += 1
                 else:
                     self._dropped_overflow += 1
-                    return
-            (self._lifecycle if record.lifecycle else self._normal).append(record)
-            self._last_seq = seq
-        if self._thread is None:
-            self._start()
-        if self._idle:
-            self._wake.set()
+                    return False
+        return True
 
     @property
     def healthy(self) -> bool:
@@ -165,8 +173,6 @@ class Publisher:
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until everything queued before the call was handed on; False on timeout."""
         try:
-            if self._pid != os.getpid():
-                self._after_fork()
             target = self._last_seq
             if self._handled_seq >= target or self._disabled:
                 return True
@@ -189,7 +195,7 @@ class Publisher:
         """Flush within ``timeout``, stop the sender and release the transport. Idempotent."""
         if self._closed:
             return True
-        ok = self.flush(timeout) if self._pid == os.getpid() else True
+        ok = self.flush(timeout)
         self._closed = True
         self._wake.set()
         thread = self._thread
@@ -206,7 +212,6 @@ class Publisher:
     def _after_fork(self) -> None:
         # Locks and the sender thread do not survive fork(); the child starts empty so it
         # never resends the parent's queue.
-        self._pid = os.getpid()
         self._init_state()
 
     # -- sender thread --------------------------------------------------------------------
@@ -233,6 +238,7 @@ class Publisher:
 
     def _run(self) -> None:
         backoff = _BACKOFF_START
+        last_active = 0.0
         pending: list[EncodedEvent] = []
         pending_seq = 0
         while True:
@@ -241,12 +247,18 @@ class Publisher:
                 if not records:
                     if self._closed:
                         return
+                    if time.monotonic() - last_active < _LINGER:
+                        # Poll briefly while publishing is active, so callers never pay for
+                        # waking the sender (Event.set costs more than the enqueue itself).
+                        time.sleep(_POLL)
+                        continue
                     self._idle = True
                     if not (self._normal or self._lifecycle) and not self._closed:
                         self._wake.wait(_IDLE_WAIT)
                     self._wake.clear()
                     self._idle = False
                     continue
+                last_active = time.monotonic()
                 pending = self._encode(records)
                 pending_seq = records[-1].seq
                 if not pending:
@@ -287,13 +299,14 @@ class Publisher:
             self._handled.notify_all()
 
     def _disable(self, reason: str, pending: int) -> None:
+        # Warn before flipping the flag: flush() returns as soon as it sees the flag.
+        logger.warning("kitaru: live events are turned off for this process: %s", reason)
         self._disabled = True
         with self._lock:
             dropped = len(self._normal) + len(self._lifecycle)
             self._normal.clear()
             self._lifecycle.clear()
         self._dropped_disabled += dropped + pending
-        logger.warning("kitaru: live events are turned off for this process: %s", reason)
         with self._handled:
             self._handled.notify_all()
 
@@ -329,20 +342,26 @@ class Publisher:
 def encode_record(rec: EventRecord) -> EncodedEvent:
     """Make ``rec`` JSON-safe and encode it (runs on the sender thread)."""
     body = rec.body
-    payload: dict[str, Any] = {"kitaru": dict(rec.meta)}
+    source = rec.source
+    meta = dict(rec.meta)
+    # The publish time also travels inside the library-owned metadata: the wire's top-level
+    # ``ts`` is not a field of ExecutionEvent, and lanes (kitaru.lanes) need it for their
+    # started/ended times on every path (SSE, snapshots, in-memory captures).
+    meta["ts"] = rec.ts
+    payload: dict[str, Any] = {"kitaru": meta}
     for key, value in body.items():
         if key == "data" and value is not None:
             payload["data"] = json_safe_mapping(value)
         else:
             payload[key] = value
     data = {
-        "exec_id": rec.exec_id,
+        "exec_id": source.exec_id,
         "kind": rec.kind,
         "correlation_id": rec.correlation_id,
         "index": rec.index,
-        "checkpoint_id": rec.checkpoint_id,
-        "checkpoint_name": rec.checkpoint_name,
-        "step_name": rec.step_name,
+        "checkpoint_id": source.checkpoint_id,
+        "checkpoint_name": source.name,
+        "step_name": source.step_name,
         "ts": rec.ts,
         "payload": payload,
     }
@@ -350,3 +369,12 @@ def encode_record(rec: EventRecord) -> EncodedEvent:
 
 
 _live_publishers: weakref.WeakSet[Publisher] = weakref.WeakSet()
+
+
+def _reinit_after_fork() -> None:
+    for publisher in list(_live_publishers):
+        publisher._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)

@@ -77,7 +77,7 @@ class Checkpoint(Generic[P, R]):
         self.cache = cache
         self.checkpoint_type = type
         self.is_async = inspect.iscoroutinefunction(func)
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+        functools.update_wrapper(self, func)
 
     def __repr__(self) -> str:
         return f"<kitaru checkpoint {self.name!r}>"
@@ -89,7 +89,8 @@ class Checkpoint(Generic[P, R]):
         step_name, seq = run.allocate_step(self.name)
         if self.is_async:
             return self._acall(run, step_name, seq, args, kwargs)  # type: ignore[return-value]
-        return self._call(run, step_name, seq, args, kwargs)
+        result: R = self._call(run, step_name, seq, args, kwargs)
+        return result
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Run one call in the flow's bounded background pool; returns a future of its result.
@@ -115,13 +116,15 @@ class Checkpoint(Generic[P, R]):
         """
         if not iterables:
             raise KitaruUsageError(f"{self.name}.map() needs at least one iterable")
-        return self._fan_out(list(zip(*iterables, strict=False)), max_concurrency)
+        results: list[R] = self._fan_out(list(zip(*iterables, strict=False)), max_concurrency)
+        return results
 
     def product(self, *iterables: Iterable[Any], max_concurrency: int | None = None) -> list[R]:
         """Call the checkpoint once per combination of the iterables (``itertools.product``)."""
         if not iterables:
             raise KitaruUsageError(f"{self.name}.product() needs at least one iterable")
-        return self._fan_out(list(itertools.product(*iterables)), max_concurrency)
+        results: list[R] = self._fan_out(list(itertools.product(*iterables)), max_concurrency)
+        return results
 
     # -- internals ------------------------------------------------------------------------
 
@@ -345,9 +348,7 @@ class Checkpoint(Generic[P, R]):
             run.runtime.terminal_flush()
             return result
 
-    async def _acall(
-        self, run: FlowRun, step_name: str, seq: int, args: Any, kwargs: Any
-    ) -> Any:
+    async def _acall(self, run: FlowRun, step_name: str, seq: int, args: Any, kwargs: Any) -> Any:
         value, record = self._prepare(run, step_name, seq, args, kwargs)
         if value is not _MISS:
             return value

@@ -99,7 +99,7 @@ class Flow(Generic[P, R]):
         self.name = resolved.strip()
         self.is_async = inspect.iscoroutinefunction(func)
         self.ref = f"{func.__module__}:{func.__qualname__}"
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+        functools.update_wrapper(self, func)
         with _registry_lock:
             _registry[self.name] = self
 
@@ -157,7 +157,9 @@ class Flow(Generic[P, R]):
             )
         except KitaruOutputError:
             # Only replay needs stored inputs; the run itself goes on.
-            logger.info("kitaru: inputs of flow %r cannot be stored; replay will need them", self.name)
+            logger.info(
+                "kitaru: inputs of flow %r cannot be stored; replay will need them", self.name
+            )
             inputs = None
         exec_id = new_exec_id()
         run = FlowRun(
@@ -259,9 +261,7 @@ class Flow(Generic[P, R]):
             raise error
         return result
 
-    async def _aexecute(
-        self, run: FlowRun, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    async def _aexecute(self, run: FlowRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token = self._begin(run)
         func: Callable[..., Coroutine[Any, Any, Any]] = self.func  # type: ignore[assignment]
         try:

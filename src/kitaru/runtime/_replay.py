@@ -24,8 +24,8 @@ class ReplayPlan:
 def plan_replay(original: ExecutionRecord, from_: str | None) -> ReplayPlan:
     """Plan a replay of ``original`` from the checkpoint call ``from_``.
 
-    ``from_`` is a step name (``fetch``, ``fetch_2``) or a checkpoint name that was called
-    exactly once. Every checkpoint call that started before it and has a recorded output is
+    ``from_`` is a step name (``fetch``, ``fetch_2``; ``fetch_1`` also names the first call),
+    a checkpoint ID, or a checkpoint name that was called exactly once. Every checkpoint call that started before it and has a recorded output is
     reused; it and everything after it run again. ``None`` re-runs every checkpoint.
 
     Raises:
@@ -39,16 +39,18 @@ def plan_replay(original: ExecutionRecord, from_: str | None) -> ReplayPlan:
         raise KitaruStateError(f"from_ must be a step or checkpoint name, got {from_!r}")
     selector = from_.strip()
     calls = original.checkpoints
-    target = next((c for c in calls if c.step_name == selector), None)
-    if target is None:
-        by_name = [c for c in calls if c.name == selector]
-        if len(by_name) > 1:
-            steps = ", ".join(c.step_name for c in by_name)
-            raise KitaruStateError(
-                f"from_={selector!r} is ambiguous in execution {original.exec_id}: checkpoint "
-                f"{selector!r} ran {len(by_name)} times ({steps}); pass one step name"
-            )
-        target = by_name[0] if by_name else None
+    by_name = [c for c in calls if c.name == selector]
+    if len(by_name) > 1:
+        steps = ", ".join(f"{selector}_1" if i == 0 else c.step_name for i, c in enumerate(by_name))
+        raise KitaruStateError(
+            f"from_={selector!r} is ambiguous in execution {original.exec_id}: checkpoint "
+            f"{selector!r} ran {len(by_name)} times; pass one of {steps} (or a checkpoint ID)"
+        )
+    target = next((c for c in calls if selector in (c.step_name, c.checkpoint_id)), None)
+    if target is None and selector.endswith("_1"):
+        # ``name_1`` selects the first call of a checkpoint called several times.
+        first = [c for c in calls if c.name == selector[:-2]]
+        target = first[0] if first else None
     if target is None:
         known = ", ".join(dict.fromkeys(c.step_name for c in calls)) or "none"
         raise KitaruStateError(

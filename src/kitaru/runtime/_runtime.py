@@ -162,7 +162,7 @@ def _build_default() -> Runtime:
     if url is not None:
         from kitaru.client._remote import build_server_runtime
 
-        rt = build_server_runtime(url, _config.api_token())
+        rt: Runtime = build_server_runtime(url, _config.api_token())
     else:
         from kitaru.store._sqlite import SqliteStore
 
@@ -175,7 +175,7 @@ def _install_default_observers(rt: Runtime) -> None:
     # The OpenTelemetry bridge joins only when OpenTelemetry is configured; importing it must
     # never break a run.
     try:
-        from kitaru.otel._auto import install_default
+        from kitaru.otel._auto import install_default  # type: ignore[import-not-found,unused-ignore]
 
         install_default(rt)
     except ImportError:

@@ -10,6 +10,7 @@ import contextvars
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from time import time as _now
 from typing import TYPE_CHECKING, Any
 
 from kitaru._ids import new_correlation_id, trace_id_for
@@ -170,6 +171,8 @@ class CheckpointScope:
         with self._index_lock:
             if explicit is None:
                 index = self._next_index
+                self._next_index = index + 1
+                return index
             else:
                 if explicit < self._next_index:
                     raise KitaruUsageError(
@@ -191,18 +194,12 @@ class CheckpointScope:
     ) -> None:
         """Build one event on the calling thread and hand it to observers and the publisher."""
         record = EventRecord(
-            exec_id=self.exec_id,
-            kind=kind,
-            correlation_id=correlation_id or self.correlation_id,
-            index=self.next_index(index),
-            checkpoint_id=self.checkpoint_id,
-            checkpoint_name=self.name,
-            step_name=self.step_name,
-            meta=self.meta
-            if correlation_id is None
-            else {**self.meta, "correlation_id": correlation_id},
-            body=body,
-            ts=time.time(),
-            lifecycle=lifecycle,
+            self,
+            kind,
+            correlation_id or self.correlation_id,
+            self.next_index(index),
+            body,
+            _now(),
+            lifecycle,
         )
         self.run.runtime.dispatch(record, self)

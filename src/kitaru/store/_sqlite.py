@@ -6,6 +6,8 @@ several processes at once; every write is its own short transaction.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -74,9 +76,16 @@ class SqliteStore:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
+        self._pid = os.getpid()
         self._conn().executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():
+            # A connection must never be used across fork(); the child opens its own.
+            self._pid = os.getpid()
+            self._local = threading.local()
+            self._conns = []
+            self._conns_lock = threading.Lock()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
@@ -180,11 +189,15 @@ class SqliteStore:
 
     def running_executions(self) -> list[ExecutionRecord]:
         """Every execution still marked running (for lost-producer detection)."""
-        rows = self._conn().execute(
-            "SELECT exec_id, flow_name, flow_ref, status, created_at, ended_at, "
-            "original_exec_id, error_type, NULL, NULL, heartbeat_at FROM executions "
-            "WHERE status='running'"
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT exec_id, flow_name, flow_ref, status, created_at, ended_at, "
+                "original_exec_id, error_type, NULL, NULL, heartbeat_at FROM executions "
+                "WHERE status='running'"
+            )
+            .fetchall()
+        )
         return [self._execution(r) for r in rows]
 
     def save_checkpoint(self, record: CheckpointRecord) -> None:
@@ -209,11 +222,15 @@ class SqliteStore:
 
     def find_cached(self, cache_key: str) -> CheckpointRecord | None:
         """The newest completed record with this cache key."""
-        row = self._conn().execute(
-            "SELECT body FROM checkpoints WHERE cache_key=? AND status='completed' "
-            "ORDER BY ended_at DESC LIMIT 1",
-            (cache_key,),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT body FROM checkpoints WHERE cache_key=? AND status='completed' "
+                "ORDER BY ended_at DESC LIMIT 1",
+                (cache_key,),
+            )
+            .fetchone()
+        )
         return CheckpointRecord.from_dict(orjson.loads(row[0])) if row else None
 
     def close(self) -> None:
@@ -221,10 +238,8 @@ class SqliteStore:
         with self._conns_lock:
             conns, self._conns = self._conns, []
         for conn in conns:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.close()
-            except sqlite3.Error:
-                pass
         self._local = threading.local()
 
     @staticmethod
@@ -245,8 +260,11 @@ class SqliteStore:
 
 
 class _Tx:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``: takes the write lock up front, so two processes
-    wait on the busy timeout instead of failing on a lock upgrade."""
+    """A write transaction that takes the write lock up front.
+
+    ``BEGIN IMMEDIATE`` makes two processes wait on the busy timeout instead of failing on a
+    lock upgrade.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn

@@ -1,0 +1,35 @@
+"""Shared fixtures: every test runs with a clean kitaru environment and runtime."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kitaru.runtime._runtime import reset_runtime
+
+_KEEP = ("KITARU_HOME",)
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No KITARU_* / OTEL_* settings leak in; each test has its own KITARU_HOME."""
+    for name in list(os.environ):
+        if name.startswith(("KITARU_", "OTEL_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KITARU_HOME", str(tmp_path / "kitaru-home"))
+    reset_runtime()
+    yield
+    reset_runtime()
+
+
+def require(component: str, available: bool, how: str) -> None:
+    """Skip when a component is missing, but fail in CI (CI=true) where it must be there."""
+    if available:
+        return
+    message = f"{component} is not available: {how}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -1,0 +1,130 @@
+"""JSON-safety of user data (CONTRACT §2.12)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import json
+import uuid
+
+import kitaru
+from kitaru import checkpoint, flow
+from kitaru.events._jsonsafe import json_safe_mapping
+
+SECRET = "repr-secret-42"
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    when: dt.date
+
+
+class Opaque:
+    def __repr__(self) -> str:
+        return f"Opaque({SECRET})"
+
+    def __str__(self) -> str:
+        return SECRET
+
+
+def test_conversions():
+    moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    out = json_safe_mapping(
+        {
+            "s": "text",
+            "i": 3,
+            "f": 1.5,
+            "b": True,
+            "n": None,
+            "list": [1, "a"],
+            "tuple": (1, 2),
+            "set": {3, 1, 2},
+            "dt": moment,
+            "date": dt.date(2026, 1, 2),
+            "uuid": ident,
+            "enum": Color.RED,
+            "intenum": Level.HIGH,
+            "dataclass": Point(1, dt.date(2026, 1, 2)),
+            "nested": {"deep": [{"dt": moment}]},
+            "opaque": Opaque(),
+            "nan": float("nan"),
+            "bytes": b"\x00\x01",
+            3: "non-string key",
+        }
+    )
+    assert out["s"] == "text" and out["i"] == 3 and out["f"] == 1.5
+    assert out["b"] is True and out["n"] is None
+    assert out["list"] == [1, "a"]
+    assert out["tuple"] == [1, 2]
+    assert out["set"] == [1, 2, 3]
+    assert out["dt"] == moment.isoformat()
+    assert out["date"] == "2026-01-02"
+    assert out["uuid"] == str(ident)
+    assert out["enum"] == "red"
+    assert out["intenum"] == 3 and type(out["intenum"]) is int
+    assert out["dataclass"] == {"x": 1, "when": "2026-01-02"}
+    assert out["nested"] == {"deep": [{"dt": moment.isoformat()}]}
+    assert out["opaque"] == {
+        "python_type": "Opaque",
+        "serialization_error": "not JSON serializable",
+    }
+    assert out["nan"]["python_type"] == "float"
+    assert out["bytes"]["python_type"] == "bytes"
+    assert out["3"] == "non-string key"
+    text = json.dumps(out)
+    assert SECRET not in text
+
+
+def test_pydantic_model():
+    import pydantic
+
+    class Model(pydantic.BaseModel):
+        name: str
+        when: dt.date
+
+    out = json_safe_mapping({"m": Model(name="n", when=dt.date(2026, 1, 1))})
+    assert out["m"] == {"name": "n", "when": "2026-01-01"}
+
+
+def test_cycle_replaces_only_that_top_level_field():
+    loop: list = [1]
+    loop.append(loop)
+    d: dict = {"a": 1}
+    d["self"] = d
+    shared = [1, 2]
+    out = json_safe_mapping({"loop": loop, "d": d, "ok": "fine", "twice": [shared, shared]})
+    assert out["loop"] == {"python_type": "list", "serialization_error": "reference cycle"}
+    assert out["d"] == {"python_type": "dict", "serialization_error": "reference cycle"}
+    assert out["ok"] == "fine"
+    assert out["twice"] == [[1, 2], [1, 2]]  # shared, not cyclic
+
+
+def test_events_carry_json_safe_data(kitaru_events):
+    @checkpoint
+    def step() -> None:
+        kitaru.progress("p", when=dt.date(2026, 5, 1), thing=Opaque())
+        kitaru.events.publish("custom.kind", {"color": Color.RED, "obj": Opaque()})
+
+    @flow
+    def f() -> None:
+        step()
+
+    f()
+    events = kitaru_events.events
+    assert events[1].payload["data"] == {
+        "when": "2026-05-01",
+        "thing": {"python_type": "Opaque", "serialization_error": "not JSON serializable"},
+    }
+    assert events[2].payload["data"]["color"] == "red"
+    assert SECRET not in json.dumps([dict(e.payload) for e in events])
