@@ -32,7 +32,9 @@ def resolve(arg: T | None, env_name: str, parse: Callable[[str], T], default: T)
     try:
         return parse(raw.strip())
     except (TypeError, ValueError) as exc:
-        raise KitaruUsageError(f"environment variable {env_name}={raw!r} is invalid: {exc}") from None
+        raise KitaruUsageError(
+            f"environment variable {env_name}={raw!r} is invalid: {exc}"
+        ) from None
 
 
 def _positive_int(raw: str) -> int:

@@ -11,13 +11,25 @@ __all__ = [
     "CONTROL_END",
     "CONTROL_ERROR",
     "CONTROL_GAP",
+    "ERROR_BACKEND",
+    "ERROR_CONFLICT",
     "ERROR_CURSOR_INVALID",
     "ERROR_EXECUTION_UNKNOWN",
+    "ERROR_INTERNAL",
+    "ERROR_INVALID_REQUEST",
+    "ERROR_NOT_FOUND",
     "ERROR_STREAMING_DISABLED",
+    "ERROR_TOO_LARGE",
+    "ERROR_UNAUTHORIZED",
     "HEADER_LAST_EVENT_ID",
     "PATH_EXECUTIONS",
     "PATH_HEALTH",
     "PATH_INFO",
+    "QUERY_CHECKPOINT",
+    "QUERY_CORRELATION_ID",
+    "QUERY_KINDS",
+    "QUERY_SINCE",
+    "QUERY_TOKEN",
     "path_cached_checkpoint",
     "path_checkpoint",
     "path_events",
@@ -41,6 +53,20 @@ CONTROL_ERROR = "error"
 ERROR_STREAMING_DISABLED = "streaming_disabled"
 ERROR_EXECUTION_UNKNOWN = "execution_unknown"
 ERROR_CURSOR_INVALID = "cursor_invalid"
+ERROR_INVALID_REQUEST = "invalid_request"
+ERROR_UNAUTHORIZED = "unauthorized"
+ERROR_NOT_FOUND = "not_found"
+ERROR_CONFLICT = "conflict"
+ERROR_TOO_LARGE = "too_large"
+ERROR_BACKEND = "backend_error"
+ERROR_INTERNAL = "internal"
+
+# Query parameters of the SSE stream (``kinds``, ``checkpoint`` and ``correlation_id`` repeat).
+QUERY_KINDS = "kinds"
+QUERY_CHECKPOINT = "checkpoint"
+QUERY_CORRELATION_ID = "correlation_id"
+QUERY_SINCE = "since"
+QUERY_TOKEN = "token"  # only on the stream endpoint: EventSource cannot send headers
 
 # Endpoint paths.
 PATH_HEALTH = "/health"
@@ -69,7 +95,10 @@ def path_checkpoint(exec_id: str, checkpoint_id: str) -> str:
 
 
 def path_cached_checkpoint() -> str:
-    """``GET ?key=<cache key>``: the newest completed checkpoint record with that key (404 if none)."""
+    """``GET ?key=<cache key>``: the newest completed checkpoint record with that key.
+
+    404 when there is none.
+    """
     return f"{API_PREFIX}/checkpoints/cached"
 
 

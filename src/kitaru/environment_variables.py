@@ -12,6 +12,11 @@ __all__ = [
     "KITARU_HEARTBEAT_INTERVAL",
     "KITARU_HOME",
     "KITARU_MAX_WORKERS",
+    "KITARU_OTEL_CALLER_SPAN",
+    "KITARU_OTEL_EVENT_ATTRIBUTES",
+    "KITARU_OTEL_MAX_SPAN_EVENTS",
+    "KITARU_OTEL_RECORD_EXCEPTIONS",
+    "KITARU_OTEL_SHUTDOWN_TIMEOUT",
     "KITARU_PUBLISHER_QUEUE_SIZE",
     "KITARU_RECORD_RETRY_SECONDS",
     "KITARU_SERVER_URL",
@@ -54,3 +59,31 @@ KITARU_RECORD_RETRY_SECONDS = "KITARU_RECORD_RETRY_SECONDS"
 
 KITARU_TRACE_URL_TEMPLATE = "KITARU_TRACE_URL_TEMPLATE"
 """URL template of a trace viewer, with ``{trace_id}`` (for example a Jaeger address)."""
+
+KITARU_OTEL_RECORD_EXCEPTIONS = "KITARU_OTEL_RECORD_EXCEPTIONS"
+"""``true``: failed checkpoint spans also carry the exception message and stack trace.
+
+Default: ``false`` (spans carry the exception's type only). Same as
+``kitaru.otel.configure(record_exception_messages=True)``.
+"""
+
+KITARU_OTEL_EVENT_ATTRIBUTES = "KITARU_OTEL_EVENT_ATTRIBUTES"
+"""``false``: span events of progress and custom events carry only their kind and index.
+
+Default: ``true`` (the event's message and primitive data fields become span event attributes).
+"""
+
+KITARU_OTEL_MAX_SPAN_EVENTS = "KITARU_OTEL_MAX_SPAN_EVENTS"
+"""Most live events recorded as span events on one checkpoint span. Default: ``64``.
+
+Beyond it the first ones and the latest are kept and ``kitaru.events.dropped`` counts the rest.
+"""
+
+KITARU_OTEL_CALLER_SPAN = "KITARU_OTEL_CALLER_SPAN"
+"""How a flow span relates to a span active where the flow is called: ``link`` or ``parent``.
+
+Default: ``link`` (the flow is its own trace, whose ID is computed from the execution ID).
+"""
+
+KITARU_OTEL_SHUTDOWN_TIMEOUT = "KITARU_OTEL_SHUTDOWN_TIMEOUT"
+"""Seconds the exporter kitaru set up may take to send its last spans at exit. Default: ``1``."""

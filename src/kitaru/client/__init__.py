@@ -1,5 +1,24 @@
-"""The client: ``KitaruClient`` reads, replays and watches executions."""
+"""The client: ``KitaruClient`` reads, replays and watches executions.
+
+Server mode lives here too: :class:`HttpStore` and :class:`HttpTransport` talk to a kitaru
+server; :class:`EventWatcher` / :class:`AsyncEventWatcher` are what
+``KitaruClient().executions.events()`` / ``aevents()`` return (tuned by :class:`WatchOptions`).
+"""
 
 from kitaru.client._client import Executions, KitaruClient
+from kitaru.client._errors import StreamDisconnectedError, StreamGapError
+from kitaru.client._remote import HttpStore, HttpTransport
+from kitaru.client._watch_options import WatchOptions
+from kitaru.client._watcher import AsyncEventWatcher, EventWatcher
 
-__all__ = ["Executions", "KitaruClient"]
+__all__ = [
+    "AsyncEventWatcher",
+    "EventWatcher",
+    "Executions",
+    "HttpStore",
+    "HttpTransport",
+    "KitaruClient",
+    "StreamDisconnectedError",
+    "StreamGapError",
+    "WatchOptions",
+]

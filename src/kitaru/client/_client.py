@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kitaru import _config
 from kitaru.events._models import ExecutionEvent
@@ -61,18 +62,20 @@ class KitaruClient:
     @property
     def store(self) -> Store:
         """The store this client reads (the process runtime's, unless configured otherwise)."""
-        if self._store is None:
+        store = self._store
+        if store is None:
             if not self._explicit:
-                self._store = get_runtime().store
+                store = get_runtime().store
             elif self.server_url is not None:
                 from kitaru.client._remote import HttpStore
 
-                self._store = HttpStore(self.server_url, self.api_token)
+                store = cast(Store, HttpStore(self.server_url, self.api_token))
             else:
                 from kitaru.store._sqlite import SqliteStore
 
-                self._store = SqliteStore(Path(_config.home_dir(self._home)) / "kitaru.db")
-        return self._store
+                store = SqliteStore(Path(_config.home_dir(self._home)) / "kitaru.db")
+            self._store = store
+        return store
 
 
 def check_exec_id(exec_id: object) -> str:
@@ -104,7 +107,7 @@ class Executions:
 
     def list(
         self, *, flow: str | None = None, status: str | None = None, limit: int = 50
-    ) -> list[ExecutionRecord]:
+    ) -> builtins.list[ExecutionRecord]:
         """Executions, newest first.
 
         Args:
@@ -120,7 +123,9 @@ class Executions:
             raise KitaruUsageError(f"limit must be a positive int, got {limit!r}")
         return self._client.store.list_executions(flow_name=flow, status=status, limit=limit)
 
-    def replay(self, exec_id: str, *, from_: str | None = None, **flow_kwargs: Any) -> FlowHandle[Any]:
+    def replay(
+        self, exec_id: str, *, from_: str | None = None, **flow_kwargs: Any
+    ) -> FlowHandle[Any]:
         """Re-run execution ``exec_id`` as a new execution from the checkpoint ``from_``.
 
         Checkpoint calls before ``from_`` reuse their recorded outputs and publish nothing;
@@ -137,9 +142,9 @@ class Executions:
         self,
         exec_id: str,
         *,
-        kinds: list[str] | None = None,
+        kinds: builtins.list[str] | None = None,
         checkpoint: str | None = None,
-        correlation_ids: list[str] | None = None,
+        correlation_ids: builtins.list[str] | None = None,
         since: str | None = None,
         reconnect: bool = True,
         **options: Any,
@@ -160,13 +165,17 @@ class Executions:
             execution ends.
 
         Raises:
+            KitaruUsageError: An argument is invalid (checked before any network call).
             KitaruFeatureNotAvailableError: Local database mode, or streaming is disabled.
+            KitaruStateError: No execution has exactly this ID.
+            KitaruBackendError: The server refused the token, the stream reported an error or
+                a gap, or the server stayed unreachable longer than the watcher rides out.
         """
         if self._client.is_local:
             raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
         from kitaru.client._watcher import watch
 
-        return watch(
+        iterator: Iterator[ExecutionEvent] = watch(
             self._client,
             exec_id,
             kinds=kinds,
@@ -176,24 +185,28 @@ class Executions:
             reconnect=reconnect,
             **options,
         )
+        return iterator
 
     def aevents(
         self,
         exec_id: str,
         *,
-        kinds: list[str] | None = None,
+        kinds: builtins.list[str] | None = None,
         checkpoint: str | None = None,
-        correlation_ids: list[str] | None = None,
+        correlation_ids: builtins.list[str] | None = None,
         since: str | None = None,
         reconnect: bool = True,
         **options: Any,
     ) -> AsyncIterator[ExecutionEvent]:
-        """The async twin of :meth:`events`: ``async for event in client.executions.aevents(...)``."""
+        """The async twin of :meth:`events`.
+
+        Use it as ``async for event in client.executions.aevents(exec_id): ...``.
+        """
         if self._client.is_local:
             raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
         from kitaru.client._watcher import awatch
 
-        return awatch(
+        aiterator: AsyncIterator[ExecutionEvent] = awatch(
             self._client,
             exec_id,
             kinds=kinds,
@@ -203,6 +216,7 @@ class Executions:
             reconnect=reconnect,
             **options,
         )
+        return aiterator
 
 
 def is_uuid(value: str) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from kitaru.store._values import StoredValue
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
+from kitaru.store._values import StoredValue
 
 __all__ = ["Store"]
 

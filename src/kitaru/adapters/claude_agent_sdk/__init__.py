@@ -1,0 +1,36 @@
+"""The Claude Agent SDK adapter: one Claude invocation = one kitaru checkpoint.
+
+Install with ``pip install 'kitaru[claude-agent-sdk]'``; importing this module does not import
+the SDK, constructing a :class:`KitaruClaudeRunner` does.
+
+``KitaruClaudeRunner.run_stream(...)`` / ``run_stream_sync(...)`` publish
+``claude_agent_sdk.stream.*`` live events (ADAPTERS.md §3): ``started`` -> one ``event`` per SDK
+message or partial-message stream event -> exactly one ``completed`` or ``failed``. Events carry
+``adapter="claude_agent_sdk"``, ``runner_name``, ``scope="invocation"``, ``category`` and
+``display`` plus content-free facts per category (``tool_call_started`` with ``tool_name`` and
+``tool_id``, ``text_delta``, ``tool_input_delta``, ``assistant_message``, ``result_message``,
+``rate_limit``, ...). Prompts, tool input, tool results and the result text never appear unless
+``ClaudeCapturePolicy(include_stream_text_deltas=True)`` adds clipped ``text_delta`` fields.
+"""
+
+from kitaru.adapters.claude_agent_sdk._events import (
+    CLAUDE_STREAM_EVENT_KINDS,
+    CLAUDE_STREAM_TERMINAL_EVENT_KINDS,
+    ClaudeStreamDescriber,
+)
+from kitaru.adapters.claude_agent_sdk._runner import (
+    ClaudeCapturePolicy,
+    ClaudeResultMessageError,
+    ClaudeRunResult,
+    KitaruClaudeRunner,
+)
+
+__all__ = [
+    "CLAUDE_STREAM_EVENT_KINDS",
+    "CLAUDE_STREAM_TERMINAL_EVENT_KINDS",
+    "ClaudeCapturePolicy",
+    "ClaudeResultMessageError",
+    "ClaudeRunResult",
+    "ClaudeStreamDescriber",
+    "KitaruClaudeRunner",
+]

@@ -1,0 +1,32 @@
+"""The LangGraph adapter: ``KitaruGraphRunner`` runs one graph call as one kitaru checkpoint.
+
+Install with ``pip install 'kitaru[langgraph]'``; importing this module does not import
+LangGraph, constructing a :class:`KitaruGraphRunner` does.
+
+``KitaruGraphRunner.stream(...)`` / ``astream(...)`` (``graph_call`` mode) publish
+``langgraph.stream.*`` live events (ADAPTERS.md §4): ``started``, one event per v2 stream part
+of the requested modes (kind ``langgraph.stream.<mode>``; malformed parts and unknown modes go
+to ``langgraph.stream.debug``), then exactly one ``completed`` or ``failed`` carrying
+``stream_event_counts_by_mode`` and ``stream_part_count``. Events carry
+``adapter="langgraph"``, ``graph_name``, ``thread_id``, ``category``, ``display``, ``mode`` and
+``langgraph={"stream_version": "v2", "namespace": [...], "subgraph": bool}`` plus content-free
+summaries; state values, message text and custom payloads appear only with the opt-ins of
+:class:`LangGraphStreamPolicy`.
+"""
+
+from kitaru.adapters.langgraph._events import (
+    LANGGRAPH_STREAM_EVENT_KINDS,
+    LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS,
+    bounded_payload,
+)
+from kitaru.adapters.langgraph._policy import STREAM_MODES, LangGraphStreamPolicy
+from kitaru.adapters.langgraph._runner import KitaruGraphRunner
+
+__all__ = [
+    "LANGGRAPH_STREAM_EVENT_KINDS",
+    "LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS",
+    "STREAM_MODES",
+    "KitaruGraphRunner",
+    "LangGraphStreamPolicy",
+    "bounded_payload",
+]

@@ -1,0 +1,355 @@
+"""Describing LangGraph v2 stream parts without their content (ADAPTERS.md §4)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kitaru.adapters._common import LiveStream, clip_text, display_text
+from kitaru.adapters.langgraph._policy import STREAM_MODES, LangGraphStreamPolicy
+
+__all__ = [
+    "LANGGRAPH_STREAM_EVENT_KINDS",
+    "LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS",
+    "GraphStreamObserver",
+    "bounded_payload",
+    "new_stream",
+]
+
+_PREFIX = "langgraph.stream"
+
+LANGGRAPH_STREAM_EVENT_KINDS: tuple[str, ...] = (
+    f"{_PREFIX}.started",
+    *(f"{_PREFIX}.{mode}" for mode in STREAM_MODES),
+    f"{_PREFIX}.completed",
+    f"{_PREFIX}.failed",
+)
+"""Every kind the LangGraph adapter publishes: started, one per stream mode, then terminal."""
+
+LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = (
+    f"{_PREFIX}.completed",
+    f"{_PREFIX}.failed",
+)
+"""The kinds that end one LangGraph stream."""
+
+_DEBUG_KIND = f"{_PREFIX}.debug"
+_MAX_ITEMS = 20
+_MAX_LABEL = 200
+_MAX_DEPTH = 4
+_METADATA_KEYS = (
+    "thread_id",
+    "langgraph_node",
+    "langgraph_step",
+    "langgraph_path",
+    "langgraph_checkpoint_ns",
+    "ls_provider",
+    "ls_model_type",
+    "tags",
+)
+# Opted-in payloads still never show values under names that usually hold credentials.
+_SECRET_KEY = re.compile(
+    r"api[_-]?key|token|secret|password|passwd|authorization|cookie|credential", re.IGNORECASE
+)
+
+
+def new_stream(graph_name: str, thread_id: str | None, *, enabled: bool) -> LiveStream:
+    """The live-event lane of one graph stream."""
+    return LiveStream(
+        _PREFIX,
+        adapter="langgraph",
+        label="LangGraph",
+        base={"graph_name": graph_name, "thread_id": thread_id},
+        enabled=enabled,
+        item_kind=_DEBUG_KIND,
+    )
+
+
+def _label(value: object) -> str:
+    return clip_text(str(value), _MAX_LABEL)
+
+
+def _unsupported(value: object, reason: str = "unsupported_stream_value") -> dict[str, Any]:
+    return {"python_type": type(value).__name__, "serialization_error": reason}
+
+
+def bounded_payload(value: Any, *, limit: int, depth: int = 0) -> Any:
+    """An opted-in payload made small and safe: bounded size, credentials redacted, no repr.
+
+    Strings are clipped to ``limit``; mappings keep 20 keys (``_kitaru_omitted_keys`` counts the
+    rest) and lists 20 items (a trailing ``{"_kitaru_omitted_items": n}``); nesting stops at
+    depth 4; values of keys that look like credentials become ``"[redacted]"``; anything else
+    becomes ``{"python_type", "serialization_error": "unsupported_stream_value"}``.
+    """
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _unsupported(value)
+    if isinstance(value, str):
+        return clip_text(value, limit)
+    if depth >= _MAX_DEPTH:
+        return _unsupported(value, "max_depth_exceeded")
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for i, (key, item) in enumerate(value.items()):
+            if i >= _MAX_ITEMS:
+                out["_kitaru_omitted_keys"] = len(value) - _MAX_ITEMS
+                break
+            name = _label(key) if isinstance(key, (str, int)) else type(key).__name__
+            if isinstance(key, str) and _SECRET_KEY.search(key):
+                out[name] = "[redacted]"
+            else:
+                out[name] = bounded_payload(item, limit=limit, depth=depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [bounded_payload(v, limit=limit, depth=depth + 1) for v in value[:_MAX_ITEMS]]
+        if len(value) > _MAX_ITEMS:
+            items.append({"_kitaru_omitted_items": len(value) - _MAX_ITEMS})
+        return items
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):  # pydantic models, LangChain messages
+        try:
+            return bounded_payload(dump(), limit=limit, depth=depth + 1)
+        except Exception:
+            return _unsupported(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+        return bounded_payload(fields, limit=limit, depth=depth + 1)
+    return _unsupported(value)
+
+
+def _bounded_list(values: Sequence[Any]) -> list[Any]:
+    out: list[Any] = [v if not isinstance(v, str) else _label(v) for v in values[:_MAX_ITEMS]]
+    out = [v if isinstance(v, (str, int, float, bool)) or v is None else _label(v) for v in out]
+    if len(values) > _MAX_ITEMS:
+        out.append({"_kitaru_omitted_items": len(values) - _MAX_ITEMS})
+    return out
+
+
+def _metadata(meta: object) -> dict[str, Any]:
+    if not isinstance(meta, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    for key in _METADATA_KEYS:
+        if key not in meta:
+            continue
+        value = meta[key]
+        if isinstance(value, str):
+            out[key] = _label(value)
+        elif isinstance(value, (int, float, bool)) or value is None:
+            out[key] = value
+        elif isinstance(value, (list, tuple)):
+            out[key] = _bounded_list(list(value))
+        else:
+            out[key] = {"python_type": type(value).__name__}
+    return out
+
+
+def _message_text(message: object) -> str | None:
+    content = getattr(message, "content", None)
+    if isinstance(content, str):
+        return content or None
+    if isinstance(content, list):
+        parts = [
+            str(block["text"])
+            for block in content
+            if isinstance(block, Mapping) and isinstance(block.get("text"), str)
+        ]
+        return "".join(parts) or None
+    return None
+
+
+def _keys_summary(data: object) -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        keys = [_label(k) for k in list(data)[:_MAX_ITEMS]]
+        return {"keys": keys, "keys_truncated": len(data) > _MAX_ITEMS}
+    return {"python_type": type(data).__name__}
+
+
+class GraphStreamObserver:
+    """Turns each v2 stream part into one live event and rebuilds the graph's final output.
+
+    Args:
+        live: The stream's live-event lane.
+        policy: What events may carry.
+        requested: The modes the caller asked for (other parts, like the ``values`` the adapter
+            always requests for the final output, are not published).
+    """
+
+    def __init__(
+        self, live: LiveStream, policy: LangGraphStreamPolicy, requested: Sequence[str]
+    ) -> None:
+        self.live = live
+        self.policy = policy
+        self.requested = tuple(requested)
+        self.counts: dict[str, int] = {}
+        self.part_count = 0
+        self.output: Any = None
+
+    def terminal_fields(self) -> dict[str, Any]:
+        """``stream_event_counts_by_mode`` and ``stream_part_count`` for the terminal event."""
+        return {
+            "stream_event_counts_by_mode": dict(self.counts),
+            "stream_part_count": self.part_count,
+        }
+
+    def observe(self, part: Any) -> bool:
+        """Publish ``part`` when asked for; returns whether the caller asked for its mode."""
+        self.part_count += 1
+        mode = part.get("type") if isinstance(part, Mapping) else None
+        namespace = part.get("ns", ()) if isinstance(part, Mapping) else ()
+        if mode == "values" and isinstance(part, Mapping) and not namespace:
+            self._remember_output(part)
+        if mode in STREAM_MODES and mode not in self.requested:
+            return False
+        try:
+            kind, fields = self._describe(part, mode)
+        except Exception:
+            kind = _DEBUG_KIND
+            fields = {
+                "category": "stream_part_normalization_failed",
+                "display": "LangGraph stream part",
+                "event_type": type(part).__name__,
+                "mode": mode if isinstance(mode, str) else None,
+            }
+        self.counts[fields.get("mode") or "debug"] = (
+            self.counts.get(fields.get("mode") or "debug", 0) + 1
+        )
+        self.live.item(fields, kind=kind)
+        return mode in self.requested
+
+    def _remember_output(self, part: Mapping[str, Any]) -> None:
+        data = part.get("data")
+        interrupts = part.get("interrupts") or ()
+        if interrupts and isinstance(data, Mapping):
+            # What ``graph.invoke`` returns for an interrupted run.
+            data = {**data, "__interrupt__": list(interrupts)}
+        self.output = data
+
+    def _describe(self, part: Any, mode: object) -> tuple[str, dict[str, Any]]:
+        limit = self.policy.max_display_chars
+        if not isinstance(part, Mapping) or not isinstance(mode, str):
+            return _DEBUG_KIND, {
+                "category": "stream_part_normalization_failed",
+                "display": "Malformed LangGraph stream part",
+                "event_type": type(part).__name__,
+                "mode": None,
+            }
+        namespace = part.get("ns") or ()
+        base: dict[str, Any] = {
+            "category": "stream_part",
+            "mode": mode,
+            "langgraph": {
+                "stream_version": "v2",
+                "namespace": [_label(n) for n in namespace][:_MAX_ITEMS],
+                "subgraph": bool(namespace),
+            },
+        }
+        if mode not in STREAM_MODES:
+            base.update(
+                category="stream_part_unknown_mode",
+                display=display_text(f"Unknown LangGraph stream mode: {mode}", limit),
+                mode=_label(mode),
+            )
+            return _DEBUG_KIND, base
+        data = part.get("data")
+        kind = f"{_PREFIX}.{mode}"
+        if mode == "messages":
+            base.update(self._messages(data, limit))
+        elif mode == "updates":
+            base.update(self._updates(data, limit))
+        elif mode == "custom":
+            base.update(self._custom(data, limit))
+        else:
+            base.update(self._structural(mode, part, data, limit))
+        return kind, base
+
+    def _messages(self, data: object, limit: int) -> dict[str, Any]:
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise ValueError("a messages part holds (message, metadata)")
+        message, meta = data
+        message_type = type(message).__name__
+        metadata = _metadata(meta)
+        fields: dict[str, Any] = {
+            "message_type": message_type,
+            "metadata": metadata,
+            "node_name": metadata.get("langgraph_node"),
+            "display": display_text(message_type, limit),
+        }
+        text = _message_text(message) if self.policy.include_message_text_deltas else None
+        if text is not None:
+            fields["text_delta"] = clip_text(text, limit)
+            fields["display"] = display_text(text, limit) or fields["display"]
+        return fields
+
+    def _updates(self, data: object, limit: int) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise ValueError("an updates part maps node names to updates")
+        nodes = list(data)[:_MAX_ITEMS]
+        names = [_label(n) for n in nodes]
+        keys_by_node: dict[str, list[str]] = {}
+        counts: dict[str, int] = {}
+        types: dict[str, dict[str, str]] = {}
+        for node, name in zip(nodes, names, strict=True):
+            update = data[node]
+            if isinstance(update, Mapping):
+                keys = list(update)
+                keys_by_node[name] = [_label(k) for k in keys[:_MAX_ITEMS]]
+                counts[name] = len(keys)
+                types[name] = {_label(k): type(update[k]).__name__ for k in keys[:_MAX_ITEMS]}
+            else:
+                keys_by_node[name] = []
+                counts[name] = 0
+                types[name] = {"_value": type(update).__name__}
+        fields: dict[str, Any] = {
+            "node_count": len(data),
+            "node_names": names,
+            "nodes_truncated": len(data) > _MAX_ITEMS,
+            "updated_keys_by_node": keys_by_node,
+            "updated_key_counts_by_node": counts,
+            "value_types_by_node": types,
+            "display": display_text(f"Graph update: {', '.join(names) or 'no nodes'}", limit),
+        }
+        if self.policy.include_raw_payloads:
+            fields["raw"] = bounded_payload(data, limit=limit)
+        return fields
+
+    def _custom(self, data: object, limit: int) -> dict[str, Any]:
+        summary: dict[str, Any] = {"python_type": type(data).__name__}
+        if isinstance(data, Mapping):
+            summary["key_count"] = len(data)
+            summary["summary"] = f"mapping with {len(data)} keys"
+        elif isinstance(data, (list, tuple)):
+            summary["item_count"] = len(data)
+            summary["summary"] = f"sequence with {len(data)} items"
+        else:
+            summary["summary"] = f"{type(data).__name__} value"
+        fields: dict[str, Any] = {"custom_summary": summary, "display": "Custom stream payload"}
+        if self.policy.include_custom_payload:
+            fields["custom"] = bounded_payload(data, limit=limit)
+        return fields
+
+    def _structural(
+        self, mode: str, part: Mapping[str, Any], data: object, limit: int
+    ) -> dict[str, Any]:
+        summary = _keys_summary(data)
+        fields: dict[str, Any] = {"summary": summary}
+        interrupts = part.get("interrupts")
+        if isinstance(data, Mapping) and interrupts is None:
+            interrupts = data.get("interrupts")
+        if isinstance(interrupts, (list, tuple)):
+            fields["interrupt_count"] = len(interrupts)
+            ids = [getattr(i, "id", None) for i in interrupts[:_MAX_ITEMS]]
+            fields["interrupts"] = [{"id": _label(i)} for i in ids if isinstance(i, str)]
+        task_name = data.get("name") if isinstance(data, Mapping) else None
+        if mode == "tasks" and isinstance(task_name, str):
+            fields["task_name"] = _label(task_name)
+            fields["display"] = display_text(f"Graph task: {task_name}", limit)
+        else:
+            count = len(summary.get("keys", ()))
+            fields["display"] = display_text(f"Graph {mode}: {count} keys", limit)
+        if self.policy.include_raw_payloads:
+            fields["raw"] = bounded_payload(data, limit=limit)
+        return fields

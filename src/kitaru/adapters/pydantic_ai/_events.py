@@ -1,0 +1,173 @@
+"""Describing PydanticAI stream events without their content (ADAPTERS.md §2)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
+from functools import cache
+from typing import Any
+
+from kitaru.adapters._common import (
+    TEXT_DELTA_MAX_CHARS,
+    LiveStream,
+    clip_text,
+    display_text,
+)
+
+__all__ = [
+    "PYDANTIC_AI_STREAM_EVENT_KINDS",
+    "PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS",
+    "describe_event",
+    "kitaru_stream_capability",
+    "new_stream",
+]
+
+_PREFIX = "pydantic_ai.stream"
+
+PYDANTIC_AI_STREAM_EVENT_KINDS: tuple[str, ...] = (
+    f"{_PREFIX}.started",
+    f"{_PREFIX}.event",
+    f"{_PREFIX}.completed",
+    f"{_PREFIX}.failed",
+)
+"""Every kind the PydanticAI adapter publishes, in lifecycle order."""
+
+PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = (
+    f"{_PREFIX}.completed",
+    f"{_PREFIX}.failed",
+)
+"""The kinds that end one PydanticAI stream (exactly one of them per stream)."""
+
+_ID_MAX_CHARS = 200
+
+# Labels of event kinds whose display names a tool.
+_TOOL_LABELS = {
+    "function_tool_call": "Function tool call",
+    "function_tool_result": "Function tool result",
+    "output_tool_call": "Output tool call",
+    "output_tool_result": "Output tool result",
+    "builtin_tool_call": "Builtin tool call",
+    "builtin_tool_result": "Builtin tool result",
+}
+
+
+def new_stream(agent_name: str, surface: str, source: str, *, enabled: bool) -> LiveStream:
+    """The live-event lane of one PydanticAI stream."""
+    return LiveStream(
+        _PREFIX,
+        adapter="pydantic_ai",
+        label="PydanticAI",
+        base={"agent_name": agent_name, "surface": surface, "source": source},
+        enabled=enabled,
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def describe_event(event: Any, *, transcripts: bool) -> dict[str, Any]:
+    """The fields of one ``pydantic_ai.stream.event``: what happened, never its content.
+
+    Args:
+        event: A PydanticAI ``AgentStreamEvent``.
+        transcripts: Add clipped text deltas (``CapturePolicy.save_stream_transcripts``).
+    """
+    event_type = type(event).__name__
+    event_kind = _text(getattr(event, "event_kind", None))
+    fields: dict[str, Any] = {"category": event_kind or event_type, "event_type": event_type}
+    if event_kind:
+        fields["event_kind"] = event_kind
+    index = getattr(event, "index", None)
+    if isinstance(index, int) and not isinstance(index, bool):
+        fields["index"] = index
+    part = getattr(event, "part", None)
+    part_kind = _text(getattr(part, "part_kind", None))
+    if part_kind:
+        fields["part_kind"] = part_kind
+    delta = getattr(event, "delta", None)
+    delta_kind = _text(getattr(delta, "part_delta_kind", None))
+    if delta_kind:
+        fields["delta_kind"] = delta_kind
+    # Tool identity only: arguments and results stay out (ADAPTERS.md §106).
+    tool_name = _text(getattr(event, "tool_name", None)) or _text(getattr(part, "tool_name", None))
+    tool_name = tool_name or _text(getattr(delta, "tool_name_delta", None))
+    if tool_name:
+        fields["tool_name"] = clip_text(tool_name, _ID_MAX_CHARS)
+    tool_call_id = _text(getattr(event, "tool_call_id", None)) or _text(
+        getattr(part, "tool_call_id", None) or getattr(delta, "tool_call_id", None)
+    )
+    if tool_call_id:
+        fields["tool_call_id"] = clip_text(tool_call_id, _ID_MAX_CHARS)
+
+    text: str | None = None
+    if transcripts:
+        if delta_kind == "text":
+            text = _text(getattr(delta, "content_delta", None))
+        elif event_kind == "part_start" and part_kind == "text":
+            text = _text(getattr(part, "content", None))
+    if text is not None:
+        fields["text_delta"] = clip_text(text, TEXT_DELTA_MAX_CHARS)
+    fields["display"] = _display(event_kind, part_kind, delta_kind, tool_name, fields, event_type)
+    return fields
+
+
+def _display(
+    event_kind: str | None,
+    part_kind: str | None,
+    delta_kind: str | None,
+    tool_name: str | None,
+    fields: dict[str, Any],
+    event_type: str,
+) -> str:
+    if "text_delta" in fields:
+        return display_text(fields["text_delta"]) or "Text delta"
+    if event_kind == "part_start":
+        return f"Part started: {part_kind or 'unknown'}"
+    if event_kind == "part_end":
+        return f"Part ended: {part_kind or 'unknown'}"
+    if event_kind == "part_delta":
+        return "Text delta" if delta_kind == "text" else f"Part delta: {delta_kind or 'unknown'}"
+    if event_kind == "final_result":
+        return "Final result detected"
+    if event_kind in _TOOL_LABELS:
+        return f"{_TOOL_LABELS[event_kind]}: {tool_name or 'unknown'}"
+    return f"PydanticAI event: {event_kind or event_type}"
+
+
+@cache
+def _capability_class() -> type[Any]:
+    """The PydanticAI capability that publishes node-stream events (built on first use)."""
+    from pydantic_ai.capabilities import AbstractCapability
+
+    class KitaruStreamCapability(AbstractCapability[Any]):
+        """Publishes each event of every node stream, however the run is driven."""
+
+        def __init__(self, live: LiveStream, transcripts: bool) -> None:
+            self._live = live
+            self._transcripts = transcripts
+
+        async def wrap_run_event_stream(
+            self, ctx: Any, *, stream: AsyncIterable[Any]
+        ) -> AsyncIterator[Any]:
+            live, transcripts = self._live, self._transcripts
+            try:
+                async for event in stream:
+                    live.observe(event, lambda e: describe_event(e, transcripts=transcripts))
+                    yield event
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+    return KitaruStreamCapability
+
+
+def kitaru_stream_capability(live: LiveStream, *, transcripts: bool) -> Any:
+    """A PydanticAI capability publishing every node-stream event to ``live``."""
+    return _capability_class()(live, transcripts)
+
+
+def failure_status(exc: BaseException) -> str:
+    """``cancelled`` for a cancelled run, else ``failed``."""
+    return "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"

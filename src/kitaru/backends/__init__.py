@@ -1,0 +1,34 @@
+"""Event-log backends: the durable, per-execution log behind the server's live-event stream.
+
+:class:`EventLog` is the interface; :class:`MemoryEventLog` is the reference implementation
+(and test double) and :class:`SqliteEventLog` the durable default of ``kitaru server``.
+Every backend passes the same conformance suite (``tests/backends/test_conformance.py``).
+"""
+
+from kitaru.backends._base import (
+    AppendResult,
+    CursorInvalidError,
+    EventLog,
+    EventLogError,
+    Gap,
+    LoggedEvent,
+    NewEvent,
+    ReadResult,
+    Retention,
+)
+from kitaru.backends._memory import MemoryEventLog
+from kitaru.backends._sqlite import SqliteEventLog
+
+__all__ = [
+    "AppendResult",
+    "CursorInvalidError",
+    "EventLog",
+    "EventLogError",
+    "Gap",
+    "LoggedEvent",
+    "MemoryEventLog",
+    "NewEvent",
+    "ReadResult",
+    "Retention",
+    "SqliteEventLog",
+]

@@ -1,0 +1,115 @@
+"""Helpers shared by backends that number each execution's events 1, 2, 3, ...
+
+Such backends use the sequence number as the cursor, written as a zero-padded decimal so the
+strings also sort in order (clients must still treat cursors as opaque). Numbers are
+contiguous, so a gap can say exactly how many events were lost.
+
+Wake-ups are process-local: :class:`Notifier` hands each waiting watcher a one-shot token for
+its execution, and an append or end replaces and sets it. Taking the token before reading the
+log means a wake-up between the read and the wait is never missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import weakref
+
+from kitaru.backends._base import CursorInvalidError, Gap
+
+__all__ = ["Notifier", "Token", "format_cursor", "gap_for", "parse_cursor", "with_cursor"]
+
+_CURSOR_RE = re.compile(r"[0-9]{1,19}")
+_MAX_SEQ = 2**63 - 1
+
+
+def format_cursor(seq: int) -> str:
+    """The cursor string of sequence number ``seq``."""
+    return f"{seq:012d}"
+
+
+def parse_cursor(cursor: str | None, last_seq: int) -> int:
+    """The sequence number of ``cursor`` (0 for ``None``), checked against the log's end.
+
+    Raises:
+        CursorInvalidError: Malformed, or beyond the newest event ``last_seq``.
+    """
+    if cursor is None:
+        return 0
+    if not isinstance(cursor, str) or _CURSOR_RE.fullmatch(cursor) is None:
+        raise CursorInvalidError(f"cursor {cursor!r} is not a cursor this server issued")
+    seq = int(cursor)
+    if seq > _MAX_SEQ:
+        raise CursorInvalidError(f"cursor {cursor!r} is not a cursor this server issued")
+    if seq > last_seq:
+        raise CursorInvalidError(
+            f"cursor {cursor!r} is beyond the end of this execution's event log"
+        )
+    return seq
+
+
+def gap_for(after: str | None, after_seq: int, base_seq: int) -> Gap | None:
+    """The gap between position ``after_seq`` and the first retained event ``base_seq``."""
+    if after_seq >= base_seq - 1:
+        return None
+    return Gap(
+        reason="retention",
+        after=after,
+        until=format_cursor(base_seq - 1),
+        lost=base_seq - 1 - after_seq,
+    )
+
+
+def with_cursor(body: bytes, cursor: str) -> bytes:
+    """``body`` (a compact JSON object) with ``"cursor": cursor`` added, without re-encoding."""
+    # Cursors are digits only, so no JSON escaping is needed.
+    if body == b"{}":
+        return b'{"cursor":"' + cursor.encode() + b'"}'
+    return body[:-1] + b',"cursor":"' + cursor.encode() + b'"}'
+
+
+class Token:
+    """A one-shot wake-up for the watchers of one execution."""
+
+    __slots__ = ("__weakref__", "event")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+
+class Notifier:
+    """Per-execution wake-ups; memory is held only while someone waits."""
+
+    def __init__(self) -> None:
+        self._tokens: weakref.WeakValueDictionary[str, Token] = weakref.WeakValueDictionary()
+
+    def token(self, exec_id: str) -> Token:
+        """The current token of ``exec_id``; it is set by the next :meth:`notify`."""
+        tok = self._tokens.get(exec_id)
+        if tok is None:
+            tok = Token()
+            self._tokens[exec_id] = tok
+        return tok
+
+    def notify(self, exec_id: str) -> None:
+        """Wake everyone waiting on ``exec_id``; later waiters get a fresh token."""
+        tok = self._tokens.pop(exec_id, None)
+        if tok is not None:
+            tok.event.set()
+
+    def notify_all(self) -> None:
+        """Wake every waiter (used on close)."""
+        tokens = list(self._tokens.values())
+        self._tokens.clear()
+        for tok in tokens:
+            tok.event.set()
+
+    @staticmethod
+    async def sleep_on(token: Token, timeout: float) -> bool:
+        """Wait for ``token``; False on timeout."""
+        try:
+            async with asyncio.timeout(max(0.0, timeout)):
+                await token.event.wait()
+        except TimeoutError:
+            return False
+        return True

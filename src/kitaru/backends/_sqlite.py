@@ -1,0 +1,341 @@
+"""The SQLite event log: durable, in the server's database file.
+
+Each execution's events are numbered 1, 2, 3, ... in the ``events`` table; the numbers are the
+cursors, so cursors stay valid across server restarts on the same file. The ``event_logs``
+table holds per execution the newest number, the first retained number (retention moves it
+up; a reader below it gets a gap) and the final status once ended.
+
+SQLite calls run on a small thread pool so the event loop never blocks on disk. Writes are
+serialized in-process by a lock and across processes by ``BEGIN IMMEDIATE``. Wake-ups are
+process-local: watchers served by another process on the same file still see new events at
+their next heartbeat, because they re-read the log every time their wait times out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from kitaru.backends._base import (
+    AppendResult,
+    EventLog,
+    EventLogError,
+    LoggedEvent,
+    NewEvent,
+    ReadResult,
+    Retention,
+)
+from kitaru.backends._seq import Notifier, format_cursor, gap_for, parse_cursor, with_cursor
+
+__all__ = ["SqliteEventLog"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS event_logs (
+    exec_id TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    base_seq INTEGER NOT NULL DEFAULT 1,
+    ended_status TEXT,
+    ended_at REAL
+);
+CREATE INDEX IF NOT EXISTS event_logs_ended ON event_logs (ended_at);
+CREATE TABLE IF NOT EXISTS events (
+    exec_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    correlation_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    checkpoint_id TEXT,
+    checkpoint_name TEXT,
+    step_name TEXT,
+    data BLOB NOT NULL,
+    PRIMARY KEY (exec_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (exec_id, correlation_id, idx);
+"""
+
+_READ_SQL = (
+    "SELECT seq, kind, correlation_id, idx, checkpoint_id, checkpoint_name, step_name, data "
+    "FROM events WHERE exec_id=? AND seq>? ORDER BY seq LIMIT ?"
+)
+
+
+class SqliteEventLog(EventLog):
+    """An :class:`~kitaru.backends.EventLog` in one SQLite file (shared with the store).
+
+    Args:
+        path: The database file; its folder is created if needed.
+        retention: How much of each execution's log to keep (default: everything).
+        threads: Size of the thread pool that runs SQLite calls.
+    """
+
+    durable = True
+    """Whether cursors survive a restart of the process."""
+
+    def __init__(
+        self, path: str | Path, *, retention: Retention | None = None, threads: int = 4
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.retention = retention or Retention()
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, threads), thread_name_prefix="kitaru-log"
+        )
+        self._notifier = Notifier()
+        # Newest sequence number and ended flag per execution as last seen by this process;
+        # only a hint for wait(): a stale value costs one extra read or one heartbeat of delay.
+        self._hint: dict[str, tuple[int, bool]] = {}
+        self._closed = False
+        try:
+            self._conn().executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise EventLogError(f"cannot open the event log at {self.path}: {exc}") from exc
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        if self._closed:
+            raise EventLogError("the event log is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, fn)
+        except sqlite3.Error as exc:
+            raise EventLogError(f"event log storage failed: {exc}") from exc
+        except RuntimeError as exc:  # the pool was shut down by close()
+            raise EventLogError(f"the event log is closed ({exc})") from exc
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def append(self, exec_id: str, events: Sequence[NewEvent]) -> AppendResult:
+        """Append ``events`` in one transaction; already stored keys are skipped."""
+        result = await self._run(lambda: self._append(exec_id, events))
+        if result.stored:
+            self._notifier.notify(exec_id)
+        return result
+
+    def _append(self, exec_id: str, events: Sequence[NewEvent]) -> AppendResult:
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("INSERT OR IGNORE INTO event_logs (exec_id) VALUES (?)", (exec_id,))
+                last_seq, base_seq, ended = conn.execute(
+                    "SELECT last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?",
+                    (exec_id,),
+                ).fetchone()
+                stored = dups = 0
+                insert = conn.execute
+                sql = (
+                    "INSERT OR IGNORE INTO events (exec_id, seq, correlation_id, idx, kind, "
+                    "checkpoint_id, checkpoint_name, step_name, data) VALUES (?,?,?,?,?,?,?,?,?)"
+                )
+                for ev in events:
+                    seq = last_seq + 1
+                    cur = insert(
+                        sql,
+                        (
+                            exec_id,
+                            seq,
+                            ev.correlation_id,
+                            ev.index,
+                            ev.kind,
+                            ev.checkpoint_id,
+                            ev.checkpoint_name,
+                            ev.step_name,
+                            with_cursor(ev.body, format_cursor(seq)),
+                        ),
+                    )
+                    if cur.rowcount == 1:
+                        last_seq = seq
+                        stored += 1
+                    else:
+                        dups += 1
+                limit = self.retention.max_events
+                if limit is not None and last_seq - base_seq + 1 > limit:
+                    base_seq = last_seq - limit + 1
+                    conn.execute(
+                        "DELETE FROM events WHERE exec_id=? AND seq<?", (exec_id, base_seq)
+                    )
+                conn.execute(
+                    "UPDATE event_logs SET last_seq=?, base_seq=? WHERE exec_id=?",
+                    (last_seq, base_seq, exec_id),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        self._hint[exec_id] = (last_seq, ended is not None)
+        return AppendResult(
+            stored=stored,
+            duplicates=dups,
+            last_cursor=format_cursor(last_seq) if last_seq else None,
+        )
+
+    async def mark_ended(self, exec_id: str, status: str) -> None:
+        """Mark the log ended (the first status wins) and wake its watchers."""
+        await self._run(lambda: self._mark_ended(exec_id, status))
+        self._notifier.notify(exec_id)
+
+    def _mark_ended(self, exec_id: str, status: str) -> None:
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute(
+                "INSERT INTO event_logs (exec_id, ended_status, ended_at) VALUES (?,?,?) "
+                "ON CONFLICT(exec_id) DO UPDATE SET ended_status=excluded.ended_status, "
+                "ended_at=excluded.ended_at WHERE event_logs.ended_status IS NULL",
+                (exec_id, status, time.time()),
+            )
+        last = self._hint.get(exec_id, (0, False))[0]
+        self._hint[exec_id] = (last, True)
+
+    async def truncate(self, exec_id: str, through: str) -> int:
+        """Drop events up to and including ``through``."""
+        return await self._run(lambda: self._truncate(exec_id, through))
+
+    def _truncate(self, exec_id: str, through: str) -> int:
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT last_seq, base_seq FROM event_logs WHERE exec_id=?", (exec_id,)
+                ).fetchone()
+                seq = parse_cursor(through, row[0] if row else 0)
+                dropped = 0
+                if row is not None and seq >= row[1]:
+                    dropped = conn.execute(
+                        "DELETE FROM events WHERE exec_id=? AND seq<=?", (exec_id, seq)
+                    ).rowcount
+                    conn.execute(
+                        "UPDATE event_logs SET base_seq=? WHERE exec_id=?", (seq + 1, exec_id)
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return dropped
+
+    async def enforce_retention(self, now: float | None = None) -> int:
+        """Drop the events of executions that ended more than ``ended_ttl`` seconds ago."""
+        ttl = self.retention.ended_ttl
+        if ttl is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - ttl
+        return await self._run(lambda: self._expire(cutoff))
+
+    def _expire(self, cutoff: float) -> int:
+        conn = self._conn()
+        dropped = 0
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(
+                    "SELECT exec_id, last_seq FROM event_logs "
+                    "WHERE ended_at IS NOT NULL AND ended_at<=? AND base_seq<=last_seq",
+                    (cutoff,),
+                ).fetchall()
+                for exec_id, last_seq in rows:
+                    dropped += conn.execute(
+                        "DELETE FROM events WHERE exec_id=?", (exec_id,)
+                    ).rowcount
+                    conn.execute(
+                        "UPDATE event_logs SET base_seq=? WHERE exec_id=?",
+                        (last_seq + 1, exec_id),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return dropped
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def read(self, exec_id: str, after: str | None, limit: int) -> ReadResult:
+        """Up to ``limit`` events after ``after``, with a gap when some were dropped."""
+        return await self._run(lambda: self._read(exec_id, after, max(1, limit)))
+
+    def _read(self, exec_id: str, after: str | None, limit: int) -> ReadResult:
+        conn = self._conn()
+        # One read transaction: the log's bounds and its events come from the same snapshot,
+        # so a concurrent truncation can never make events vanish without a gap.
+        conn.execute("BEGIN")
+        try:
+            row = conn.execute(
+                "SELECT last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?",
+                (exec_id,),
+            ).fetchone()
+            if row is None:
+                parse_cursor(after, 0)
+                return ReadResult(events=[], gap=None, ended=None, last_cursor=None)
+            last_seq, base_seq, ended = row
+            after_seq = parse_cursor(after, last_seq)
+            gap = gap_for(after, after_seq, base_seq)
+            if gap is not None:
+                after_seq = base_seq - 1
+            rows = conn.execute(_READ_SQL, (exec_id, after_seq, limit)).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        self._hint[exec_id] = (last_seq, ended is not None)
+        events = [
+            LoggedEvent(format_cursor(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows
+        ]
+        return ReadResult(
+            events=events,
+            gap=gap,
+            ended=ended,
+            last_cursor=format_cursor(last_seq) if last_seq else None,
+        )
+
+    async def wait(self, exec_id: str, after: str | None, timeout: float) -> bool:
+        """Sleep until there is something after ``after``, the log ends, or the timeout."""
+        if self._closed:
+            raise EventLogError("the event log is closed")
+        token = self._notifier.token(exec_id)
+        hint = self._hint.get(exec_id)
+        if hint is not None:
+            after_seq = int(after) if after is not None and after.isdigit() else 0
+            if hint[1] or hint[0] > after_seq:
+                return True
+        return await Notifier.sleep_on(token, timeout)
+
+    async def close(self) -> None:
+        """Close every connection and wake every waiter. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._notifier.notify_all()
+        await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()

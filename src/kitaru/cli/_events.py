@@ -1,0 +1,198 @@
+"""``kitaru events EXEC_ID`` (also ``kitaru executions events``): watch an execution live.
+
+On a terminal it draws live lanes, one per checkpoint execution (:mod:`kitaru.cli._watch_live`);
+into a pipe or a file it prints plain lines; with ``--json`` one JSON object per event.
+
+Exit codes: 0 when the execution completed, 1 when it failed or was lost, 2 for a usage or
+connection error (an unknown execution ID included), 130 on Ctrl-C, 141 when the reader of the
+output went away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import threading
+from typing import Any, cast
+
+from kitaru import _config
+from kitaru.cli._watch_output import JsonOutput, PlainOutput, WatchInfo, WatchOutput
+from kitaru.client._client import KitaruClient
+from kitaru.client._watcher import EventWatcher
+from kitaru.exceptions import KitaruError
+from kitaru.lanes import LaneBoard
+
+__all__ = ["EXIT_CONNECTION", "add_parser", "exit_code_for", "register", "run"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONNECTION = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+CLI_INSTALL_HINT = (
+    "kitaru: live lanes need the cli extra: pip install 'kitaru[cli]' (printing plain lines)"
+)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def add_parser(subparsers: Any, name: str, *, help_text: str) -> argparse.ArgumentParser:
+    """Add the ``events`` parser under ``name`` (used by ``kitaru events`` and ``executions``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help_text,
+        description="Watch the live events of one execution until it ends. On a terminal: "
+        "one live lane per checkpoint execution. In a pipe: one plain line per event "
+        "(--json: one JSON object per event). Exit code 0 when the execution completed, "
+        "1 when it failed or was lost, 2 for usage or connection errors.",
+    )
+    parser.add_argument("exec_id", metavar="EXEC_ID", help="the exact execution ID")
+    parser.add_argument(
+        "--kind",
+        dest="kinds",
+        action="append",
+        metavar="KIND",
+        help="only events of this kind (repeatable)",
+    )
+    parser.add_argument("--checkpoint", metavar="NAME", help="only events of this checkpoint")
+    parser.add_argument(
+        "--correlation-id",
+        dest="correlation_ids",
+        action="append",
+        metavar="ID",
+        help="only events of this checkpoint execution (repeatable)",
+    )
+    parser.add_argument("--since", metavar="CURSOR", help="resume after this cursor")
+    parser.add_argument(
+        "--no-reconnect",
+        action="store_true",
+        help="stop (exit 2) when the connection drops instead of resuming",
+    )
+    parser.add_argument(
+        "--max-outage",
+        type=_seconds,
+        metavar="SECONDS",
+        help="give up (exit 2) when the server stays unreachable this long (default 60)",
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
+        "--json", action="store_true", help="print one JSON object per event (for jq)"
+    )
+    output.add_argument("--plain", action="store_true", help="print plain lines even on a terminal")
+    parser.add_argument(
+        "--server-url",
+        metavar="URL",
+        help="the kitaru server (default: KITARU_SERVER_URL)",
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def register(subparsers: Any) -> None:
+    """Add ``kitaru events`` (the short name of ``kitaru executions events``)."""
+    add_parser(subparsers, "events", help_text="watch an execution's live events")
+
+
+def exit_code_for(status: str | None) -> int:
+    """The exit code for an execution's final status: 0 completed, 1 anything else."""
+    return EXIT_OK if status == "completed" else EXIT_FAILED
+
+
+def _output(args: argparse.Namespace) -> WatchOutput:
+    if args.json:
+        return JsonOutput()
+    if args.plain or not sys.stdout.isatty():
+        return PlainOutput()
+    try:
+        from rich.console import Console
+
+        from kitaru.cli._watch_live import LiveOutput
+    except ImportError:
+        print(CLI_INSTALL_HINT, file=sys.stderr)
+        return PlainOutput()
+    console = Console()
+    if not console.is_terminal or console.is_dumb_terminal:
+        return PlainOutput()
+    return LiveOutput(console)
+
+
+def _error(message: object) -> int:
+    print(f"kitaru: error: {message}", file=sys.stderr)
+    return EXIT_CONNECTION
+
+
+def _flow_name(client: KitaruClient, exec_id: str) -> str | None:
+    try:
+        return client.executions.get(exec_id).flow_name
+    except KitaruError:
+        return None  # the watch itself reports what is wrong
+
+
+def run(args: argparse.Namespace) -> int:
+    """Watch ``args.exec_id`` until its stream ends; returns the exit code."""
+    options: dict[str, Any] = {}
+    if args.max_outage is not None:
+        options["max_outage"] = args.max_outage
+    try:
+        # An explicit server URL (from the flag or the environment) keeps the CLI off the
+        # process runtime: watching needs no publisher and no heartbeat thread.
+        client = KitaruClient(server_url=_config.server_url(args.server_url))
+        # events() returns the sync watcher, which also knows the final status and closes.
+        watcher = cast(
+            EventWatcher,
+            client.executions.events(
+                args.exec_id,
+                kinds=args.kinds,
+                checkpoint=args.checkpoint,
+                correlation_ids=args.correlation_ids,
+                since=args.since,
+                reconnect=not args.no_reconnect,
+                **options,
+            ),
+        )
+    except KitaruError as exc:
+        return _error(exc)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    board = LaneBoard()
+    lock = threading.Lock()
+    output = _output(args)
+    status: str | None = None
+    code = EXIT_CONNECTION
+    try:
+        info = WatchInfo.build(args.exec_id, _flow_name(client, args.exec_id))
+        output.start(info, board, lock)
+        for event in watcher:
+            with lock:
+                board.apply(event)
+            output.event(event, board)
+        status = watcher.final_status
+        code = exit_code_for(status)
+        output.finish(status, board)
+    except KitaruError as exc:
+        output.finish(None, board)
+        code = _error(exc)
+    except KeyboardInterrupt:
+        output.finish(None, board)
+        print("kitaru: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader (head, jq -e ...) went away: stop quietly, and keep Python's exit-time
+        # flush of stdout from raising again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
+    finally:
+        watcher.close()
+    return code

@@ -1,0 +1,380 @@
+"""The live-event watcher: ``watch()`` (sync) and ``awatch()`` (async) over httpx + httpx-sse.
+
+``KitaruClient().executions.events(...)`` and ``aevents(...)`` call these. The protocol logic
+lives in :mod:`kitaru.client._watch_session`; this module only does I/O.
+
+Deliberate choices:
+
+* Arguments and options are validated when ``events()`` is called, before any request. The sync
+  watcher then checks, still inside the call, that the server streams at all and that the
+  execution exists under exactly this ID (unknown ID: :class:`~kitaru.KitaruStateError`, as for
+  ``executions.get``). ``aevents()`` cannot await inside a plain call, so the async watcher runs
+  the same checks when it is first iterated.
+* Both watchers are closeable iterators and context managers: ``close()``/``aclose()``, or
+  leaving the ``with`` block, or breaking out of a ``for`` loop over a generator-driven
+  iterator closes the HTTP response at once.
+* ``reconnect=False`` means a stream that was open and dropped raises
+  :class:`~kitaru.client.StreamDisconnectedError`; getting the first stream open (a 503 from a
+  restarting server, a refused connection) is still retried within ``max_outage``.
+* Stall detection is the stream's read timeout: heartbeat comments arrive about every 10 s, so no
+  byte for ``heartbeat_timeout`` (30 s) means the connection is dead even if TCP has not noticed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from contextlib import aclosing
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+from httpx_sse import EventSource
+
+from kitaru import _wire
+from kitaru.client._http import auth_headers
+from kitaru.client._watch_options import parse_options, validate_request
+from kitaru.client._watch_session import WatchSession
+from kitaru.events._models import ExecutionEvent
+from kitaru.exceptions import KitaruFeatureNotAvailableError, KitaruUsageError
+
+if TYPE_CHECKING:
+    from kitaru.client._client import KitaruClient
+
+__all__ = ["AsyncEventWatcher", "EventWatcher", "awatch", "watch"]
+
+
+def _session(
+    client: KitaruClient,
+    exec_id: str,
+    *,
+    kinds: list[str] | None,
+    checkpoint: str | None,
+    correlation_ids: list[str] | None,
+    since: str | None,
+    reconnect: bool,
+    options: dict[str, Any],
+) -> WatchSession:
+    request = validate_request(
+        exec_id,
+        kinds=kinds,
+        checkpoint=checkpoint,
+        correlation_ids=correlation_ids,
+        since=since,
+        reconnect=reconnect,
+    )
+    opts = parse_options(options)
+    if client.server_url is None:
+        from kitaru.client._client import LOCAL_MODE_WATCH_MESSAGE
+
+        raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
+    return WatchSession(request, opts, client.server_url)
+
+
+# -- sync -------------------------------------------------------------------------------------
+
+
+class EventWatcher(Iterator[ExecutionEvent]):
+    """A running watch: iterate it for :class:`~kitaru.ExecutionEvent` objects.
+
+    Iteration ends by itself when the server sends ``end`` (the execution finished and every
+    event was delivered). Call :meth:`close` (or use it as a context manager) to stop early;
+    that closes the HTTP connection. Not safe to iterate from several threads at once.
+    """
+
+    def __init__(self, session: WatchSession, http: httpx.Client) -> None:
+        self._session = session
+        self._http = http
+        self._gen = self._iterate()
+
+    def __repr__(self) -> str:
+        return f"<EventWatcher {self._session.exec_id} cursor={self.cursor!r}>"
+
+    @property
+    def exec_id(self) -> str:
+        """The watched execution's ID."""
+        return self._session.exec_id
+
+    @property
+    def cursor(self) -> str | None:
+        """The last stream position seen (pass it as ``since=`` to resume in a new watch)."""
+        return self._session.cursor
+
+    @property
+    def final_status(self) -> str | None:
+        """The execution's final status from the ``end`` frame, once the watch has ended."""
+        return self._session.final_status
+
+    def __iter__(self) -> EventWatcher:
+        return self
+
+    def __next__(self) -> ExecutionEvent:
+        return next(self._gen)
+
+    def close(self) -> None:
+        """Stop watching and close the connection. Idempotent."""
+        self._gen.close()
+        self._http.close()
+
+    def __enter__(self) -> EventWatcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _prepare(self) -> None:
+        s = self._session
+        while True:
+            try:
+                failure = s.check_info(self._http.get(_wire.PATH_INFO))
+                if failure is None:
+                    failure = s.check_lookup(self._http.get(s.lookup_path()))
+            except httpx.TransportError as exc:
+                failure = s.transport_failure(exc)
+            if failure is None:
+                s.prepared()
+                return
+            time.sleep(s.failed(failure))
+
+    def _iterate(self) -> Generator[ExecutionEvent, None, None]:
+        s = self._session
+        try:
+            while True:
+                failure = yield from self._stream_once()
+                if s.finished:
+                    return
+                time.sleep(s.failed(failure))
+        finally:
+            self._http.close()
+
+    def _stream_once(self) -> Generator[ExecutionEvent, None, str]:
+        s = self._session
+        try:
+            with self._http.stream(
+                "GET",
+                s.stream_path(),
+                params=s.stream_params(),
+                headers=s.stream_headers(),
+                timeout=s.stream_timeout(),
+            ) as resp:
+                if resp.status_code != 200:
+                    resp.read()
+                failure = s.check_stream(resp)
+                if failure is not None:
+                    return failure
+                for sse in EventSource(resp).iter_sse():
+                    event = s.on_sse(sse)
+                    if event is not None:
+                        yield event
+                    if s.finished:
+                        return ""
+                return s.closed_without_end()
+        except httpx.TransportError as exc:
+            return s.transport_failure(exc)
+
+
+def watch(
+    client: KitaruClient,
+    exec_id: str,
+    *,
+    kinds: list[str] | None = None,
+    checkpoint: str | None = None,
+    correlation_ids: list[str] | None = None,
+    since: str | None = None,
+    reconnect: bool = True,
+    **options: Any,
+) -> EventWatcher:
+    """Watch the live events of one execution (see ``KitaruClient().executions.events``).
+
+    Validates every argument, then checks that the server streams and that ``exec_id`` is an
+    existing execution (retrying a restarting server for up to ``max_outage`` seconds), and
+    returns the watcher. The stream itself opens on the first ``next()``.
+
+    Raises:
+        KitaruUsageError: A bad argument or option (named in the message).
+        KitaruFeatureNotAvailableError: Local database mode, or streaming is disabled.
+        KitaruStateError: No execution has exactly this ID.
+        KitaruBackendError: Authorization failed, or the server could not be reached.
+    """
+    session = _session(
+        client,
+        exec_id,
+        kinds=kinds,
+        checkpoint=checkpoint,
+        correlation_ids=correlation_ids,
+        since=since,
+        reconnect=reconnect,
+        options=options,
+    )
+    transport = session.options.transport
+    if transport is not None and not isinstance(transport, httpx.BaseTransport):
+        raise KitaruUsageError(
+            f"transport must be a sync httpx transport for events(), got {type(transport).__name__}"
+        )
+    http = httpx.Client(
+        base_url=session.server_url,
+        headers=auth_headers(client.api_token),
+        timeout=session.request_timeout(),
+        transport=transport,
+    )
+    watcher = EventWatcher(session, http)
+    try:
+        watcher._prepare()
+    except BaseException:
+        watcher.close()
+        raise
+    return watcher
+
+
+# -- async ------------------------------------------------------------------------------------
+
+
+class AsyncEventWatcher(AsyncIterator[ExecutionEvent]):
+    """The async twin of :class:`EventWatcher`: ``async for event in watcher``.
+
+    The existence and streaming checks run on the first iteration. Call :meth:`aclose` (or use
+    ``async with``) to stop early and close the connection.
+    """
+
+    def __init__(self, session: WatchSession, http: httpx.AsyncClient) -> None:
+        self._session = session
+        self._http = http
+        self._gen = self._iterate()
+
+    def __repr__(self) -> str:
+        return f"<AsyncEventWatcher {self._session.exec_id} cursor={self.cursor!r}>"
+
+    @property
+    def exec_id(self) -> str:
+        """The watched execution's ID."""
+        return self._session.exec_id
+
+    @property
+    def cursor(self) -> str | None:
+        """The last stream position seen (pass it as ``since=`` to resume in a new watch)."""
+        return self._session.cursor
+
+    @property
+    def final_status(self) -> str | None:
+        """The execution's final status from the ``end`` frame, once the watch has ended."""
+        return self._session.final_status
+
+    def __aiter__(self) -> AsyncEventWatcher:
+        return self
+
+    async def __anext__(self) -> ExecutionEvent:
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop watching and close the connection. Idempotent."""
+        await self._gen.aclose()
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncEventWatcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _prepare(self) -> None:
+        s = self._session
+        while True:
+            try:
+                failure = s.check_info(await self._http.get(_wire.PATH_INFO))
+                if failure is None:
+                    failure = s.check_lookup(await self._http.get(s.lookup_path()))
+            except httpx.TransportError as exc:
+                failure = s.transport_failure(exc)
+            if failure is None:
+                s.prepared()
+                return
+            await anyio.sleep(s.failed(failure))
+
+    async def _iterate(self) -> AsyncGenerator[ExecutionEvent, None]:
+        s = self._session
+        try:
+            await self._prepare()
+            while True:
+                failure = ""
+                try:
+                    async with self._http.stream(
+                        "GET",
+                        s.stream_path(),
+                        params=s.stream_params(),
+                        headers=s.stream_headers(),
+                        timeout=s.stream_timeout(),
+                    ) as resp:
+                        if resp.status_code != 200:
+                            await resp.aread()
+                        checked = s.check_stream(resp)
+                        if checked is not None:
+                            failure = checked
+                        else:
+                            async with aclosing(EventSource(resp).aiter_sse()) as frames:
+                                async for sse in frames:
+                                    event = s.on_sse(sse)
+                                    if event is not None:
+                                        yield event
+                                    if s.finished:
+                                        return
+                            failure = s.closed_without_end()
+                except httpx.TransportError as exc:
+                    failure = s.transport_failure(exc)
+                await anyio.sleep(s.failed(failure))
+        finally:
+            await self._http.aclose()
+
+
+def awatch(
+    client: KitaruClient,
+    exec_id: str,
+    *,
+    kinds: list[str] | None = None,
+    checkpoint: str | None = None,
+    correlation_ids: list[str] | None = None,
+    since: str | None = None,
+    reconnect: bool = True,
+    **options: Any,
+) -> AsyncEventWatcher:
+    """The async twin of :func:`watch` (see ``KitaruClient().executions.aevents``).
+
+    Arguments are validated now; the server and execution checks run on first iteration.
+
+    Raises:
+        KitaruUsageError: A bad argument or option (named in the message).
+        KitaruFeatureNotAvailableError: Local database mode.
+    """
+    session = _session(
+        client,
+        exec_id,
+        kinds=kinds,
+        checkpoint=checkpoint,
+        correlation_ids=correlation_ids,
+        since=since,
+        reconnect=reconnect,
+        options=options,
+    )
+    transport = session.options.transport
+    if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+        raise KitaruUsageError(
+            "transport must be an async httpx transport for aevents(), got "
+            f"{type(transport).__name__}"
+        )
+    http = httpx.AsyncClient(
+        base_url=session.server_url,
+        headers=auth_headers(client.api_token),
+        timeout=session.request_timeout(),
+        transport=transport,
+    )
+    return AsyncEventWatcher(session, http)

@@ -1,0 +1,445 @@
+"""The bridge: a runtime observer that turns flows and checkpoints into spans.
+
+* one trace per flow execution, whose ID is computed from the execution ID, with a flow span
+  whose span ID is computed too (see :mod:`kitaru.otel._ids`);
+* one child span per checkpoint execution (each retry attempt is its own sibling span), made
+  the current span while the body runs, so the user's own instrumented calls nest under it;
+* progress and custom live events as span events; ``started``/``returned``/``failed`` as the
+  span's start, end and status; cache hits and replayed checkpoints as zero-length spans.
+
+The bridge uses the OpenTelemetry API only; the SDK is touched in ``_sdk_tracer.py`` (to force
+the flow span's IDs on an SDK tracer) and ``_setup.py`` (provider and exporters).
+
+Hooks run synchronously on the thread running the flow or checkpoint (see
+:class:`~kitaru.runtime.RuntimeObserver`): they are quick, never block on the network, and a
+failure inside them is logged by the runtime and never reaches the workload.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    ProxyTracerProvider,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+    TracerProvider,
+)
+
+from kitaru._ids import span_id_hex, trace_id_for
+from kitaru.otel import _attributes as attr
+from kitaru.otel import _registry
+from kitaru.otel._events import SpanEventBuffer, event_attributes
+from kitaru.otel._forced import forced_ids
+from kitaru.otel._ids import flow_span_id_for_execution
+from kitaru.otel._settings import BridgeSettings
+from kitaru.runtime._observer import RuntimeObserver
+
+if TYPE_CHECKING:
+    from opentelemetry.util.types import AttributeValue
+
+    from kitaru.events._models import EventRecord
+    from kitaru.runtime._scope import CheckpointScope, FlowRun
+    from kitaru.store._records import CheckpointRecord
+
+__all__ = ["KitaruOtelObserver"]
+
+logger = logging.getLogger("kitaru.otel")
+
+_FLUSH_BUDGET_SECONDS = 0.5
+
+
+def _version() -> str:
+    try:
+        from kitaru import __version__
+
+        return __version__
+    except ImportError:  # pragma: no cover - only while kitaru itself is half-imported
+        return ""
+
+
+@dataclass(slots=True)
+class _FlowState:
+    span: Span
+    span_context: SpanContext
+    token: object
+    tracer: Tracer
+    pid: int
+
+
+@dataclass(slots=True)
+class _CheckpointState:
+    span: Span
+    token: object
+    events: SpanEventBuffer
+    flow_pid: int
+
+
+class KitaruOtelObserver(RuntimeObserver):
+    """Follows every flow and checkpoint of a runtime and records them as OpenTelemetry spans.
+
+    Usually installed for you (see :func:`kitaru.otel.configure`); build one yourself to use a
+    specific provider or tracer, for example in tests::
+
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+        bridge = KitaruOtelObserver(tracer_provider=provider)
+        with kitaru.testing.capture_events(observers=(bridge,)):
+            my_flow()
+
+    Args:
+        tracer_provider: The provider to use, as it is (never replaced or reconfigured).
+            ``None``: the global provider, looked up when a flow starts.
+        tracer: A tracer to use instead of asking a provider.
+        record_exception_messages: Also record a failure's message and stack trace (an
+            ``exception`` span event and the status description). Default: off, or
+            ``KITARU_OTEL_RECORD_EXCEPTIONS``.
+        event_attributes: Give span events the live event's message and primitive data
+            fields. Default: on, or ``KITARU_OTEL_EVENT_ATTRIBUTES``.
+        max_span_events: Most span events per checkpoint span. Default: 64, or
+            ``KITARU_OTEL_MAX_SPAN_EVENTS``.
+        max_event_fields: Most data fields per span event. Default: 16.
+        max_value_length: Longest string attribute value. Default: 256.
+        caller_span: ``"link"`` (default, or ``KITARU_OTEL_CALLER_SPAN``): a flow called while
+            another span is active starts its own trace and links to that span; ``"parent"``:
+            its flow span becomes a child of that span (and so joins the caller's trace).
+    """
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        tracer: Tracer | None = None,
+        record_exception_messages: bool | None = None,
+        event_attributes: bool | None = None,
+        max_span_events: int | None = None,
+        max_event_fields: int | None = None,
+        max_value_length: int | None = None,
+        caller_span: str | None = None,
+    ) -> None:
+        self.settings = BridgeSettings.resolve(
+            record_exception_messages=record_exception_messages,
+            event_attributes=event_attributes,
+            max_span_events=max_span_events,
+            max_event_fields=max_event_fields,
+            max_value_length=max_value_length,
+            caller_span=caller_span,
+        )
+        self._provider = tracer_provider
+        self._resolved_provider: TracerProvider | None = tracer_provider
+        self._tracer: Tracer | None = None
+        self._forcing = False
+        self._lock = threading.Lock()
+        self._flush_healthy = True
+        if tracer is not None:
+            from kitaru.otel._sdk_tracer import derive_tracer
+
+            self._tracer, self._forcing = derive_tracer(tracer)
+
+    def __repr__(self) -> str:
+        return f"<KitaruOtelObserver {self.settings}>"
+
+    # -- tracer -------------------------------------------------------------------------
+
+    def _resolve(self) -> tuple[Tracer, bool]:
+        tracer = self._tracer
+        if tracer is not None:
+            return tracer, self._forcing
+        from kitaru.otel._sdk_tracer import tracer_for
+
+        with self._lock:
+            if self._tracer is not None:
+                return self._tracer, self._forcing
+            provider = self._provider or trace.get_tracer_provider()
+            tracer, forcing = tracer_for(provider, attr.TRACER_NAME, _version())
+            # Before the application sets its provider the global one is a proxy: use it for
+            # now, look again at the next flow.
+            if self._provider is not None or not isinstance(provider, ProxyTracerProvider):
+                self._tracer, self._forcing = tracer, forcing
+                self._resolved_provider = provider
+            return tracer, forcing
+
+    @property
+    def tracer(self) -> Tracer:
+        """The tracer kitaru's spans are started with."""
+        return self._resolve()[0]
+
+    # -- flows ----------------------------------------------------------------------------
+
+    def on_flow_start(self, run: FlowRun) -> None:
+        tracer, _ = self._resolve()
+        exec_id = run.exec_id
+        current = otel_context.get_current()
+        caller = trace.get_current_span(current).get_span_context()
+        attributes: dict[str, AttributeValue] = {
+            attr.EXECUTION_ID: exec_id,
+            attr.FLOW_NAME: run.flow_name,
+        }
+        links: list[Link] = []
+        if run.original_exec_id:
+            attributes[attr.ORIGINAL_EXECUTION_ID] = run.original_exec_id
+            links.append(
+                Link(
+                    _flow_span_context(run.original_exec_id, sampled=True),
+                    {attr.LINK_TYPE: attr.LINK_TYPE_REPLAY_OF},
+                )
+            )
+        if caller.is_valid and self.settings.caller_span == "parent":
+            parent = current
+        else:
+            # A root span: the flow is its own trace, found by its execution ID.
+            parent = trace.set_span_in_context(trace.INVALID_SPAN, current)
+            if caller.is_valid:
+                links.append(Link(caller, {attr.LINK_TYPE: attr.LINK_TYPE_CALLER}))
+        with forced_ids(int(trace_id_for(exec_id), 16), _flow_span_id(exec_id)):
+            span = tracer.start_span(
+                attr.FLOW_SPAN_PREFIX + run.flow_name,
+                context=parent,
+                kind=SpanKind.INTERNAL,
+                attributes=attributes,
+                links=links,
+            )
+        span_context = span.get_span_context()
+        token = otel_context.attach(trace.set_span_in_context(span))
+        _states(run)[self] = _FlowState(span, span_context, token, tracer, os.getpid())
+        if span_context.is_valid:
+            run.trace_id = format(span_context.trace_id, "032x")
+
+    def on_flow_end(self, run: FlowRun, status: str, error: BaseException | None) -> None:
+        state = _states(run).pop(self, None)
+        if not isinstance(state, _FlowState):
+            return
+        try:
+            state.span.set_attribute(attr.FLOW_STATUS, status)
+            if error is not None:
+                self._mark_failed(state.span, error)
+            state.span.end()
+        finally:
+            otel_context.detach(state.token)  # type: ignore[arg-type]
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def on_checkpoint_start(self, scope: CheckpointScope) -> None:
+        run = scope.run
+        flow = _states(run).get(self)
+        flow_state = flow if isinstance(flow, _FlowState) else None
+        tracer = flow_state.tracer if flow_state is not None else self._resolve()[0]
+        span = tracer.start_span(
+            attr.CHECKPOINT_SPAN_PREFIX + scope.name,
+            context=self._parent_context(run, flow_state, tracer),
+            kind=SpanKind.INTERNAL,
+            attributes={
+                attr.EXECUTION_ID: scope.exec_id,
+                attr.FLOW_NAME: scope.flow_name,
+                attr.CHECKPOINT_NAME: scope.name,
+                attr.CHECKPOINT_ID: scope.checkpoint_id,
+                attr.CHECKPOINT_STEP: scope.step_name,
+                attr.CHECKPOINT_TYPE: scope.checkpoint_type,
+                attr.CHECKPOINT_ATTEMPT: scope.attempt,
+                attr.CORRELATION_ID: scope.correlation_id,
+            },
+        )
+        # Current while the body runs: the user's instrumented calls (and threads or tasks
+        # that copy this context) become children of the checkpoint span.
+        token = otel_context.attach(trace.set_span_in_context(span))
+        flow_pid = flow_state.pid if flow_state is not None else -1
+        _states(scope)[self] = _CheckpointState(
+            span, token, SpanEventBuffer(self.settings.max_span_events), flow_pid
+        )
+        span_context = span.get_span_context()
+        if span_context.is_valid:
+            scope.trace_id = format(span_context.trace_id, "032x")
+            scope.span_id = span_id_hex(span_context.span_id)
+            _registry.register(scope.correlation_id, span_context)
+
+    def on_event(self, record: EventRecord, scope: CheckpointScope) -> None:
+        if record.lifecycle:
+            return  # started/returned/failed are the span's start, end and status
+        state = _states(scope).get(self)
+        if not isinstance(state, _CheckpointState):
+            return
+        state.events.add(
+            state.span,
+            record.kind,
+            event_attributes(record, scope.correlation_id, self.settings),
+            int(record.ts * 1e9),
+        )
+
+    def on_checkpoint_end(
+        self, scope: CheckpointScope, status: str, error: BaseException | None
+    ) -> None:
+        state = _states(scope).pop(self, None)
+        if not isinstance(state, _CheckpointState):
+            return
+        span = state.span
+        try:
+            state.events.close(span)
+            span.set_attribute(attr.CHECKPOINT_STATUS, status)
+            if error is not None:
+                self._mark_failed(span, error)
+            span.end()
+        finally:
+            otel_context.detach(state.token)  # type: ignore[arg-type]
+        if state.flow_pid != os.getpid():
+            self._flush_foreign()
+
+    def on_checkpoint_reused(self, run: FlowRun, record: CheckpointRecord) -> None:
+        flow = _states(run).get(self)
+        flow_state = flow if isinstance(flow, _FlowState) else None
+        tracer = flow_state.tracer if flow_state is not None else self._resolve()[0]
+        cached = record.status == "cached"
+        attributes: dict[str, AttributeValue] = {
+            attr.EXECUTION_ID: run.exec_id,
+            attr.FLOW_NAME: run.flow_name,
+            attr.CHECKPOINT_NAME: record.name,
+            attr.CHECKPOINT_ID: record.checkpoint_id,
+            attr.CHECKPOINT_STEP: record.step_name,
+            attr.CHECKPOINT_TYPE: record.checkpoint_type,
+            attr.CHECKPOINT_STATUS: record.status,
+            attr.CACHE_HIT: cached,
+            attr.REPLAYED: not cached,
+        }
+        source_exec = (record.reused_from or "").partition("/")[0]
+        if cached and source_exec:
+            attributes[attr.CACHE_SOURCE_EXECUTION_ID] = source_exec
+        if not cached and run.original_exec_id:
+            attributes[attr.ORIGINAL_EXECUTION_ID] = run.original_exec_id
+        # Zero-length: the body did not run this time.
+        now = time.time_ns()
+        span = tracer.start_span(
+            attr.CHECKPOINT_SPAN_PREFIX + record.name,
+            context=self._parent_context(run, flow_state, tracer),
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=now,
+        )
+        span.end(end_time=now)
+        if flow_state is None or flow_state.pid != os.getpid():
+            self._flush_foreign()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _parent_context(
+        self, run: FlowRun, flow_state: _FlowState | None, tracer: Tracer
+    ) -> otel_context.Context:
+        current = otel_context.get_current()
+        active = trace.get_current_span(current).get_span_context()
+        if flow_state is not None:
+            flow_context = flow_state.span_context
+        else:
+            # No flow span in this process (the checkpoint runs in another process than its
+            # flow, or the bridge joined mid-run): parent to the flow span by its computed IDs,
+            # with the sampling decision the flow's process made from the same trace ID.
+            trace_id = int(trace_id_for(run.exec_id), 16)
+            sampled = _root_sampled(tracer, trace_id, attr.FLOW_SPAN_PREFIX + run.flow_name)
+            flow_context = _flow_span_context(run.exec_id, sampled=sampled is not False)
+        if active.is_valid and active.trace_id == flow_context.trace_id:
+            return current  # the flow span, or a span the user opened inside the flow
+        return trace.set_span_in_context(NonRecordingSpan(flow_context), current)
+
+    def _mark_failed(self, span: Span, error: BaseException) -> None:
+        type_name = type(error).__name__
+        span.set_attribute(attr.ERROR_TYPE, type_name)
+        description = type_name
+        if self.settings.record_exception_messages:
+            try:
+                description = f"{type_name}: {error}"
+            except Exception:
+                description = type_name
+            span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, description))
+
+    def _flush_foreign(self) -> None:
+        """Flush spans ended in a process other than the flow's.
+
+        Such a process may end without exit handlers (a forked child ends with ``os._exit``).
+        The flush runs on a helper thread and the checkpoint waits for it at most
+        ``_FLUSH_BUDGET_SECONDS``; once a flush overran, later ones in this process are
+        skipped, so a dead or hung collector costs that process one budget, once.
+        """
+        if not self._flush_healthy:
+            return
+        done = threading.Event()
+        outcome = [False]
+
+        def flush() -> None:
+            try:
+                outcome[0] = self.force_flush(_FLUSH_BUDGET_SECONDS)
+            finally:
+                done.set()
+
+        try:
+            threading.Thread(target=flush, name="kitaru-otel-flush", daemon=True).start()
+        except RuntimeError:  # no new threads (interpreter shutting down)
+            return
+        if not done.wait(_FLUSH_BUDGET_SECONDS) or not outcome[0]:
+            self._flush_healthy = False
+
+    def force_flush(self, timeout: float = 2.0) -> bool:
+        """Ask the provider in use to export finished spans now.
+
+        Args:
+            timeout: Seconds, passed on to the provider.
+
+        Returns:
+            What the provider answered (True when there is nothing to flush).
+        """
+        target: Any = self._resolved_provider
+        if target is None and self._tracer is not None:
+            target = getattr(self._tracer, "span_processor", None)
+        flush = getattr(target, "force_flush", None)
+        if flush is None:
+            return True
+        try:
+            return bool(flush(int(timeout * 1000)))
+        except Exception:
+            logger.debug("kitaru: flushing spans failed", exc_info=True)
+            return False
+
+    def shutdown(self) -> None:
+        """Nothing to release: the provider's lifecycle belongs to its owner.
+
+        The provider kitaru sets up itself is shut down by :func:`kitaru.otel.shutdown` and at
+        exit; an application's own provider is never shut down by kitaru.
+        """
+
+
+def _states(owner: FlowRun | CheckpointScope) -> dict[KitaruOtelObserver, Any]:
+    states = owner.otel
+    if not isinstance(states, dict):
+        states = {}
+        owner.otel = states
+    return states
+
+
+def _flow_span_id(exec_id: str) -> int:
+    return int(flow_span_id_for_execution(exec_id), 16)
+
+
+def _flow_span_context(exec_id: str, *, sampled: bool) -> SpanContext:
+    return SpanContext(
+        trace_id=int(trace_id_for(exec_id), 16),
+        span_id=_flow_span_id(exec_id),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT),
+    )
+
+
+def _root_sampled(tracer: Tracer, trace_id: int, name: str) -> bool | None:
+    from kitaru.otel._sdk_tracer import root_sampled
+
+    return root_sampled(tracer, trace_id, name)

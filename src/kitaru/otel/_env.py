@@ -1,0 +1,91 @@
+"""Reading the standard ``OTEL_*`` variables, only as far as kitaru must decide something.
+
+Everything else (endpoints, headers, certificates, compression, sampler, resource, batching) is
+read by the OpenTelemetry SDK and exporters themselves, so the standard variables just work.
+No OpenTelemetry import here: this runs on every runtime build, configured or not.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from kitaru.exceptions import KitaruUsageError
+
+__all__ = [
+    "PROTOCOLS",
+    "Protocol",
+    "otlp_requested",
+    "protocol",
+    "sdk_disabled",
+    "timeout_from_env",
+]
+
+Protocol = Literal["http/protobuf", "grpc"]
+PROTOCOLS: tuple[Protocol, ...] = ("http/protobuf", "grpc")
+
+OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
+OTEL_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
+OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+OTEL_EXPORTER_OTLP_TIMEOUT = "OTEL_EXPORTER_OTLP_TIMEOUT"
+OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
+OTEL_TRACES_SAMPLER = "OTEL_TRACES_SAMPLER"
+OTEL_TRACES_SAMPLER_ARG = "OTEL_TRACES_SAMPLER_ARG"
+
+
+def _get(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
+
+def sdk_disabled() -> bool:
+    """``OTEL_SDK_DISABLED=true``: no spans at all."""
+    return _get(OTEL_SDK_DISABLED).lower() == "true"
+
+
+def otlp_requested() -> bool:
+    """True when the environment asks for OTLP trace export.
+
+    ``OTEL_TRACES_EXPORTER``, when set, decides (``otlp`` among its values); otherwise an
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` does. An unset
+    environment exports nothing: the SDK's default exporter is not assumed.
+    """
+    if sdk_disabled():
+        return False
+    exporters = [e.strip().lower() for e in _get(OTEL_TRACES_EXPORTER).split(",") if e.strip()]
+    if exporters:
+        return "otlp" in exporters
+    return bool(_get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or _get(OTEL_EXPORTER_OTLP_ENDPOINT))
+
+
+def protocol(arg: str | None = None) -> Protocol:
+    """The OTLP protocol: argument, ``..._TRACES_PROTOCOL``, ``..._PROTOCOL``, ``http/protobuf``.
+
+    Raises:
+        KitaruUsageError: The protocol is not one the Python exporters support.
+    """
+    source = "protocol"
+    raw = arg
+    if raw is None:
+        for name in (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL):
+            if _get(name):
+                raw, source = _get(name), name
+                break
+    if raw is None:
+        return "http/protobuf"
+    value = raw.strip().lower()
+    if value == "http/protobuf":
+        return "http/protobuf"
+    if value == "grpc":
+        return "grpc"
+    raise KitaruUsageError(
+        f"{source} must be one of {', '.join(PROTOCOLS)}, got {raw!r}"
+        + (" (the Python OTLP exporters do not send http/json)" if value == "http/json" else "")
+    )
+
+
+def timeout_from_env() -> bool:
+    """True when ``OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT`` is set (the exporter then reads it)."""
+    return bool(_get(OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) or _get(OTEL_EXPORTER_OTLP_TIMEOUT))

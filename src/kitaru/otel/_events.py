@@ -1,0 +1,112 @@
+"""Live events as span events: bounded attributes and a per-span cap with coalescing.
+
+Only primitives become attributes (``str``, ``bool``, ``int``, ``float``); strings are clipped,
+at most ``max_event_fields`` data fields are kept, and nested or odd values are left out and
+counted, never ``repr()``-ed. Lifecycle events are not span events at all: they are the span's
+start, end and status, so the cap can never drop them.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from kitaru.otel import _attributes as attr
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+    from opentelemetry.util.types import AttributeValue
+
+    from kitaru.events._models import EventRecord
+    from kitaru.otel._settings import BridgeSettings
+
+__all__ = ["SpanEventBuffer", "event_attributes"]
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_MAX_KEY_LENGTH = 64
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def _primitive(value: object, limit: int) -> AttributeValue | None:
+    if isinstance(value, enum.Enum) and not isinstance(value, (int, str)):
+        value = value.value  # the JSON form live events use too
+    # bool before int: bool is an int subclass, and we want it kept as a bool.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value) if _INT64_MIN <= value <= _INT64_MAX else None
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return _clip(str.__str__(value), limit)
+    return None
+
+
+def event_attributes(
+    record: EventRecord, scope_correlation_id: str, settings: BridgeSettings
+) -> dict[str, AttributeValue]:
+    """The span event attributes of one progress or custom live event."""
+    attrs: dict[str, AttributeValue] = {attr.EVENT_INDEX: record.index}
+    if record.correlation_id != scope_correlation_id:
+        attrs[attr.CORRELATION_ID] = record.correlation_id
+    if not settings.event_attributes:
+        return attrs
+    limit = settings.max_value_length
+    message = record.body.get("message")
+    if isinstance(message, str):
+        attrs[attr.EVENT_MESSAGE] = _clip(message, limit)
+    data = record.body.get("data")
+    if isinstance(data, Mapping):
+        kept = dropped = 0
+        for key, value in data.items():
+            converted = _primitive(value, limit) if isinstance(key, str) else None
+            if converted is None or kept >= settings.max_event_fields:
+                dropped += 1
+                continue
+            attrs[attr.EVENT_DATA_PREFIX + _clip(key, _MAX_KEY_LENGTH)] = converted
+            kept += 1
+        if dropped:
+            attrs[attr.EVENT_DATA_DROPPED] = dropped
+    return attrs
+
+
+class SpanEventBuffer:
+    """Adds span events to one span, at most ``cap``: the first ``cap - 1`` and the latest.
+
+    Events past the cap are held back one at a time (each newer one replaces the held one and
+    counts as dropped); :meth:`close` adds the held one with its original timestamp and records
+    the drop count as ``kitaru.events.dropped``. Safe to use from several threads.
+    """
+
+    __slots__ = ("_cap", "_count", "_dropped", "_held", "_lock")
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._count = 0
+        self._dropped = 0
+        self._held: tuple[str, dict[str, AttributeValue], int] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, span: Span, name: str, attributes: dict[str, AttributeValue], ts: int) -> None:
+        with self._lock:
+            if self._count < self._cap - 1:
+                self._count += 1
+                span.add_event(name, attributes, ts)
+                return
+            if self._held is not None:
+                self._dropped += 1
+            self._held = (name, attributes, ts)
+
+    def close(self, span: Span) -> None:
+        with self._lock:
+            held, self._held = self._held, None
+            if held is not None:
+                span.add_event(*held)
+            if self._dropped:
+                span.set_attribute(attr.EVENTS_DROPPED, self._dropped)

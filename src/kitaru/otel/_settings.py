@@ -1,0 +1,143 @@
+"""Settings of the OpenTelemetry bridge: argument, then ``KITARU_OTEL_*`` variable, then default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from kitaru import environment_variables as ev
+from kitaru._config import resolve
+from kitaru.exceptions import KitaruUsageError
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_FIELDS",
+    "DEFAULT_MAX_SPAN_EVENTS",
+    "DEFAULT_MAX_VALUE_LENGTH",
+    "BridgeSettings",
+    "CallerSpan",
+    "parse_bool",
+]
+
+CallerSpan = Literal["link", "parent"]
+
+DEFAULT_MAX_SPAN_EVENTS = 64  # below the SDK's own default limit of 128 events per span
+DEFAULT_MAX_EVENT_FIELDS = 16
+DEFAULT_MAX_VALUE_LENGTH = 256
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def parse_bool(raw: str) -> bool:
+    """``true``/``1``/``yes``/``on`` or ``false``/``0``/``no``/``off`` (any case)."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _caller_span(raw: str) -> CallerSpan:
+    value = raw.strip().lower()
+    if value == "link":
+        return "link"
+    if value == "parent":
+        return "parent"
+    raise ValueError("expected 'link' or 'parent'")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _check_bool(name: str, value: object) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise KitaruUsageError(f"{name} must be True, False or None, got {value!r}")
+
+
+def _check_positive(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise KitaruUsageError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    """What the bridge records. Build it with :meth:`resolve`.
+
+    Attributes:
+        record_exception_messages: Failed spans also get the exception's message and stack
+            trace (an ``exception`` span event); off by default for privacy.
+        event_attributes: Span events carry the live event's message and primitive data
+            fields; when off, only the kind (the event name) and the index.
+        max_span_events: Most span events per checkpoint span (first ones plus the latest).
+        max_event_fields: Most data fields per span event.
+        max_value_length: Strings longer than this are clipped.
+        caller_span: ``link`` (default): a flow called inside another span starts its own
+            trace and links to that span; ``parent``: the flow span becomes its child.
+    """
+
+    record_exception_messages: bool = False
+    event_attributes: bool = True
+    max_span_events: int = DEFAULT_MAX_SPAN_EVENTS
+    max_event_fields: int = DEFAULT_MAX_EVENT_FIELDS
+    max_value_length: int = DEFAULT_MAX_VALUE_LENGTH
+    caller_span: CallerSpan = "link"
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        record_exception_messages: bool | None = None,
+        event_attributes: bool | None = None,
+        max_span_events: int | None = None,
+        max_event_fields: int | None = None,
+        max_value_length: int | None = None,
+        caller_span: str | None = None,
+    ) -> BridgeSettings:
+        """Resolve each setting: argument, then its environment variable, then the default.
+
+        Raises:
+            KitaruUsageError: An argument or environment variable is invalid.
+        """
+        if caller_span is not None:
+            try:
+                checked_caller: CallerSpan | None = _caller_span(str(caller_span))
+            except ValueError:
+                raise KitaruUsageError(
+                    f"caller_span must be 'link' or 'parent', got {caller_span!r}"
+                ) from None
+        else:
+            checked_caller = None
+        return cls(
+            record_exception_messages=resolve(
+                _check_bool("record_exception_messages", record_exception_messages),
+                ev.KITARU_OTEL_RECORD_EXCEPTIONS,
+                parse_bool,
+                False,
+            ),
+            event_attributes=resolve(
+                _check_bool("event_attributes", event_attributes),
+                ev.KITARU_OTEL_EVENT_ATTRIBUTES,
+                parse_bool,
+                True,
+            ),
+            max_span_events=resolve(
+                _check_positive("max_span_events", max_span_events),
+                ev.KITARU_OTEL_MAX_SPAN_EVENTS,
+                _positive_int,
+                DEFAULT_MAX_SPAN_EVENTS,
+            ),
+            max_event_fields=_check_positive("max_event_fields", max_event_fields)
+            or DEFAULT_MAX_EVENT_FIELDS,
+            max_value_length=_check_positive("max_value_length", max_value_length)
+            or DEFAULT_MAX_VALUE_LENGTH,
+            caller_span=resolve(checked_caller, ev.KITARU_OTEL_CALLER_SPAN, _caller_span, "link"),
+        )

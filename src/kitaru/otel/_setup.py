@@ -1,0 +1,436 @@
+"""Which tracer provider kitaru uses, and the OTLP provider it builds when there is none.
+
+Order (first match wins):
+
+1. ``configure(tracer_provider=...)``: that provider, as it is.
+2. ``configure(endpoint=...)``: kitaru builds an OTLP provider for that endpoint.
+3. An application's own provider set globally before the first flow runs: used as it is, never
+   replaced, reconfigured or shut down by kitaru.
+4. OTLP export asked for by the standard variables (``OTEL_EXPORTER_OTLP_ENDPOINT``,
+   ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_TRACES_EXPORTER=otlp``, and not
+   ``OTEL_SDK_DISABLED=true``): kitaru builds
+   ``BatchSpanProcessor(OTLPSpanExporter())`` and, when no global provider is set, makes it the
+   global one, so the application's instrumented calls inside checkpoints go to the same place.
+5. Nothing: no exporter is created and (without ``configure()``) the bridge is not installed.
+
+The exporter is built without arguments except a short default timeout, so every other standard
+variable (headers, certificates, compression, ``OTEL_BSP_*``, ``OTEL_TRACES_SAMPLER``,
+``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``) is read by OpenTelemetry itself. One
+exception: the ratio samplers of ``OTEL_TRACES_SAMPLER`` are built as
+:class:`~kitaru.otel.TraceIdRatioSampler`, because the SDK's version decides on bits that are
+fixed in a trace ID taken from a UUID (see there).
+
+Why the short timeouts: export happens on the batch processor's thread, never on a flow's, but
+the SDK's defaults (10 s per export, 30 s at shutdown) would hold a process at exit that long
+when the collector is down. kitaru's provider exports with a 1 s timeout (unless
+``OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT`` says otherwise) and its shutdown at exit waits at most
+``KITARU_OTEL_SHUTDOWN_TIMEOUT`` (1 s) before letting the process go, or 0.1 s when the
+collector already failed or hung on an export: those spans would not arrive anyway.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler
+from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, TracerProvider
+
+from kitaru import environment_variables as ev
+from kitaru._config import resolve
+from kitaru.exceptions import KitaruUsageError
+from kitaru.otel import _env, _registry
+from kitaru.otel._bridge import KitaruOtelObserver
+from kitaru.otel._sdk_tracer import KitaruIdGenerator, TraceIdRatioSampler
+
+__all__ = [
+    "DEFAULT_EXPORT_TIMEOUT",
+    "DEFAULT_SERVICE_NAME",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "auto_observer",
+    "build_provider",
+    "configure",
+    "configured_observer",
+    "owned_provider",
+    "shutdown",
+]
+
+logger = logging.getLogger("kitaru.otel")
+
+DEFAULT_EXPORT_TIMEOUT = 1.0
+DEFAULT_SHUTDOWN_TIMEOUT = 1.0
+DEFAULT_SERVICE_NAME = "kitaru"
+UNHEALTHY_SHUTDOWN_TIMEOUT = 0.1
+_STUCK_SECONDS = 0.25
+
+_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+
+_lock = threading.RLock()
+_configured: KitaruOtelObserver | None = None
+_auto: KitaruOtelObserver | None = None
+_provider: SdkTracerProvider | None = None
+_atexit_registered = False
+_exporters: dict[int, _TrackedExporter] = {}
+
+
+def _real(provider: TracerProvider) -> bool:
+    return not isinstance(provider, (ProxyTracerProvider, NoOpTracerProvider))
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("expected a positive number of seconds")
+    return value
+
+
+def _traces_url(endpoint: str) -> str:
+    # configure(endpoint=...) means what OTEL_EXPORTER_OTLP_ENDPOINT means: a base URL.
+    base = endpoint.rstrip("/")
+    return base if base.endswith("/v1/traces") else base + "/v1/traces"
+
+
+def _exporter(endpoint: str | None, protocol: _env.Protocol, timeout: float | None) -> SpanExporter:
+    kwargs: dict[str, Any] = {}
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    elif not _env.timeout_from_env():
+        kwargs["timeout"] = DEFAULT_EXPORT_TIMEOUT
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        if endpoint:
+            kwargs["endpoint"] = endpoint
+        return GrpcExporter(**kwargs)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpExporter,
+    )
+
+    if endpoint:
+        kwargs["endpoint"] = _traces_url(endpoint)
+    return HttpExporter(**kwargs)
+
+
+def _sampler() -> Sampler | None:
+    """The ratio samplers of ``OTEL_TRACES_SAMPLER``, deciding on the random bits.
+
+    ``None``: every other sampler is left to the SDK, which reads the same variables.
+    """
+    name = os.environ.get(_env.OTEL_TRACES_SAMPLER, "").strip().lower()
+    if name not in ("traceidratio", "parentbased_traceidratio"):
+        return None
+    raw = os.environ.get(_env.OTEL_TRACES_SAMPLER_ARG, "").strip()
+    try:
+        rate = float(raw) if raw else 1.0
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(rate)
+    except ValueError:
+        raise KitaruUsageError(
+            f"{_env.OTEL_TRACES_SAMPLER_ARG} must be a number from 0 to 1 for {name}, got {raw!r}"
+        ) from None
+    ratio = TraceIdRatioSampler(rate)
+    return ParentBased(ratio) if name.startswith("parentbased_") else ratio
+
+
+class _TrackedExporter(SpanExporter):
+    """Passes exports on and remembers whether the collector is answering.
+
+    At exit, a collector that failed the last export (or has been stuck in one for a while)
+    gets :data:`UNHEALTHY_SHUTDOWN_TIMEOUT` instead of the full shutdown bound: those spans
+    would not arrive anyway, and the process should not wait for them.
+    """
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.failed = False
+        self._since: float | None = None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self._since = time.monotonic()
+        try:
+            result = self.inner.export(spans)
+        except Exception:
+            self.failed = True
+            raise
+        finally:
+            self._since = None
+        self.failed = result is not SpanExportResult.SUCCESS
+        return result
+
+    def healthy(self) -> bool:
+        since = self._since
+        stuck = since is not None and time.monotonic() - since > _STUCK_SECONDS
+        return not (self.failed or stuck)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def _resource(service_name: str | None) -> Resource:
+    resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    if service_name:
+        return resource.merge(Resource({SERVICE_NAME: service_name}))
+    current = str(resource.attributes.get(SERVICE_NAME, ""))
+    if not current or current.startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+    return resource
+
+
+def build_provider(
+    *,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    service_name: str | None = None,
+    export_timeout: float | None = None,
+) -> SdkTracerProvider:
+    """An SDK provider exporting over OTLP through a batch processor (see module docstring).
+
+    Raises:
+        KitaruUsageError: The protocol is not ``http/protobuf`` or ``grpc``.
+    """
+    chosen = _env.protocol(protocol)
+    # Building exporters may touch instrumented libraries; none of that is worth a span.
+    token = otel_context.attach(otel_context.set_value(_SUPPRESS_KEY, True))
+    try:
+        provider = SdkTracerProvider(
+            sampler=_sampler(),
+            resource=_resource(service_name),
+            id_generator=KitaruIdGenerator(),
+            shutdown_on_exit=False,  # kitaru's own exit handler bounds the wait
+        )
+        exporter = _TrackedExporter(_exporter(endpoint, chosen, export_timeout))
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        _exporters[id(provider)] = exporter
+    finally:
+        otel_context.detach(token)
+    return provider
+
+
+def _adopt(provider: SdkTracerProvider, *, set_global: bool) -> None:
+    """Own ``provider``: shut the previous one down, maybe make it global, bound it at exit."""
+    global _provider, _atexit_registered
+    previous, _provider = _provider, provider
+    if previous is not None and previous is not provider:
+        _bounded(previous.shutdown, _exit_timeout(previous))
+        _exporters.pop(id(previous), None)
+    if set_global and not _real(trace.get_tracer_provider()):
+        trace.set_tracer_provider(provider)
+    if not _atexit_registered:
+        atexit.register(_at_exit)
+        _atexit_registered = True
+
+
+def _shutdown_timeout(arg: float | None) -> float:
+    return resolve(arg, ev.KITARU_OTEL_SHUTDOWN_TIMEOUT, _positive_float, DEFAULT_SHUTDOWN_TIMEOUT)
+
+
+def _bounded(fn: Callable[[], object], timeout: float) -> bool:
+    """Run ``fn`` on a daemon thread and wait at most ``timeout`` seconds for it."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            logger.debug("kitaru: OpenTelemetry shutdown failed", exc_info=True)
+        finally:
+            done.set()
+
+    try:
+        threading.Thread(target=run, name="kitaru-otel-shutdown", daemon=True).start()
+    except RuntimeError:  # no new threads late in interpreter shutdown
+        run()
+        return True
+    return done.wait(timeout)
+
+
+def _at_exit() -> None:
+    provider = _provider
+    if provider is not None:
+        _bounded(provider.shutdown, _exit_timeout(provider))
+
+
+def _exit_timeout(provider: SdkTracerProvider) -> float:
+    bound = _shutdown_timeout(None)
+    exporter = _exporters.get(id(provider))
+    if exporter is not None and not exporter.healthy():
+        return min(bound, UNHEALTHY_SHUTDOWN_TIMEOUT)
+    return bound
+
+
+def owned_provider() -> SdkTracerProvider | None:
+    """The provider kitaru built itself, if any."""
+    return _provider
+
+
+def configured_observer() -> KitaruOtelObserver | None:
+    """The bridge made by :func:`configure`, if it was called."""
+    return _configured
+
+
+def auto_observer() -> KitaruOtelObserver | None:
+    """The bridge for a runtime built from configuration, or ``None`` when OTel is not set up."""
+    global _auto
+    with _lock:
+        if _configured is not None:
+            return _configured
+        if _auto is not None:
+            return _auto
+        if _env.sdk_disabled():
+            return None
+        if _real(trace.get_tracer_provider()):
+            _auto = KitaruOtelObserver()  # the application's provider, looked up per flow
+        elif _env.otlp_requested():
+            provider = build_provider()
+            _adopt(provider, set_global=True)
+            _auto = KitaruOtelObserver(tracer_provider=provider)
+        return _auto
+
+
+def configure(
+    *,
+    tracer_provider: TracerProvider | None = None,
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    service_name: str | None = None,
+    export_timeout: float | None = None,
+    set_global_provider: bool = True,
+    record_exception_messages: bool | None = None,
+    event_attributes: bool | None = None,
+    max_span_events: int | None = None,
+    caller_span: str | None = None,
+) -> KitaruOtelObserver:
+    """Turn flows and checkpoints into OpenTelemetry spans, exported where you say.
+
+    Without arguments, uses the application's global provider if one is set, else exports over
+    OTLP when the standard ``OTEL_*`` variables ask for it, else follows whatever global
+    provider the application sets later. Calling it again replaces the earlier configuration.
+
+    Args:
+        tracer_provider: Use this provider as it is (never replaced or shut down by kitaru).
+        endpoint: Export over OTLP to this base URL (like ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+            for example ``http://127.0.0.1:4318``; for gRPC ``http://127.0.0.1:4317``).
+        protocol: ``"http/protobuf"`` (default) or ``"grpc"``; default from
+            ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL``.
+        service_name: ``service.name`` of the provider kitaru builds (default:
+            ``OTEL_SERVICE_NAME``, else ``kitaru``).
+        export_timeout: Seconds per export request of the provider kitaru builds (default:
+            ``OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT``, else 1).
+        set_global_provider: Make the provider kitaru builds the global one when none is set
+            yet, so instrumented libraries export to the same place.
+        record_exception_messages: Opt in to exception messages and stack traces on spans.
+        event_attributes: ``False`` keeps live events' messages and data off span events.
+        max_span_events: Most span events per checkpoint span.
+        caller_span: ``"link"`` (default) or ``"parent"``: how a flow span relates to a span
+            active where the flow is called.
+
+    Returns:
+        The installed bridge.
+
+    Raises:
+        KitaruUsageError: An argument or a variable it depends on is invalid.
+    """
+    global _configured
+    if tracer_provider is not None and endpoint is not None:
+        raise KitaruUsageError("pass either tracer_provider or endpoint, not both")
+    if endpoint is not None and (not isinstance(endpoint, str) or not endpoint.strip()):
+        raise KitaruUsageError(f"endpoint must be a non-blank URL string, got {endpoint!r}")
+    if export_timeout is not None and (
+        isinstance(export_timeout, bool)
+        or not isinstance(export_timeout, (int, float))
+        or not export_timeout > 0
+    ):
+        raise KitaruUsageError(
+            f"export_timeout must be a positive number of seconds, got {export_timeout!r}"
+        )
+    if not isinstance(set_global_provider, bool):
+        raise KitaruUsageError(
+            f"set_global_provider must be True or False, got {set_global_provider!r}"
+        )
+    chosen_protocol = _env.protocol(protocol)
+    options: dict[str, Any] = {
+        "record_exception_messages": record_exception_messages,
+        "event_attributes": event_attributes,
+        "max_span_events": max_span_events,
+        "caller_span": caller_span,
+    }
+    KitaruOtelObserver(**options)  # validates the options before anything changes
+    with _lock:
+        provider: TracerProvider | None = tracer_provider
+        if provider is None and (
+            endpoint is not None
+            or (not _real(trace.get_tracer_provider()) and _env.otlp_requested())
+        ):
+            built = build_provider(
+                endpoint=endpoint.strip() if endpoint else None,
+                protocol=chosen_protocol,
+                service_name=service_name,
+                export_timeout=export_timeout,
+            )
+            _adopt(built, set_global=set_global_provider)
+            provider = built
+        observer = KitaruOtelObserver(tracer_provider=provider, **options)
+        _configured = observer
+    _install(observer)
+    return observer
+
+
+def _install(observer: KitaruOtelObserver) -> None:
+    # Outside our lock: building the runtime calls back into auto_observer().
+    from kitaru.runtime._runtime import get_runtime
+
+    runtime = get_runtime()
+    for existing in runtime.observers:
+        if isinstance(existing, KitaruOtelObserver) and existing is not observer:
+            runtime.remove_observer(existing)
+    runtime.add_observer(observer)
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Stop recording spans and send what the provider kitaru built still holds.
+
+    The bridge leaves the current runtime, the configuration is forgotten (a runtime built later
+    looks at the environment again), and the provider kitaru built, if any, is shut down within
+    ``timeout``. An application's own provider is left alone. Idempotent.
+
+    Args:
+        timeout: Seconds to wait at most (default: ``KITARU_OTEL_SHUTDOWN_TIMEOUT``, else 1).
+
+    Returns:
+        True when the provider finished shutting down in time (or there was none).
+    """
+    global _configured, _auto, _provider
+    with _lock:
+        observers = [o for o in (_configured, _auto) if o is not None]
+        provider = _provider
+        _configured = _auto = _provider = None
+    from kitaru.runtime import _runtime as runtime_module
+
+    runtime = runtime_module._runtime
+    if runtime is not None and runtime_module._runtime_pid == os.getpid():
+        for existing in runtime.observers:
+            if any(existing is o for o in observers):
+                runtime.remove_observer(existing)
+    _registry.forget_all()
+    if provider is None:
+        return True
+    try:
+        return _bounded(provider.shutdown, _shutdown_timeout(timeout))
+    finally:
+        _exporters.pop(id(provider), None)

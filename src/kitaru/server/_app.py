@@ -1,0 +1,404 @@
+"""The app factory and its routes (FastAPI on Starlette; OpenAPI comes for free).
+
+Request bodies are read raw and validated by hand (:mod:`kitaru.server._validate`); the
+OpenAPI document still describes them through ``openapi_extra``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from starlette.responses import Response
+
+from kitaru import __version__, _config, _wire
+from kitaru.backends import CursorInvalidError, EventLog, Retention, SqliteEventLog
+from kitaru.exceptions import KitaruUsageError
+from kitaru.server import _schemas
+from kitaru.server._errors import ApiError, JsonResponse, bad_request, install_error_handlers
+from kitaru.server._settings import ServerSettings
+from kitaru.server._state import ServerState, ServerStore
+from kitaru.server._stream import EventStream, StreamFilter
+from kitaru.server._validate import (
+    parse_checkpoint,
+    parse_events,
+    parse_execution,
+    parse_finish,
+    parse_json,
+    same_execution,
+)
+from kitaru.store._records import EXECUTION_STATUSES
+from kitaru.store._sqlite import SqliteStore
+
+__all__ = ["create_app"]
+
+_MAX_FILTER_VALUES = 256
+_MAX_LIST_LIMIT = 1000
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    *,
+    store: ServerStore | None = None,
+    event_log: EventLog | None = None,
+    **options: Any,
+) -> FastAPI:
+    """Build the kitaru server app (for ``kitaru server start``, embedding, or tests).
+
+    Args:
+        settings: The server settings; or pass them as keyword ``options`` (the fields of
+            :class:`ServerSettings`, e.g. ``db=``, ``token=``, ``streaming=``). Without
+            either, ``token`` defaults to ``KITARU_API_TOKEN``.
+        store: Where durable records live. Default: a :class:`~kitaru.store.SqliteStore` on
+            ``settings.db``.
+        event_log: Where live events live. Default: a
+            :class:`~kitaru.backends.SqliteEventLog` on the same file (none when streaming is
+            off).
+        **options: Settings fields, when ``settings`` is not given.
+
+    Returns:
+        The ASGI app. Its ``state.kitaru`` is the :class:`ServerState`; serve it with
+        :func:`kitaru.server.serve` or :func:`kitaru.server.serve_in_thread` so open streams
+        close promptly on shutdown.
+    """
+    if settings is None:
+        if "token" not in options:
+            options["token"] = _config.api_token()
+        settings = ServerSettings.from_options(**options)
+    elif options:
+        raise KitaruUsageError(
+            f"pass either settings or keyword options, not both (got {', '.join(options)})"
+        )
+    if store is None:
+        store = SqliteStore(settings.db)
+    log: EventLog | None = None
+    if settings.streaming:
+        log = event_log or SqliteEventLog(
+            settings.db,
+            retention=Retention(settings.max_events_per_execution, settings.retain_ended),
+        )
+    state = ServerState(settings, store, log)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = FastAPI(
+        title="kitaru server",
+        version=__version__,
+        description="Durable execution records and live checkpoint events (SSE). "
+        "See docs/protocol.md.",
+        lifespan=lifespan,
+    )
+    app.state.kitaru = state
+    install_error_handlers(app)
+
+    @app.get(_wire.PATH_HEALTH, tags=["meta"])
+    async def health() -> JsonResponse:
+        """Liveness: always open, no token needed."""
+        return JsonResponse({"status": "ok"})
+
+    api = APIRouter(dependencies=[Depends(_auth(state, allow_query=False))])
+    stream_api = APIRouter(dependencies=[Depends(_auth(state, allow_query=True))])
+    _add_meta_routes(api, state)
+    _add_record_routes(api, state)
+    _add_event_routes(api, stream_api, state)
+    app.include_router(api)
+    app.include_router(stream_api)
+    return app
+
+
+def _auth(state: ServerState, *, allow_query: bool) -> Any:
+    token = state.settings.token
+    expected = token.encode() if token else None
+
+    async def require_token(request: Request) -> None:
+        if expected is None:
+            return
+        supplied: str | None = None
+        header = request.headers.get("authorization")
+        if header:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() == "bearer":
+                supplied = value.strip()
+        if supplied is None and allow_query:
+            supplied = request.query_params.get(_wire.QUERY_TOKEN)
+        if supplied is None:
+            raise ApiError(
+                401,
+                _wire.ERROR_UNAUTHORIZED,
+                "this server requires an API token: send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not secrets.compare_digest(supplied.encode(), expected):
+            raise ApiError(
+                401,
+                _wire.ERROR_UNAUTHORIZED,
+                "the API token is wrong",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+
+    return require_token
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes without buffering it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(
+            413, _wire.ERROR_TOO_LARGE, f"request body of {declared} bytes is over {limit}"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, _wire.ERROR_TOO_LARGE, f"request body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _streaming_off() -> ApiError:
+    return ApiError(
+        501,
+        _wire.ERROR_STREAMING_DISABLED,
+        "live events are disabled on this server (it was started with --no-streaming)",
+    )
+
+
+def _add_meta_routes(api: APIRouter, state: ServerState) -> None:
+    @api.get(_wire.PATH_INFO, tags=["meta"])
+    async def info() -> JsonResponse:
+        """Server version and capabilities."""
+        s = state.settings
+        return JsonResponse(
+            {
+                "version": __version__,
+                "api": "v1",
+                "streaming": state.log is not None,
+                "auth": s.token is not None,
+                "lost_after": s.lost_after,
+                "ping_interval": s.ping_interval,
+                "retry_ms": s.retry_ms,
+                "max_event_bytes": s.max_event_bytes,
+                "max_batch_events": s.max_batch_events,
+                "event_log": type(state.log).__name__ if state.log is not None else None,
+            }
+        )
+
+
+def _add_record_routes(api: APIRouter, state: ServerState) -> None:
+    store = state.store
+    limit = state.settings.max_body_bytes
+
+    @api.post(
+        _wire.PATH_EXECUTIONS,
+        tags=["records"],
+        status_code=201,
+        openapi_extra=_schemas.body(_schemas.EXECUTION),
+    )
+    async def create_execution(request: Request) -> JsonResponse:
+        """Record a new execution (idempotent for an identical body; 409 otherwise)."""
+        record = parse_execution(parse_json(await _read_body(request, limit)))
+        existing = await state.call(store.get_execution, record.exec_id)
+        if existing is None:
+            try:
+                await state.call(store.create_execution, record)
+            except sqlite3.IntegrityError:
+                existing = await state.call(store.get_execution, record.exec_id)
+            else:
+                state.remember(record.exec_id)
+                state.seen(record.exec_id)
+                if record.is_terminal:
+                    await state.ended(record.exec_id, record.status)
+                return JsonResponse(record.to_dict(), status_code=201)
+        if existing is not None and same_execution(existing, record):
+            return JsonResponse(existing.to_dict(), status_code=200)
+        raise ApiError(
+            409,
+            _wire.ERROR_CONFLICT,
+            f"an execution with ID {record.exec_id!r} already exists with different fields",
+        )
+
+    @api.get(_wire.PATH_EXECUTIONS, tags=["records"])
+    async def list_executions(
+        flow: str | None = None,
+        status: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=_MAX_LIST_LIMIT)] = 50,
+    ) -> JsonResponse:
+        """Executions, newest first, without checkpoint records."""
+        if status is not None and status not in EXECUTION_STATUSES:
+            raise bad_request(
+                f"status must be one of {', '.join(EXECUTION_STATUSES)}, got {status!r}"
+            )
+        records = await state.call(
+            store.list_executions, flow_name=flow, status=status, limit=limit
+        )
+        return JsonResponse([r.to_dict() for r in records])
+
+    @api.get(_wire.path_execution("{exec_id}"), tags=["records"])
+    async def get_execution(exec_id: str) -> JsonResponse:
+        """One execution with its checkpoint records."""
+        return JsonResponse((await state.execution(exec_id)).to_dict())
+
+    @api.post(
+        _wire.path_finish("{exec_id}"),
+        tags=["records"],
+        openapi_extra=_schemas.body(_schemas.FINISH),
+    )
+    async def finish_execution(exec_id: str, request: Request) -> JsonResponse:
+        """Mark an execution terminal; answers the final record.
+
+        A terminal execution never changes again: finishing one that already ended (for
+        example marked lost) succeeds and answers its actual final status.
+        """
+        status, output, error_type = parse_finish(parse_json(await _read_body(request, limit)))
+        record = await state.execution(exec_id)
+        if not record.is_terminal:
+            await state.call(
+                store.finish_execution, exec_id, status, output=output, error_type=error_type
+            )
+            record = await state.execution(exec_id)
+        await state.ended(exec_id, record.status)
+        return JsonResponse(record.to_dict())
+
+    @api.post(_wire.path_heartbeat("{exec_id}"), tags=["records"])
+    async def heartbeat(exec_id: str) -> JsonResponse:
+        """The producer is alive; answers the execution's current status."""
+        await state.require_known(exec_id)
+        await state.call(store.heartbeat, exec_id)
+        state.seen(exec_id)
+        record = await state.execution(exec_id)
+        return JsonResponse({"exec_id": exec_id, "status": record.status})
+
+    @api.put(
+        _wire.path_checkpoint("{exec_id}", "{checkpoint_id}"),
+        tags=["records"],
+        openapi_extra=_schemas.body(_schemas.CHECKPOINT),
+    )
+    async def save_checkpoint(exec_id: str, checkpoint_id: str, request: Request) -> JsonResponse:
+        """Create or replace a checkpoint record."""
+        await state.require_known(exec_id)
+        record = parse_checkpoint(
+            parse_json(await _read_body(request, limit)), exec_id, checkpoint_id
+        )
+        await state.call(store.save_checkpoint, record)
+        state.seen(exec_id)
+        return JsonResponse(record.to_dict())
+
+    @api.get(_wire.path_cached_checkpoint(), tags=["records"])
+    async def cached_checkpoint(key: Annotated[str, Query(min_length=1)]) -> JsonResponse:
+        """The newest completed checkpoint record with this cache key."""
+        record = await state.call(store.find_cached, key)
+        if record is None:
+            raise ApiError(
+                404, _wire.ERROR_NOT_FOUND, "no completed checkpoint with that cache key"
+            )
+        return JsonResponse(record.to_dict())
+
+
+def _add_event_routes(api: APIRouter, stream_api: APIRouter, state: ServerState) -> None:
+    settings = state.settings
+
+    @api.post(
+        _wire.path_events("{exec_id}"),
+        tags=["events"],
+        openapi_extra=_schemas.body(_schemas.EVENTS),
+    )
+    async def ingest(exec_id: str, request: Request) -> JsonResponse:
+        """Store a batch of live events (idempotent per correlation ID and index)."""
+        log = state.log
+        if log is None:
+            raise _streaming_off()
+        await state.require_known(exec_id)
+        events = parse_events(
+            await _read_body(request, settings.max_body_bytes),
+            exec_id,
+            max_events=settings.max_batch_events,
+            max_event_bytes=settings.max_event_bytes,
+        )
+        stored = dups = 0
+        last: str | None = None
+        if events:
+            result = await log.append(exec_id, events)
+            stored, dups, last = result.stored, result.duplicates, result.last_cursor
+        state.seen(exec_id)
+        return JsonResponse({"stored": stored, "duplicates": dups, "last_cursor": last})
+
+    @stream_api.get(
+        _wire.path_stream("{exec_id}"),
+        tags=["events"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Server-sent events (see docs/protocol.md)",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def stream(
+        exec_id: str,
+        request: Request,
+        kinds: Annotated[
+            list[str] | None, Query(description="Only these kinds (repeatable)")
+        ] = None,
+        checkpoint: Annotated[
+            list[str] | None,
+            Query(description="Only these checkpoint names, step names or IDs (repeatable)"),
+        ] = None,
+        correlation_id: Annotated[
+            list[str] | None, Query(description="Only these checkpoint executions (repeatable)")
+        ] = None,
+        since: Annotated[str | None, Query(description="Resume after this cursor")] = None,
+        token: Annotated[
+            str | None, Query(description="The API token, for clients that cannot send headers")
+        ] = None,
+    ) -> Response:
+        """Follow one execution's live events as server-sent events."""
+        log = state.log
+        if log is None:
+            raise _streaming_off()
+        params = request.query_params
+        flt = StreamFilter(
+            kinds=_filter_values("kinds", [*(kinds or ()), *params.getlist("kind")], True),
+            checkpoints=_filter_values(
+                "checkpoint", [*(checkpoint or ()), *params.getlist("checkpoints")], False
+            ),
+            correlation_ids=_filter_values(
+                "correlation_id",
+                [*(correlation_id or ()), *params.getlist("correlation_ids")],
+                False,
+            ),
+        )
+        record = await state.execution(exec_id)
+        if record.is_terminal:
+            # Also covers executions that ended while streaming was off or before a crash.
+            await log.mark_ended(exec_id, record.status)
+        position = request.headers.get(_wire.HEADER_LAST_EVENT_ID) or since or None
+        try:
+            first = await log.read(exec_id, position, settings.read_batch)
+        except CursorInvalidError as exc:
+            source = "Last-Event-ID" if request.headers.get(_wire.HEADER_LAST_EVENT_ID) else "since"
+            raise ApiError(400, _wire.ERROR_CURSOR_INVALID, f"{source}: {exc}") from None
+        return EventStream(state, exec_id, position, flt, first)
+
+
+def _filter_values(name: str, values: list[str], is_kind: bool) -> frozenset[str] | None:
+    if not values:
+        return None
+    if len(values) > _MAX_FILTER_VALUES:
+        raise bad_request(f"{name}: at most {_MAX_FILTER_VALUES} values, got {len(values)}")
+    for value in values:
+        if not value.strip():
+            raise bad_request(f"{name}: values must not be blank")
+        if is_kind and ("\n" in value or "\r" in value):
+            raise bad_request(f"{name}: values must not contain line breaks, got {value!r}")
+    return frozenset(values)

@@ -1,0 +1,110 @@
+"""Error responses: every 4xx/5xx body is ``{"detail": {"kind": ..., "message": ...}}``.
+
+``kind`` is one of the machine-readable error kinds in :mod:`kitaru._wire`; ``message`` is a
+sentence for humans that names the offending parameter or value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from kitaru import _wire
+
+__all__ = ["ApiError", "JsonResponse", "install_error_handlers"]
+
+logger = logging.getLogger("kitaru.server")
+
+
+class JsonResponse(Response):
+    """A JSON response encoded with orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, error kind, message."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+    def response(self) -> JsonResponse:
+        detail = {"kind": self.kind, "message": self.message, **self.extra}
+        return JsonResponse({"detail": detail}, status_code=self.status, headers=self.headers)
+
+
+def bad_request(message: str, **extra: Any) -> ApiError:
+    """A 400 ``invalid_request`` error."""
+    return ApiError(400, _wire.ERROR_INVALID_REQUEST, message, **extra)
+
+
+def _http_kind(status: int) -> str:
+    return {
+        401: _wire.ERROR_UNAUTHORIZED,
+        404: _wire.ERROR_NOT_FOUND,
+        409: _wire.ERROR_CONFLICT,
+        413: _wire.ERROR_TOO_LARGE,
+    }.get(status, _wire.ERROR_INVALID_REQUEST if status < 500 else _wire.ERROR_INTERNAL)
+
+
+def _location(loc: Any) -> str:
+    parts = [str(p) for p in loc if p not in ("query", "header", "path", "body")]
+    return ".".join(parts) or "request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error answer a JSON ``detail`` object."""
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = [
+            f"{_location(err.get('loc', ()))}: {err.get('msg', 'invalid')}" for err in exc.errors()
+        ]
+        return bad_request("invalid request parameters: " + "; ".join(problems)).response()
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        err = ApiError(exc.status_code, _http_kind(exc.status_code), message)
+        if exc.headers:
+            err.headers.update(exc.headers)
+        return err.response()
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Never leak internals (paths, values) in the answer; the log has the traceback.
+        logger.exception(
+            "kitaru server: unexpected error on %s %s", request.method, request.url.path
+        )
+        return ApiError(500, _wire.ERROR_INTERNAL, "internal server error").response()
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

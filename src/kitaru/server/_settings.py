@@ -1,0 +1,102 @@
+"""The server's settings, checked once when the app is built."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from kitaru import _config
+from kitaru.exceptions import KitaruUsageError
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerSettings"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def _default_db() -> Path:
+    return _config.home_dir() / "server.db"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How a kitaru server behaves.
+
+    Attributes:
+        db: SQLite file of executions and the event log. Default: ``KITARU_HOME/server.db``.
+        token: Bearer token every ``/api/v1`` route requires (``None``: no authentication).
+        streaming: Serve live events (ingest and SSE); when False both answer 501.
+        lost_after: Seconds without a heartbeat or record write after which a running
+            execution is marked ``lost`` and its streams end.
+        ping_interval: Seconds between SSE heartbeat comments on an idle stream.
+        retry_ms: The SSE ``retry:`` hint sent to clients, in milliseconds.
+        send_timeout: Seconds a stream waits for a stalled client to take one write before
+            closing the connection.
+        read_batch: Events read from the log, and frames written to the socket, per step.
+        max_events_per_execution: Retention: keep at most this many newest events of each
+            execution (``None``: all).
+        retain_ended: Retention: drop an ended execution's events this many seconds after it
+            ended (``None``: keep them).
+        max_body_bytes: Largest request body accepted.
+        max_batch_events: Most events accepted in one ingest request.
+        max_event_bytes: Largest single event accepted, in bytes of JSON.
+    """
+
+    db: Path = field(default_factory=_default_db)
+    token: str | None = None
+    streaming: bool = True
+    lost_after: float = 30.0
+    ping_interval: float = 10.0
+    retry_ms: int = 2000
+    send_timeout: float = 30.0
+    read_batch: int = 500
+    max_events_per_execution: int | None = None
+    retain_ended: float | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_batch_events: int = 10_000
+    max_event_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "db", Path(self.db).expanduser())
+        if self.token is not None and not isinstance(self.token, str):
+            raise KitaruUsageError(f"token must be a string or None, got {type(self.token)}")
+        object.__setattr__(self, "token", self.token or None)
+        for name in ("lost_after", "ping_interval", "send_timeout"):
+            _positive(name, getattr(self, name))
+        if self.retain_ended is not None:
+            _positive("retain_ended", self.retain_ended, allow_zero=True)
+        for name in ("retry_ms", "read_batch", "max_body_bytes", "max_batch_events"):
+            _positive_int(name, getattr(self, name))
+        _positive_int("max_event_bytes", self.max_event_bytes)
+        if self.max_events_per_execution is not None:
+            _positive_int("max_events_per_execution", self.max_events_per_execution)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> ServerSettings:
+        """Settings from keyword options, naming any unknown option in the error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise KitaruUsageError(
+                f"unknown server option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**{k: v for k, v in options.items() if v is not None or k == "token"})
+
+
+def _positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0)
+    )
+    if not ok:
+        expected = "a non-negative" if allow_zero else "a positive"
+        raise KitaruUsageError(f"{name} must be {expected} number of seconds, got {value!r}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise KitaruUsageError(f"{name} must be a positive integer, got {value!r}")

@@ -1,0 +1,268 @@
+"""The SSE stream of one execution: replay from the log, then follow it live.
+
+Shape (after sse-starlette's ``sse.py``): a writer task, a disconnect listener and the server's
+shutdown signal race; the first to finish cancels the others. Deliberate divergences:
+
+* Frames are pre-encoded bytes and everything ready is written in one chunk (up to
+  ``read_batch`` frames), instead of one ``send`` per event: catch-up is bound by the log
+  read, not by per-frame overhead.
+* The writer holds no queue. It reads the durable log after its own position, a batch at a
+  time, and sleeps in :meth:`EventLog.wait` when it has caught up; so memory per watcher is one
+  batch, and a slow watcher only falls behind in the log, it never loses events.
+* Pings are written only when the wait times out, and they double as a poll of the log, so
+  watchers also see events written by another process on the same database.
+* A send that a stalled client does not take within ``send_timeout`` closes the stream.
+
+See ``docs/protocol.md`` for the frames and ``docs/server-architecture.md`` for the races.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from kitaru import _wire
+from kitaru.backends import EventLogError, Gap, LoggedEvent, ReadResult
+from kitaru.server._state import ServerState
+
+__all__ = ["EventStream", "StreamFilter", "data_frame"]
+
+logger = logging.getLogger("kitaru.server")
+
+PING = b": ping\n\n"
+
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFilter:
+    """Which events a stream delivers; ``None`` means no restriction on that field.
+
+    ``checkpoints`` matches an event's checkpoint name, step name or checkpoint ID.
+    """
+
+    kinds: frozenset[str] | None = None
+    checkpoints: frozenset[str] | None = None
+    correlation_ids: frozenset[str] | None = None
+
+    def match(self, ev: LoggedEvent) -> bool:
+        """True when ``ev`` passes every set restriction."""
+        if self.kinds is not None and ev.kind not in self.kinds:
+            return False
+        cps = self.checkpoints
+        if cps is not None and not (
+            ev.checkpoint_name in cps or ev.step_name in cps or ev.checkpoint_id in cps
+        ):
+            return False
+        return self.correlation_ids is None or ev.correlation_id in self.correlation_ids
+
+    @property
+    def active(self) -> bool:
+        """True when anything is filtered."""
+        return not (
+            self.kinds is None and self.checkpoints is None and self.correlation_ids is None
+        )
+
+
+def data_frame(ev: LoggedEvent) -> bytes:
+    """The SSE frame of one event."""
+    return b"id: %b\nevent: %b\ndata: %b\n\n" % (ev.cursor.encode(), ev.kind.encode(), ev.data)
+
+
+def _control(name: str, data: object, cursor: str | None = None) -> bytes:
+    head = b"id: %b\n" % cursor.encode() if cursor is not None else b""
+    return head + b"event: %b\ndata: %b\n\n" % (name.encode(), orjson.dumps(data))
+
+
+def cursor_frame(cursor: str) -> bytes:
+    """Moves the client's position past events a filter removed."""
+    return _control(_wire.CONTROL_CURSOR, {"cursor": cursor}, cursor)
+
+
+def gap_frame(gap: Gap) -> bytes:
+    """Announces events lost to retention; its ``id`` is the last lost position."""
+    data = {
+        "reason": gap.reason,
+        "after": gap.after,
+        "until": gap.until,
+        "lost": gap.lost,
+        "message": (
+            f"{gap.lost} event(s) after "
+            f"{'the start' if gap.after is None else 'cursor ' + gap.after} are no longer "
+            f"retained ({gap.reason})"
+        ),
+    }
+    return _control(_wire.CONTROL_GAP, data, gap.until)
+
+
+def end_frame(exec_id: str, status: str, cursor: str | None) -> bytes:
+    """Terminal: the execution is over and every retained event was delivered."""
+    return _control(_wire.CONTROL_END, {"exec_id": exec_id, "status": status, "cursor": cursor})
+
+
+def error_frame(kind: str, message: str) -> bytes:
+    """Terminal: the stream cannot continue."""
+    return _control(_wire.CONTROL_ERROR, {"kind": kind, "message": message})
+
+
+_Emit = Callable[[bytes], Awaitable[None]]
+
+
+class _SendTimeoutError(TimeoutError):
+    """The client did not take a write within ``send_timeout``."""
+
+
+class EventStream(Response):
+    """The streaming response; built after the first log read succeeded.
+
+    Args:
+        state: The server state.
+        exec_id: The execution.
+        position: The cursor to continue after (``None``: from the start).
+        flt: What to deliver.
+        first: The first batch, already read (so a bad cursor was a 400, not a broken stream).
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        state: ServerState,
+        exec_id: str,
+        position: str | None,
+        flt: StreamFilter,
+        first: ReadResult,
+    ) -> None:
+        super().__init__(status_code=200)
+        self.state = state
+        self.exec_id = exec_id
+        self.position = position
+        self.flt = flt
+        self.first = first
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": list(_HEADERS)})
+        writer = asyncio.ensure_future(self._write(send))
+        listener = asyncio.ensure_future(self._listen(receive))
+        closing = asyncio.ensure_future(self.state.closing.wait())
+        tasks = (writer, listener, closing)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if listener.done() and not listener.cancelled():
+            return  # the client went away: nothing more can be sent
+        error = None if writer.cancelled() else writer.exception()
+        if isinstance(error, _SendTimeoutError):
+            logger.info("kitaru server: closed a stalled stream of %s", self.exec_id)
+            return
+        if error is not None:
+            logger.error("kitaru server: stream of %s failed", self.exec_id, exc_info=error)
+        # Finished (after ``end``/``error``) or shutting down: close the body cleanly. A stream
+        # closed without ``end`` tells the watcher to reconnect with its last cursor.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _listen(receive: Receive) -> None:
+        while True:
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def _write(self, send: Send) -> None:
+        timeout = self.state.settings.send_timeout
+
+        async def emit(chunk: bytes) -> None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except TimeoutError:
+                raise _SendTimeoutError from None
+
+        try:
+            await self._follow(emit)
+        except EventLogError as exc:
+            logger.error("kitaru server: event log failed for %s: %s", self.exec_id, exc)
+            await emit(error_frame(_wire.ERROR_BACKEND, "the server's event log failed"))
+
+    async def _follow(self, emit: _Emit) -> None:
+        state = self.state
+        log = state.log
+        assert log is not None
+        settings = state.settings
+        limit = settings.read_batch
+        flt = self.flt
+        filtering = flt.active
+        pos = self.position
+        delivered = pos  # the newest position the client has been told about
+        res = self.first
+        # Frames ready to go; written together at the next point where the stream would
+        # otherwise pause (a wait, the end, or a full batch), so a short stream is one write.
+        pending: list[bytes] = [b"retry: %d\n\n" % settings.retry_ms]
+        while True:
+            if res.gap is not None:
+                pending.append(gap_frame(res.gap))
+                pos = delivered = res.gap.until
+            events = res.events
+            if events:
+                if filtering:
+                    pending.extend(_filtered_frames(events, flt))
+                else:
+                    pending.extend(map(data_frame, events))
+                pos = delivered = events[-1].cursor
+            if len(events) >= limit:
+                # Catching up: read the next batch while this one is being written.
+                reading = asyncio.ensure_future(log.read(self.exec_id, pos, limit))
+                try:
+                    if pending:
+                        await emit(b"".join(pending))
+                        pending = []
+                    res = await reading
+                finally:
+                    reading.cancel()
+                continue
+            if res.ended is not None:
+                pending.append(end_frame(self.exec_id, res.ended, delivered))
+                await emit(b"".join(pending))
+                return
+            if pending:
+                await emit(b"".join(pending))
+                pending = []
+            if not await log.wait(self.exec_id, pos, settings.ping_interval):
+                await emit(PING)
+            res = await log.read(self.exec_id, pos, limit)
+
+
+def _filtered_frames(events: Iterable[LoggedEvent], flt: StreamFilter) -> list[bytes]:
+    """Frames for matching events, plus one ``cursor`` frame if the batch ends filtered.
+
+    A run of filtered events followed by a delivered event needs no frame of its own (the
+    delivered event's ``id`` moves the position past them); a trailing run gets one cursor frame,
+    written before the stream waits, so a resume never scans those events again.
+    """
+    out: list[bytes] = []
+    tail: str | None = None
+    for ev in events:
+        if flt.match(ev):
+            out.append(data_frame(ev))
+            tail = None
+        else:
+            tail = ev.cursor
+    if tail is not None:
+        out.append(cursor_frame(tail))
+    return out

@@ -1,0 +1,342 @@
+"""Hand-written, single-pass validation of request bodies.
+
+Ingest is the hot path, so events are parsed once with orjson and checked with plain type
+tests (no per-event pydantic model). Every error names the offending field and event position,
+and a batch with any bad event is rejected whole before anything is written.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+from kitaru import _wire
+from kitaru.backends import NewEvent
+from kitaru.events._kinds import RESERVED_KINDS
+from kitaru.server._errors import ApiError, bad_request
+from kitaru.store._records import (
+    CHECKPOINT_STATUSES,
+    EXECUTION_STATUSES,
+    TERMINAL_EXECUTION_STATUSES,
+    AttemptRecord,
+    CheckpointRecord,
+    ExecutionRecord,
+)
+from kitaru.store._values import StoredValue
+
+__all__ = [
+    "check_exec_id",
+    "parse_checkpoint",
+    "parse_events",
+    "parse_execution",
+    "parse_finish",
+    "parse_json",
+]
+
+_MAX_INT = 2**63 - 1
+_MAX_ID_LEN = 256
+_VALUE_FORMATS = ("json", "pickle")
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded value, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a request body.
+
+    Raises:
+        ApiError: 400 when the body is empty or not JSON.
+    """
+    if not body:
+        raise bad_request("request body is empty; expected JSON")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"request body is not valid JSON: {exc}") from None
+
+
+def check_exec_id(exec_id: str, where: str = "execution ID") -> str:
+    """An execution ID: non-blank, no whitespace or ``/``, at most 256 characters."""
+    if (
+        not exec_id
+        or len(exec_id) > _MAX_ID_LEN
+        or "/" in exec_id
+        or any(c.isspace() for c in exec_id)
+    ):
+        raise bad_request(
+            f"{where} must be 1-{_MAX_ID_LEN} characters without whitespace or '/', "
+            f"got {_short(exec_id)}"
+        )
+    return exec_id
+
+
+def check_kind(kind: Any, where: str) -> str:
+    """An event kind per CONTRACT §1.4 (the reserved control names are refused)."""
+    if not isinstance(kind, str):
+        raise bad_request(f"{where}: kind must be a string, got {json_type(kind)}")
+    if "\n" in kind or "\r" in kind:
+        raise bad_request(f"{where}: kind must not contain line breaks, got {_short(kind)}")
+    stripped = kind.strip()
+    if not stripped:
+        raise bad_request(f"{where}: kind must not be blank")
+    if stripped in RESERVED_KINDS:
+        raise bad_request(
+            f"{where}: kind {kind!r} is reserved for stream control frames "
+            f"({', '.join(sorted(RESERVED_KINDS))})"
+        )
+    return kind
+
+
+def parse_events(
+    body: bytes, exec_id: str, *, max_events: int, max_event_bytes: int
+) -> list[NewEvent]:
+    """Validate an ingest body: a JSON array of wire events of execution ``exec_id``.
+
+    Raises:
+        ApiError: 400 for malformed input, 413 for an oversized batch or event.
+    """
+    items = parse_json(body)
+    if not isinstance(items, list):
+        raise bad_request(f"request body must be a JSON array of events, got {json_type(items)}")
+    if len(items) > max_events:
+        raise ApiError(
+            413,
+            _wire.ERROR_TOO_LARGE,
+            f"batch has {len(items)} events; at most {max_events} are accepted per request",
+        )
+    out: list[NewEvent] = []
+    for pos, item in enumerate(items):
+        where = f"event [{pos}]"
+        if type(item) is not dict:
+            raise bad_request(f"{where} must be a JSON object, got {json_type(item)}")
+        got_exec = item.get("exec_id")
+        if got_exec != exec_id:
+            raise bad_request(
+                f"{where}: exec_id {_short(got_exec)} does not match the execution in the "
+                f"path ({exec_id!r})"
+            )
+        kind = check_kind(item.get("kind"), where)
+        corr = item.get("correlation_id")
+        if not isinstance(corr, str) or not corr.strip():
+            raise bad_request(
+                f"{where}: correlation_id must be a non-blank string, got {_short(corr)}"
+            )
+        index = item.get("index")
+        if type(index) is not int or not 0 <= index <= _MAX_INT:
+            raise bad_request(f"{where}: index must be a non-negative integer, got {_short(index)}")
+        names: list[str | None] = []
+        for key in ("checkpoint_id", "checkpoint_name", "step_name"):
+            value = item.get(key)
+            if value is not None and not isinstance(value, str):
+                raise bad_request(
+                    f"{where}: {key} must be a string or null, got {json_type(value)}"
+                )
+            names.append(value)
+        ts = item.get("ts")
+        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
+            raise bad_request(f"{where}: ts must be a number or null, got {json_type(ts)}")
+        payload = item.get("payload")
+        if type(payload) is not dict:
+            raise bad_request(f"{where}: payload must be a JSON object, got {json_type(payload)}")
+        if type(payload.get("kitaru")) is not dict:
+            raise bad_request(
+                f"{where}: payload.kitaru must be a JSON object (kitaru's event metadata), "
+                f"got {json_type(payload.get('kitaru'))}"
+            )
+        # Same keys in the same order as the publisher's encoding, so the size measured here is
+        # the size the publisher measured against the same limit (CONTRACT §2.12).
+        encoded = orjson.dumps(
+            {
+                "exec_id": exec_id,
+                "kind": kind,
+                "correlation_id": corr,
+                "index": index,
+                "checkpoint_id": names[0],
+                "checkpoint_name": names[1],
+                "step_name": names[2],
+                "ts": ts,
+                "payload": payload,
+            }
+        )
+        if len(encoded) > max_event_bytes:
+            raise ApiError(
+                413,
+                _wire.ERROR_TOO_LARGE,
+                f"{where} is {len(encoded)} bytes of JSON, over the {max_event_bytes}-byte "
+                "limit per event",
+            )
+        out.append(NewEvent(kind, corr, index, names[0], names[1], names[2], encoded))
+    return out
+
+
+class _Fields:
+    """Typed field access on a decoded JSON object, with errors that name the field."""
+
+    def __init__(self, obj: Any, what: str) -> None:
+        if type(obj) is not dict:
+            raise bad_request(f"{what} must be a JSON object, got {json_type(obj)}")
+        self.obj: dict[str, Any] = obj
+        self.what = what
+
+    def _bad(self, name: str, expected: str) -> ApiError:
+        value = self.obj.get(name)
+        return bad_request(
+            f"{self.what}: {name} must be {expected}, got {json_type(value)} {_short(value)}"
+        )
+
+    def text(self, name: str, *, optional: bool = False, nonblank: bool = True) -> Any:
+        value = self.obj.get(name)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or (nonblank and not value.strip()):
+            kind = "a non-blank string" if nonblank else "a string"
+            raise self._bad(name, kind + (" or null" if optional else ""))
+        return value
+
+    def integer(self, name: str, *, minimum: int = 0) -> int:
+        value = self.obj.get(name)
+        if type(value) is not int or not minimum <= value <= _MAX_INT:
+            raise self._bad(name, f"an integer >= {minimum}")
+        return value
+
+    def number(self, name: str, *, optional: bool = False) -> Any:
+        value = self.obj.get(name)
+        if value is None and optional:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise self._bad(name, "a number" + (" or null" if optional else ""))
+        return float(value)
+
+    def choice(self, name: str, choices: tuple[str, ...] | frozenset[str]) -> str:
+        value = self.obj.get(name)
+        if not isinstance(value, str) or value not in choices:
+            raise self._bad(name, "one of " + ", ".join(sorted(choices)))
+        return value
+
+    def stored_value(self, name: str) -> StoredValue | None:
+        value = self.obj.get(name)
+        if value is None:
+            return None
+        sub = _Fields(value, f"{self.what}: {name}")
+        fmt = sub.choice("format", _VALUE_FORMATS)
+        return StoredValue(fmt, sub.text("data", nonblank=False))
+
+
+def parse_execution(obj: Any) -> ExecutionRecord:
+    """An execution record from ``ExecutionRecord.to_dict()`` (without checkpoints)."""
+    f = _Fields(obj, "execution")
+    exec_id = check_exec_id(f.text("exec_id"), "execution: exec_id")
+    checkpoints = obj.get("checkpoints")
+    if checkpoints not in (None, []):
+        raise bad_request(
+            "execution: checkpoints must be empty or absent; save checkpoint records with "
+            "PUT .../checkpoints/{checkpoint_id}"
+        )
+    return ExecutionRecord(
+        exec_id=exec_id,
+        flow_name=f.text("flow_name"),
+        flow_ref=f.text("flow_ref", optional=True),
+        status=f.choice("status", EXECUTION_STATUSES),
+        created_at=f.number("created_at"),
+        ended_at=f.number("ended_at", optional=True),
+        original_exec_id=f.text("original_exec_id", optional=True),
+        error_type=f.text("error_type", optional=True),
+        inputs=f.stored_value("inputs"),
+        output=f.stored_value("output"),
+        heartbeat_at=f.number("heartbeat_at", optional=True),
+    )
+
+
+def same_execution(a: ExecutionRecord, b: ExecutionRecord) -> bool:
+    """True when two creates describe the same execution (fields a create fixes for good)."""
+    return (
+        a.exec_id == b.exec_id
+        and a.flow_name == b.flow_name
+        and a.flow_ref == b.flow_ref
+        and a.created_at == b.created_at
+        and a.original_exec_id == b.original_exec_id
+        and a.inputs == b.inputs
+    )
+
+
+def parse_finish(obj: Any) -> tuple[str, StoredValue | None, str | None]:
+    """``{"status", "output", "error_type"}`` of a finish request."""
+    f = _Fields(obj, "finish")
+    return (
+        f.choice("status", TERMINAL_EXECUTION_STATUSES),
+        f.stored_value("output"),
+        f.text("error_type", optional=True),
+    )
+
+
+def _attempt(obj: Any, where: str) -> AttemptRecord:
+    f = _Fields(obj, where)
+    return AttemptRecord(
+        attempt=f.integer("attempt"),
+        correlation_id=f.text("correlation_id"),
+        status=f.text("status"),
+        started_at=f.number("started_at"),
+        ended_at=f.number("ended_at", optional=True),
+        error_type=f.text("error_type", optional=True),
+    )
+
+
+def parse_checkpoint(obj: Any, exec_id: str, checkpoint_id: str) -> CheckpointRecord:
+    """A checkpoint record from ``CheckpointRecord.to_dict()``; IDs must match the path."""
+    f = _Fields(obj, "checkpoint")
+    if obj.get("checkpoint_id") != checkpoint_id:
+        raise bad_request(
+            f"checkpoint: checkpoint_id {_short(obj.get('checkpoint_id'))} does not match the "
+            f"path ({checkpoint_id!r})"
+        )
+    if obj.get("exec_id") != exec_id:
+        raise bad_request(
+            f"checkpoint: exec_id {_short(obj.get('exec_id'))} does not match the path "
+            f"({exec_id!r})"
+        )
+    attempts = obj.get("attempts")
+    if attempts is None:
+        attempts = []
+    if not isinstance(attempts, list):
+        raise bad_request(f"checkpoint: attempts must be an array, got {json_type(attempts)}")
+    return CheckpointRecord(
+        checkpoint_id=checkpoint_id,
+        exec_id=exec_id,
+        name=f.text("name"),
+        step_name=f.text("step_name"),
+        seq=f.integer("seq"),
+        checkpoint_type=f.text("checkpoint_type"),
+        status=f.choice("status", CHECKPOINT_STATUSES),
+        attempts=[_attempt(a, f"checkpoint: attempts[{i}]") for i, a in enumerate(attempts)],
+        started_at=f.number("started_at"),
+        ended_at=f.number("ended_at", optional=True),
+        cache_key=f.text("cache_key", optional=True),
+        reused_from=f.text("reused_from", optional=True),
+        error_type=f.text("error_type", optional=True),
+        output=f.stored_value("output"),
+    )

@@ -1,0 +1,168 @@
+"""``HttpTransport`` and the server-mode runtime over MockTransport doubles."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from test_http_store import RestDouble
+
+import kitaru
+from kitaru import checkpoint, flow
+from kitaru.client import HttpStore, HttpTransport
+from kitaru.client._remote import build_server_runtime
+from kitaru.events._transport import EncodedEvent, TransportDisabledError
+from kitaru.runtime._runtime import Runtime, set_runtime
+
+URL = "http://events.test"
+
+
+def encoded(exec_id: str, index: int, size: int = 0) -> EncodedEvent:
+    data = {
+        "exec_id": exec_id,
+        "kind": "k",
+        "correlation_id": "c",
+        "index": index,
+        "pad": "x" * size,
+    }
+    return EncodedEvent(data=data, json=orjson.dumps(data))
+
+
+class Ingest:
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.posts: list[tuple[str, list[dict]]] = []
+        self.transport = httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        assert request.method == "POST"
+        assert request.headers["content-type"] == "application/json"
+        exec_id = request.url.path.split("/")[4]
+        self.posts.append((exec_id, orjson.loads(request.content)))
+        if self.status == 501:
+            return httpx.Response(501, json={"detail": {"kind": "streaming_disabled"}})
+        return httpx.Response(self.status, json={"detail": "x"})
+
+
+def test_batches_are_grouped_by_execution_in_order() -> None:
+    ingest = Ingest()
+    transport = HttpTransport(URL, "tok", transport=ingest.transport)
+    transport.send([encoded("a", 0), encoded("b", 0), encoded("a", 1), encoded("b", 1)])
+    assert [(e, [d["index"] for d in body]) for e, body in ingest.posts] == [
+        ("a", [0, 1]),
+        ("b", [0, 1]),
+    ]
+    transport.shutdown()
+
+
+def test_large_batches_are_split_into_requests_of_at_most_1_mib() -> None:
+    ingest = Ingest()
+    transport = HttpTransport(URL, transport=ingest.transport)
+    transport.send([encoded("a", i, size=60_000) for i in range(40)])
+    assert len(ingest.posts) >= 3
+    assert [d["index"] for _, body in ingest.posts for d in body] == list(range(40))
+
+
+def test_streaming_disabled_turns_the_transport_off() -> None:
+    transport = HttpTransport(URL, transport=Ingest(501).transport)
+    with pytest.raises(TransportDisabledError, match="streaming disabled"):
+        transport.send([encoded("a", 0)])
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+def test_transient_failures_raise_so_the_publisher_retries(status: int) -> None:
+    transport = HttpTransport(URL, transport=Ingest(status).transport)
+    with pytest.raises(kitaru.KitaruBackendError, match=str(status)):
+        transport.send([encoded("a", 0)])
+
+
+def test_permanent_refusals_drop_the_batch_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport = HttpTransport(URL, transport=Ingest(422).transport)
+    with caplog.at_level(logging.WARNING, logger="kitaru"):
+        transport.send([encoded("a", 0)])
+        transport.send([encoded("a", 1)])
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
+
+
+def test_build_server_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KITARU_HEARTBEAT_INTERVAL", "0.5")
+    rt = build_server_runtime("http://127.0.0.1:9", "tok")
+    try:
+        assert rt.mode == "server" and rt.server_url == "http://127.0.0.1:9"
+        assert rt.api_token == "tok"
+        assert isinstance(rt.store, HttpStore)
+        assert isinstance(rt.transport, HttpTransport)
+        assert rt._heartbeat_interval == 0.5
+    finally:
+        rt.shutdown()
+
+
+@checkpoint
+def shout(word: str) -> str:
+    kitaru.progress("shouting", percent=0.5)
+    return word.upper()
+
+
+@flow
+def shout_flow(word: str) -> str:
+    return shout(word)
+
+
+def test_a_flow_on_a_server_with_streaming_off_completes_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rest = RestDouble(tmp_path)
+    ingest = Ingest(501)
+    rt = Runtime(
+        HttpStore(URL, transport=rest.transport),
+        HttpTransport(URL, transport=ingest.transport),
+        mode="server",
+        server_url=URL,
+    )
+    set_runtime(rt)
+    with caplog.at_level(logging.WARNING):
+        assert shout_flow("a") == "A"
+        assert shout_flow("b") == "B"
+        kitaru.events.flush(2.0)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "streaming disabled" in warnings[0].getMessage()
+    assert rt.publisher.disabled
+    assert len(ingest.posts) == 1
+    done = rest.store.list_executions(status="completed")
+    assert len(done) == 2
+
+
+def test_a_flows_events_reach_the_server_before_it_is_marked_terminal(tmp_path: Path) -> None:
+    rest = RestDouble(tmp_path)
+    order: list[str] = []
+    ingest_handler = Ingest()
+
+    def events(request: httpx.Request) -> httpx.Response:
+        order.extend(d["kind"] for d in orjson.loads(request.content))
+        return ingest_handler.handle(request)
+
+    def records(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/finish"):
+            order.append("finish")
+        return rest.handle(request)
+
+    rt = Runtime(
+        HttpStore(URL, transport=httpx.MockTransport(records)),
+        HttpTransport(URL, transport=httpx.MockTransport(events)),
+        mode="server",
+        server_url=URL,
+    )
+    set_runtime(rt)
+    assert shout_flow("x") == "X"
+    assert order == [
+        "kitaru.checkpoint.started",
+        "kitaru.checkpoint.progress",
+        "kitaru.checkpoint.returned",
+        "finish",
+    ]

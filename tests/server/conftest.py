@@ -1,0 +1,43 @@
+"""Fixtures for server tests: real uvicorn servers on 127.0.0.1 in threads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _serverkit import require_server_deps
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start servers with the given options; every one is stopped after the test."""
+    require_server_deps()
+    from kitaru.server import serve_in_thread
+
+    started: list[Any] = []
+
+    def start(**options: Any) -> Any:
+        options.setdefault("db", tmp_path / f"server-{len(started)}.db")
+        options.setdefault("ping_interval", 0.2)
+        options.setdefault("token", None)
+        srv = serve_in_thread(**options)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., Any]) -> Any:
+    return make_server()
+
+
+@pytest.fixture
+def client(server: Any) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        yield c
