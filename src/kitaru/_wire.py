@@ -25,9 +25,12 @@ __all__ = [
     "PATH_EXECUTIONS",
     "PATH_HEALTH",
     "PATH_INFO",
+    "PATH_STREAM_TOKENS",
+    "PATH_UI",
     "QUERY_CHECKPOINT",
     "QUERY_CORRELATION_ID",
     "QUERY_KINDS",
+    "QUERY_MESSAGE_EVENTS",
     "QUERY_SINCE",
     "QUERY_TOKEN",
     "path_cached_checkpoint",
@@ -36,6 +39,7 @@ __all__ = [
     "path_execution",
     "path_finish",
     "path_heartbeat",
+    "path_snapshot",
     "path_stream",
 ]
 
@@ -67,11 +71,16 @@ QUERY_CHECKPOINT = "checkpoint"
 QUERY_CORRELATION_ID = "correlation_id"
 QUERY_SINCE = "since"
 QUERY_TOKEN = "token"  # only on the stream endpoint: EventSource cannot send headers
+# ``message_events=true``: data frames carry no ``event:`` line, so a browser's EventSource
+# delivers every kind to ``onmessage`` (it has no catch-all listener for named events).
+QUERY_MESSAGE_EVENTS = "message_events"
 
 # Endpoint paths.
 PATH_HEALTH = "/health"
 PATH_INFO = f"{API_PREFIX}/info"
 PATH_EXECUTIONS = f"{API_PREFIX}/executions"
+PATH_STREAM_TOKENS = f"{API_PREFIX}/stream-tokens"  # POST: a short-lived read-only token
+PATH_UI = "/ui/"  # the web view
 
 
 def path_execution(exec_id: str) -> str:
@@ -105,6 +114,11 @@ def path_cached_checkpoint() -> str:
 def path_events(exec_id: str) -> str:
     """``POST`` a JSON array of wire events of one execution (idempotent per correlation/index)."""
     return f"{PATH_EXECUTIONS}/{exec_id}/events"
+
+
+def path_snapshot(exec_id: str) -> str:
+    """``GET`` the folded live state of one execution and the cursor to follow it from."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/snapshot"
 
 
 def path_stream(exec_id: str) -> str:

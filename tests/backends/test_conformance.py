@@ -328,3 +328,50 @@ def test_durable_backends_keep_cursors_across_reopen(make_log: Factory) -> None:
 
     cursors = run(write)
     run(lambda: reread(cursors))
+
+
+def test_frames_are_ready_sse_frames(make_log: Factory) -> None:
+    async def go() -> None:
+        async with make_log(None) as log:
+            await log.append("e1", [ev(0, kind="k.a"), ev(1, kind="k.b")])
+            got = (await log.read("e1", None, 10)).events
+            first = got[0]
+            assert first.frame == (
+                b"id: " + first.cursor.encode() + b"\nevent: k.a\ndata: " + first.data + b"\n\n"
+            )
+            assert orjson.loads(first.data)["cursor"] == first.cursor
+
+    run(go)
+
+
+def test_read_frames_matches_read(make_log: Factory) -> None:
+    async def go() -> None:
+        async with make_log(Retention(max_events=6)) as log:
+            await log.append("e1", [ev(i) for i in range(9)])
+            await log.mark_ended("e1", "completed")
+            full = await log.read("e1", None, 4)
+            fast = await log.read_frames("e1", None, 4)
+            assert fast.frames == b"".join(e.frame for e in full.events)
+            assert fast.count == 4 and fast.cursor == full.events[-1].cursor
+            assert fast.gap == full.gap and fast.gap is not None and fast.ended == "completed"
+            rest = await log.read_frames("e1", fast.cursor, 100)
+            assert rest.count == 2 and rest.gap is None
+            assert rest.cursor == (await log.read("e1", None, 100)).last_cursor
+            empty = await log.read_frames("e1", rest.cursor, 100)
+            assert (empty.frames, empty.count, empty.cursor) == (b"", 0, None)
+            with pytest.raises(CursorInvalidError):
+                await log.read_frames("e1", "junk", 10)
+            none = await log.read_frames("unknown", None, 10)
+            assert none.count == 0 and none.ended is None
+
+    run(go)
+
+
+def test_an_empty_body_still_gets_its_cursor(make_log: Factory) -> None:
+    async def go() -> None:
+        async with make_log(None) as log:
+            await log.append("e1", [NewEvent("k", "c", 0, None, None, None, b"{}")])
+            got = (await log.read("e1", None, 10)).events[0]
+            assert orjson.loads(got.data) == {"cursor": got.cursor}
+
+    run(go)

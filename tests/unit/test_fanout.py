@@ -221,3 +221,32 @@ def test_handle_wait_timeout_and_error(kitaru_events):
     with pytest.raises(KeyError):
         bad.wait(timeout=10)
     assert bad.status == "failed"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="fork() is POSIX-only")
+def test_checkpoint_in_forked_child_gets_its_own_step_name(kitaru_events):
+    import multiprocessing
+
+    @checkpoint
+    def where(tag: str) -> str:
+        return tag
+
+    def child() -> None:
+        where("child")
+
+    @flow
+    def f() -> None:
+        where("parent-1")
+        proc = multiprocessing.get_context("fork").Process(target=child)
+        proc.start()
+        proc.join(30)
+        assert proc.exitcode == 0
+        where("parent-2")
+
+    f()
+    exec_id = kitaru_events.events[0].exec_id
+    steps = [c.step_name for c in kitaru.KitaruClient().executions.get(exec_id).checkpoints]
+    assert len(steps) == 3
+    assert len(set(steps)) == 3
+    assert "where" in steps and "where_2" in steps
+    assert any("@" in s for s in steps)

@@ -128,3 +128,21 @@ def test_events_carry_json_safe_data(kitaru_events):
     }
     assert events[2].payload["data"]["color"] == "red"
     assert SECRET not in json.dumps([dict(e.payload) for e in events])
+
+
+def test_big_integers_are_json_native(kitaru_events):
+    big = 2**80 + 1
+
+    @checkpoint
+    def step() -> None:
+        kitaru.progress("big", value=big, negative=-big)
+
+    @flow
+    def f() -> None:
+        step()
+
+    f()
+    progress = [e for e in kitaru_events.events if e.kind.endswith("progress")]
+    assert len(progress) == 1
+    assert progress[0].payload["data"] == {"value": big, "negative": -big}
+    assert kitaru_events.runtime.publisher.stats().dropped == 0

@@ -10,11 +10,13 @@ from kitaru.backends._base import (
     CursorInvalidError,
     EventLog,
     EventLogError,
+    FrameBatch,
     Gap,
     LoggedEvent,
     NewEvent,
     ReadResult,
     Retention,
+    encode_frame,
 )
 from kitaru.backends._memory import MemoryEventLog
 from kitaru.backends._sqlite import SqliteEventLog
@@ -24,6 +26,7 @@ __all__ = [
     "CursorInvalidError",
     "EventLog",
     "EventLogError",
+    "FrameBatch",
     "Gap",
     "LoggedEvent",
     "MemoryEventLog",
@@ -31,4 +34,5 @@ __all__ = [
     "ReadResult",
     "Retention",
     "SqliteEventLog",
+    "encode_frame",
 ]

@@ -24,11 +24,14 @@ __all__ = [
     "CursorInvalidError",
     "EventLog",
     "EventLogError",
+    "FrameBatch",
     "Gap",
     "LoggedEvent",
     "NewEvent",
     "ReadResult",
     "Retention",
+    "encode_frame",
+    "new_event_frame",
 ]
 
 
@@ -40,9 +43,11 @@ class EventLogError(KitaruBackendError):
     """The event log's storage failed."""
 
 
-@dataclass(frozen=True, slots=True)
+# NewEvent and LoggedEvent are made once per event on the hot path; frozen dataclasses cost
+# several times more to build, so these are plain slotted ones: treat them as read-only.
+@dataclass(slots=True)
 class NewEvent:
-    """A validated event ready to append.
+    """A validated event ready to append (read-only by convention).
 
     Attributes:
         kind: The event kind.
@@ -64,11 +69,38 @@ class NewEvent:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class LoggedEvent:
-    """An event as stored: its cursor, the fields filters look at, and its JSON.
+def encode_frame(cursor: str, kind: str, data: bytes) -> bytes:
+    """The SSE data frame of one event: ``id:``, ``event:`` and ``data:`` lines.
 
-    ``data`` is the event's JSON object including ``"cursor"``, ready to go on the wire.
+    ``kind`` has no line breaks (ingest refuses them) and ``data`` is compact JSON, which has
+    none either, so the frame needs no escaping.
+    """
+    return b"id: %b\nevent: %b\ndata: %b\n\n" % (cursor.encode(), kind.encode(), data)
+
+
+def new_event_frame(cursor: str, kind: str, body: bytes) -> bytes:
+    """The stored frame of a new event: :func:`encode_frame` with ``"cursor"`` added to ``body``.
+
+    One formatting step, no JSON re-encoding: the cursor is spliced in before the closing
+    brace of ``body`` (cursors need no JSON escaping).
+    """
+    c = cursor.encode()
+    if body == b"{}":
+        return b'id: %b\nevent: %b\ndata: {"cursor":"%b"}\n\n' % (c, kind.encode(), c)
+    return b'id: %b\nevent: %b\ndata: %b,"cursor":"%b"}\n\n' % (
+        c,
+        kind.encode(),
+        memoryview(body)[:-1],  # type: ignore[str-format]  # %b takes any buffer
+        c,
+    )
+
+
+@dataclass(slots=True)
+class LoggedEvent:
+    """An event as stored: its cursor, the fields filters look at, and its wire frame.
+
+    The log keeps each event's SSE data frame ready-made (see :func:`encode_frame`), so a
+    stream without filters is a concatenation of stored bytes.
     """
 
     cursor: str
@@ -78,7 +110,13 @@ class LoggedEvent:
     checkpoint_id: str | None
     checkpoint_name: str | None
     step_name: str | None
-    data: bytes
+    frame: bytes
+
+    @property
+    def data(self) -> bytes:
+        """The event's JSON object including ``"cursor"``, as on the wire."""
+        frame = self.frame
+        return frame[frame.index(b"\ndata: ") + 7 : -2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +151,25 @@ class ReadResult:
     gap: Gap | None
     ended: str | None
     last_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FrameBatch:
+    """One batch read from the log as ready-made SSE frames (the unfiltered fast path).
+
+    Attributes:
+        frames: The concatenated data frames of up to ``limit`` events.
+        count: How many events ``frames`` holds.
+        cursor: The cursor of the last event in ``frames`` (``None`` when empty).
+        gap: As in :class:`ReadResult`.
+        ended: As in :class:`ReadResult`.
+    """
+
+    frames: bytes
+    count: int
+    cursor: str | None
+    gap: Gap | None
+    ended: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +242,22 @@ class EventLog(abc.ABC):
         Raises:
             CursorInvalidError: ``after`` is malformed or beyond the end of the log.
         """
+
+    async def read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
+        """Like :meth:`read`, as concatenated frames; backends override it to skip decoding.
+
+        Raises:
+            CursorInvalidError: ``after`` is malformed or beyond the end of the log.
+        """
+        res = await self.read(exec_id, after, limit)
+        events = res.events
+        return FrameBatch(
+            frames=b"".join([e.frame for e in events]),
+            count=len(events),
+            cursor=events[-1].cursor if events else None,
+            gap=res.gap,
+            ended=res.ended,
+        )
 
     @abc.abstractmethod
     async def wait(self, exec_id: str, after: str | None, timeout: float) -> bool:

@@ -18,8 +18,9 @@ from kitaru.backends._base import (
     NewEvent,
     ReadResult,
     Retention,
+    new_event_frame,
 )
-from kitaru.backends._seq import Notifier, format_cursor, gap_for, parse_cursor, with_cursor
+from kitaru.backends._seq import Notifier, format_cursor, gap_for, parse_cursor
 
 __all__ = ["MemoryEventLog"]
 
@@ -81,14 +82,14 @@ class MemoryEventLog(EventLog):
             cursor = format_cursor(seq)
             log.events.append(
                 LoggedEvent(
-                    cursor=cursor,
-                    kind=ev.kind,
-                    correlation_id=ev.correlation_id,
-                    index=ev.index,
-                    checkpoint_id=ev.checkpoint_id,
-                    checkpoint_name=ev.checkpoint_name,
-                    step_name=ev.step_name,
-                    data=with_cursor(ev.body, cursor),
+                    cursor,
+                    ev.kind,
+                    ev.correlation_id,
+                    ev.index,
+                    ev.checkpoint_id,
+                    ev.checkpoint_name,
+                    ev.step_name,
+                    new_event_frame(cursor, ev.kind, ev.body),
                 )
             )
             log.seqs.append(seq)

@@ -17,7 +17,7 @@ import weakref
 
 from kitaru.backends._base import CursorInvalidError, Gap
 
-__all__ = ["Notifier", "Token", "format_cursor", "gap_for", "parse_cursor", "with_cursor"]
+__all__ = ["Notifier", "Token", "format_cursor", "gap_for", "parse_cursor"]
 
 _CURSOR_RE = re.compile(r"[0-9]{1,19}")
 _MAX_SEQ = 2**63 - 1
@@ -58,14 +58,6 @@ def gap_for(after: str | None, after_seq: int, base_seq: int) -> Gap | None:
         until=format_cursor(base_seq - 1),
         lost=base_seq - 1 - after_seq,
     )
-
-
-def with_cursor(body: bytes, cursor: str) -> bytes:
-    """``body`` (a compact JSON object) with ``"cursor": cursor`` added, without re-encoding."""
-    # Cursors are digits only, so no JSON escaping is needed.
-    if body == b"{}":
-        return b'{"cursor":"' + cursor.encode() + b'"}'
-    return body[:-1] + b',"cursor":"' + cursor.encode() + b'"}'
 
 
 class Token:

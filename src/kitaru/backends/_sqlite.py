@@ -18,7 +18,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -27,12 +27,14 @@ from kitaru.backends._base import (
     AppendResult,
     EventLog,
     EventLogError,
+    FrameBatch,
     LoggedEvent,
     NewEvent,
     ReadResult,
     Retention,
+    new_event_frame,
 )
-from kitaru.backends._seq import Notifier, format_cursor, gap_for, parse_cursor, with_cursor
+from kitaru.backends._seq import Notifier, format_cursor, gap_for, parse_cursor
 
 __all__ = ["SqliteEventLog"]
 
@@ -56,16 +58,22 @@ CREATE TABLE IF NOT EXISTS events (
     checkpoint_id TEXT,
     checkpoint_name TEXT,
     step_name TEXT,
-    data BLOB NOT NULL,
+    frame BLOB NOT NULL,
     PRIMARY KEY (exec_id, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (exec_id, correlation_id, idx);
 """
 
 _READ_SQL = (
-    "SELECT seq, kind, correlation_id, idx, checkpoint_id, checkpoint_name, step_name, data "
+    "SELECT seq, kind, correlation_id, idx, checkpoint_id, checkpoint_name, step_name, frame "
     "FROM events WHERE exec_id=? AND seq>? ORDER BY seq LIMIT ?"
 )
+_FRAMES_SQL = "SELECT frame FROM events WHERE exec_id=? AND seq>? ORDER BY seq LIMIT ?"
+_INSERT_SQL = (
+    "INSERT INTO events (exec_id, seq, correlation_id, idx, kind, checkpoint_id, "
+    "checkpoint_name, step_name, frame) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+_EXISTS_SQL = "SELECT 1 FROM events WHERE exec_id=? AND correlation_id=? AND idx=?"
 
 
 class SqliteEventLog(EventLog):
@@ -140,6 +148,16 @@ class SqliteEventLog(EventLog):
         return result
 
     def _append(self, exec_id: str, events: Sequence[NewEvent]) -> AppendResult:
+        # Duplicates inside the batch are dropped here; duplicates of stored events are
+        # looked up only when the plain insert of the whole batch hits the unique key (a
+        # retried batch), so the common path is one executemany.
+        batch: list[NewEvent] = []
+        seen: set[tuple[str, int]] = set()
+        for ev in events:
+            key = (ev.correlation_id, ev.index)
+            if key not in seen:
+                seen.add(key)
+                batch.append(ev)
         conn = self._conn()
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
@@ -149,33 +167,22 @@ class SqliteEventLog(EventLog):
                     "SELECT last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?",
                     (exec_id,),
                 ).fetchone()
-                stored = dups = 0
-                insert = conn.execute
-                sql = (
-                    "INSERT OR IGNORE INTO events (exec_id, seq, correlation_id, idx, kind, "
-                    "checkpoint_id, checkpoint_name, step_name, data) VALUES (?,?,?,?,?,?,?,?,?)"
-                )
-                for ev in events:
-                    seq = last_seq + 1
-                    cur = insert(
-                        sql,
-                        (
-                            exec_id,
-                            seq,
-                            ev.correlation_id,
-                            ev.index,
-                            ev.kind,
-                            ev.checkpoint_id,
-                            ev.checkpoint_name,
-                            ev.step_name,
-                            with_cursor(ev.body, format_cursor(seq)),
-                        ),
-                    )
-                    if cur.rowcount == 1:
-                        last_seq = seq
-                        stored += 1
-                    else:
-                        dups += 1
+                conn.execute("SAVEPOINT batch")
+                try:
+                    conn.executemany(_INSERT_SQL, _rows(exec_id, batch, last_seq))
+                except sqlite3.IntegrityError:
+                    conn.execute("ROLLBACK TO batch")
+                    batch = [
+                        ev
+                        for ev in batch
+                        if conn.execute(
+                            _EXISTS_SQL, (exec_id, ev.correlation_id, ev.index)
+                        ).fetchone()
+                        is None
+                    ]
+                    conn.executemany(_INSERT_SQL, _rows(exec_id, batch, last_seq))
+                conn.execute("RELEASE batch")
+                last_seq += len(batch)
                 limit = self.retention.max_events
                 if limit is not None and last_seq - base_seq + 1 > limit:
                     base_seq = last_seq - limit + 1
@@ -192,8 +199,8 @@ class SqliteEventLog(EventLog):
                 raise
         self._hint[exec_id] = (last_seq, ended is not None)
         return AppendResult(
-            stored=stored,
-            duplicates=dups,
+            stored=len(batch),
+            duplicates=len(events) - len(batch),
             last_cursor=format_cursor(last_seq) if last_seq else None,
         )
 
@@ -312,6 +319,40 @@ class SqliteEventLog(EventLog):
             last_cursor=format_cursor(last_seq) if last_seq else None,
         )
 
+    async def read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
+        """Up to ``limit`` events after ``after`` as concatenated frames (no decoding)."""
+        return await self._run(lambda: self._read_frames(exec_id, after, max(1, limit)))
+
+    def _read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            row = conn.execute(
+                "SELECT last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?",
+                (exec_id,),
+            ).fetchone()
+            if row is None:
+                parse_cursor(after, 0)
+                return FrameBatch(b"", 0, None, None, None)
+            last_seq, base_seq, ended = row
+            after_seq = parse_cursor(after, last_seq)
+            gap = gap_for(after, after_seq, base_seq)
+            if gap is not None:
+                after_seq = base_seq - 1
+            frames = [r[0] for r in conn.execute(_FRAMES_SQL, (exec_id, after_seq, limit))]
+        finally:
+            conn.execute("COMMIT")
+        self._hint[exec_id] = (last_seq, ended is not None)
+        # Retained sequence numbers are contiguous, so the last one is implied by the count.
+        count = len(frames)
+        return FrameBatch(
+            frames=b"".join(frames),
+            count=count,
+            cursor=format_cursor(after_seq + count) if count else None,
+            gap=gap,
+            ended=ended,
+        )
+
     async def wait(self, exec_id: str, after: str | None, timeout: float) -> bool:
         """Sleep until there is something after ``after``, the log ends, or the timeout."""
         if self._closed:
@@ -339,3 +380,20 @@ class SqliteEventLog(EventLog):
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+
+
+def _rows(exec_id: str, events: Sequence[NewEvent], last_seq: int) -> Iterator[tuple[object, ...]]:
+    """Insert rows for ``events``, numbered from ``last_seq + 1``."""
+    for seq, ev in enumerate(events, last_seq + 1):
+        cursor = format_cursor(seq)
+        yield (
+            exec_id,
+            seq,
+            ev.correlation_id,
+            ev.index,
+            ev.kind,
+            ev.checkpoint_id,
+            ev.checkpoint_name,
+            ev.step_name,
+            new_event_frame(cursor, ev.kind, ev.body),
+        )

@@ -11,20 +11,20 @@ output went away.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import threading
 from typing import Any, cast
 
 from kitaru import _config
+from kitaru.cli._args import seconds
 from kitaru.cli._watch_output import JsonOutput, PlainOutput, WatchInfo, WatchOutput
 from kitaru.client._client import KitaruClient
 from kitaru.client._watcher import EventWatcher
 from kitaru.exceptions import KitaruError
 from kitaru.lanes import LaneBoard
 
-__all__ = ["EXIT_CONNECTION", "add_parser", "exit_code_for", "register", "run"]
+__all__ = ["EXIT_CONNECTION", "add_parser", "exit_code_for", "fail", "register", "run"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -35,16 +35,6 @@ EXIT_BROKEN_PIPE = 141
 CLI_INSTALL_HINT = (
     "kitaru: live lanes need the cli extra: pip install 'kitaru[cli]' (printing plain lines)"
 )
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
 
 
 def add_parser(subparsers: Any, name: str, *, help_text: str) -> argparse.ArgumentParser:
@@ -81,7 +71,7 @@ def add_parser(subparsers: Any, name: str, *, help_text: str) -> argparse.Argume
     )
     parser.add_argument(
         "--max-outage",
-        type=_seconds,
+        type=seconds,
         metavar="SECONDS",
         help="give up (exit 2) when the server stays unreachable this long (default 60)",
     )
@@ -127,7 +117,8 @@ def _output(args: argparse.Namespace) -> WatchOutput:
     return LiveOutput(console)
 
 
-def _error(message: object) -> int:
+def fail(message: object) -> int:
+    """Print ``kitaru: error: MESSAGE`` to stderr; returns exit code 2."""
     print(f"kitaru: error: {message}", file=sys.stderr)
     return EXIT_CONNECTION
 
@@ -162,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
             ),
         )
     except KitaruError as exc:
-        return _error(exc)
+        return fail(exc)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     board = LaneBoard()
@@ -182,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         output.finish(status, board)
     except KitaruError as exc:
         output.finish(None, board)
-        code = _error(exc)
+        code = fail(exc)
     except KeyboardInterrupt:
         output.finish(None, board)
         print("kitaru: interrupted", file=sys.stderr)

@@ -27,21 +27,12 @@ import orjson
 from kitaru import _config
 from kitaru._ids import trace_id_for
 from kitaru.cli import _events
+from kitaru.cli._args import positive_int
 from kitaru.client._client import KitaruClient
 from kitaru.exceptions import KitaruError, KitaruStateError
 from kitaru.store._records import EXECUTION_STATUSES, ExecutionRecord
 
 __all__ = ["register"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _server_flag(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +50,7 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--flow", metavar="NAME", help="only executions of this flow")
     listing.add_argument("--status", choices=EXECUTION_STATUSES, help="only this status")
     listing.add_argument(
-        "--limit", type=_positive_int, default=20, help="at most this many (default 20)"
+        "--limit", type=positive_int, default=20, help="at most this many (default 20)"
     )
     listing.add_argument("--json", action="store_true", help="one JSON object per execution")
     _server_flag(listing)
@@ -97,11 +88,6 @@ def register(subparsers: Any) -> None:
 
 def _client(args: argparse.Namespace) -> KitaruClient:
     return KitaruClient(server_url=_config.server_url(getattr(args, "server_url", None)))
-
-
-def _error(exc: object) -> int:
-    print(f"kitaru: error: {exc}", file=sys.stderr)
-    return _events.EXIT_CONNECTION
 
 
 def _when(ts: float | None) -> str:
@@ -142,7 +128,7 @@ def _list(args: argparse.Namespace) -> int:
             flow=args.flow, status=args.status, limit=args.limit
         )
     except KitaruError as exc:
-        return _error(exc)
+        return _events.fail(exc)
     if args.json:
         for record in records:
             _print_json(_record_json(record, checkpoints=False))
@@ -195,7 +181,7 @@ def _get(args: argparse.Namespace) -> int:
     try:
         record = _client(args).executions.get(args.exec_id)
     except KitaruError as exc:
-        return _error(exc)
+        return _events.fail(exc)
     if args.json:
         _print_json(_record_json(record, checkpoints=True))
     else:
@@ -229,12 +215,12 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         handle = client.executions.replay(args.exec_id, from_=args.from_)
     except KitaruStateError as exc:
-        _error(exc)
+        _events.fail(exc)
         if not args.imports:
             print("kitaru: hint: name the flow's module or file with --import", file=sys.stderr)
         return _events.EXIT_CONNECTION
     except KitaruError as exc:
-        return _error(exc)
+        return _events.fail(exc)
     out = sys.stderr if args.json else sys.stdout
     print(f"replaying {args.exec_id} as {handle.exec_id}", file=out, flush=True)
     # The flow's own exception is not the CLI's error: the new record says what failed.
@@ -243,7 +229,7 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         record = client.executions.get(handle.exec_id)
     except KitaruError as exc:
-        return _error(exc)
+        return _events.fail(exc)
     if args.json:
         _print_json(_record_json(record, checkpoints=True))
     else:

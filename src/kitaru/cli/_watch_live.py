@@ -88,15 +88,14 @@ class LanesView:
             yield icon, Text(name, style="bold"), Text(""), detail
 
     def _running_row(self, lane: Lane) -> tuple[RenderableType, ...]:
+        bar: RenderableType = Text("running", style="dim")
         if lane.percent is not None:
-            bar: RenderableType = Table.grid(padding=(0, 1))
-            assert isinstance(bar, Table)
-            bar.add_row(
+            grid = Table.grid(padding=(0, 1))
+            grid.add_row(
                 ProgressBar(total=1.0, completed=lane.percent, width=24),
                 Text(f"{lane.percent:4.0%}"),
             )
-        else:
-            bar = Text("running", style="dim")
+            bar = grid
         message = Text(lane.message or "", style="italic", no_wrap=True, overflow="ellipsis")
         # Once the stream has ended, a lane without a terminal event is not running any more
         # (its events were filtered out, or its process was lost): no spinner for it.
@@ -113,6 +112,8 @@ class LanesView:
             )
         finished = [lane for lane in lanes if lane.finished]
         running = [lane for lane in lanes if not lane.finished]
+        for lane in finished:
+            self._spinners.pop(lane.correlation_id, None)  # bounded by the running lanes
         table = Table.grid(padding=(0, 1), expand=False)
         table.add_column(width=1)
         table.add_column(no_wrap=True, overflow="ellipsis", max_width=32)

@@ -2,9 +2,11 @@
 
 Server mode lives here too: :class:`HttpStore` and :class:`HttpTransport` talk to a kitaru
 server; :class:`EventWatcher` / :class:`AsyncEventWatcher` are what
-``KitaruClient().executions.events()`` / ``aevents()`` return (tuned by :class:`WatchOptions`).
+``KitaruClient().executions.events()`` / ``aevents()`` return (tuned by :class:`WatchOptions`);
+:class:`ExecutionSnapshot` is what ``executions.snapshot()`` returns.
 """
 
+from kitaru._snapshot import ExecutionSnapshot
 from kitaru.client._client import Executions, KitaruClient
 from kitaru.client._errors import StreamDisconnectedError, StreamGapError
 from kitaru.client._remote import HttpStore, HttpTransport
@@ -14,6 +16,7 @@ from kitaru.client._watcher import AsyncEventWatcher, EventWatcher
 __all__ = [
     "AsyncEventWatcher",
     "EventWatcher",
+    "ExecutionSnapshot",
     "Executions",
     "HttpStore",
     "HttpTransport",

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from kitaru import _config
+from kitaru._snapshot import ExecutionSnapshot
 from kitaru.events._models import ExecutionEvent
 from kitaru.exceptions import (
     KitaruFeatureNotAvailableError,
@@ -186,6 +187,41 @@ class Executions:
             **options,
         )
         return iterator
+
+    def snapshot(self, exec_id: str) -> ExecutionSnapshot:
+        """The folded live state of one execution, to render before following its stream.
+
+        Server mode only. The snapshot holds one lane per checkpoint execution (checkpoint
+        name, correlation ID, status, latest message and percent, event count, trace and span
+        IDs), the newest custom events, and the ``cursor`` it was computed at. Follow the
+        stream from there and fold it into the snapshot's board; that equals folding every
+        event from the start::
+
+            snap = client.executions.snapshot(exec_id)
+            board = snap.board()
+            if not snap.ended:
+                for event in client.executions.events(exec_id, since=snap.cursor):
+                    board.apply(event)
+
+        Args:
+            exec_id: The exact execution ID (prefixes are not accepted).
+
+        Returns:
+            An :class:`~kitaru.client.ExecutionSnapshot`.
+
+        Raises:
+            KitaruFeatureNotAvailableError: Local database mode, or streaming is disabled.
+            KitaruStateError: The server has no execution with this ID.
+            KitaruBackendError: Authorization failed or the server did not answer.
+        """
+        if self._client.is_local:
+            raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
+        check_exec_id(exec_id)
+        from kitaru.client._snapshot import fetch_snapshot
+
+        server_url = self._client.server_url
+        assert server_url is not None  # not local
+        return fetch_snapshot(server_url, self._client.api_token, exec_id)
 
     def aevents(
         self,

@@ -17,6 +17,7 @@ flow nothing but the enqueue.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import random
@@ -250,7 +251,11 @@ class Publisher:
                     if time.monotonic() - last_active < _LINGER:
                         # Poll briefly while publishing is active, so callers never pay for
                         # waking the sender (Event.set costs more than the enqueue itself).
-                        time.sleep(_POLL)
+                        # Waiting on the event rather than sleeping lets flush() (the terminal
+                        # flush after every checkpoint) wake the sender at once instead of
+                        # paying up to a whole poll interval (issue 8.2).
+                        if self._wake.wait(_POLL):
+                            self._wake.clear()
                         continue
                     self._idle = True
                     if not (self._normal or self._lifecycle) and not self._closed:
@@ -365,7 +370,12 @@ def encode_record(rec: EventRecord) -> EncodedEvent:
         "ts": rec.ts,
         "payload": payload,
     }
-    return EncodedEvent(data=data, json=orjson.dumps(data))
+    try:
+        raw = orjson.dumps(data)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits, which are plain JSON (CONTRACT §2.12).
+        raw = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return EncodedEvent(data=data, json=raw)
 
 
 _live_publishers: weakref.WeakSet[Publisher] = weakref.WeakSet()

@@ -62,6 +62,21 @@ logger = logging.getLogger("kitaru.otel")
 
 _FLUSH_BUDGET_SECONDS = 0.5
 
+# os.getpid() is a system call on every checkpoint end; the pid only changes at fork.
+_PID = os.getpid()
+
+
+def _after_fork() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _pid() -> int:
+    return _PID
+
 
 def _version() -> str:
     try:
@@ -215,8 +230,8 @@ class KitaruOtelObserver(RuntimeObserver):
             )
         span_context = span.get_span_context()
         token = otel_context.attach(trace.set_span_in_context(span))
-        _states(run)[self] = _FlowState(span, span_context, token, tracer, os.getpid())
-        if span_context.is_valid:
+        _states(run)[self] = _FlowState(span, span_context, token, tracer, _pid())
+        if _is_own(span_context, parent):
             run.trace_id = format(span_context.trace_id, "032x")
 
     def on_flow_end(self, run: FlowRun, status: str, error: BaseException | None) -> None:
@@ -238,9 +253,10 @@ class KitaruOtelObserver(RuntimeObserver):
         flow = _states(run).get(self)
         flow_state = flow if isinstance(flow, _FlowState) else None
         tracer = flow_state.tracer if flow_state is not None else self._resolve()[0]
+        parent = self._parent_context(run, flow_state, tracer)
         span = tracer.start_span(
             attr.CHECKPOINT_SPAN_PREFIX + scope.name,
-            context=self._parent_context(run, flow_state, tracer),
+            context=parent,
             kind=SpanKind.INTERNAL,
             attributes={
                 attr.EXECUTION_ID: scope.exec_id,
@@ -261,7 +277,8 @@ class KitaruOtelObserver(RuntimeObserver):
             span, token, SpanEventBuffer(self.settings.max_span_events), flow_pid
         )
         span_context = span.get_span_context()
-        if span_context.is_valid:
+        # A no-op tracer hands back the parent itself: those are not this span's IDs.
+        if _is_own(span_context, parent):
             scope.trace_id = format(span_context.trace_id, "032x")
             scope.span_id = span_id_hex(span_context.span_id)
             _registry.register(scope.correlation_id, span_context)
@@ -294,7 +311,7 @@ class KitaruOtelObserver(RuntimeObserver):
             span.end()
         finally:
             otel_context.detach(state.token)  # type: ignore[arg-type]
-        if state.flow_pid != os.getpid():
+        if state.flow_pid != _pid():
             self._flush_foreign()
 
     def on_checkpoint_reused(self, run: FlowRun, record: CheckpointRecord) -> None:
@@ -328,7 +345,7 @@ class KitaruOtelObserver(RuntimeObserver):
             start_time=now,
         )
         span.end(end_time=now)
-        if flow_state is None or flow_state.pid != os.getpid():
+        if flow_state is None or flow_state.pid != _pid():
             self._flush_foreign()
 
     # -- helpers --------------------------------------------------------------------------
@@ -424,6 +441,11 @@ def _states(owner: FlowRun | CheckpointScope) -> dict[KitaruOtelObserver, Any]:
         states = {}
         owner.otel = states
     return states
+
+
+def _is_own(span_context: SpanContext, parent: otel_context.Context) -> bool:
+    parent_context = trace.get_current_span(parent).get_span_context()
+    return span_context.is_valid and span_context.span_id != parent_context.span_id
 
 
 def _flow_span_id(exec_id: str) -> int:

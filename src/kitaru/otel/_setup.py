@@ -24,8 +24,8 @@ Why the short timeouts: export happens on the batch processor's thread, never on
 the SDK's defaults (10 s per export, 30 s at shutdown) would hold a process at exit that long
 when the collector is down. kitaru's provider exports with a 1 s timeout (unless
 ``OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT`` says otherwise) and its shutdown at exit waits at most
-``KITARU_OTEL_SHUTDOWN_TIMEOUT`` (1 s) before letting the process go, or 0.1 s when the
-collector already failed or hung on an export: those spans would not arrive anyway.
+``KITARU_OTEL_SHUTDOWN_TIMEOUT`` (1 s) before letting the process go, and less once the
+collector failed an export or hung on one for 0.5 s: those spans would not arrive anyway.
 """
 
 from __future__ import annotations
@@ -71,8 +71,10 @@ logger = logging.getLogger("kitaru.otel")
 DEFAULT_EXPORT_TIMEOUT = 1.0
 DEFAULT_SHUTDOWN_TIMEOUT = 1.0
 DEFAULT_SERVICE_NAME = "kitaru"
-UNHEALTHY_SHUTDOWN_TIMEOUT = 0.1
-_STUCK_SECONDS = 0.25
+# An export running longer than this counts as hung (a local collector answers in
+# milliseconds; raise OTEL_EXPORTER_OTLP_TIMEOUT and this matters less for a remote one).
+_STUCK_SECONDS = 0.5
+_HEALTH_POLL_SECONDS = 0.05
 
 _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 
@@ -148,9 +150,9 @@ def _sampler() -> Sampler | None:
 class _TrackedExporter(SpanExporter):
     """Passes exports on and remembers whether the collector is answering.
 
-    At exit, a collector that failed the last export (or has been stuck in one for a while)
-    gets :data:`UNHEALTHY_SHUTDOWN_TIMEOUT` instead of the full shutdown bound: those spans
-    would not arrive anyway, and the process should not wait for them.
+    At exit, kitaru stops waiting for the last spans once the collector failed the last export
+    or has been stuck in one for a while: those spans would not arrive anyway, and the process
+    should not wait for them.
     """
 
     def __init__(self, inner: SpanExporter) -> None:
@@ -227,9 +229,10 @@ def _adopt(provider: SdkTracerProvider, *, set_global: bool) -> None:
     global _provider, _atexit_registered
     previous, _provider = _provider, provider
     if previous is not None and previous is not provider:
-        _bounded(previous.shutdown, _exit_timeout(previous))
+        _bounded(previous.shutdown, _shutdown_timeout(None), _exporters.get(id(previous)))
         _exporters.pop(id(previous), None)
-    if set_global and not _real(trace.get_tracer_provider()):
+    # Only while nothing was set: the global provider can be set once per process.
+    if set_global and isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
         trace.set_tracer_provider(provider)
     if not _atexit_registered:
         atexit.register(_at_exit)
@@ -240,8 +243,14 @@ def _shutdown_timeout(arg: float | None) -> float:
     return resolve(arg, ev.KITARU_OTEL_SHUTDOWN_TIMEOUT, _positive_float, DEFAULT_SHUTDOWN_TIMEOUT)
 
 
-def _bounded(fn: Callable[[], object], timeout: float) -> bool:
-    """Run ``fn`` on a daemon thread and wait at most ``timeout`` seconds for it."""
+def _bounded(
+    fn: Callable[[], object], timeout: float, exporter: _TrackedExporter | None = None
+) -> bool:
+    """Run ``fn`` on a daemon thread and wait at most ``timeout`` seconds for it.
+
+    With ``exporter``, stop waiting as soon as it shows the collector is down or hung: the
+    spans still queued would not arrive anyway.
+    """
     done = threading.Event()
 
     def run() -> None:
@@ -257,21 +266,21 @@ def _bounded(fn: Callable[[], object], timeout: float) -> bool:
     except RuntimeError:  # no new threads late in interpreter shutdown
         run()
         return True
-    return done.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return done.is_set()
+        if done.wait(min(remaining, _HEALTH_POLL_SECONDS)):
+            return True
+        if exporter is not None and not exporter.healthy():
+            return False
 
 
 def _at_exit() -> None:
     provider = _provider
     if provider is not None:
-        _bounded(provider.shutdown, _exit_timeout(provider))
-
-
-def _exit_timeout(provider: SdkTracerProvider) -> float:
-    bound = _shutdown_timeout(None)
-    exporter = _exporters.get(id(provider))
-    if exporter is not None and not exporter.healthy():
-        return min(bound, UNHEALTHY_SHUTDOWN_TIMEOUT)
-    return bound
+        _bounded(provider.shutdown, _shutdown_timeout(None), _exporters.get(id(provider)))
 
 
 def owned_provider() -> SdkTracerProvider | None:
@@ -431,6 +440,6 @@ def shutdown(timeout: float | None = None) -> bool:
     if provider is None:
         return True
     try:
-        return _bounded(provider.shutdown, _shutdown_timeout(timeout))
+        return _bounded(provider.shutdown, _shutdown_timeout(timeout), _exporters.get(id(provider)))
     finally:
         _exporters.pop(id(provider), None)

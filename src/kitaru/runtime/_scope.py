@@ -7,6 +7,7 @@ tasks) share its scope, and so its one index counter.
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -62,18 +63,28 @@ class FlowRun:
         self.started_at = time.time()
         self.otel: Any = None  # state owned by the OpenTelemetry bridge
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self._step_counts: dict[str, int] = {}
         self._seq = 0
         self._executor: ThreadPoolExecutor | None = None
 
     def allocate_step(self, name: str) -> tuple[str, int]:
-        """A unique step name (``name``, ``name_2``, ...) and start order for a checkpoint call."""
+        """A unique step name (``name``, ``name_2``, ...) and start order for a checkpoint call.
+
+        Step names are counted per process; a call made in another process than the flow's
+        (a forked worker) gets an ``@<pid>`` suffix so it never takes a name the flow's own
+        process hands out later.
+        """
+        pid = os.getpid()
         with self._lock:
             count = self._step_counts.get(name, 0) + 1
             self._step_counts[name] = count
             seq = self._seq
             self._seq += 1
-        return (name if count == 1 else f"{name}_{count}"), seq
+        step = name if count == 1 else f"{name}_{count}"
+        if pid != self._pid:
+            step = f"{step}@{pid}"
+        return step, seq
 
     def executor(self) -> ThreadPoolExecutor:
         """The bounded pool behind ``.submit()`` (created on first use)."""

@@ -21,8 +21,10 @@ from kitaru.exceptions import KitaruUsageError
 from kitaru.server import _schemas
 from kitaru.server._errors import ApiError, JsonResponse, bad_request, install_error_handlers
 from kitaru.server._settings import ServerSettings
+from kitaru.server._snapshot import add_snapshot_routes
 from kitaru.server._state import ServerState, ServerStore
 from kitaru.server._stream import EventStream, StreamFilter
+from kitaru.server._tokens import StreamTokens
 from kitaru.server._validate import (
     parse_checkpoint,
     parse_events,
@@ -31,6 +33,7 @@ from kitaru.server._validate import (
     parse_json,
     same_execution,
 )
+from kitaru.server._web import WebConfig, add_stream_token_routes, add_ui_routes
 from kitaru.store._records import EXECUTION_STATUSES
 from kitaru.store._sqlite import SqliteStore
 
@@ -106,17 +109,25 @@ def create_app(
         """Liveness: always open, no token needed."""
         return JsonResponse({"status": "ok"})
 
-    api = APIRouter(dependencies=[Depends(_auth(state, allow_query=False))])
-    stream_api = APIRouter(dependencies=[Depends(_auth(state, allow_query=True))])
-    _add_meta_routes(api, state)
+    web = WebConfig.from_env()
+    tokens = StreamTokens(settings.token)
+    api = APIRouter(dependencies=[Depends(_auth(state, tokens, allow_query=False))])
+    stream_api = APIRouter(dependencies=[Depends(_auth(state, tokens, allow_query=True))])
+    _add_meta_routes(api, state, web)
     _add_record_routes(api, state)
     _add_event_routes(api, stream_api, state)
+    add_snapshot_routes(api, state, web)
+    add_stream_token_routes(api, tokens)
     app.include_router(api)
     app.include_router(stream_api)
+    add_ui_routes(app)
     return app
 
 
-def _auth(state: ServerState, *, allow_query: bool) -> Any:
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def _auth(state: ServerState, tokens: StreamTokens, *, allow_query: bool) -> Any:
     token = state.settings.token
     expected = token.encode() if token else None
 
@@ -139,6 +150,25 @@ def _auth(state: ServerState, *, allow_query: bool) -> Any:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if not secrets.compare_digest(supplied.encode(), expected):
+            # Short-lived read-only tokens (POST /api/v1/stream-tokens, for the web view's
+            # EventSource) open reading routes only.
+            if tokens.looks_like(supplied):
+                if tokens.verify(supplied) and request.method in _READ_METHODS:
+                    return
+                if tokens.verify(supplied):
+                    raise ApiError(
+                        403,
+                        _wire.ERROR_UNAUTHORIZED,
+                        f"a read-only token cannot {request.method} {request.url.path}; "
+                        "send the API token",
+                    )
+                raise ApiError(
+                    401,
+                    _wire.ERROR_UNAUTHORIZED,
+                    "the read-only token is invalid or expired; get a new one with "
+                    f"POST {_wire.PATH_STREAM_TOKENS}",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
             raise ApiError(
                 401,
                 _wire.ERROR_UNAUTHORIZED,
@@ -174,7 +204,7 @@ def _streaming_off() -> ApiError:
     )
 
 
-def _add_meta_routes(api: APIRouter, state: ServerState) -> None:
+def _add_meta_routes(api: APIRouter, state: ServerState, web: WebConfig) -> None:
     @api.get(_wire.PATH_INFO, tags=["meta"])
     async def info() -> JsonResponse:
         """Server version and capabilities."""
@@ -191,6 +221,7 @@ def _add_meta_routes(api: APIRouter, state: ServerState) -> None:
                 "max_event_bytes": s.max_event_bytes,
                 "max_batch_events": s.max_batch_events,
                 "event_log": type(state.log).__name__ if state.log is not None else None,
+                "trace_url_template": web.trace_url_template,
             }
         )
 
@@ -361,6 +392,10 @@ def _add_event_routes(api: APIRouter, stream_api: APIRouter, state: ServerState)
         token: Annotated[
             str | None, Query(description="The API token, for clients that cannot send headers")
         ] = None,
+        message_events: Annotated[
+            bool,
+            Query(description="Send data frames without an event: line (for EventSource)"),
+        ] = False,
     ) -> Response:
         """Follow one execution's live events as server-sent events."""
         log = state.log
@@ -388,7 +423,7 @@ def _add_event_routes(api: APIRouter, stream_api: APIRouter, state: ServerState)
         except CursorInvalidError as exc:
             source = "Last-Event-ID" if request.headers.get(_wire.HEADER_LAST_EVENT_ID) else "since"
             raise ApiError(400, _wire.ERROR_CURSOR_INVALID, f"{source}: {exc}") from None
-        return EventStream(state, exec_id, position, flt, first)
+        return EventStream(state, exec_id, position, flt, first, named_events=not message_events)
 
 
 def _filter_values(name: str, values: list[str], is_kind: bool) -> frozenset[str] | None:

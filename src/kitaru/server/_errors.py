@@ -7,6 +7,7 @@ sentence for humans that names the offending parameter or value.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from kitaru import _wire
+from kitaru.backends import EventLogError
 
 __all__ = ["ApiError", "JsonResponse", "install_error_handlers"]
 
@@ -97,6 +99,20 @@ def install_error_handlers(app: FastAPI) -> None:
             err.headers.update(exc.headers)
         return err.response()
 
+    async def on_storage(request: Request, exc: Exception) -> Response:
+        # Storage trouble (a locked or full disk, a closed log) is temporary from a client's
+        # point of view: 503 is retried by kitaru's clients, and nothing was half-written
+        # (every write is one transaction).
+        logger.error(
+            "kitaru server: storage failed on %s %s: %s", request.method, request.url.path, exc
+        )
+        return ApiError(
+            503,
+            _wire.ERROR_BACKEND,
+            "the server's storage is unavailable; retry shortly",
+            headers={"Retry-After": "1"},
+        ).response()
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # Never leak internals (paths, values) in the answer; the log has the traceback.
         logger.exception(
@@ -107,4 +123,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(EventLogError, on_storage)
+    app.add_exception_handler(sqlite3.Error, on_storage)
     app.add_exception_handler(Exception, on_unexpected)

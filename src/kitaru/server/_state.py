@@ -67,6 +67,7 @@ class ServerState:
     async def start(self) -> None:
         """Start the background tasks (called from the app's lifespan)."""
         self.started_at = time.time()
+        self._closing = None  # a fresh shutdown signal, bound to this server's event loop
         self._tasks.append(asyncio.create_task(self._lost_loop(), name="kitaru-lost"))
         if self.log is not None and self.settings.retain_ended is not None:
             self._tasks.append(asyncio.create_task(self._retention_loop(), name="kitaru-retention"))

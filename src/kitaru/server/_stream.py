@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from kitaru import _wire
-from kitaru.backends import EventLogError, Gap, LoggedEvent, ReadResult
+from kitaru.backends import EventLogError, FrameBatch, Gap, LoggedEvent, ReadResult
 from kitaru.server._state import ServerState
 
 __all__ = ["EventStream", "StreamFilter", "data_frame"]
@@ -75,9 +75,11 @@ class StreamFilter:
         )
 
 
-def data_frame(ev: LoggedEvent) -> bytes:
-    """The SSE frame of one event."""
-    return b"id: %b\nevent: %b\ndata: %b\n\n" % (ev.cursor.encode(), ev.kind.encode(), ev.data)
+def data_frame(ev: LoggedEvent, named: bool = True) -> bytes:
+    """The SSE frame of one event (``named=False``: no ``event:`` line, see ``message_events``)."""
+    if not named:
+        return b"id: %b\ndata: %b\n\n" % (ev.cursor.encode(), ev.data)
+    return ev.frame
 
 
 def _control(name: str, data: object, cursor: str | None = None) -> bytes:
@@ -132,6 +134,8 @@ class EventStream(Response):
         position: The cursor to continue after (``None``: from the start).
         flt: What to deliver.
         first: The first batch, already read (so a bad cursor was a 400, not a broken stream).
+        named_events: Give data frames an ``event: <kind>`` line; False for browsers'
+            ``EventSource``, which has no catch-all listener for named events.
     """
 
     media_type = "text/event-stream"
@@ -143,8 +147,11 @@ class EventStream(Response):
         position: str | None,
         flt: StreamFilter,
         first: ReadResult,
+        *,
+        named_events: bool = True,
     ) -> None:
         super().__init__(status_code=200)
+        self.named_events = named_events
         self.state = state
         self.exec_id = exec_id
         self.position = position
@@ -208,9 +215,14 @@ class EventStream(Response):
         limit = settings.read_batch
         flt = self.flt
         filtering = flt.active
+        named = self.named_events
+        # Without filters the log's stored frames go out as they are: no decoding per event.
+        read: Callable[[str, str | None, int], Awaitable[ReadResult | FrameBatch]] = (
+            log.read_frames if not filtering and named else log.read
+        )
         pos = self.position
         delivered = pos  # the newest position the client has been told about
-        res = self.first
+        res: ReadResult | FrameBatch = self.first
         # Frames ready to go; written together at the next point where the stream would
         # otherwise pause (a wait, the end, or a full batch), so a short stream is one write.
         pending: list[bytes] = [b"retry: %d\n\n" % settings.retry_ms]
@@ -218,16 +230,25 @@ class EventStream(Response):
             if res.gap is not None:
                 pending.append(gap_frame(res.gap))
                 pos = delivered = res.gap.until
-            events = res.events
-            if events:
-                if filtering:
-                    pending.extend(_filtered_frames(events, flt))
-                else:
-                    pending.extend(map(data_frame, events))
-                pos = delivered = events[-1].cursor
-            if len(events) >= limit:
+            if isinstance(res, FrameBatch):
+                count = res.count
+                if count:
+                    pending.append(res.frames)
+                    pos = delivered = res.cursor
+            else:
+                events = res.events
+                count = len(events)
+                if count:
+                    if filtering:
+                        pending.extend(_filtered_frames(events, flt, named))
+                    elif named:
+                        pending.extend([ev.frame for ev in events])
+                    else:
+                        pending.extend([data_frame(ev, named) for ev in events])
+                    pos = delivered = events[-1].cursor
+            if count >= limit:
                 # Catching up: read the next batch while this one is being written.
-                reading = asyncio.ensure_future(log.read(self.exec_id, pos, limit))
+                reading = asyncio.ensure_future(read(self.exec_id, pos, limit))
                 try:
                     if pending:
                         await emit(b"".join(pending))
@@ -245,10 +266,12 @@ class EventStream(Response):
                 pending = []
             if not await log.wait(self.exec_id, pos, settings.ping_interval):
                 await emit(PING)
-            res = await log.read(self.exec_id, pos, limit)
+            res = await read(self.exec_id, pos, limit)
 
 
-def _filtered_frames(events: Iterable[LoggedEvent], flt: StreamFilter) -> list[bytes]:
+def _filtered_frames(
+    events: Iterable[LoggedEvent], flt: StreamFilter, named: bool = True
+) -> list[bytes]:
     """Frames for matching events, plus one ``cursor`` frame if the batch ends filtered.
 
     A run of filtered events followed by a delivered event needs no frame of its own (the
@@ -259,7 +282,7 @@ def _filtered_frames(events: Iterable[LoggedEvent], flt: StreamFilter) -> list[b
     tail: str | None = None
     for ev in events:
         if flt.match(ev):
-            out.append(data_frame(ev))
+            out.append(data_frame(ev, named))
             tail = None
         else:
             tail = ev.cursor

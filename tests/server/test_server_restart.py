@@ -102,6 +102,7 @@ def test_cursors_survive_a_server_restart(tmp_path: Path, processes: list[Server
         post_events(c, exec_id, [wire_event(exec_id, i) for i in range(5)])
     before = data_frames(collect(first.url, exec_id, stop=lambda fs: len(fs) == 5))
     cursors = [f.id for f in before]
+    assert f"kitaru server listening on {first.url}" in log.read_text()
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught.
     assert first.stop() in (0, -signal.SIGTERM)
 

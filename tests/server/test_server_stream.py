@@ -22,6 +22,7 @@ from _serverkit import (
 from httpx_sse import ServerSentEvent
 
 from kitaru import _wire
+from kitaru.backends import EventLogError, MemoryEventLog
 
 pytestmark = pytest.mark.server
 
@@ -357,3 +358,50 @@ def test_server_shutdown_closes_open_streams_without_end(
     srv.stop()
     frames = reader.join()
     assert all(f.event != "end" for f in frames)
+
+
+class FlakyLog(MemoryEventLog):
+    """An in-memory log whose storage can be made to fail."""
+
+    fail_appends = False
+    fail_reads = False
+
+    async def append(self, exec_id: str, events: Any) -> Any:
+        if self.fail_appends:
+            raise EventLogError("disk full")
+        return await super().append(exec_id, events)
+
+    async def read(self, exec_id: str, after: str | None, limit: int) -> Any:
+        if self.fail_reads:
+            raise EventLogError("disk gone")
+        return await super().read(exec_id, after, limit)
+
+    async def read_frames(self, exec_id: str, after: str | None, limit: int) -> Any:
+        if self.fail_reads:
+            raise EventLogError("disk gone")
+        return await super().read_frames(exec_id, after, limit)
+
+
+def test_storage_failures_are_503_or_an_error_frame(make_server: Callable[..., Any]) -> None:
+    log = FlakyLog()
+    srv = make_server(event_log=log)
+    with httpx.Client(base_url=srv.url, timeout=10) as c:
+        exec_id = new_execution(c)
+        post_events(c, exec_id, [wire_event(exec_id, 0)])
+        log.fail_appends = True
+        r = c.post(_wire.path_events(exec_id), content=orjson.dumps([wire_event(exec_id, 1)]))
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert error_detail(r)["kind"] == _wire.ERROR_BACKEND
+        log.fail_appends = False
+        log.fail_reads = True
+        r = c.get(_wire.path_stream(exec_id))
+        assert r.status_code == 503 and error_detail(r)["kind"] == _wire.ERROR_BACKEND
+        log.fail_reads = False
+        reader = Reader(srv.url, exec_id)
+        reader.wait_for(lambda fs: len(fs) >= 1)
+        log.fail_reads = True
+        post_events(c, exec_id, [wire_event(exec_id, 1)])
+        frames = reader.join()
+    assert [f.event for f in frames] == ["kitaru.checkpoint.progress", "error"]
+    assert orjson.loads(frames[-1].data)["kind"] == _wire.ERROR_BACKEND
+    assert "disk" not in frames[-1].data  # internals stay in the server log

@@ -405,3 +405,26 @@ def test_public_mapping_functions_are_pure():
     )
     assert out.stdout.split() == [span_id, kitaru.otel.trace_id_for_execution("run-42")]
     assert json.dumps(kitaru.otel.__all__)
+
+
+def test_without_any_provider_events_carry_no_span_ids(tmp_path):
+    bridge = KitaruOtelObserver()  # the global provider: none set, so a no-op proxy
+    with capture_events(tmp_path / "h", observers=(bridge,)) as captured:
+        handle = two_steps.run(1)
+        handle.wait(10)
+
+        @flow
+        def joined_late() -> int:
+            captured.runtime.add_observer(bridge)  # parent by computed IDs, on a no-op tracer
+            return step_two(1)
+
+        captured.runtime.remove_observer(bridge)
+        late = joined_late.run()
+        late.wait(10)
+        events = captured.events
+    assert len(events) == 7
+    assert all(e.span_id is None for e in events)
+    assert {e.trace_id for e in events} == {
+        handle.exec_id.replace("-", ""),
+        late.exec_id.replace("-", ""),
+    }

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.server
 
 FUZZ = settings(
     max_examples=150,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -125,8 +126,7 @@ def test_ingest_never_fails_with_5xx(target: tuple[Any, httpx.Client, str, str])
                 accepted.add((item["correlation_id"], item["index"]))
         else:
             assert 400 <= r.status_code < 500
-            if r.status_code != 404 or r.json().get("detail") != "Not Found":
-                error_detail(r)
+            error_detail(r)  # every refusal is a JSON detail object, unknown routes included
 
     check()
     # The log holds exactly the accepted events, each once.

@@ -1,0 +1,257 @@
+"""Issue 8.2: what a checkpoint costs around an empty body.
+
+An empty ``@checkpoint`` called in a loop inside a flow, each call timed. Configurations:
+
+* ``runtime only``: a store that writes nothing, no live events, no OpenTelemetry: the bare
+  cost of the checkpoint machinery;
+* ``lifecycle``: the same plus live-event publishing (``started``/``returned`` built, queued,
+  encoded by the sender thread and handed to a transport that drops them, then kitaru's bounded
+  terminal flush);
+* ``lifecycle+span``: the same plus the OpenTelemetry bridge on an SDK provider whose exporter
+  drops everything (a checkpoint span with its attributes, started and ended);
+* ``local database``: the default local database mode (records written to SQLite; live events
+  skipped), to show the durable record write inside a whole checkpoint.
+
+Baseline: a plain empty function called inside ``tracer.start_as_current_span(...)`` on the same
+kind of provider. The durable record write is also timed on its own:
+``SqliteStore.save_checkpoint`` (local database mode) and ``HttpStore.save_checkpoint`` (server
+mode, against a kitaru server in a subprocess); a checkpoint writes its record twice.
+
+Target: ≤ 50 µs per checkpoint for lifecycle plus span (median).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from array import array
+from typing import Any
+
+from _common import (
+    KitaruServer,
+    Result,
+    header,
+    null_otel_provider,
+    parser,
+    run_main,
+    summary_ns,
+    tempdir,
+)
+
+from kitaru import checkpoint, flow
+from kitaru.events._transport import NoopTransport
+from kitaru.runtime import Runtime, set_runtime
+from kitaru.store import SqliteStore
+from kitaru.store._records import AttemptRecord, CheckpointRecord, ExecutionRecord
+
+TARGET_US = 50.0
+
+
+class NullStore:
+    """A store that keeps nothing (to time the checkpoint machinery without record writes)."""
+
+    def create_execution(self, record: Any) -> None:
+        """Discard."""
+
+    def finish_execution(self, exec_id: str, status: str, **kwargs: Any) -> None:
+        """Discard."""
+
+    def heartbeat(self, exec_id: str) -> None:
+        """Discard."""
+
+    def get_execution(self, exec_id: str) -> None:
+        """Nothing is kept."""
+
+    def list_executions(self, **kwargs: Any) -> list[Any]:
+        """Nothing is kept."""
+        return []
+
+    def save_checkpoint(self, record: Any) -> None:
+        """Discard."""
+
+    def find_cached(self, cache_key: str) -> None:
+        """Nothing is kept."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@checkpoint(name="empty")
+def empty() -> None:
+    """The empty body."""
+
+
+def time_checkpoints(n: int) -> array[int]:
+    """Per-call ns of ``n`` empty checkpoints in one flow (after 50 untimed warm-up calls)."""
+    times: array[int] = array("q", bytes(8 * n))
+
+    @flow(name="bench_checkpoint")
+    def run() -> None:
+        clock = time.perf_counter_ns
+        for _ in range(50):
+            empty()
+        for i in range(n):
+            t0 = clock()
+            empty()
+            times[i] = clock() - t0
+
+    run()
+    return times
+
+
+def time_plain_span(n: int) -> array[int]:
+    """Per-call ns of an empty function inside ``start_as_current_span``."""
+    provider = null_otel_provider()
+    tracer = provider.get_tracer("bench")
+
+    def body() -> None:
+        pass
+
+    times: array[int] = array("q", bytes(8 * n))
+    clock = time.perf_counter_ns
+    start = tracer.start_as_current_span
+    try:
+        for i in range(n):
+            t0 = clock()
+            with start("kitaru.checkpoint empty"):
+                body()
+            times[i] = clock() - t0
+    finally:
+        provider.shutdown()
+    return times
+
+
+def _record(exec_id: str, seq: int) -> CheckpointRecord:
+    return CheckpointRecord(
+        checkpoint_id=str(uuid.uuid4()),
+        exec_id=exec_id,
+        name="empty",
+        step_name=f"empty_{seq}",
+        seq=seq,
+        checkpoint_type="checkpoint",
+        status="running",
+        attempts=[
+            AttemptRecord(
+                attempt=1,
+                correlation_id=f"kitaru.checkpoint:empty:{uuid.uuid4().hex}",
+                status="running",
+                started_at=time.time(),
+            )
+        ],
+        started_at=time.time(),
+    )
+
+
+def time_record_writes(store: Any, n: int) -> array[int]:
+    """Per-call ns of ``store.save_checkpoint`` (each record written twice, like a checkpoint)."""
+    exec_id = str(uuid.uuid4())
+    store.create_execution(
+        ExecutionRecord(
+            exec_id=exec_id,
+            flow_name="bench_checkpoint",
+            flow_ref=None,
+            status="running",
+            created_at=time.time(),
+        )
+    )
+    times: array[int] = array("q", bytes(8 * n))
+    clock = time.perf_counter_ns
+    for i in range(0, n, 2):
+        rec = _record(exec_id, i)
+        for j in (i, i + 1):
+            if j >= n:
+                break
+            t0 = clock()
+            store.save_checkpoint(rec)
+            times[j] = clock() - t0
+            rec.status = "completed"
+    return times
+
+
+def main() -> int:
+    """Run the benchmark; see the module docstring."""
+    args = parser(__doc__).parse_args()
+    n = 500 if args.smoke else 5_000
+    res = Result("checkpoint", args.smoke, params={"checkpoints": n})
+    header("checkpoint overhead (empty body)", res)
+    stats: dict[str, dict[str, float]] = {}
+    stats["plain_function_in_otel_span"] = summary_ns(time_plain_span(n))
+
+    import kitaru.otel
+
+    with tempdir() as home:
+        configs: list[tuple[str, Any, Any, bool]] = [
+            ("runtime only", NullStore(), None, False),
+            ("lifecycle", NullStore(), NoopTransport(), False),
+            ("lifecycle+span", NullStore(), NoopTransport(), True),
+            ("local database", SqliteStore(home / "local.db"), None, False),
+        ]
+        for name, store, transport, otel in configs:
+            rt = Runtime(store, transport, mode="local")
+            previous = set_runtime(rt)
+            provider = None
+            try:
+                if otel:
+                    provider = null_otel_provider()
+                    kitaru.otel.configure(tracer_provider=provider)
+                stats[name] = summary_ns(time_checkpoints(n))
+                if transport is not None:
+                    p = rt.publisher.stats()
+                    if p.dropped or p.sent < 2 * n:
+                        res.fail(f"{name}: {p.sent} lifecycle events sent, {p.dropped} dropped")
+                if provider is not None:
+                    provider.force_flush()
+                    spans = provider.exporter.spans
+                    if spans < n:
+                        res.fail(f"{name}: only {spans} checkpoint spans reached the exporter")
+            finally:
+                if provider is not None:
+                    kitaru.otel.shutdown()
+                    provider.shutdown()
+                set_runtime(previous)
+                rt.shutdown()
+
+        sqlite = SqliteStore(home / "records.db")
+        try:
+            stats["record_write_sqlite"] = summary_ns(time_record_writes(sqlite, n))
+        finally:
+            sqlite.close()
+        server = KitaruServer(home / "server.db")
+        try:
+            from kitaru.client import HttpStore
+
+            http = HttpStore(server.url)
+            try:
+                stats["record_write_http"] = summary_ns(time_record_writes(http, min(n, 1000)))
+            finally:
+                http.close()
+        finally:
+            server.stop()
+
+    res.figures["per_checkpoint_ns"] = stats
+    base = stats["plain_function_in_otel_span"]["median"] / 1000
+    for name in ("runtime only", "lifecycle", "lifecycle+span", "local database"):
+        med = stats[name]["median"] / 1000
+        target = name == "lifecycle+span"
+        res.row(
+            f"checkpoint median, {name}",
+            med,
+            "µs",
+            baseline=base,
+            baseline_name="fn in OTel span",
+            target=f"≤ {TARGET_US:g} µs" if target else None,
+            met=med <= TARGET_US if target else None,
+        )
+        res.row(f"checkpoint p99, {name}", stats[name]["p99"] / 1000, "µs")
+    for name, label in (("record_write_sqlite", "SQLite"), ("record_write_http", "HTTP")):
+        res.row(
+            f"record write median ({label}, x2 per checkpoint)",
+            stats[name]["median"] / 1000,
+            "µs",
+        )
+        res.row(f"record write p99 ({label})", stats[name]["p99"] / 1000, "µs")
+    return res.finish()
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,165 @@
+"""The web view: its static files, its settings, and the read-only token exchange.
+
+The view is plain static files (``kitaru/server/static/``: no build step, nothing from a CDN)
+that talk to the documented API like any other client: ``/api/v1/executions`` for the list,
+``.../snapshot`` to render an execution at once, and the SSE stream (with ``EventSource``) to
+follow it. The files hold no data, so they are served without a token; every API call the page
+makes needs one when the server has one (see "Web view" in ``docs/protocol.md``).
+
+Every page is sent with a strict Content-Security-Policy (scripts and styles from this server
+only, no inline script, no plugins, no framing) and ``Referrer-Policy: no-referrer``, so even a
+rendering mistake could not run script from event text, and the trace link does not leak the
+page's URL. The page itself only ever puts event text into the DOM as text.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from starlette.responses import RedirectResponse, Response
+
+from kitaru import _config, _wire
+from kitaru.server._errors import ApiError, JsonResponse, bad_request
+from kitaru.server._tokens import DEFAULT_TTL, MAX_TTL, StreamTokens
+from kitaru.server._validate import parse_json
+
+__all__ = ["WebConfig", "add_stream_token_routes", "add_ui_routes"]
+
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_PAGE_HEADERS = {
+    "Content-Security-Policy": _CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-cache",
+}
+_ASSETS = {
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+_INDEX = "index.html"
+_MAX_TOKEN_BODY = 4096
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """What the web view shows beyond the API.
+
+    Attributes:
+        trace_url_template: A trace viewer URL with ``{trace_id}`` (``KITARU_TRACE_URL_TEMPLATE``
+            on the server), or ``None`` for no trace links.
+    """
+
+    trace_url_template: str | None = None
+
+    @classmethod
+    def from_env(cls) -> WebConfig:
+        """The configuration from the server's environment."""
+        return cls(trace_url_template=_config.trace_url_template())
+
+    def trace_url(self, trace_id: str) -> str | None:
+        """The link to ``trace_id``, when a template is configured."""
+        template = self.trace_url_template
+        # A plain replace, not str.format: a template may hold other braces.
+        return template.replace("{trace_id}", trace_id) if template else None
+
+
+def _read_static(name: str) -> bytes:
+    return importlib.resources.files("kitaru.server").joinpath("static", name).read_bytes()
+
+
+def add_ui_routes(app: FastAPI) -> None:
+    """Serve the web view under ``/ui/`` (and redirect ``/`` there)."""
+    # Read once at startup: a missing file is a packaging error that should fail loudly.
+    index = _read_static(_INDEX)
+    assets = {name: (_read_static(name), media) for name, media in _ASSETS.items()}
+
+    def page() -> Response:
+        return Response(index, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return RedirectResponse(_wire.PATH_UI, status_code=307)
+
+    @app.get(_wire.PATH_UI.rstrip("/"), include_in_schema=False)
+    async def ui_bare() -> Response:
+        return RedirectResponse(_wire.PATH_UI, status_code=307)
+
+    @app.get(_wire.PATH_UI, include_in_schema=False)
+    async def ui_index() -> Response:
+        return page()
+
+    @app.get(_wire.PATH_UI + "executions/{exec_id}", include_in_schema=False)
+    async def ui_execution(exec_id: str) -> Response:
+        return page()
+
+    @app.get(_wire.PATH_UI + "{name}", include_in_schema=False)
+    async def ui_asset(name: str) -> Response:
+        found = assets.get(name)
+        if found is None:
+            raise ApiError(404, _wire.ERROR_NOT_FOUND, f"no web view file named {name!r}")
+        body, media = found
+        return Response(body, media_type=media, headers=_PAGE_HEADERS)
+
+
+def _ttl(raw: Any) -> float:
+    if raw is None:
+        return DEFAULT_TTL
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= MAX_TTL:
+        raise bad_request(f"ttl must be a number of seconds in (0, {MAX_TTL:g}], got {raw!r}")
+    return float(raw)
+
+
+def add_stream_token_routes(api: APIRouter, tokens: StreamTokens) -> None:
+    """Add ``POST /api/v1/stream-tokens`` to ``api`` (it needs the API token itself)."""
+
+    @api.post(
+        _wire.PATH_STREAM_TOKENS,
+        tags=["meta"],
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "ttl": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TTL}
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def stream_token(request: Request) -> JsonResponse:
+        """Trade the API token for a short-lived token that opens read (``GET``) routes only.
+
+        For browsers: ``EventSource`` cannot send headers, so the stream takes ``?token=``,
+        and a token in a URL should be one that expires soon and cannot write. Body (optional):
+        ``{"ttl": seconds}``. Without server auth the answer's ``token`` is ``null``.
+        """
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _MAX_TOKEN_BODY:
+                raise ApiError(413, _wire.ERROR_TOO_LARGE, "request body is too large")
+        data: Any = parse_json(body) if body.strip() else {}
+        if not isinstance(data, dict):
+            raise bad_request(f"request body must be a JSON object, got {type(data).__name__}")
+        ttl = _ttl(data.get("ttl"))
+        if not tokens.enabled:
+            return JsonResponse({"token": None, "scope": "read", "expires_at": None, "ttl": None})
+        token, expires = tokens.issue(ttl)
+        return JsonResponse(
+            {"token": token, "scope": "read", "expires_at": expires, "ttl": ttl},
+            status_code=201,
+            headers={"Cache-Control": "no-store"},
+        )
