@@ -21,7 +21,6 @@ install: $(STAMP)  ## Python environment with kitaru and its dev tools
 
 tools:  ## Jaeger, the OpenTelemetry Collector (built from Go modules) and Prometheus
 	bash scripts/tools/build-tools.sh
-	bash scripts/tools/install-prometheus.sh
 
 lint: install  ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff check src tests benchmarks examples

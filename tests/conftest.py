@@ -7,6 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _services import (  # noqa: F401  (session fixtures: real Redis and PostgreSQL servers)
+    postgres_schema_url,
+    postgres_url,
+    redis_service,
+    redis_url,
+)
 
 from kitaru.runtime._runtime import reset_runtime
 
@@ -33,3 +39,9 @@ def require(component: str, available: bool, how: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Markers of the scale-out tests (issue 6); also listed in pyproject.toml.
+    config.addinivalue_line("markers", "redis: needs a Redis server (scripts/services/)")
+    config.addinivalue_line("markers", "postgres: needs a PostgreSQL server (scripts/services/)")

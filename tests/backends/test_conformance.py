@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,18 @@ from kitaru.backends import (
 Factory = Callable[[Retention | None], EventLog]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def make_log(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    prefix = f"conf-{uuid.uuid4().hex[:12]}"  # one namespace per test in the shared Redis
+
     def factory(retention: Retention | None = None) -> EventLog:
         if request.param == "memory":
             return MemoryEventLog(retention)
+        if request.param == "redis":
+            from kitaru.backends._redis import RedisEventLog
+
+            return RedisEventLog(redis_url, retention=retention, prefix=prefix)
         return SqliteEventLog(tmp_path / "log.db", retention=retention)
 
     factory.kind = request.param  # type: ignore[attr-defined]

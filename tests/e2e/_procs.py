@@ -11,6 +11,7 @@ environment variable ``CI`` is ``true`` (CI must have built the tools).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -31,7 +32,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 CONFIG_DIR = REPO_ROOT / "collector-config"
-BUILD_HINT = "run scripts/tools/build-tools.sh (builds .tools/bin/jaeger and .tools/bin/otelcol, installs prometheus)"
+BUILD_HINT = (
+    "run scripts/tools/build-tools.sh"
+    " (builds .tools/bin/jaeger and .tools/bin/otelcol, installs prometheus)"
+)
 
 T = TypeVar("T")
 
@@ -103,7 +107,7 @@ def wait_until(
     what: str = "condition",
     proc: ManagedProcess | None = None,
 ) -> T:
-    """Polls ``check`` until it returns something other than None/False; returns it.
+    """Polls ``check`` until it returns something truthy; returns that.
 
     Raises AssertionError after ``timeout`` seconds, or as soon as ``proc`` has exited,
     with the tail of its log.
@@ -113,13 +117,14 @@ def wait_until(
     while True:
         try:
             result = check()
-            if result is not None and result is not False:
+            if result:
                 return result
-        except Exception as exc:  # noqa: BLE001 - keep polling; report the last one
+        except Exception as exc:
             last_error = exc
         if proc is not None and proc.poll() is not None:
             raise AssertionError(
-                f"{proc.name} exited with code {proc.poll()} while waiting for {what}\n{proc.log_tail()}"
+                f"{proc.name} exited with code {proc.poll()} while waiting for {what}\n"
+                f"{proc.log_tail()}"
             )
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error!r})" if last_error else ""
@@ -128,8 +133,12 @@ def wait_until(
         time.sleep(interval)
 
 
-def wait_for_port(host: str, port: int, *, timeout: float = 15.0, proc: ManagedProcess | None = None) -> None:
-    wait_until(lambda: port_open(host, port), timeout=timeout, what=f"{host}:{port} to listen", proc=proc)
+def wait_for_port(
+    host: str, port: int, *, timeout: float = 15.0, proc: ManagedProcess | None = None
+) -> None:
+    wait_until(
+        lambda: port_open(host, port), timeout=timeout, what=f"{host}:{port} to listen", proc=proc
+    )
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -139,7 +148,7 @@ def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
     """(status, body) of a GET; HTTP errors are returned, not raised."""
     request = urllib.request.Request(url, headers={"Accept": "application/json, text/plain, */*"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -181,7 +190,7 @@ class ManagedProcess:
         if env:
             full_env.update(env)
         with open(log_path, "ab") as log:
-            popen = subprocess.Popen(  # noqa: S603 - fixed argv of a test tool
+            popen = subprocess.Popen(
                 [str(a) for a in argv],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -221,10 +230,9 @@ class ManagedProcess:
         return self.popen.returncode
 
     def _signal(self, sig: signal.Signals) -> None:
-        try:
-            os.killpg(self.popen.pid, sig)  # the group this Popen created (start_new_session)
-        except ProcessLookupError:
-            pass
+        # The group this Popen created (start_new_session): the tool and nothing else.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
 
     def __enter__(self) -> ManagedProcess:
         return self
@@ -291,7 +299,13 @@ class Jaeger:
             spans = self.get_trace(trace_id)
             return spans if spans and len(spans) >= min_spans else None
 
-        return wait_until(check, timeout=timeout, interval=0.2, what=f"trace {trace_id} in Jaeger", proc=self.process)
+        return wait_until(
+            check,
+            timeout=timeout,
+            interval=0.2,
+            what=f"trace {trace_id} in Jaeger",
+            proc=self.process,
+        )
 
 
 def attributes_dict(attributes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -447,6 +461,27 @@ class Prometheus:
             raise AssertionError(f"PromQL {promql!r}: HTTP {status}: {body}")
         return list(body["data"]["result"])
 
+    def wait_first_scrape(self, timeout: float = 20.0) -> None:
+        """Waits until every target has been scraped once (Prometheus starts scraping a few
+        seconds after it is ready: its service discovery publishes targets every 5 s)."""
+
+        def scraped() -> bool:
+            status, body = http_get_json(f"{self.url}/api/v1/targets?state=active")
+            if status != 200 or not isinstance(body, dict):
+                return False
+            targets = body.get("data", {}).get("activeTargets", [])
+            return bool(targets) and all(
+                not t.get("lastScrape", "").startswith("0001-") for t in targets
+            )
+
+        wait_until(
+            scraped,
+            timeout=timeout,
+            interval=0.2,
+            what="prometheus' first scrape",
+            proc=self.process,
+        )
+
     def query_exemplars(self, promql: str, start: float, end: float) -> list[dict[str, Any]]:
         qs = urllib.parse.urlencode({"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}"})
         status, body = http_get_json(f"{self.url}/api/v1/query_exemplars?{qs}")
@@ -462,7 +497,9 @@ def prometheus_config(targets: Sequence[str], *, scrape_interval: str = "1s") ->
     """
     text = (CONFIG_DIR / "prometheus.yml").read_text()
     default_target = '"127.0.0.1:8889"'
-    assert default_target in text, "collector-config/prometheus.yml no longer scrapes 127.0.0.1:8889"
+    assert default_target in text, (
+        "collector-config/prometheus.yml no longer scrapes 127.0.0.1:8889"
+    )
     text = text.replace(default_target, ", ".join(f'"{t}"' for t in targets))
     text = text.replace('["127.0.0.1:8888"]', "[]")
     lines = []
@@ -483,7 +520,10 @@ def start_prometheus(
     scrape_interval: str = "1s",
     host: str = "127.0.0.1",
     timeout: float = 20.0,
+    wait_scraped: bool = True,
 ) -> Prometheus:
+    """Starts Prometheus on a free port with collector-config/prometheus.yml aimed at
+    ``targets``; returns once it is ready and (``wait_scraped``) has scraped every target."""
     binary = require_tool("prometheus")
     work_dir.mkdir(parents=True, exist_ok=True)
     config = work_dir / "prometheus.yml"
@@ -506,8 +546,9 @@ def start_prometheus(
             what="prometheus /-/ready",
             proc=proc,
         )
+        if wait_scraped:
+            prom.wait_first_scrape(timeout=timeout)
     except BaseException:
         proc.stop()
         raise
     return prom
-

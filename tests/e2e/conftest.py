@@ -28,7 +28,7 @@ except ImportError:  # rootdir-relative "prepend" import mode, or importlib mode
 OTELCOL_TEST_SALT = "kitaru-e2e-salt"
 
 MARKERS = {
-    "collector": "needs the OpenTelemetry Collector built by scripts/tools/build-tools.sh (.tools/bin/otelcol)",
+    "collector": "needs the OpenTelemetry Collector built by scripts/tools/build-tools.sh",
     "jaeger": "needs Jaeger built by scripts/tools/build-tools.sh (.tools/bin/jaeger)",
     "prometheus": "needs a prometheus binary (scripts/tools/install-prometheus.sh)",
 }

@@ -24,6 +24,7 @@ __all__ = [
     "CursorInvalidError",
     "EventLog",
     "EventLogError",
+    "EventLogUnavailableError",
     "FrameBatch",
     "Gap",
     "LoggedEvent",
@@ -41,6 +42,15 @@ class CursorInvalidError(KitaruUsageError):
 
 class EventLogError(KitaruBackendError):
     """The event log's storage failed."""
+
+
+class EventLogUnavailableError(EventLogError):
+    """The event log's storage cannot be reached right now (e.g. Redis is restarting).
+
+    Temporary by nature: a stream that hits it closes as a disconnect (after a ``retry:``
+    hint) instead of ending with an ``error`` frame, so watchers reconnect with their cursor
+    and are answered 503 until the storage is back.
+    """
 
 
 # NewEvent and LoggedEvent are made once per event on the hot path; frozen dataclasses cost
@@ -282,6 +292,10 @@ class EventLog(abc.ABC):
     @abc.abstractmethod
     async def enforce_retention(self, now: float | None = None) -> int:
         """Apply the time-based retention rules; returns how many events were dropped."""
+
+    def stats(self) -> dict[str, int]:
+        """Counters of this process's use of the log (shown by ``GET /api/v1/info``)."""
+        return {}
 
     @abc.abstractmethod
     async def close(self) -> None:

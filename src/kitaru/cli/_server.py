@@ -66,8 +66,15 @@ def register(subparsers: Any) -> None:
     )
     start.add_argument(
         "--db",
-        metavar="PATH",
-        help="SQLite file for executions and the event log (default KITARU_HOME/server.db)",
+        metavar="PATH|URL",
+        help="where executions live: a SQLite file (also the event log by default; default "
+        "KITARU_HOME/server.db) or postgresql://user@host:5432/db (several replicas)",
+    )
+    start.add_argument(
+        "--event-log",
+        metavar="URL",
+        help="where live events live: redis://host:6379/0 (several replicas; ?prefix=NAME "
+        "for the key prefix), a SQLite file, or 'memory' (default: the SQLite --db)",
     )
     start.add_argument(
         "--token",
@@ -136,6 +143,8 @@ def _start(args: argparse.Namespace) -> int:
     }
     if args.db:
         options["db"] = args.db
+    if args.event_log:
+        options["event_log"] = args.event_log
 
     def ready(url: str) -> None:
         details = [

@@ -16,9 +16,10 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from starlette.responses import Response
 
 from kitaru import __version__, _config, _wire
-from kitaru.backends import CursorInvalidError, EventLog, Retention, SqliteEventLog
+from kitaru.backends import CursorInvalidError, EventLog
 from kitaru.exceptions import KitaruUsageError
 from kitaru.server import _schemas
+from kitaru.server._backends import open_event_log, open_store
 from kitaru.server._errors import ApiError, JsonResponse, bad_request, install_error_handlers
 from kitaru.server._settings import ServerSettings
 from kitaru.server._snapshot import add_snapshot_routes
@@ -34,8 +35,8 @@ from kitaru.server._validate import (
     same_execution,
 )
 from kitaru.server._web import WebConfig, add_stream_token_routes, add_ui_routes
+from kitaru.store._base import ExecutionExistsError
 from kitaru.store._records import EXECUTION_STATUSES
-from kitaru.store._sqlite import SqliteStore
 
 __all__ = ["create_app"]
 
@@ -56,11 +57,12 @@ def create_app(
         settings: The server settings; or pass them as keyword ``options`` (the fields of
             :class:`ServerSettings`, e.g. ``db=``, ``token=``, ``streaming=``). Without
             either, ``token`` defaults to ``KITARU_API_TOKEN``.
-        store: Where durable records live. Default: a :class:`~kitaru.store.SqliteStore` on
-            ``settings.db``.
-        event_log: Where live events live. Default: a
-            :class:`~kitaru.backends.SqliteEventLog` on the same file (none when streaming is
-            off).
+        store: Where durable records live. Default: the store ``settings.db`` names (a
+            :class:`~kitaru.store.SqliteStore`, or a PostgreSQL store for a
+            ``postgresql://`` URL).
+        event_log: Where live events live. Default: the log ``settings.event_log`` names, or
+            a :class:`~kitaru.backends.SqliteEventLog` on the ``db`` file (none when
+            streaming is off).
         **options: Settings fields, when ``settings`` is not given.
 
     Returns:
@@ -76,14 +78,12 @@ def create_app(
         raise KitaruUsageError(
             f"pass either settings or keyword options, not both (got {', '.join(options)})"
         )
-    if store is None:
-        store = SqliteStore(settings.db)
     log: EventLog | None = None
     if settings.streaming:
-        log = event_log or SqliteEventLog(
-            settings.db,
-            retention=Retention(settings.max_events_per_execution, settings.retain_ended),
-        )
+        # The log first: a bad event-log setting is refused before the store opens anything.
+        log = event_log or open_event_log(settings)
+    if store is None:
+        store = open_store(settings)
     state = ServerState(settings, store, log)
 
     @asynccontextmanager
@@ -221,6 +221,11 @@ def _add_meta_routes(api: APIRouter, state: ServerState, web: WebConfig) -> None
                 "max_event_bytes": s.max_event_bytes,
                 "max_batch_events": s.max_batch_events,
                 "event_log": type(state.log).__name__ if state.log is not None else None,
+                # Scale-out (issue 6): which replica answered, and its use of the event log
+                # (a Redis log counts its Redis reads here).
+                "store": type(state.store).__name__,
+                "instance": state.instance,
+                "event_log_stats": state.log.stats() if state.log is not None else {},
                 "trace_url_template": web.trace_url_template,
             }
         )
@@ -243,7 +248,7 @@ def _add_record_routes(api: APIRouter, state: ServerState) -> None:
         if existing is None:
             try:
                 await state.call(store.create_execution, record)
-            except sqlite3.IntegrityError:
+            except (sqlite3.IntegrityError, ExecutionExistsError):
                 existing = await state.call(store.get_execution, record.exec_id)
             else:
                 state.remember(record.exec_id)

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from kitaru import _wire
 from kitaru.backends import EventLogError
+from kitaru.store._base import StoreUnavailableError
 
 __all__ = ["ApiError", "JsonResponse", "install_error_handlers"]
 
@@ -125,4 +126,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(EventLogError, on_storage)
     app.add_exception_handler(sqlite3.Error, on_storage)
+    app.add_exception_handler(StoreUnavailableError, on_storage)  # e.g. PostgreSQL down
     app.add_exception_handler(Exception, on_unexpected)

@@ -25,7 +25,11 @@ class ServerSettings:
     """How a kitaru server behaves.
 
     Attributes:
-        db: SQLite file of executions and the event log. Default: ``KITARU_HOME/server.db``.
+        db: Where executions live: a SQLite file (a path or ``sqlite:///path``, which also
+            holds the event log unless ``event_log`` says otherwise), or a
+            ``postgresql://`` URL (kept as a string). Default: ``KITARU_HOME/server.db``.
+        event_log: Where live events live: ``None`` (the SQLite ``db``), a SQLite path or
+            ``sqlite:///`` URL, a ``redis://`` URL (several replicas), or ``memory``.
         token: Bearer token every ``/api/v1`` route requires (``None``: no authentication).
         streaming: Serve live events (ingest and SSE); when False both answer 501.
         lost_after: Seconds without a heartbeat or record write after which a running
@@ -44,7 +48,8 @@ class ServerSettings:
         max_event_bytes: Largest single event accepted, in bytes of JSON.
     """
 
-    db: Path = field(default_factory=_default_db)
+    db: Path | str = field(default_factory=_default_db)
+    event_log: str | None = None
     token: str | None = None
     streaming: bool = True
     lost_after: float = 30.0
@@ -59,7 +64,13 @@ class ServerSettings:
     max_event_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "db", Path(self.db).expanduser())
+        object.__setattr__(self, "db", _db_location(self.db))
+        if self.event_log is not None:
+            if not isinstance(self.event_log, str | Path) or not str(self.event_log).strip():
+                raise KitaruUsageError(
+                    f"event_log must be a URL or a file path, got {self.event_log!r}"
+                )
+            object.__setattr__(self, "event_log", str(self.event_log))
         if self.token is not None and not isinstance(self.token, str):
             raise KitaruUsageError(f"token must be a string or None, got {type(self.token)}")
         object.__setattr__(self, "token", self.token or None)
@@ -83,6 +94,23 @@ class ServerSettings:
                 f"unknown server option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
         return cls(**{k: v for k, v in options.items() if v is not None or k == "token"})
+
+
+def _db_location(value: Any) -> Path | str:
+    """A SQLite path, or a PostgreSQL URL kept as it is (``Path`` would mangle ``//``)."""
+    if isinstance(value, str):
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
+        if value.startswith("sqlite:///"):
+            return Path(value[len("sqlite://") :]).expanduser()
+        if "://" in value:
+            raise KitaruUsageError(
+                "db must be a SQLite file path, a sqlite:/// URL or a postgresql:// URL, got "
+                f"a {value.split('://', 1)[0]}:// URL"
+            )
+    if not isinstance(value, str | Path):
+        raise KitaruUsageError(f"db must be a path or a URL, got {type(value).__name__}")
+    return Path(value).expanduser()
 
 
 def _positive(name: str, value: Any, *, allow_zero: bool = False) -> None:

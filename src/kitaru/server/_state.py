@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -46,12 +48,15 @@ class ServerState:
         self.store = store
         self.log = log
         self.started_at = time.time()
+        # Names this process among several replicas (GET /api/v1/info).
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
         # Executions known to exist: ingest checks this first, so the hot path rarely needs a
         # store lookup. Executions are never deleted, so an entry never goes stale.
         self._known: OrderedDict[str, None] = OrderedDict()
         # Wall-clock time of the last record write per running execution (beyond the stored
         # heartbeat), for lost-producer detection.
         self._last_seen: dict[str, float] = {}
+        self._flushed_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: asyncio.Event | None = None
 
@@ -165,11 +170,26 @@ class ServerState:
                 lost.append(rec.exec_id)
         return lost
 
+    async def flush_seen(self) -> int:
+        """Store the signs of life this process saw as heartbeats; how many executions.
+
+        Other replicas judge lost producers by the stored heartbeat only: a producer whose
+        events and records all reach this replica must not look silent to them (issue 6).
+        Runs every ``lost_after / 4`` at most, so it costs one write per active execution
+        per period, not one per request.
+        """
+        since, self._flushed_at = self._flushed_at, time.time()
+        fresh = [exec_id for exec_id, at in self._last_seen.items() if at >= since]
+        for exec_id in fresh:
+            await self.call(self.store.heartbeat, exec_id)
+        return len(fresh)
+
     async def _lost_loop(self) -> None:
         every = min(max(self.settings.lost_after / 4, 0.05), 5.0)
         while True:
             await asyncio.sleep(every)
             try:
+                await self.flush_seen()
                 await self.check_lost()
             except Exception:
                 logger.exception("kitaru server: lost-producer check failed")

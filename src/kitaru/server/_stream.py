@@ -29,7 +29,14 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from kitaru import _wire
-from kitaru.backends import EventLogError, FrameBatch, Gap, LoggedEvent, ReadResult
+from kitaru.backends import (
+    EventLogError,
+    EventLogUnavailableError,
+    FrameBatch,
+    Gap,
+    LoggedEvent,
+    ReadResult,
+)
 from kitaru.server._state import ServerState
 
 __all__ = ["EventStream", "StreamFilter", "data_frame"]
@@ -37,6 +44,12 @@ __all__ = ["EventStream", "StreamFilter", "data_frame"]
 logger = logging.getLogger("kitaru.server")
 
 PING = b": ping\n\n"
+
+# Sent before a stream closes because this server is shutting down or its event log is out
+# of reach: reconnect soon (to another replica behind the same address, issue 6) with the
+# last cursor. The Python watcher and EventSource both take it as their next delay.
+_RECONNECT_RETRY_MS = 250
+RECONNECT = b": reconnect\nretry: %d\n\n" % _RECONNECT_RETRY_MS
 
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -164,8 +177,10 @@ class EventStream(Response):
         listener = asyncio.ensure_future(self._listen(receive))
         closing = asyncio.ensure_future(self.state.closing.wait())
         tasks = (writer, listener, closing)
+        shutting_down = False
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            shutting_down = closing.done() and not writer.done()
         finally:
             for task in tasks:
                 task.cancel()
@@ -179,10 +194,13 @@ class EventStream(Response):
         if error is not None:
             logger.error("kitaru server: stream of %s failed", self.exec_id, exc_info=error)
         # Finished (after ``end``/``error``) or shutting down: close the body cleanly. A stream
-        # closed without ``end`` tells the watcher to reconnect with its last cursor.
+        # closed without ``end`` tells the watcher to reconnect with its last cursor; on
+        # shutdown a short ``retry:`` hint first sends it to another replica at once. The
+        # writer only ever stops between whole batches, so the hint starts a new frame.
+        tail = RECONNECT if shutting_down else b""
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     @staticmethod
     async def _listen(receive: Receive) -> None:
@@ -203,6 +221,11 @@ class EventStream(Response):
 
         try:
             await self._follow(emit)
+        except EventLogUnavailableError as exc:
+            # Temporary (Redis restarting, a failover): not terminal. Close as a disconnect;
+            # the watcher reconnects with its cursor and gets 503 until the log is back.
+            logger.warning("kitaru server: event log unavailable for %s: %s", self.exec_id, exc)
+            await emit(RECONNECT)
         except EventLogError as exc:
             logger.error("kitaru server: event log failed for %s: %s", self.exec_id, exc)
             await emit(error_frame(_wire.ERROR_BACKEND, "the server's event log failed"))

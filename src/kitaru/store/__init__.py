@@ -1,6 +1,6 @@
 """Durable records of executions and checkpoint calls, and the stores that keep them."""
 
-from kitaru.store._base import Store
+from kitaru.store._base import ExecutionExistsError, Store, StoreUnavailableError
 from kitaru.store._records import (
     CHECKPOINT_STATUSES,
     EXECUTION_STATUSES,
@@ -18,9 +18,11 @@ __all__ = [
     "TERMINAL_EXECUTION_STATUSES",
     "AttemptRecord",
     "CheckpointRecord",
+    "ExecutionExistsError",
     "ExecutionRecord",
     "SqliteStore",
     "Store",
+    "StoreUnavailableError",
     "StoredValue",
     "dump_value",
     "load_value",

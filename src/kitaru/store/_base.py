@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from kitaru.exceptions import KitaruBackendError, KitaruStateError
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
 from kitaru.store._values import StoredValue
 
-__all__ = ["Store"]
+__all__ = ["ExecutionExistsError", "Store", "StoreUnavailableError"]
+
+
+class StoreUnavailableError(KitaruBackendError):
+    """The store's database cannot be reached right now (the server answers 503)."""
+
+
+class ExecutionExistsError(KitaruStateError):
+    """``create_execution`` was given an execution ID that is already stored."""
 
 
 @runtime_checkable

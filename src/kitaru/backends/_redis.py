@@ -1,0 +1,428 @@
+"""The Redis Streams event log: one stream per execution, shared by every server replica.
+
+Layout and atomicity are in :mod:`kitaru.backends._redis_scripts`: every append, read, end
+and truncation is one Lua script, so it sees and changes one consistent state. Cursors are
+the same zero-padded event numbers as the SQLite log's (the stream entry ``n-0`` is cursor
+``n``), strictly increasing and contiguous, so a gap says exactly how many events were lost.
+
+Per replica, one follower task per watched execution reads its stream with a blocking
+``XREAD`` into a :class:`~kitaru.backends._redis_tail.Tail` that all of the replica's watchers
+of that execution read from (issue 6: Redis reads grow with executions, not watchers).
+Executions ended on any replica are seen by every follower through the stream's end entry.
+
+When Redis cannot be reached, calls raise :class:`EventLogUnavailableError` (the server turns
+it into 503, or closes a stream so its watcher reconnects); followers retry with backoff and
+jitter, and a reconnected follower reloads its tail before serving from memory again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from kitaru.backends import _redis_scripts as lua
+from kitaru.backends._base import (
+    AppendResult,
+    CursorInvalidError,
+    EventLog,
+    EventLogError,
+    EventLogUnavailableError,
+    FrameBatch,
+    NewEvent,
+    ReadResult,
+    Retention,
+)
+from kitaru.backends._redis_tail import Tail, logged_event
+from kitaru.backends._seq import Notifier, format_cursor, gap_for, parse_cursor
+
+__all__ = ["RedisEventLog"]
+
+logger = logging.getLogger("kitaru.backends.redis")
+
+T = TypeVar("T")
+
+_EXPIRE_PAGE = 500
+
+
+class RedisEventLog(EventLog):
+    """An :class:`~kitaru.backends.EventLog` in Redis Streams, for several server replicas.
+
+    Args:
+        url: ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS).
+        retention: How much of each execution's log to keep (default: everything).
+        prefix: Prefix of every key, so several deployments can share one Redis database.
+        tail_size: Newest events per followed execution kept in memory for the watchers.
+        block: Seconds one blocking read of a follower waits before it polls again.
+        follow_grace: Seconds a follower keeps reading after its last watcher left (a
+            reconnecting watcher finds its tail still warm).
+        client: An existing ``redis.asyncio.Redis`` to use instead of ``url`` (not closed).
+    """
+
+    durable = True
+    """Whether cursors survive a restart of the server process."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        retention: Retention | None = None,
+        prefix: str = "kitaru",
+        tail_size: int = 2000,
+        block: float = 2.0,
+        follow_grace: float = 10.0,
+        client: aioredis.Redis | None = None,
+    ) -> None:
+        if client is None and not url:
+            raise EventLogError("RedisEventLog needs a redis:// URL or a client")
+        self.retention = retention or Retention()
+        self.prefix = prefix
+        self.tail_size = tail_size
+        self.block = block
+        self.follow_grace = follow_grace
+        self._own_client = client is None
+        if client is None:
+            assert url is not None
+            client = aioredis.Redis.from_url(
+                url,
+                socket_connect_timeout=2.0,
+                # Longer than a follower's blocking read; a Redis that stops answering is an
+                # outage after this long, never a hang.
+                socket_timeout=block + 5.0,
+                socket_keepalive=True,
+                health_check_interval=30,
+                # A command whose connection broke is retried briefly on a new one (a Redis
+                # restart, a failover); a longer outage is the caller's EventLogUnavailable.
+                retry=Retry(ExponentialBackoff(cap=0.25, base=0.02), 2),
+            )
+        self._r = client
+        self._append = client.register_script(lua.APPEND)
+        self._read_script = client.register_script(lua.READ)
+        self._tail_script = client.register_script(lua.TAIL)
+        self._mark = client.register_script(lua.MARK_ENDED)
+        self._truncate = client.register_script(lua.TRUNCATE)
+        self._expire = client.register_script(lua.EXPIRE)
+        self._notifier = Notifier()
+        self._tails: dict[str, Tail] = {}
+        self._followers: dict[str, asyncio.Task[None]] = {}
+        # Identical Redis reads in flight are shared (a burst of watchers opening at once).
+        self._inflight: dict[tuple[str, int, int, bool], asyncio.Future[Any]] = {}
+        self._stats = {
+            "redis_reads": 0,  # read commands sent to Redis by watchers (catch-up)
+            "redis_follow_reads": 0,  # blocking reads and polls of the followers
+            "redis_writes": 0,
+            "tail_reads": 0,  # reads served from a followed tail in memory
+            "follower_starts": 0,
+            "redis_errors": 0,
+        }
+        self._closed = False
+
+    # -- keys and plumbing ----------------------------------------------------------------
+
+    def _keys(self, exec_id: str) -> tuple[str, str, str]:
+        p = self.prefix
+        return f"{p}:log:{exec_id}", f"{p}:meta:{exec_id}", f"{p}:keys:{exec_id}"
+
+    @property
+    def _ended_key(self) -> str:
+        return f"{self.prefix}:ended"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EventLogError("the event log is closed")
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        self._check_open()
+        try:
+            return await fn()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self._stats["redis_errors"] += 1
+            raise EventLogUnavailableError(f"Redis is unavailable: {exc}") from exc
+        except RedisError as exc:
+            self._stats["redis_errors"] += 1
+            raise EventLogError(f"Redis failed: {exc}") from exc
+
+    def stats(self) -> dict[str, int]:
+        """Counters: Redis reads by watchers and by followers, tail hits, followers."""
+        return {**self._stats, "followers": len(self._followers)}
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def append(self, exec_id: str, events: Sequence[NewEvent]) -> AppendResult:
+        """Append ``events`` atomically; already stored keys are skipped."""
+        if not events:
+            res = await self.read(exec_id, None, 1)
+            return AppendResult(0, 0, res.last_cursor)
+        args: list[Any] = [self.retention.max_events or 0]
+        for ev in events:
+            body = ev.body
+            args += [
+                f"{ev.index}:{ev.correlation_id}",
+                ev.kind,
+                b"" if body == b"{}" else body[:-1],
+                orjson.dumps(
+                    [
+                        ev.kind,
+                        ev.correlation_id,
+                        ev.index,
+                        ev.checkpoint_id,
+                        ev.checkpoint_name,
+                        ev.step_name,
+                    ]
+                ),
+            ]
+        keys = list(self._keys(exec_id))
+        self._stats["redis_writes"] += 1
+        stored, last = await self._call(lambda: self._append(keys=keys, args=args))
+        return AppendResult(
+            stored=int(stored),
+            duplicates=len(events) - int(stored),
+            last_cursor=format_cursor(int(last)) if int(last) else None,
+        )
+
+    async def mark_ended(self, exec_id: str, status: str) -> None:
+        """Mark the log ended; the first status wins across every replica (atomic)."""
+        log, meta, _ = self._keys(exec_id)
+        ttl = "1" if self.retention.ended_ttl is not None else "0"
+        self._stats["redis_writes"] += 1
+        await self._call(
+            lambda: self._mark(
+                keys=[log, meta, self._ended_key], args=[status, time.time(), exec_id, ttl]
+            )
+        )
+
+    async def truncate(self, exec_id: str, through: str) -> int:
+        """Drop events up to and including ``through``."""
+        seq = _parse(through)
+        log, meta, keys = self._keys(exec_id)
+        self._stats["redis_writes"] += 1
+        dropped = int(await self._call(lambda: self._truncate(keys=[log, keys, meta], args=[seq])))
+        if dropped < 0:
+            raise CursorInvalidError(
+                f"cursor {through!r} is beyond the end of this execution's event log"
+            )
+        return dropped
+
+    async def enforce_retention(self, now: float | None = None) -> int:
+        """Drop the events of executions that ended more than ``ended_ttl`` seconds ago."""
+        ttl = self.retention.ended_ttl
+        if ttl is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - ttl
+        dropped = 0
+        while True:
+            due: list[Any] = list(await self._call(lambda: self._zrange_due(cutoff)))
+            for raw in due:
+                dropped += max(0, await self._expire_one(bytes(raw).decode()))
+            if len(due) < _EXPIRE_PAGE:
+                return dropped
+
+    async def _zrange_due(self, cutoff: float) -> Any:
+        return await self._r.zrangebyscore(self._ended_key, "-inf", cutoff, 0, _EXPIRE_PAGE)
+
+    async def _expire_one(self, exec_id: str) -> int:
+        log, meta, keys = self._keys(exec_id)
+        n = await self._call(
+            lambda: self._expire(keys=[log, keys, meta, self._ended_key], args=[exec_id])
+        )
+        return int(n)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def read(self, exec_id: str, after: str | None, limit: int) -> ReadResult:
+        """Up to ``limit`` events after ``after``, with a gap when some were dropped."""
+        after_seq = _parse(after)
+        self._check_open()
+        tail = self._tails.get(exec_id)
+        if tail is not None and tail.covers(after_seq):
+            self._stats["tail_reads"] += 1
+            return tail.read(after_seq, limit)
+        raw = await self._read_redis(exec_id, after_seq, max(1, limit), frames=False)
+        last, base, ended, entries, _ = raw
+        parse_cursor(after, int(last))  # beyond the end: refused
+        events = []
+        for entry_id, meta, frame in entries:
+            events.append(logged_event(int(entry_id.partition(b"-")[0]), meta, frame))
+        return ReadResult(
+            events=events,
+            gap=gap_for(after, after_seq, int(base)),
+            ended=ended.decode() or None,
+            last_cursor=format_cursor(int(last)) if int(last) else None,
+        )
+
+    async def read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
+        """Up to ``limit`` events after ``after`` as concatenated frames."""
+        after_seq = _parse(after)
+        self._check_open()
+        tail = self._tails.get(exec_id)
+        if tail is not None and tail.covers(after_seq):
+            self._stats["tail_reads"] += 1
+            return tail.read_frames(after_seq, limit)
+        raw = await self._read_redis(exec_id, after_seq, max(1, limit), frames=True)
+        last, base, ended, frames, from_seq = raw
+        parse_cursor(after, int(last))  # beyond the end: refused
+        count = len(frames)
+        return FrameBatch(
+            frames=b"".join(frames),
+            count=count,
+            # Retained event numbers are contiguous, so the last one is implied by the count.
+            cursor=format_cursor(int(from_seq) + count) if count else None,
+            gap=gap_for(after, after_seq, int(base)),
+            ended=ended.decode() or None,
+        )
+
+    async def _read_redis(
+        self, exec_id: str, after_seq: int, limit: int, *, frames: bool
+    ) -> list[Any]:
+        key = (exec_id, after_seq, limit, frames)
+        shared = self._inflight.get(key)
+        if shared is not None:
+            return list(await asyncio.shield(shared))
+        log, meta, _ = self._keys(exec_id)
+        self._stats["redis_reads"] += 1
+        fut: asyncio.Future[Any] = asyncio.ensure_future(
+            self._call(
+                lambda: self._read_script(
+                    keys=[log, meta], args=[after_seq, limit, "f" if frames else "e"]
+                )
+            )
+        )
+        self._inflight[key] = fut
+        try:
+            return list(await asyncio.shield(fut))
+        finally:
+            if self._inflight.get(key) is fut:
+                del self._inflight[key]
+
+    # -- waiting and following ------------------------------------------------------------
+
+    async def wait(self, exec_id: str, after: str | None, timeout: float) -> bool:
+        """Sleep until there is something after ``after``, the log ends, or the timeout.
+
+        Also returns True when this replica's follower of the execution loses Redis, so the
+        caller's next read (which then goes to Redis) reports the outage instead of sleeping
+        on; while the follower is reconnecting it sleeps as usual.
+        """
+        self._check_open()
+        after_seq = int(after) if after is not None and after.isdigit() else 0
+        tail = self._follow(exec_id)
+        outages = tail.outages
+        deadline = time.monotonic() + max(0.0, timeout)
+        tail.waiters += 1
+        try:
+            while True:
+                token = self._notifier.token(exec_id)
+                if tail.outages != outages:
+                    return True  # the follower just lost Redis: let the caller find out
+                if tail.synced and (tail.ended is not None or tail.hi > after_seq):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not await Notifier.sleep_on(token, remaining):
+                    return False
+                self._check_open()
+        finally:
+            tail.waiters -= 1
+            tail.last_used = time.monotonic()
+
+    def _follow(self, exec_id: str) -> Tail:
+        tail = self._tails.get(exec_id)
+        if tail is None:
+            tail = self._tails[exec_id] = Tail(exec_id, self.tail_size)
+        tail.last_used = time.monotonic()
+        task = self._followers.get(exec_id)
+        if task is None or task.done():
+            self._stats["follower_starts"] += 1
+            self._followers[exec_id] = asyncio.ensure_future(self._follower(tail))
+        return tail
+
+    async def _follower(self, tail: Tail) -> None:
+        exec_id = tail.exec_id
+        log, meta, _ = self._keys(exec_id)
+        delay = 0.05
+        try:
+            while not self._closed:
+                if tail.waiters == 0 and time.monotonic() - tail.last_used > self.follow_grace:
+                    return
+                try:
+                    if not tail.synced:
+                        self._stats["redis_follow_reads"] += 1
+                        last, ended, entries = await self._tail_script(
+                            keys=[log, meta], args=[self.tail_size]
+                        )
+                        tail.reset(int(last), ended.decode() or None, entries)
+                        self._notifier.notify(exec_id)
+                    self._stats["redis_follow_reads"] += 1
+                    reply: Any = await self._r.xread(
+                        {log: tail.stream_id},
+                        count=max(1000, self.tail_size),
+                        block=max(1, int(self.block * 1000)),
+                    )
+                    if reply:
+                        tail.absorb(reply[0][1])
+                        self._notifier.notify(exec_id)
+                    elif tail.ended is None:
+                        # Idle: the end entry may have been trimmed away by retention before
+                        # this follower read it, so ask the meta hash too.
+                        self._stats["redis_follow_reads"] += 1
+                        status: Any = await self._r.hget(meta, "ended")
+                        if status:
+                            tail.ended = bytes(status).decode()
+                            self._notifier.notify(exec_id)
+                    delay = 0.05
+                except (RedisError, OSError) as exc:
+                    self._stats["redis_errors"] += 1
+                    if not tail.down:
+                        logger.warning(
+                            "kitaru: lost Redis while following %s (%s); reconnecting",
+                            exec_id,
+                            exc,
+                        )
+                    if not tail.down:
+                        tail.outages += 1
+                    tail.down = True
+                    tail.synced = False
+                    self._notifier.notify(exec_id)
+                    await asyncio.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 2.0)
+        finally:
+            if self._tails.get(exec_id) is tail:
+                del self._tails[exec_id]
+            task = self._followers.get(exec_id)
+            if task is not None and task is asyncio.current_task():
+                del self._followers[exec_id]
+            self._notifier.notify(exec_id)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop the followers, close the Redis connections and wake every waiter."""
+        if self._closed:
+            return
+        self._closed = True
+        followers = list(self._followers.values())
+        for task in followers:
+            task.cancel()
+        for task in followers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._notifier.notify_all()
+        if self._own_client:
+            with contextlib.suppress(Exception):
+                await self._r.aclose()
+
+
+def _parse(cursor: str | None) -> int:
+    """The event number of ``cursor`` (0 for ``None``); only the format is checked here."""
+    return parse_cursor(cursor, 2**63 - 1)

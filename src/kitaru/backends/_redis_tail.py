@@ -1,0 +1,139 @@
+"""The in-memory tail of one execution's Redis stream, shared by a replica's watchers.
+
+A replica keeps one :class:`Tail` per execution that someone on it is waiting for. One
+follower task (in :mod:`kitaru.backends._redis`) reads the stream with a blocking ``XREAD``
+and appends what arrives here; every watcher of that execution on this replica is then
+served from this memory. So the Redis reads of a replica grow with the number of executions
+it follows, not with the number of watchers (issue 6). A watcher whose position is below the
+tail (a catch-up from far back) reads Redis itself.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from kitaru.backends._base import FrameBatch, LoggedEvent, ReadResult
+from kitaru.backends._seq import format_cursor
+
+__all__ = ["Tail", "entry_seq", "logged_event"]
+
+
+def entry_seq(entry_id: bytes) -> tuple[int, bool]:
+    """The event number of a stream entry ID, and whether it is the end entry."""
+    seq, _, sub = entry_id.partition(b"-")
+    return int(seq), sub != b"0"
+
+
+def logged_event(seq: int, meta: bytes, frame: bytes) -> LoggedEvent:
+    """A :class:`LoggedEvent` from a stream entry's ``m`` and ``f`` fields."""
+    kind, corr, index, cid, cname, sname = orjson.loads(meta)
+    return LoggedEvent(format_cursor(seq), kind, corr, index, cid, cname, sname, frame)
+
+
+class Tail:
+    """The newest events of one execution, contiguous, as followed from Redis.
+
+    ``events`` holds the event numbers ``lo .. hi`` in order (``lo == hi + 1`` when it holds
+    none); ``hi`` is the newest number the follower has read. Only the follower changes it,
+    on the event loop, so readers see a consistent state without locks.
+
+    Args:
+        exec_id: The execution.
+        size: Keep at least this many newest events (at most twice as many).
+    """
+
+    def __init__(self, exec_id: str, size: int) -> None:
+        self.exec_id = exec_id
+        self.size = max(1, size)
+        self.events: list[LoggedEvent] = []
+        self.lo = 1
+        self.hi = 0
+        self.ended: str | None = None
+        self.stream_id = b"0-0"  # the follower's XREAD position (the newest entry read)
+        self.synced = False  # the follower has loaded the tail and is reading live
+        self.down = False  # the follower lost Redis and has not caught up again yet
+        self.outages = 0  # how often it lost Redis (wakes the waiters once per outage)
+        self.waiters = 0
+        self.last_used = time.monotonic()
+
+    def reset(self, last: int, ended: str | None, entries: list[list[bytes]]) -> None:
+        """Load the tail from the newest stream entries (``entries`` newest first)."""
+        events: list[LoggedEvent] = []
+        newest_id = b"%d-0" % last
+        for i, (entry_id, meta, payload) in enumerate(entries):
+            if i == 0:
+                newest_id = max(entry_id, newest_id, key=_id_key)
+            seq, is_end = entry_seq(entry_id)
+            if is_end:
+                continue
+            if events and seq != int(events[-1].cursor) - 1:
+                break  # only the contiguous newest run matters
+            events.append(logged_event(seq, meta, payload))
+        events.reverse()
+        self.events = events[-self.size :]
+        self.hi = last
+        self.lo = int(self.events[0].cursor) if self.events else last + 1
+        if self.events and int(self.events[-1].cursor) != last:
+            self.events, self.lo = [], last + 1  # the stream is behind its meta: serve nothing
+        self.ended = ended
+        self.stream_id = newest_id
+        self.synced = True
+        self.down = False
+
+    def absorb(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Add entries the follower read after :attr:`stream_id`, in stream order."""
+        events = self.events
+        for entry_id, fields in entries:
+            self.stream_id = entry_id
+            seq, is_end = entry_seq(entry_id)
+            if is_end:
+                if self.ended is None:
+                    self.ended = fields[b"e"].decode()
+                continue
+            if seq <= self.hi:
+                continue
+            if seq != self.hi + 1:
+                # Retention removed events the follower had not read yet: start over at the
+                # first retained one; readers below it go to Redis and get their gap there.
+                events.clear()
+                self.lo = seq
+            events.append(logged_event(seq, fields[b"m"], fields[b"f"]))
+            self.hi = seq
+        if len(events) > 2 * self.size:
+            cut = len(events) - self.size
+            del events[:cut]
+            self.lo += cut
+
+    def covers(self, after_seq: int) -> bool:
+        """True when a reader at ``after_seq`` can be served from memory."""
+        return self.synced and not self.down and self.lo - 1 <= after_seq <= self.hi
+
+    def read(self, after_seq: int, limit: int) -> ReadResult:
+        """Up to ``limit`` events after ``after_seq`` (which :meth:`covers` accepted)."""
+        start = after_seq - self.lo + 1
+        events = self.events[start : start + max(1, limit)]
+        return ReadResult(
+            events=events,
+            gap=None,
+            ended=self.ended,
+            last_cursor=format_cursor(self.hi) if self.hi else None,
+        )
+
+    def read_frames(self, after_seq: int, limit: int) -> FrameBatch:
+        """Like :meth:`read`, as concatenated frames."""
+        start = after_seq - self.lo + 1
+        events = self.events[start : start + max(1, limit)]
+        return FrameBatch(
+            frames=b"".join([e.frame for e in events]),
+            count=len(events),
+            cursor=events[-1].cursor if events else None,
+            gap=None,
+            ended=self.ended,
+        )
+
+
+def _id_key(entry_id: bytes) -> tuple[int, int]:
+    seq, _, sub = entry_id.partition(b"-")
+    return int(seq), int(sub or b"0")

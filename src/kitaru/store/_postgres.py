@@ -1,0 +1,283 @@
+"""The PostgreSQL store: durable records shared by several server replicas.
+
+Selected with ``kitaru server start --db postgresql://...``. Same records and rules as
+:class:`~kitaru.store.SqliteStore`; the schema is versioned (:mod:`kitaru.store._pg_schema`)
+and migrated when the store opens. Calls are synchronous (the server runs them on worker
+threads) and use a small connection pool; every write is one statement in autocommit, so a
+replica that dies mid-request leaves nothing half-written.
+
+A terminal execution never changes again: ``finish_execution`` updates only rows still
+``running``, which makes "mark ended" atomic across replicas (the first finish or lost
+verdict wins; the others see the stored outcome).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from kitaru.store._base import ExecutionExistsError, StoreUnavailableError
+from kitaru.store._pg_schema import migrate
+from kitaru.store._records import CheckpointRecord, ExecutionRecord
+from kitaru.store._values import StoredValue
+
+__all__ = ["PostgresStore", "is_postgres_url"]
+
+T = TypeVar("T")
+
+_COLUMNS = (
+    "exec_id, flow_name, flow_ref, status, created_at, ended_at, original_exec_id, "
+    "error_type, inputs, {output}, heartbeat_at"
+)
+
+
+def is_postgres_url(value: object) -> bool:
+    """True for a ``postgresql://`` or ``postgres://`` URL."""
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
+
+
+def _value_text(value: StoredValue | None) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps({"format": value.format, "data": value.data}).decode()
+
+
+def _value_from(text: str | None) -> StoredValue | None:
+    if text is None:
+        return None
+    raw = orjson.loads(text)
+    return StoredValue(raw["format"], raw["data"])
+
+
+class PostgresStore:
+    """A :class:`~kitaru.store.Store` in a PostgreSQL database.
+
+    Args:
+        url: A libpq URL, ``postgresql://user:password@host:port/database``. Query
+            parameters are passed on (e.g. ``?sslmode=require``, or
+            ``?options=-csearch_path%3Dmyschema`` for a schema of its own).
+        min_connections: Connections the pool keeps open.
+        max_connections: Most connections the pool opens (per process).
+        connect_timeout: Seconds to wait for a connection before answering "unavailable".
+
+    Raises:
+        StoreUnavailableError: The database cannot be reached or migrated.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_connections: int = 1,
+        max_connections: int = 8,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self._pool = ConnectionPool(
+            url,
+            min_size=min_connections,
+            max_size=max(min_connections, max_connections),
+            timeout=connect_timeout,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(connect_timeout))},
+            open=False,
+            name="kitaru-store",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+            with self._pool.connection() as conn:
+                migrate(conn)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            self._pool.close()
+            raise StoreUnavailableError(
+                f"cannot open the PostgreSQL store: {_describe(exc)}"
+            ) from None
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def _run(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        # One retry on a fresh connection: after a database restart, pooled connections are
+        # broken until used once. Every statement here is safe to repeat.
+        for attempt in (1, 2):
+            try:
+                with self._pool.connection() as conn:
+                    return fn(conn)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                if attempt == 2:
+                    raise StoreUnavailableError(
+                        f"the PostgreSQL store is unavailable: {_describe(exc)}"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def create_execution(self, record: ExecutionRecord) -> None:
+        """Record a new execution.
+
+        Raises:
+            ExecutionExistsError: An execution with this ID is already stored.
+        """
+        args = (
+            record.exec_id,
+            record.flow_name,
+            record.flow_ref,
+            record.status,
+            record.created_at,
+            record.ended_at,
+            record.original_exec_id,
+            record.error_type,
+            _value_text(record.inputs),
+            _value_text(record.output),
+            record.heartbeat_at,
+        )
+
+        def run(conn: psycopg.Connection[Any]) -> int:
+            cur = conn.execute(
+                "INSERT INTO kitaru_executions (exec_id, flow_name, flow_ref, status, "
+                "created_at, ended_at, original_exec_id, error_type, inputs, output, "
+                "heartbeat_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                "ON CONFLICT (exec_id) DO NOTHING",
+                args,
+            )
+            return cur.rowcount
+
+        if self._run(run) == 0:
+            raise ExecutionExistsError(f"an execution with ID {record.exec_id!r} already exists")
+
+    def finish_execution(
+        self,
+        exec_id: str,
+        status: str,
+        *,
+        output: StoredValue | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        """Mark an execution terminal (only if still running: the first verdict wins)."""
+        args = (status, time.time(), _value_text(output), error_type, exec_id)
+        self._run(
+            lambda conn: conn.execute(
+                "UPDATE kitaru_executions SET status=%s, ended_at=%s, output=%s, error_type=%s "
+                "WHERE exec_id=%s AND status='running'",
+                args,
+            )
+        )
+
+    def heartbeat(self, exec_id: str) -> None:
+        """Note that the execution's producer is alive."""
+        args = (time.time(), exec_id)
+        self._run(
+            lambda conn: conn.execute(
+                "UPDATE kitaru_executions SET heartbeat_at=GREATEST(COALESCE(heartbeat_at, 0), "
+                "%s) WHERE exec_id=%s",
+                args,
+            )
+        )
+
+    def get_execution(self, exec_id: str) -> ExecutionRecord | None:
+        """The execution with its checkpoint records, or ``None``."""
+
+        def run(conn: psycopg.Connection[Any]) -> ExecutionRecord | None:
+            row = conn.execute(
+                f"SELECT {_COLUMNS.format(output='output')} FROM kitaru_executions "
+                "WHERE exec_id=%s",
+                (exec_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            record = _execution(row)
+            rows = conn.execute(
+                "SELECT body FROM kitaru_checkpoints WHERE exec_id=%s ORDER BY seq", (exec_id,)
+            ).fetchall()
+            record.checkpoints = [CheckpointRecord.from_dict(orjson.loads(r[0])) for r in rows]
+            return record
+
+        return self._run(run)
+
+    def list_executions(
+        self, *, flow_name: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[ExecutionRecord]:
+        """Executions, newest first, without checkpoint records."""
+        sql = f"SELECT {_COLUMNS.format(output='NULL')} FROM kitaru_executions"
+        where: list[str] = []
+        args: list[Any] = []
+        if flow_name is not None:
+            where.append("flow_name=%s")
+            args.append(flow_name)
+        if status is not None:
+            where.append("status=%s")
+            args.append(status)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC LIMIT %s"
+        args.append(max(0, int(limit)))
+        return self._run(lambda conn: [_execution(r) for r in conn.execute(sql, args).fetchall()])
+
+    def running_executions(self) -> list[ExecutionRecord]:
+        """Every execution still marked running (for lost-producer detection)."""
+        sql = (
+            "SELECT exec_id, flow_name, flow_ref, status, created_at, ended_at, "
+            "original_exec_id, error_type, NULL, NULL, heartbeat_at FROM kitaru_executions "
+            "WHERE status='running'"
+        )
+        return self._run(lambda conn: [_execution(r) for r in conn.execute(sql).fetchall()])
+
+    def save_checkpoint(self, record: CheckpointRecord) -> None:
+        """Create or replace a checkpoint record."""
+        args = (
+            record.checkpoint_id,
+            record.exec_id,
+            record.seq,
+            record.cache_key,
+            record.status,
+            record.ended_at,
+            orjson.dumps(record.to_dict()).decode(),
+        )
+        self._run(
+            lambda conn: conn.execute(
+                "INSERT INTO kitaru_checkpoints (checkpoint_id, exec_id, seq, cache_key, status, "
+                "ended_at, body) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (checkpoint_id) DO "
+                "UPDATE SET status=excluded.status, ended_at=excluded.ended_at, "
+                "cache_key=excluded.cache_key, body=excluded.body",
+                args,
+            )
+        )
+
+    def find_cached(self, cache_key: str) -> CheckpointRecord | None:
+        """The newest completed record with this cache key."""
+        row = self._run(
+            lambda conn: conn.execute(
+                "SELECT body FROM kitaru_checkpoints WHERE cache_key=%s AND status='completed' "
+                "ORDER BY ended_at DESC NULLS LAST LIMIT 1",
+                (cache_key,),
+            ).fetchone()
+        )
+        return CheckpointRecord.from_dict(orjson.loads(row[0])) if row else None
+
+    def close(self) -> None:
+        """Close the pool (idempotent)."""
+        self._pool.close(timeout=2.0)
+
+
+def _execution(row: tuple[Any, ...]) -> ExecutionRecord:
+    return ExecutionRecord(
+        exec_id=row[0],
+        flow_name=row[1],
+        flow_ref=row[2],
+        status=row[3],
+        created_at=row[4],
+        ended_at=row[5],
+        original_exec_id=row[6],
+        error_type=row[7],
+        inputs=_value_from(row[8]),
+        output=_value_from(row[9]),
+        heartbeat_at=row[10],
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    # libpq messages may quote the connection string; keep the first line, never the URL.
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
