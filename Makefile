@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## Python environment with kitaru and its dev tools
 
-tools:  ## Jaeger, the OpenTelemetry Collector (built from Go modules) and Prometheus
+tools:  ## Jaeger and the Collector (built from Go modules), Prometheus, Chromium, Redis, PostgreSQL
 	bash scripts/tools/build-tools.sh
+	bash scripts/install-system-deps.sh
 
 lint: install  ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from _services import (  # noqa: F401  (session fixtures: real Redis and PostgreSQL servers)
     postgres_schema_url,
     postgres_url,
     redis_service,
     redis_url,
 )
-
 from kitaru.runtime._runtime import reset_runtime
 
 _KEEP = ("KITARU_HOME",)

@@ -126,7 +126,7 @@ def test_user_data_cannot_overwrite_kitaru_metadata(kitaru_events):
     f()
     for e in kitaru_events.events:
         assert e.payload["kitaru"]["source"] == "kitaru"
-    custom = [e for e in kitaru_events.events if e.kind == "custom.kind"][0]
+    custom = next(e for e in kitaru_events.events if e.kind == "custom.kind")
     assert custom.payload["data"] == {"kitaru": {"source": "evil"}}
 
 

@@ -44,6 +44,11 @@ def _check_index(index: object) -> int | None:
     return index
 
 
+def _check_flush_fast(flush_arg: object) -> None:
+    if flush_arg is not True and flush_arg is not False:
+        _check_flush(flush_arg)
+
+
 def _check_flush(flush_arg: object) -> None:
     if not isinstance(flush_arg, bool):
         raise KitaruUsageError(f"flush must be True or False, got {flush_arg!r}")
@@ -163,8 +168,7 @@ def progress(
         _check_message(message, required=True)
     value = None if percent is None else _check_percent(percent)
     cid = None if correlation_id is None else _check_correlation_id(correlation_id)
-    if flush is not False and flush is not True:
-        _check_flush(flush)
+    _check_flush_fast(flush)
     scope = _scope("kitaru.progress()")
     body: dict[str, Any] = {"message": message}
     if fields or percent is not None:

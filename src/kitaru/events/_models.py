@@ -81,10 +81,25 @@ class ExecutionEvent:
 class EventSource(Protocol):
     """What an :class:`EventRecord` needs from the checkpoint execution that published it."""
 
-    exec_id: str
-    checkpoint_id: str | None
-    name: str
-    step_name: str | None
+    @property
+    def exec_id(self) -> str:
+        """The execution's ID."""
+        ...
+
+    @property
+    def checkpoint_id(self) -> str | None:
+        """The checkpoint call's record ID."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The checkpoint's name."""
+        ...
+
+    @property
+    def step_name(self) -> str | None:
+        """The checkpoint call's step name."""
+        ...
 
     @property
     def meta(self) -> Mapping[str, Any]:

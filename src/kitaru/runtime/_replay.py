@@ -25,8 +25,9 @@ def plan_replay(original: ExecutionRecord, from_: str | None) -> ReplayPlan:
     """Plan a replay of ``original`` from the checkpoint call ``from_``.
 
     ``from_`` is a step name (``fetch``, ``fetch_2``; ``fetch_1`` also names the first call),
-    a checkpoint ID, or a checkpoint name that was called exactly once. Every checkpoint call that started before it and has a recorded output is
-    reused; it and everything after it run again. ``None`` re-runs every checkpoint.
+    a checkpoint ID, or a checkpoint name that was called exactly once. Every checkpoint call
+    that started before it and has a recorded output is reused; it and everything after it run
+    again. ``None`` re-runs every checkpoint.
 
     Raises:
         KitaruStateError: ``from_`` names no checkpoint call of the execution, or a checkpoint
