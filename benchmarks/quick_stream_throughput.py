@@ -11,6 +11,11 @@ interpreter lock with the server), then:
 The reader is a raw socket counting frames, so client-side parsing does not cap the figure.
 
     .venv/bin/python benchmarks/quick_stream_throughput.py [--events 200000]
+
+Against the scale-out backends (issue 6), e.g. with servers from ``scripts/services/``:
+
+    ... quick_stream_throughput.py --db postgresql://kitaru@127.0.0.1:PORT/kitaru \
+        --event-log redis://127.0.0.1:PORT/0
 """
 
 from __future__ import annotations
@@ -67,7 +72,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    db: Path | str, port: int, event_log: str | None = None
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KITARU_")}
     proc = subprocess.Popen(
         [
@@ -80,6 +87,7 @@ def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
             str(port),
             "--db",
             str(db),
+            *(["--event-log", event_log] if event_log else []),
             "--log-level",
             "warning",
         ],
@@ -182,12 +190,16 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--producers", type=int, default=1, help="concurrent posting clients")
+    p.add_argument("--db", default=None, help="server --db (default: a fresh SQLite file)")
+    p.add_argument("--event-log", default=None, help="server --event-log (e.g. redis://...)")
     args = p.parse_args()
     n = args.events
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {n} events")
+    backends = f"db={'postgresql' if str(args.db).startswith('postgres') else 'sqlite'}"
+    print(f"{backends}, event log={(args.event_log or 'the sqlite db').split('://')[0]}")
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        proc = start_server(Path(tmp) / "server.db", port)
+        proc = start_server(args.db or Path(tmp) / "server.db", port, args.event_log)
         url = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=url, timeout=60) as c:

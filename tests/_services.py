@@ -9,6 +9,7 @@ When the server software is missing the tests skip, or fail with CI=true.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -106,6 +107,9 @@ class RedisService:
 @pytest.fixture(scope="session")
 def redis_service() -> Iterator[RedisService]:
     """The session's Redis server."""
+    require_service(
+        "redis-py", importlib.util.find_spec("redis") is not None, "pip install 'kitaru[redis]'"
+    )
     given = os.environ.get("KITARU_TEST_REDIS_URL")
     if given:
         yield RedisService(given, None)
@@ -133,6 +137,12 @@ def redis_url(redis_service: RedisService) -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of the session's PostgreSQL server (tests isolate themselves by schema)."""
+    require_service(
+        "psycopg",
+        importlib.util.find_spec("psycopg") is not None
+        and importlib.util.find_spec("psycopg_pool") is not None,
+        "pip install 'kitaru[postgres]'",
+    )
     given = os.environ.get("KITARU_TEST_POSTGRES_URL")
     if given:
         yield given

@@ -37,11 +37,13 @@ svc_apt_install() {
 # Parse --port N and --dir D (defaults: a free port; $KITARU_SERVICES_DIR/<name>).
 svc_parse_args() {
   SVC_PORT=""
+  SVC_INSTALL_ONLY=0
   SVC_DIR="${KITARU_SERVICES_DIR:-${TMPDIR:-/tmp}/kitaru-services}/$SVC_NAME"
   while [ $# -gt 0 ]; do
     case "$1" in
       --port) SVC_PORT="$2"; shift 2 ;;
       --dir) SVC_DIR="$2"; shift 2 ;;
+      --install-only) SVC_INSTALL_ONLY=1; shift ;;
       -h|--help) sed -n '2,/^set -/p' "$0" | sed 's/^# \{0,1\}//;/^set -/d'; exit 0 ;;
       *) svc_die "unknown argument: $1" ;;
     esac

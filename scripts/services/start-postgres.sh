@@ -7,7 +7,7 @@
 # system user (created if missing) and the folder is given to it. Idempotent: if the
 # folder's server is already running, it only prints its URL.
 #
-# Usage: scripts/services/start-postgres.sh [--port N] [--dir FOLDER]
+# Usage: scripts/services/start-postgres.sh [--port N] [--dir FOLDER] [--install-only]
 #   default folder: ${KITARU_SERVICES_DIR:-${TMPDIR:-/tmp}/kitaru-services}/postgres
 #   (as root, every parent folder must be searchable by other users, e.g. mode 755)
 # Prints postgresql://kitaru@127.0.0.1:PORT/kitaru on stdout once the server takes queries.
@@ -33,6 +33,8 @@ INITDB="$(find_bin initdb)"; PG_CTL="$(find_bin pg_ctl)"
 BINDIR="$(dirname "$(readlink -f "$PG_CTL")")"
 PSQL="$(command -v psql 2>/dev/null || echo "$BINDIR/psql")"
 [ -x "$INITDB" ] && [ -x "$PG_CTL" ] || svc_die "initdb/pg_ctl not found after installing postgresql"
+
+[ "$SVC_INSTALL_ONLY" = 1 ] && exit 0  # --install-only: just make sure it is installed
 
 as_owner=()
 if [ "$(id -u)" = 0 ]; then

@@ -4,7 +4,7 @@
 # Installs Debian's redis-server package first if `redis-server` is missing (needs root or
 # sudo). Idempotent: if the folder's server is already running, it only prints its URL.
 #
-# Usage: scripts/services/start-redis.sh [--port N] [--dir FOLDER]
+# Usage: scripts/services/start-redis.sh [--port N] [--dir FOLDER] [--install-only]
 #   default folder: ${KITARU_SERVICES_DIR:-${TMPDIR:-/tmp}/kitaru-services}/redis
 # Prints the server's URL (redis://127.0.0.1:PORT/0) on stdout once it answers PING.
 # Stop it with scripts/services/stop-redis.sh [--dir FOLDER].
@@ -17,6 +17,8 @@ svc_parse_args "$@"
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
   svc_apt_install redis-server redis-tools
 fi
+
+[ "$SVC_INSTALL_ONLY" = 1 ] && exit 0  # --install-only: just make sure it is installed
 
 mkdir -p "$SVC_DIR"
 SVC_DIR="$(cd "$SVC_DIR" && pwd)"

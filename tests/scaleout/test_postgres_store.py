@@ -21,8 +21,6 @@ from kitaru.store import (
     StoreUnavailableError,
 )
 
-pytestmark = pytest.mark.postgres
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
@@ -130,6 +128,7 @@ def test_duplicate_create_is_refused(store: Any) -> None:
         store.create_execution(rec)
 
 
+@pytest.mark.postgres
 def test_many_threads_finish_one_execution_once(postgres_schema_url: str) -> None:
     from kitaru.store._postgres import PostgresStore
 
@@ -153,6 +152,7 @@ def test_many_threads_finish_one_execution_once(postgres_schema_url: str) -> Non
             s.close()
 
 
+@pytest.mark.postgres
 def test_migrations_run_once_and_are_recorded(postgres_schema_url: str) -> None:
     import psycopg
 
@@ -189,6 +189,7 @@ def test_migrations_run_once_and_are_recorded(postgres_schema_url: str) -> None:
             s.close()
 
 
+@pytest.mark.postgres
 def test_an_unreachable_database_is_unavailable_not_a_hang() -> None:
     import socket
 

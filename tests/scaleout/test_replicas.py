@@ -19,7 +19,7 @@ from _replicas import Replica, Watcher, execution_body, wire_events
 
 from kitaru import _wire
 
-pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(300)]
 
 WATCHERS = 300
 BATCHES = 40
@@ -31,13 +31,13 @@ KILL_AFTER = BATCHES // 3
 async def _watch_all(watchers: list[Watcher], deadline: float) -> list[asyncio.Task[None]]:
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=50)
     client = httpx.AsyncClient(timeout=httpx.Timeout(20.0), limits=limits)
-    tasks = [asyncio.create_task(w.run(client, deadline)) for w in watchers]
+    runs = [asyncio.create_task(w.run(client, deadline)) for w in watchers]
 
     async def close_when_done() -> None:
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*runs, return_exceptions=True)
         await client.aclose()
 
-    tasks.append(asyncio.create_task(close_when_done()))
+    tasks = [*runs, asyncio.create_task(close_when_done())]
     await asyncio.wait_for(asyncio.gather(*(w.connected.wait() for w in watchers)), 60)
     return tasks
 
@@ -58,7 +58,8 @@ def test_watchers_survive_a_killed_replica_exactly_once(
         async with httpx.AsyncClient(base_url=a.url, timeout=20) as producer:
             for k in range(BATCHES):
                 resp = await producer.post(
-                    _wire.path_events(exec_id), content=wire_events(exec_id, k * PER_BATCH, PER_BATCH)
+                    _wire.path_events(exec_id),
+                    content=wire_events(exec_id, k * PER_BATCH, PER_BATCH),
                 )
                 assert resp.status_code == 200, resp.text
                 if k == KILL_AFTER:
@@ -70,7 +71,12 @@ def test_watchers_survive_a_killed_replica_exactly_once(
                 json={"status": "completed", "output": None, "error_type": None},
             )
             assert resp.status_code == 200, resp.text
-        await asyncio.wait_for(asyncio.gather(*tasks), max(1.0, deadline - time.monotonic()))
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), max(1.0, deadline - time.monotonic()))
+        finally:
+            ended = sum(1 for w in watchers if w.end)
+            sizes = sorted({len(w.indexes) for w in watchers})
+            print(f"watchers ended: {ended}/{WATCHERS}; event counts seen: {sizes[:10]}")
 
     asyncio.run(scenario())
 
@@ -105,3 +111,82 @@ def test_watchers_survive_a_killed_replica_exactly_once(
         assert reads <= 4 * BATCHES + resumed_here + 40, stats
         assert stats["tail_reads"] >= served, stats
         assert stats["follower_starts"] <= 3, stats
+
+
+def test_sigterm_sends_watchers_elsewhere_and_exits_promptly(
+    replicas: Callable[..., list[Replica]],
+) -> None:
+    a, b = replicas(2, "--ping-interval", "1")
+    exec_id = execution_body()["exec_id"]
+    r = httpx.post(a.url + _wire.PATH_EXECUTIONS, json=execution_body(exec_id), timeout=10)
+    assert r.status_code == 201, r.text
+    watchers = [Watcher(exec_id, [b.url, a.url]) for _ in range(30)]
+    exit_seconds: list[float] = []
+
+    async def scenario() -> None:
+        deadline = time.monotonic() + 90
+        tasks = await _watch_all(watchers, deadline)
+        async with httpx.AsyncClient(base_url=a.url, timeout=20) as producer:
+            for k in range(10):
+                resp = await producer.post(
+                    _wire.path_events(exec_id), content=wire_events(exec_id, k * 10, 10)
+                )
+                assert resp.status_code == 200, resp.text
+                if k == 4:
+                    t0 = time.monotonic()
+                    b.proc.terminate()
+                    await asyncio.to_thread(b.proc.wait, 30)
+                    exit_seconds.append(time.monotonic() - t0)
+                await asyncio.sleep(0.05)
+            await producer.post(
+                _wire.path_finish(exec_id),
+                json={"status": "completed", "output": None, "error_type": None},
+            )
+        await asyncio.wait_for(asyncio.gather(*tasks), max(1.0, deadline - time.monotonic()))
+
+    asyncio.run(scenario())
+    print(f"replica exit after SIGTERM with {len(watchers)} open streams: {exit_seconds[0]:.2f} s")
+    assert b.proc.returncode is not None
+    for w in watchers:
+        assert w.errors == [] and w.end == "completed"
+        assert w.indexes == list(range(100))
+        # The first stream began with the usual hint; the closing one added the short one.
+        assert w.retry_hints[:2] == [2000, 250], w.retry_hints
+        assert [url for url, _ in w.connects[:2]] == [b.url, a.url]
+
+
+def test_lost_producer_is_judged_across_replicas_and_ends_once(
+    replicas: Callable[..., list[Replica]],
+) -> None:
+    a, b, c = replicas(3, "--ping-interval", "1", "--lost-after", "3")
+    exec_id = execution_body()["exec_id"]
+    r = httpx.post(a.url + _wire.PATH_EXECUTIONS, json=execution_body(exec_id), timeout=10)
+    assert r.status_code == 201, r.text
+    watchers = [Watcher(exec_id, [rep.url], start=0) for rep in (a, b, c) for _ in range(5)]
+    statuses: list[str] = []
+
+    async def scenario() -> None:
+        deadline = time.monotonic() + 90
+        tasks = await _watch_all(watchers, deadline)
+        async with httpx.AsyncClient(timeout=20) as http:
+            # The producer talks to replica a only, for longer than lost_after: b and c must
+            # not call it lost (a shares what it sees through the store's heartbeat).
+            for k in range(25):
+                resp = await http.post(
+                    a.url + _wire.path_events(exec_id), content=wire_events(exec_id, k, 1)
+                )
+                assert resp.status_code == 200, resp.text
+                await asyncio.sleep(0.25)
+                for rep in (b, c):
+                    got = await http.get(rep.url + _wire.path_execution(exec_id))
+                    statuses.append(got.json()["status"])
+            # Then it goes silent: some replica marks it lost, every stream ends once.
+        await asyncio.wait_for(asyncio.gather(*tasks), max(1.0, deadline - time.monotonic()))
+
+    asyncio.run(scenario())
+    assert set(statuses) == {"running"}
+    for w in watchers:
+        assert w.errors == [] and w.end == "lost"
+        assert w.indexes == list(range(25))
+    final = httpx.get(c.url + _wire.path_execution(exec_id), timeout=10).json()
+    assert final["status"] == "lost"

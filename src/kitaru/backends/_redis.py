@@ -117,6 +117,7 @@ class RedisEventLog(EventLog):
         self._notifier = Notifier()
         self._tails: dict[str, Tail] = {}
         self._followers: dict[str, asyncio.Task[None]] = {}
+        self._blocking: dict[str, int] = {}  # Redis client ID of each follower's connection
         # Identical Redis reads in flight are shared (a burst of watchers opening at once).
         self._inflight: dict[tuple[str, int, int, bool], asyncio.Future[Any]] = {}
         self._stats = {
@@ -138,6 +139,9 @@ class RedisEventLog(EventLog):
     @property
     def _ended_key(self) -> str:
         return f"{self.prefix}:ended"
+
+    def _is_closed(self) -> bool:
+        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:
@@ -299,6 +303,8 @@ class RedisEventLog(EventLog):
                 )
             )
         )
+        # Its callers may all be gone (disconnected) by the time it fails: mark the error seen.
+        fut.add_done_callback(_consume)
         self._inflight[key] = fut
         try:
             return list(await asyncio.shield(fut))
@@ -351,8 +357,15 @@ class RedisEventLog(EventLog):
         exec_id = tail.exec_id
         log, meta, _ = self._keys(exec_id)
         delay = 0.05
+        me = asyncio.current_task()
+        # The blocking read gets a connection of its own, known by its Redis client ID, so
+        # close() can end it at once with CLIENT UNBLOCK: redis-py lets a cancellation land
+        # only after a blocking command returns (up to ``block`` seconds later).
+        blocking: aioredis.Redis | None = None
         try:
             while not self._closed:
+                if me is not None and me.cancelling():
+                    return
                 if tail.waiters == 0 and time.monotonic() - tail.last_used > self.follow_grace:
                     return
                 try:
@@ -363,8 +376,13 @@ class RedisEventLog(EventLog):
                         )
                         tail.reset(int(last), ended.decode() or None, entries)
                         self._notifier.notify(exec_id)
+                    if blocking is None:
+                        blocking = self._r.client()
+                        self._blocking[exec_id] = int(await blocking.client_id())
+                    if self._is_closed():
+                        return  # close() ran while this follower was getting ready
                     self._stats["redis_follow_reads"] += 1
-                    reply: Any = await self._r.xread(
+                    reply: Any = await blocking.xread(
                         {log: tail.stream_id},
                         count=max(1000, self.tail_size),
                         block=max(1, int(self.block * 1000)),
@@ -394,9 +412,18 @@ class RedisEventLog(EventLog):
                     tail.down = True
                     tail.synced = False
                     self._notifier.notify(exec_id)
+                    if blocking is not None:
+                        self._blocking.pop(exec_id, None)
+                        with contextlib.suppress(Exception):
+                            await blocking.aclose()
+                        blocking = None
                     await asyncio.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 2.0)
         finally:
+            self._blocking.pop(exec_id, None)
+            if blocking is not None:
+                with contextlib.suppress(Exception):
+                    await blocking.aclose()
             if self._tails.get(exec_id) is tail:
                 del self._tails[exec_id]
             task = self._followers.get(exec_id)
@@ -414,13 +441,25 @@ class RedisEventLog(EventLog):
         followers = list(self._followers.values())
         for task in followers:
             task.cancel()
-        for task in followers:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._blocking:
+            # Ends the followers' blocking reads now rather than at their timeout.
+            ids = list(self._blocking.values())
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await asyncio.gather(*(self._r.client_unblock(i) for i in ids))
+        if followers:
+            await asyncio.wait(followers, timeout=1.0)
         self._notifier.notify_all()
         if self._own_client:
             with contextlib.suppress(Exception):
                 await self._r.aclose()
+        if followers:
+            await asyncio.wait(followers, timeout=1.0)
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _parse(cursor: str | None) -> int:

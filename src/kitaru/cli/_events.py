@@ -17,11 +17,12 @@ import threading
 from typing import Any, cast
 
 from kitaru import _config
+from kitaru._snapshot import ExecutionSnapshot
 from kitaru.cli._args import seconds
 from kitaru.cli._watch_output import JsonOutput, PlainOutput, WatchInfo, WatchOutput
 from kitaru.client._client import KitaruClient
 from kitaru.client._watcher import EventWatcher
-from kitaru.exceptions import KitaruError
+from kitaru.exceptions import KitaruError, KitaruFeatureNotAvailableError
 from kitaru.lanes import LaneBoard
 
 __all__ = ["EXIT_CONNECTION", "add_parser", "exit_code_for", "fail", "register", "run"]
@@ -130,15 +131,44 @@ def _flow_name(client: KitaruClient, exec_id: str) -> str | None:
         return None  # the watch itself reports what is wrong
 
 
+def _wants_snapshot(args: argparse.Namespace, output: WatchOutput) -> bool:
+    # Plain and JSON lines print every event, so they replay; filtered views fold only what
+    # the filters let through, which an unfiltered snapshot would contradict.
+    return (
+        getattr(output, "lanes_only", False)
+        and args.since is None
+        and not args.kinds
+        and args.checkpoint is None
+        and not args.correlation_ids
+    )
+
+
+def _snapshot(client: KitaruClient, exec_id: str) -> ExecutionSnapshot | None:
+    try:
+        return client.executions.snapshot(exec_id)
+    except KitaruFeatureNotAvailableError:
+        return None  # an older server without snapshots: replay the stream instead
+
+
 def run(args: argparse.Namespace) -> int:
     """Watch ``args.exec_id`` until its stream ends; returns the exit code."""
     options: dict[str, Any] = {}
     if args.max_outage is not None:
         options["max_outage"] = args.max_outage
+    output = _output(args)
+    board = LaneBoard()
+    since = args.since
     try:
         # An explicit server URL (from the flag or the environment) keeps the CLI off the
         # process runtime: watching needs no publisher and no heartbeat thread.
         client = KitaruClient(server_url=_config.server_url(args.server_url))
+        if _wants_snapshot(args, output):
+            # The lanes view only needs the folded state: a late joiner renders at once from
+            # the snapshot and tails from its cursor instead of replaying every event.
+            snap = _snapshot(client, args.exec_id)
+            if snap is not None and snap.cursor is not None:
+                board = snap.board()
+                since = snap.cursor
         # events() returns the sync watcher, which also knows the final status and closes.
         watcher = cast(
             EventWatcher,
@@ -147,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
                 kinds=args.kinds,
                 checkpoint=args.checkpoint,
                 correlation_ids=args.correlation_ids,
-                since=args.since,
+                since=since,
                 reconnect=not args.no_reconnect,
                 **options,
             ),
@@ -156,9 +186,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(exc)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    board = LaneBoard()
     lock = threading.Lock()
-    output = _output(args)
     status: str | None = None
     code = EXIT_CONNECTION
     try:

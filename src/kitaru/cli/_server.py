@@ -144,7 +144,7 @@ def _start(args: argparse.Namespace) -> int:
     if args.db:
         options["db"] = args.db
     if args.event_log:
-        options["event_log"] = args.event_log
+        options["event_log_url"] = args.event_log
 
     def ready(url: str) -> None:
         details = [
@@ -152,6 +152,8 @@ def _start(args: argparse.Namespace) -> int:
             "token required" if token else "no token",
         ]
         print(f"kitaru server listening on {url} ({', '.join(details)})", file=sys.stderr)
+        web = f"{url}/ui/#token=<your API token>" if token else f"{url}/ui/"
+        print(f"kitaru web view: {web}", file=sys.stderr)
         sys.stderr.flush()
 
     serve(

@@ -140,6 +140,9 @@ class LanesView:
 class LiveOutput:
     """Live lanes on a terminal; the final frame stays on screen when the watch ends."""
 
+    lanes_only = True
+    """It shows the folded lanes, not each event, so it can start from a snapshot."""
+
     def __init__(self, console: Console | None = None, *, refresh_per_second: float = 8) -> None:
         self.console = console or Console()
         self._refresh = refresh_per_second

@@ -60,7 +60,7 @@ def create_app(
         store: Where durable records live. Default: the store ``settings.db`` names (a
             :class:`~kitaru.store.SqliteStore`, or a PostgreSQL store for a
             ``postgresql://`` URL).
-        event_log: Where live events live. Default: the log ``settings.event_log`` names, or
+        event_log: Where live events live. Default: the log ``settings.event_log_url`` names, or
             a :class:`~kitaru.backends.SqliteEventLog` on the ``db`` file (none when
             streaming is off).
         **options: Settings fields, when ``settings`` is not given.

@@ -8,7 +8,7 @@ a path, or ``sqlite:///path``          :class:`~kitaru.store.SqliteStore` (defau
 =====================================  ==============================================
 
 =====================================  ==============================================
-``event_log``                          event log
+``event_log_url``                      event log
 =====================================  ==============================================
 unset                                  the SQLite file of ``db`` (needs a SQLite ``db``)
 a path, or ``sqlite:///path``          :class:`~kitaru.backends.SqliteEventLog`
@@ -52,14 +52,14 @@ def open_store(settings: ServerSettings) -> ServerStore:
 
 
 def open_event_log(settings: ServerSettings) -> EventLog:
-    """The event log named by ``settings.event_log`` (default: the SQLite ``db``)."""
+    """The event log named by ``settings.event_log_url`` (default: the SQLite ``db``)."""
     retention = Retention(settings.max_events_per_execution, settings.retain_ended)
-    url = settings.event_log
+    url = settings.event_log_url
     if url is None:
         if isinstance(settings.db, str):
             raise KitaruUsageError(
                 "with a PostgreSQL database, choose where live events live: "
-                "event_log='redis://host:6379/0' (--event-log) for several replicas, or a "
+                "event_log_url='redis://host:6379/0' (--event-log) for several replicas, or a "
                 "SQLite file for one server"
             )
         return SqliteEventLog(settings.db, retention=retention)
@@ -81,17 +81,17 @@ def open_event_log(settings: ServerSettings) -> EventLog:
         )
     if "://" in url and not url.startswith("sqlite:///"):
         raise KitaruUsageError(
-            f"event_log must be a redis:// URL, a sqlite:/// URL, a file path or 'memory', "
+            f"event_log_url must be a redis:// URL, a sqlite:/// URL, a file path or 'memory', "
             f"got {describe_url(url)!r}"
         )
     return SqliteEventLog(sqlite_path(url), retention=retention)
 
 
 def sqlite_path(value: str | Path) -> Path:
-    """The file of a path or ``sqlite:///path`` URL."""
+    """The file of a path or ``sqlite:///`` URL (``sqlite:///rel.db``, ``sqlite:////abs.db``)."""
     text = str(value)
     if text.startswith("sqlite:///"):
-        text = text[len("sqlite://") :]
+        text = text[len("sqlite:///") :]
     return Path(text).expanduser()
 
 

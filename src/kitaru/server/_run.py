@@ -26,7 +26,9 @@ from kitaru.server._state import ServerState
 
 __all__ = ["RunningServer", "check_bind_address", "serve", "serve_in_thread"]
 
-_GRACEFUL_SECONDS = 5
+# Backstop only: open streams close as soon as shutdown begins. Short, because a replica that
+# is told to stop must make way within about 2 s even when a client stopped reading (issue 6).
+_GRACEFUL_SECONDS = 1.5
 
 
 def _is_loopback(host: str) -> bool:

@@ -26,9 +26,9 @@ class ServerSettings:
 
     Attributes:
         db: Where executions live: a SQLite file (a path or ``sqlite:///path``, which also
-            holds the event log unless ``event_log`` says otherwise), or a
+            holds the event log unless ``event_log_url`` says otherwise), or a
             ``postgresql://`` URL (kept as a string). Default: ``KITARU_HOME/server.db``.
-        event_log: Where live events live: ``None`` (the SQLite ``db``), a SQLite path or
+        event_log_url: Where live events live: ``None`` (the SQLite ``db``), a SQLite path or
             ``sqlite:///`` URL, a ``redis://`` URL (several replicas), or ``memory``.
         token: Bearer token every ``/api/v1`` route requires (``None``: no authentication).
         streaming: Serve live events (ingest and SSE); when False both answer 501.
@@ -49,7 +49,7 @@ class ServerSettings:
     """
 
     db: Path | str = field(default_factory=_default_db)
-    event_log: str | None = None
+    event_log_url: str | None = None
     token: str | None = None
     streaming: bool = True
     lost_after: float = 30.0
@@ -65,12 +65,15 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "db", _db_location(self.db))
-        if self.event_log is not None:
-            if not isinstance(self.event_log, str | Path) or not str(self.event_log).strip():
+        if self.event_log_url is not None:
+            if (
+                not isinstance(self.event_log_url, str | Path)
+                or not str(self.event_log_url).strip()
+            ):
                 raise KitaruUsageError(
-                    f"event_log must be a URL or a file path, got {self.event_log!r}"
+                    f"event_log_url must be a URL or a file path, got {self.event_log_url!r}"
                 )
-            object.__setattr__(self, "event_log", str(self.event_log))
+            object.__setattr__(self, "event_log_url", str(self.event_log_url))
         if self.token is not None and not isinstance(self.token, str):
             raise KitaruUsageError(f"token must be a string or None, got {type(self.token)}")
         object.__setattr__(self, "token", self.token or None)
@@ -97,12 +100,15 @@ class ServerSettings:
 
 
 def _db_location(value: Any) -> Path | str:
-    """A SQLite path, or a PostgreSQL URL kept as it is (``Path`` would mangle ``//``)."""
+    """A SQLite path, or a PostgreSQL URL kept as it is (``Path`` would mangle ``//``).
+
+    ``sqlite:///rel.db`` is relative and ``sqlite:////abs.db`` absolute (the SQLAlchemy form).
+    """
     if isinstance(value, str):
         if value.startswith(("postgresql://", "postgres://")):
             return value
         if value.startswith("sqlite:///"):
-            return Path(value[len("sqlite://") :]).expanduser()
+            return Path(value[len("sqlite:///") :]).expanduser()
         if "://" in value:
             raise KitaruUsageError(
                 "db must be a SQLite file path, a sqlite:/// URL or a postgresql:// URL, got "

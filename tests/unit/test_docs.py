@@ -1,0 +1,45 @@
+"""The README documents every setting and the commands it promises exist."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import kitaru.environment_variables as ev
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def test_every_kitaru_variable_is_in_the_readme_table():
+    names = [n for n in ev.__all__ if n.startswith("KITARU_")]
+    assert names, "environment_variables.__all__ lists no variables"
+    for name in names:
+        assert f"| `{name}` |" in README, f"{name} is missing from the README configuration table"
+
+
+def test_every_variable_constant_is_exported_and_documented():
+    tree = ast.parse((ROOT / "src/kitaru/environment_variables.py").read_text())
+    body = tree.body
+    for i, node in enumerate(body):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if not name.startswith("KITARU_"):
+                continue
+            assert name in ev.__all__, f"{name} is not in __all__"
+            nxt = body[i + 1] if i + 1 < len(body) else None
+            assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), (
+                f"{name} has no docstring"
+            )
+
+
+def test_readme_commands_exist():
+    makefile = (ROOT / "Makefile").read_text()
+    for target in re.findall(r"^make ([a-z-]+)", README, flags=re.M):
+        assert re.search(rf"^{re.escape(target)}:", makefile, flags=re.M), target
+    assert "make test" in (ROOT / ".ci/run").read_text()
+    for rel in re.findall(r"\]\(((?:docs|collector-config)/[^)#]+)\)", README):
+        assert (ROOT / rel).exists(), rel
+    for example in re.findall(r"^- `([a-z_/]+\.py)`", README, flags=re.M):
+        assert (ROOT / "examples" / example).exists(), example
