@@ -10,12 +10,13 @@ set -euo pipefail
 
 log() { printf '[install-system-deps] %s\n' "$*" >&2; }
 
+here="$(cd "$(dirname "$0")" && pwd)"
+# Redis and PostgreSQL: the service scripts know what each needs.
+bash "$here/services/start-redis.sh" --install-only
+bash "$here/services/start-postgres.sh" --install-only
+
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
-  need+=(postgresql)
-fi
 if [ "${#need[@]}" -eq 0 ]; then
   log "all present (chromium, redis-server, postgresql)"
   exit 0
@@ -42,9 +43,4 @@ log "installing ${need[*]} (apt-get update first)"
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# Debian's packages may start their services despite the policy on some images; stop them so
-# nothing holds the default ports.
-for svc in redis-server postgresql; do
-  if command -v service >/dev/null 2>&1; then "${SUDO[@]}" service "$svc" stop >/dev/null 2>&1 || true; fi
-done
 log "done"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from _replicas import Replica, start_replicas
@@ -33,8 +32,3 @@ def replicas(
     yield start
     for rep in started:
         rep.stop()
-
-
-@pytest.fixture
-def info_of() -> Callable[[Replica], dict[str, Any]]:
-    return lambda rep: rep.info()
