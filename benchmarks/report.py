@@ -9,8 +9,10 @@ the machine and the load average while the benchmarks ran.
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import sys
+import time
 from typing import Any
 
 from _common import RESULTS, fmt, machine
@@ -41,6 +43,15 @@ def load(smoke: bool) -> list[dict[str, Any]]:
     return found
 
 
+def _started(results: list[dict[str, Any]]) -> str:
+    """When the first of these benchmarks started."""
+    starts = [
+        calendar.timegm(time.strptime(r["when"], "%Y-%m-%dT%H:%M:%SZ")) - r.get("seconds", 0)
+        for r in results
+    ]
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(starts)))
+
+
 def main() -> int:
     """Print the table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,7 +68,7 @@ def main() -> int:
     print(
         f"Measured on {m['nproc']} cores ({m['cpu_model']}), Python {m['python']}, "
         f"load average {min(loads):.2f}-{max(loads):.2f} during the run "
-        f"({min(r['when'] for r in results)} to {max(r['when'] for r in results)}). "
+        f"({_started(results)} to {max(r['when'] for r in results)} UTC). "
         "Each ratio compares with a "
         "baseline measured in the same run."
     )

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from _support import require as require_service
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts" / "services"
 
@@ -33,16 +35,6 @@ __all__ = [
     "start_service",
     "stop_service",
 ]
-
-
-def require_service(component: str, available: bool, how: str) -> None:
-    """Skip when a server is missing, but fail in CI (CI=true) where it must be there."""
-    if available:
-        return
-    message = f"{component} is not available: {how}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _have_postgres() -> bool:

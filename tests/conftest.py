@@ -14,6 +14,7 @@ from _services import (  # noqa: F401  (session fixtures: real Redis and Postgre
     redis_service,
     redis_url,
 )
+from _support import require  # noqa: F401  (kept importable from here)
 from kitaru.runtime._runtime import reset_runtime
 
 _KEEP = ("KITARU_HOME",)
@@ -29,16 +30,6 @@ def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     reset_runtime()
     yield
     reset_runtime()
-
-
-def require(component: str, available: bool, how: str) -> None:
-    """Skip when a component is missing, but fail in CI (CI=true) where it must be there."""
-    if available:
-        return
-    message = f"{component} is not available: {how}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def pytest_configure(config: pytest.Config) -> None:

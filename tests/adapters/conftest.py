@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util._once import Once
 
+from _support import require, require_server_deps
 from kitaru import ExecutionEvent
 from kitaru.testing import EventCapture, capture_events
 
@@ -33,12 +33,7 @@ CANARIES = (PROMPT, TOOL_ARG, TOOL_RESULT, OUTPUT)
 
 def require_framework(module: str, extra: str) -> None:
     """Skip without the framework; fail in CI (CI=true), where the extras are installed."""
-    if importlib.util.find_spec(module) is not None:
-        return
-    message = f"{module} is not installed: pip install 'kitaru[{extra}]'"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    require(module, importlib.util.find_spec(module) is not None, f"pip install 'kitaru[{extra}]'")
 
 
 def of_prefix(events: list[ExecutionEvent], prefix: str) -> list[ExecutionEvent]:
@@ -166,13 +161,9 @@ def traced(tmp_path: Path) -> Iterator[Traced]:
 @pytest.fixture
 def live_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A real kitaru server on 127.0.0.1; the process runtime talks to it (server mode)."""
-    try:
-        from kitaru.server import serve_in_thread
-    except ImportError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"kitaru.server is not available: {exc}")
-        pytest.skip(f"kitaru.server is not available: {exc}")
+    require_server_deps()
     from kitaru.runtime import reset_runtime
+    from kitaru.server import serve_in_thread
 
     srv = serve_in_thread(db=tmp_path / "server.db", token=None, ping_interval=0.2)
     monkeypatch.setenv("KITARU_SERVER_URL", srv.url)

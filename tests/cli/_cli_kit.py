@@ -14,24 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+
+from _support import require_server_deps, server_start_argv, stop_process
 
 HERE = Path(__file__).parent
 PRODUCER = HERE / "_producer.py"
 KITARU = [sys.executable, "-m", "kitaru.cli"]
 _URL = re.compile(r"http://127\.0\.0\.1:\d+")
-
-
-def require_server() -> None:
-    """Skip when the server extra is missing; fail instead in CI (CI=true)."""
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        message = f"the kitaru server is not available ({exc}); pip install 'kitaru[server]'"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -51,35 +40,18 @@ class ServerProcess:
     log: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, signal.SIGINT, timeout=10, kill_timeout=10)
 
 
 def start_server(tmp_path: Path, *args: str) -> ServerProcess:
     """Start ``kitaru server start --port 0`` and wait until it answers ``/health``."""
-    require_server()
+    require_server_deps()
     log = tmp_path / f"server-{time.monotonic_ns()}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                *KITARU,
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--db",
-                str(tmp_path / f"server-{time.monotonic_ns()}.db"),
-                "--log-level",
-                "warning",
-                *args,
-            ],
+            server_start_argv(
+                0, tmp_path / f"server-{time.monotonic_ns()}.db", "--host", "127.0.0.1", *args
+            ),
             stdout=out,
             stderr=subprocess.STDOUT,
             env=base_env(),

@@ -12,21 +12,12 @@ from pathlib import Path
 
 import pytest
 
+# Examples that watch live events start a server: skip without it, fail in CI.
+from _support import require_server_deps as require_server
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-
-
-def require_server() -> None:
-    """Examples that watch live events start a server: skip without it, fail in CI."""
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        message = f"the kitaru server is not available ({exc}); pip install 'kitaru[server]'"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def run(

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
+from _support import require_server_deps
 from kitaru.client import HttpStore
 from kitaru.events._transport import EncodedEvent
 from kitaru.store import ExecutionRecord
 
 
-def require_server() -> None:
-    """Skip when the server extra is missing; fail instead in CI (CI=true)."""
-    try:
-        import kitaru.server  # noqa: F401
-    except ImportError as exc:
-        message = f"kitaru.server is not available ({exc}); install kitaru[server]"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 def start(tmp_path: Path, *, port: int = 0, **options: Any) -> Any:
     """A server in a thread on 127.0.0.1; its ``.url``, ``.port`` and ``.stop()``."""
-    require_server()
+    require_server_deps()
     from kitaru.server import serve_in_thread
 
     options.setdefault("db", tmp_path / "server.db")

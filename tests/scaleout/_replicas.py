@@ -9,12 +9,7 @@ with ``Last-Event-ID``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,15 +20,10 @@ import httpx
 import orjson
 from httpx_sse import aconnect_sse
 
+from _support import clean_env, free_port, server_start_argv, stop_process, wait_healthy
 from kitaru import _wire
 
 __all__ = ["Replica", "Watcher", "execution_body", "free_port", "start_replicas", "wire_events"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -58,55 +48,25 @@ class Replica:
         return dict(r.json())
 
     def stop(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def start_replicas(
     n: int, db: str, event_log: str, folder: Path, *, extra: list[str] | None = None
 ) -> list[Replica]:
     """Start ``n`` replicas and wait until each answers ``/health``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KITARU_", "OTEL_"))}
-    env["KITARU_HOME"] = str(folder / "home")
+    env = clean_env(KITARU_HOME=str(folder / "home"))
     replicas: list[Replica] = []
     for i in range(n):
         port = free_port()
         log_path = folder / f"replica-{i}.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "kitaru.cli",
-            "server",
-            "start",
-            "--port",
-            str(port),
-            "--db",
-            db,
-            "--event-log",
-            event_log,
-            "--log-level",
-            "warning",
-            *(extra or []),
-        ]
+        cmd = server_start_argv(port, db, "--event-log", event_log, *(extra or []))
         with log_path.open("wb") as out:
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         replicas.append(Replica(f"r{i}", port, proc, log_path))
     deadline = time.monotonic() + 60
     for rep in replicas:
-        while True:
-            if not rep.alive():
-                raise AssertionError(f"{rep.name} exited: {rep.log_path.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(rep.url + _wire.PATH_HEALTH, timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{rep.name} did not start: {rep.log_path.read_text()}")
-            time.sleep(0.1)
+        wait_healthy(rep.url, rep.proc, rep.log_path, deadline=deadline, name=rep.name)
     return replicas
 
 

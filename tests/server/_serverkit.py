@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -12,24 +10,9 @@ from typing import Any
 
 import httpx
 import orjson
-import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
 from kitaru import _wire
-
-HAVE_SERVER_DEPS = all(
-    importlib.util.find_spec(m) is not None for m in ("fastapi", "uvicorn", "httptools")
-)
-
-
-def require_server_deps() -> None:
-    """Skip when the server extra is missing; fail instead in CI (CI=true)."""
-    if HAVE_SERVER_DEPS:
-        return
-    message = "the kitaru server needs fastapi, uvicorn and httptools: pip install 'kitaru[server]'"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def execution_body(exec_id: str | None = None, **fields: Any) -> dict[str, Any]:

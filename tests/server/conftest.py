@@ -8,28 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from _serverkit import require_server_deps
+
+from _support import thread_servers
 
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """Start servers with the given options; every one is stopped after the test."""
-    require_server_deps()
-    from kitaru.server import serve_in_thread
-
-    started: list[Any] = []
-
-    def start(**options: Any) -> Any:
-        options.setdefault("db", tmp_path / f"server-{len(started)}.db")
-        options.setdefault("ping_interval", 0.2)
-        options.setdefault("token", None)
-        srv = serve_in_thread(**options)
-        started.append(srv)
-        return srv
-
-    yield start
-    for srv in started:
-        srv.stop()
+    yield from thread_servers(tmp_path, ping_interval=0.2)
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from _serverkit import (
     execution_body,
     finish,
     post_events,
-    require_server_deps,
     wire_event,
 )
 
+from _support import require_server_deps
 from kitaru import _wire
 
 pytestmark = pytest.mark.server

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _serverkit import require_server_deps
 
+from _support import require_server_deps
 from kitaru.cli import _server as cli_server
 from kitaru.cli import main
 

@@ -16,12 +16,12 @@ from _serverkit import (
     error_detail,
     finish,
     new_execution,
-    require_server_deps,
     wire_event,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _support import require_server_deps
 from kitaru import _wire
 
 pytestmark = pytest.mark.server

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,67 +15,13 @@ from _serverkit import (
     finish,
     new_execution,
     post_events,
-    require_server_deps,
     wire_event,
 )
 
+from _support import ServerProcess, free_port, require_server_deps
 from kitaru import _wire
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    def __init__(self, db: Path, port: int, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self._log = log.open("ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KITARU_")}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kitaru.cli",
-                "server",
-                "start",
-                "--port",
-                str(port),
-                "--db",
-                str(db),
-                "--ping-interval",
-                "0.2",
-                "--log-level",
-                "warning",
-            ],
-            stdout=self._log,
-            stderr=self._log,
-            env=env,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            assert self.proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(self.url + _wire.PATH_HEALTH, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start: " + log.read_text()
-            time.sleep(0.05)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return int(self.proc.returncode)
 
 
 @pytest.fixture
@@ -95,7 +36,7 @@ def processes(tmp_path: Path) -> Iterator[list[ServerProcess]]:
 def test_cursors_survive_a_server_restart(tmp_path: Path, processes: list[ServerProcess]) -> None:
     db, log = tmp_path / "server.db", tmp_path / "server.log"
     port = free_port()
-    first = ServerProcess(db, port, log)
+    first = ServerProcess(db, port, log, ping_interval=0.2)
     processes.append(first)
     with httpx.Client(base_url=first.url, timeout=10) as c:
         exec_id = new_execution(c)
@@ -106,7 +47,7 @@ def test_cursors_survive_a_server_restart(tmp_path: Path, processes: list[Server
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught.
     assert first.stop() in (0, -signal.SIGTERM)
 
-    second = ServerProcess(db, free_port(), log)
+    second = ServerProcess(db, free_port(), log, ping_interval=0.2)
     processes.append(second)
     resumed = data_frames(
         collect(

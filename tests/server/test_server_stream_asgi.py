@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
-from _serverkit import require_server_deps
 
+from _support import require_server_deps
 from kitaru.backends import MemoryEventLog, NewEvent
 
 

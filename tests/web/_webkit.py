@@ -1,23 +1,20 @@
-"""Helpers of the web view tests: server and producer processes, Chromium, artifacts."""
+"""Helpers of the web view tests: producer processes, Chromium, artifacts."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-import pytest
 from httpx_sse import connect_sse
 
+from _support import clean_env, require, require_server_deps
 from kitaru import _wire
 from kitaru.events._models import ExecutionEvent
 
@@ -39,104 +36,20 @@ CHROMIUM_ARGS = [
 ]
 WAIT_MS = 45_000  # an upper bound for a page to reach a state, never a timing assertion
 
-HAVE_SERVER_DEPS = all(
-    importlib.util.find_spec(m) is not None for m in ("fastapi", "uvicorn", "httptools")
-)
-
-
-def _require(component: str, available: bool, how: str) -> None:
-    if available:
-        return
-    message = f"{component} is not available: {how}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def require_server_deps() -> None:
-    """Skip without the server extra; fail instead in CI (CI=true)."""
-    _require("the kitaru server", HAVE_SERVER_DEPS, "pip install 'kitaru[server]'")
-
 
 def require_browser() -> None:
     """Skip without Chromium and Playwright; fail instead in CI (CI=true)."""
     require_server_deps()
-    _require(
+    require(
         f"Chromium ({CHROMIUM})",
         Path(CHROMIUM).exists(),
         "apt-get install -y chromium chromium-driver",
     )
-    _require(
+    require(
         "Playwright",
         importlib.util.find_spec("playwright") is not None,
         "pip install playwright (it drives /usr/bin/chromium; never run `playwright install`)",
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KITARU_", "OTEL_"))}
-    env.update(extra)
-    return env
-
-
-class ServerProcess:
-    """``kitaru server start`` as a subprocess (so a test can restart it on the same port)."""
-
-    def __init__(
-        self, db: Path, port: int, log: Path, *, token: str | None = None, **env: str
-    ) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self._log_path = log
-        self._log = log.open("ab")
-        extra = dict(env)
-        if token:
-            extra["KITARU_API_TOKEN"] = token
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kitaru.cli",
-                "server",
-                "start",
-                "--port",
-                str(port),
-                "--db",
-                str(db),
-                "--ping-interval",
-                "0.5",
-                "--log-level",
-                "warning",
-            ],
-            stdout=self._log,
-            stderr=self._log,
-            env=clean_env(**extra),
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(self.url + _wire.PATH_HEALTH, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start: " + log.read_text()
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
 
 
 class Producer:

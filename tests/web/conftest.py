@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _webkit import ARTIFACTS, launch, require_browser, require_server_deps
+from _webkit import ARTIFACTS, launch, require_browser
+
+from _support import thread_servers
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,22 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """Start kitaru servers in threads (127.0.0.1, free port); all are stopped afterwards."""
-    require_server_deps()
-    from kitaru.server import serve_in_thread
-
-    started: list[Any] = []
-
-    def start(**options: Any) -> Any:
-        options.setdefault("db", tmp_path / f"server-{len(started)}.db")
-        options.setdefault("ping_interval", 0.5)
-        options.setdefault("token", None)
-        srv = serve_in_thread(**options)
-        started.append(srv)
-        return srv
-
-    yield start
-    for srv in started:
-        srv.stop()
+    yield from thread_servers(tmp_path, ping_interval=0.5)
 
 
 class PageLog:

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from _webkit import WAIT_MS, connection_is, require_server_deps, screenshot
+from _webkit import WAIT_MS, connection_is, screenshot
 
+from _support import require_server_deps
 from kitaru import _wire
 
 pytestmark = [pytest.mark.server]

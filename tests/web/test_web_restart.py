@@ -10,16 +10,15 @@ from typing import Any
 import pytest
 from _webkit import (
     Producer,
-    ServerProcess,
     all_lanes_at,
     connection_is,
-    free_port,
     lanes_state,
     read_all_events,
     require_browser,
     screenshot,
 )
 
+from _support import ServerProcess, free_port
 from kitaru._snapshot import SnapshotFold
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]

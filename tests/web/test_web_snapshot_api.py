@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from _webkit import require_server_deps
 
+from _support import require_server_deps
 from kitaru import KitaruClient, _wire
 from kitaru._snapshot import ExecutionSnapshot, SnapshotFold
 from kitaru.events._models import ExecutionEvent

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from _webkit import require_server_deps
 from httpx_sse import connect_sse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _support import require_server_deps
 from kitaru import _wire
 from kitaru._snapshot import ExecutionSnapshot, SnapshotFold
 from kitaru.events._models import ExecutionEvent

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
 from kitaru import _config
 from kitaru import environment_variables as ev
+from kitaru.cli._args import positive_int, seconds
 from kitaru.exceptions import KitaruUsageError
 
 __all__ = ["register"]
@@ -19,26 +19,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
 INSTALL_HINT = "the kitaru server needs the server extra: pip install 'kitaru[server]'"
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _port(text: str) -> int:
@@ -88,27 +68,27 @@ def register(subparsers: Any) -> None:
     )
     start.add_argument(
         "--lost-after",
-        type=_seconds,
+        type=seconds,
         default=30.0,
         metavar="SECONDS",
         help="mark a running execution lost after this long without a heartbeat (default 30)",
     )
     start.add_argument(
         "--ping-interval",
-        type=_seconds,
+        type=seconds,
         default=10.0,
         metavar="SECONDS",
         help="SSE heartbeat interval on idle streams (default 10)",
     )
     start.add_argument(
         "--max-events-per-execution",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="retention: keep at most N newest events per execution (default: all)",
     )
     start.add_argument(
         "--retain-ended",
-        type=_seconds,
+        type=seconds,
         metavar="SECONDS",
         help="retention: drop an ended execution's events after this long (default: keep)",
     )

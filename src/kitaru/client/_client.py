@@ -172,11 +172,9 @@ class Executions:
             KitaruBackendError: The server refused the token, the stream reported an error or
                 a gap, or the server stayed unreachable longer than the watcher rides out.
         """
-        if self._client.is_local:
-            raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
-        from kitaru.client._watcher import watch
+        from kitaru.client._watcher import open_session, watch
 
-        iterator: Iterator[ExecutionEvent] = watch(
+        session = open_session(
             self._client,
             exec_id,
             kinds=kinds,
@@ -184,9 +182,9 @@ class Executions:
             correlation_ids=correlation_ids,
             since=since,
             reconnect=reconnect,
-            **options,
+            options=options,
         )
-        return iterator
+        return watch(self._client, session)
 
     def snapshot(self, exec_id: str) -> ExecutionSnapshot:
         """The folded live state of one execution, to render before following its stream.
@@ -238,11 +236,9 @@ class Executions:
 
         Use it as ``async for event in client.executions.aevents(exec_id): ...``.
         """
-        if self._client.is_local:
-            raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
-        from kitaru.client._watcher import awatch
+        from kitaru.client._watcher import awatch, open_session
 
-        aiterator: AsyncIterator[ExecutionEvent] = awatch(
+        session = open_session(
             self._client,
             exec_id,
             kinds=kinds,
@@ -250,9 +246,9 @@ class Executions:
             correlation_ids=correlation_ids,
             since=since,
             reconnect=reconnect,
-            **options,
+            options=options,
         )
-        return aiterator
+        return awatch(self._client, session)
 
 
 def is_uuid(value: str) -> bool:

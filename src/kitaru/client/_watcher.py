@@ -42,10 +42,10 @@ from kitaru.exceptions import KitaruFeatureNotAvailableError, KitaruUsageError
 if TYPE_CHECKING:
     from kitaru.client._client import KitaruClient
 
-__all__ = ["AsyncEventWatcher", "EventWatcher", "awatch", "watch"]
+__all__ = ["AsyncEventWatcher", "EventWatcher", "awatch", "open_session", "watch"]
 
 
-def _session(
+def open_session(
     client: KitaruClient,
     exec_id: str,
     *,
@@ -56,6 +56,19 @@ def _session(
     reconnect: bool,
     options: dict[str, Any],
 ) -> WatchSession:
+    """The session of a new watch (``events()`` and ``aevents()`` alike), before any request.
+
+    Local database mode is refused first (whatever the arguments), then every argument and
+    option is validated.
+
+    Raises:
+        KitaruFeatureNotAvailableError: Local database mode.
+        KitaruUsageError: A bad argument or option (named in the message).
+    """
+    if client.server_url is None:
+        from kitaru.client._client import LOCAL_MODE_WATCH_MESSAGE
+
+        raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
     request = validate_request(
         exec_id,
         kinds=kinds,
@@ -64,32 +77,13 @@ def _session(
         since=since,
         reconnect=reconnect,
     )
-    opts = parse_options(options)
-    if client.server_url is None:
-        from kitaru.client._client import LOCAL_MODE_WATCH_MESSAGE
-
-        raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
-    return WatchSession(request, opts, client.server_url)
+    return WatchSession(request, parse_options(options), client.server_url)
 
 
-# -- sync -------------------------------------------------------------------------------------
+class _WatchState:
+    """What both watchers report about their session (no I/O here)."""
 
-
-class EventWatcher(Iterator[ExecutionEvent]):
-    """A running watch: iterate it for :class:`~kitaru.ExecutionEvent` objects.
-
-    Iteration ends by itself when the server sends ``end`` (the execution finished and every
-    event was delivered). Call :meth:`close` (or use it as a context manager) to stop early;
-    that closes the HTTP connection. Not safe to iterate from several threads at once.
-    """
-
-    def __init__(self, session: WatchSession, http: httpx.Client) -> None:
-        self._session = session
-        self._http = http
-        self._gen = self._iterate()
-
-    def __repr__(self) -> str:
-        return f"<EventWatcher {self._session.exec_id} cursor={self.cursor!r}>"
+    _session: WatchSession
 
     @property
     def exec_id(self) -> str:
@@ -105,6 +99,36 @@ class EventWatcher(Iterator[ExecutionEvent]):
     def final_status(self) -> str | None:
         """The execution's final status from the ``end`` frame, once the watch has ended."""
         return self._session.final_status
+
+
+def _http_options(client: KitaruClient, session: WatchSession, transport: Any) -> dict[str, Any]:
+    """The ``httpx.Client``/``httpx.AsyncClient`` arguments of a watch."""
+    return {
+        "base_url": session.server_url,
+        "headers": auth_headers(client.api_token),
+        "timeout": session.request_timeout(),
+        "transport": transport,
+    }
+
+
+# -- sync -------------------------------------------------------------------------------------
+
+
+class EventWatcher(_WatchState, Iterator[ExecutionEvent]):
+    """A running watch: iterate it for :class:`~kitaru.ExecutionEvent` objects.
+
+    Iteration ends by itself when the server sends ``end`` (the execution finished and every
+    event was delivered). Call :meth:`close` (or use it as a context manager) to stop early;
+    that closes the HTTP connection. Not safe to iterate from several threads at once.
+    """
+
+    def __init__(self, session: WatchSession, http: httpx.Client) -> None:
+        self._session = session
+        self._http = http
+        self._gen = self._iterate()
+
+    def __repr__(self) -> str:
+        return f"<EventWatcher {self._session.exec_id} cursor={self.cursor!r}>"
 
     def __iter__(self) -> EventWatcher:
         return self
@@ -179,50 +203,26 @@ class EventWatcher(Iterator[ExecutionEvent]):
             return s.transport_failure(exc)
 
 
-def watch(
-    client: KitaruClient,
-    exec_id: str,
-    *,
-    kinds: list[str] | None = None,
-    checkpoint: str | None = None,
-    correlation_ids: list[str] | None = None,
-    since: str | None = None,
-    reconnect: bool = True,
-    **options: Any,
-) -> EventWatcher:
+def watch(client: KitaruClient, session: WatchSession) -> EventWatcher:
     """Watch the live events of one execution (see ``KitaruClient().executions.events``).
 
-    Validates every argument, then checks that the server streams and that ``exec_id`` is an
-    existing execution (retrying a restarting server for up to ``max_outage`` seconds), and
-    returns the watcher. The stream itself opens on the first ``next()``.
+    Takes a session from :func:`open_session` (arguments already validated), checks that the
+    server streams and that the execution exists (retrying a restarting server for up to
+    ``max_outage`` seconds), and returns the watcher. The stream itself opens on the first
+    ``next()``.
 
     Raises:
-        KitaruUsageError: A bad argument or option (named in the message).
-        KitaruFeatureNotAvailableError: Local database mode, or streaming is disabled.
+        KitaruUsageError: The ``transport`` option is not a sync httpx transport.
+        KitaruFeatureNotAvailableError: Streaming is disabled.
         KitaruStateError: No execution has exactly this ID.
         KitaruBackendError: Authorization failed, or the server could not be reached.
     """
-    session = _session(
-        client,
-        exec_id,
-        kinds=kinds,
-        checkpoint=checkpoint,
-        correlation_ids=correlation_ids,
-        since=since,
-        reconnect=reconnect,
-        options=options,
-    )
     transport = session.options.transport
     if transport is not None and not isinstance(transport, httpx.BaseTransport):
         raise KitaruUsageError(
             f"transport must be a sync httpx transport for events(), got {type(transport).__name__}"
         )
-    http = httpx.Client(
-        base_url=session.server_url,
-        headers=auth_headers(client.api_token),
-        timeout=session.request_timeout(),
-        transport=transport,
-    )
+    http = httpx.Client(**_http_options(client, session, transport))
     watcher = EventWatcher(session, http)
     try:
         watcher._prepare()
@@ -235,7 +235,7 @@ def watch(
 # -- async ------------------------------------------------------------------------------------
 
 
-class AsyncEventWatcher(AsyncIterator[ExecutionEvent]):
+class AsyncEventWatcher(_WatchState, AsyncIterator[ExecutionEvent]):
     """The async twin of :class:`EventWatcher`: ``async for event in watcher``.
 
     The existence and streaming checks run on the first iteration. Call :meth:`aclose` (or use
@@ -249,21 +249,6 @@ class AsyncEventWatcher(AsyncIterator[ExecutionEvent]):
 
     def __repr__(self) -> str:
         return f"<AsyncEventWatcher {self._session.exec_id} cursor={self.cursor!r}>"
-
-    @property
-    def exec_id(self) -> str:
-        """The watched execution's ID."""
-        return self._session.exec_id
-
-    @property
-    def cursor(self) -> str | None:
-        """The last stream position seen (pass it as ``since=`` to resume in a new watch)."""
-        return self._session.cursor
-
-    @property
-    def final_status(self) -> str | None:
-        """The execution's final status from the ``end`` frame, once the watch has ended."""
-        return self._session.final_status
 
     def __aiter__(self) -> AsyncEventWatcher:
         return self
@@ -336,45 +321,19 @@ class AsyncEventWatcher(AsyncIterator[ExecutionEvent]):
             await self._http.aclose()
 
 
-def awatch(
-    client: KitaruClient,
-    exec_id: str,
-    *,
-    kinds: list[str] | None = None,
-    checkpoint: str | None = None,
-    correlation_ids: list[str] | None = None,
-    since: str | None = None,
-    reconnect: bool = True,
-    **options: Any,
-) -> AsyncEventWatcher:
+def awatch(client: KitaruClient, session: WatchSession) -> AsyncEventWatcher:
     """The async twin of :func:`watch` (see ``KitaruClient().executions.aevents``).
 
-    Arguments are validated now; the server and execution checks run on first iteration.
+    The server and execution checks run on first iteration.
 
     Raises:
-        KitaruUsageError: A bad argument or option (named in the message).
-        KitaruFeatureNotAvailableError: Local database mode.
+        KitaruUsageError: The ``transport`` option is not an async httpx transport.
     """
-    session = _session(
-        client,
-        exec_id,
-        kinds=kinds,
-        checkpoint=checkpoint,
-        correlation_ids=correlation_ids,
-        since=since,
-        reconnect=reconnect,
-        options=options,
-    )
     transport = session.options.transport
     if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
         raise KitaruUsageError(
             "transport must be an async httpx transport for aevents(), got "
             f"{type(transport).__name__}"
         )
-    http = httpx.AsyncClient(
-        base_url=session.server_url,
-        headers=auth_headers(client.api_token),
-        timeout=session.request_timeout(),
-        transport=transport,
-    )
+    http = httpx.AsyncClient(**_http_options(client, session, transport))
     return AsyncEventWatcher(session, http)

@@ -34,6 +34,14 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _primitive(value: object, limit: int) -> AttributeValue | None:
+    # Exact built-in types first: they are nearly every value, and this runs on the calling
+    # thread for every data field of every progress() call (issue 8.1). Same results as below.
+    if type(value) is str:
+        return _clip(value, limit)
+    if type(value) is float or type(value) is bool:
+        return value
+    if type(value) is int:
+        return value if _INT64_MIN <= value <= _INT64_MAX else None
     if isinstance(value, enum.Enum) and not isinstance(value, (int, str)):
         value = value.value  # the JSON form live events use too
     # bool before int: bool is an int subclass, and we want it kept as a bool.
@@ -62,7 +70,7 @@ def event_attributes(
     if isinstance(message, str):
         attrs[attr.EVENT_MESSAGE] = _clip(message, limit)
     data = record.body.get("data")
-    if isinstance(data, Mapping):
+    if type(data) is dict or isinstance(data, Mapping):
         kept = dropped = 0
         for key, value in data.items():
             converted = _primitive(value, limit) if isinstance(key, str) else None

@@ -17,13 +17,20 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import orjson
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from kitaru.store._base import ExecutionExistsError, StoreUnavailableError
 from kitaru.store._pg_schema import migrate
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
+from kitaru.store._rows import (
+    checkpoint_from_body,
+    checkpoint_row,
+    execution_from_row,
+    execution_row,
+    list_filters,
+    value_text,
+)
 from kitaru.store._values import StoredValue
 
 __all__ = ["PostgresStore", "is_postgres_url"]
@@ -39,19 +46,6 @@ _COLUMNS = (
 def is_postgres_url(value: object) -> bool:
     """True for a ``postgresql://`` or ``postgres://`` URL."""
     return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
-
-
-def _value_text(value: StoredValue | None) -> str | None:
-    if value is None:
-        return None
-    return orjson.dumps({"format": value.format, "data": value.data}).decode()
-
-
-def _value_from(text: str | None) -> StoredValue | None:
-    if text is None:
-        return None
-    raw = orjson.loads(text)
-    return StoredValue(raw["format"], raw["data"])
 
 
 class PostgresStore:
@@ -120,19 +114,7 @@ class PostgresStore:
         Raises:
             ExecutionExistsError: An execution with this ID is already stored.
         """
-        args = (
-            record.exec_id,
-            record.flow_name,
-            record.flow_ref,
-            record.status,
-            record.created_at,
-            record.ended_at,
-            record.original_exec_id,
-            record.error_type,
-            _value_text(record.inputs),
-            _value_text(record.output),
-            record.heartbeat_at,
-        )
+        args = execution_row(record)
 
         def run(conn: psycopg.Connection[Any]) -> int:
             cur = conn.execute(
@@ -156,7 +138,7 @@ class PostgresStore:
         error_type: str | None = None,
     ) -> None:
         """Mark an execution terminal (only if still running: the first verdict wins)."""
-        args = (status, time.time(), _value_text(output), error_type, exec_id)
+        args = (status, time.time(), value_text(output), error_type, exec_id)
         self._run(
             lambda conn: conn.execute(
                 "UPDATE kitaru_executions SET status=%s, ended_at=%s, output=%s, error_type=%s "
@@ -187,11 +169,11 @@ class PostgresStore:
             ).fetchone()
             if row is None:
                 return None
-            record = _execution(row)
+            record = execution_from_row(row)
             rows = conn.execute(
                 "SELECT body FROM kitaru_checkpoints WHERE exec_id=%s ORDER BY seq", (exec_id,)
             ).fetchall()
-            record.checkpoints = [CheckpointRecord.from_dict(orjson.loads(r[0])) for r in rows]
+            record.checkpoints = [checkpoint_from_body(r[0]) for r in rows]
             return record
 
         return self._run(run)
@@ -201,19 +183,11 @@ class PostgresStore:
     ) -> list[ExecutionRecord]:
         """Executions, newest first, without checkpoint records."""
         sql = f"SELECT {_COLUMNS.format(output='NULL')} FROM kitaru_executions"
-        where: list[str] = []
-        args: list[Any] = []
-        if flow_name is not None:
-            where.append("flow_name=%s")
-            args.append(flow_name)
-        if status is not None:
-            where.append("status=%s")
-            args.append(status)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC LIMIT %s"
-        args.append(max(0, int(limit)))
-        return self._run(lambda conn: [_execution(r) for r in conn.execute(sql, args).fetchall()])
+        tail, args = list_filters("%s", flow_name=flow_name, status=status, limit=limit)
+        sql += tail
+        return self._run(
+            lambda conn: [execution_from_row(r) for r in conn.execute(sql, args).fetchall()]
+        )
 
     def running_executions(self) -> list[ExecutionRecord]:
         """Every execution still marked running (for lost-producer detection)."""
@@ -222,19 +196,11 @@ class PostgresStore:
             "original_exec_id, error_type, NULL, NULL, heartbeat_at FROM kitaru_executions "
             "WHERE status='running'"
         )
-        return self._run(lambda conn: [_execution(r) for r in conn.execute(sql).fetchall()])
+        return self._run(lambda conn: [execution_from_row(r) for r in conn.execute(sql).fetchall()])
 
     def save_checkpoint(self, record: CheckpointRecord) -> None:
         """Create or replace a checkpoint record."""
-        args = (
-            record.checkpoint_id,
-            record.exec_id,
-            record.seq,
-            record.cache_key,
-            record.status,
-            record.ended_at,
-            orjson.dumps(record.to_dict()).decode(),
-        )
+        args = checkpoint_row(record)
         self._run(
             lambda conn: conn.execute(
                 "INSERT INTO kitaru_checkpoints (checkpoint_id, exec_id, seq, cache_key, status, "
@@ -254,27 +220,11 @@ class PostgresStore:
                 (cache_key,),
             ).fetchone()
         )
-        return CheckpointRecord.from_dict(orjson.loads(row[0])) if row else None
+        return checkpoint_from_body(row[0]) if row else None
 
     def close(self) -> None:
         """Close the pool (idempotent)."""
         self._pool.close(timeout=2.0)
-
-
-def _execution(row: tuple[Any, ...]) -> ExecutionRecord:
-    return ExecutionRecord(
-        exec_id=row[0],
-        flow_name=row[1],
-        flow_ref=row[2],
-        status=row[3],
-        created_at=row[4],
-        ended_at=row[5],
-        original_exec_id=row[6],
-        error_type=row[7],
-        inputs=_value_from(row[8]),
-        output=_value_from(row[9]),
-        heartbeat_at=row[10],
-    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -12,11 +12,16 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
+from kitaru.store._rows import (
+    checkpoint_from_body,
+    checkpoint_row,
+    execution_from_row,
+    execution_row,
+    list_filters,
+    value_text,
+)
 from kitaru.store._values import StoredValue
 
 __all__ = ["SqliteStore"]
@@ -48,19 +53,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 CREATE INDEX IF NOT EXISTS checkpoints_exec ON checkpoints (exec_id, seq);
 CREATE INDEX IF NOT EXISTS checkpoints_cache ON checkpoints (cache_key, status);
 """
-
-
-def _value_text(value: StoredValue | None) -> str | None:
-    if value is None:
-        return None
-    return orjson.dumps({"format": value.format, "data": value.data}).decode()
-
-
-def _value_from(text: str | None) -> StoredValue | None:
-    if text is None:
-        return None
-    raw = orjson.loads(text)
-    return StoredValue(raw["format"], raw["data"])
 
 
 class SqliteStore:
@@ -109,19 +101,7 @@ class SqliteStore:
                 "INSERT INTO executions (exec_id, flow_name, flow_ref, status, created_at, "
                 "ended_at, original_exec_id, error_type, inputs, output, heartbeat_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    record.exec_id,
-                    record.flow_name,
-                    record.flow_ref,
-                    record.status,
-                    record.created_at,
-                    record.ended_at,
-                    record.original_exec_id,
-                    record.error_type,
-                    _value_text(record.inputs),
-                    _value_text(record.output),
-                    record.heartbeat_at,
-                ),
+                execution_row(record),
             )
 
     def finish_execution(
@@ -137,7 +117,7 @@ class SqliteStore:
             c.execute(
                 "UPDATE executions SET status=?, ended_at=?, output=?, error_type=? "
                 "WHERE exec_id=? AND status='running'",
-                (status, time.time(), _value_text(output), error_type, exec_id),
+                (status, time.time(), value_text(output), error_type, exec_id),
             )
 
     def heartbeat(self, exec_id: str) -> None:
@@ -158,11 +138,11 @@ class SqliteStore:
         ).fetchone()
         if row is None:
             return None
-        record = self._execution(row)
+        record = execution_from_row(row)
         rows = conn.execute(
             "SELECT body FROM checkpoints WHERE exec_id=? ORDER BY seq", (exec_id,)
         ).fetchall()
-        record.checkpoints = [CheckpointRecord.from_dict(orjson.loads(r[0])) for r in rows]
+        record.checkpoints = [checkpoint_from_body(r[0]) for r in rows]
         return record
 
     def list_executions(
@@ -173,19 +153,9 @@ class SqliteStore:
             "SELECT exec_id, flow_name, flow_ref, status, created_at, ended_at, "
             "original_exec_id, error_type, inputs, NULL, heartbeat_at FROM executions"
         )
-        where: list[str] = []
-        args: list[Any] = []
-        if flow_name is not None:
-            where.append("flow_name=?")
-            args.append(flow_name)
-        if status is not None:
-            where.append("status=?")
-            args.append(status)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC LIMIT ?"
-        args.append(max(0, int(limit)))
-        return [self._execution(r) for r in self._conn().execute(sql, args).fetchall()]
+        tail, args = list_filters("?", flow_name=flow_name, status=status, limit=limit)
+        rows = self._conn().execute(sql + tail, args).fetchall()
+        return [execution_from_row(r) for r in rows]
 
     def running_executions(self) -> list[ExecutionRecord]:
         """Every execution still marked running (for lost-producer detection)."""
@@ -198,26 +168,18 @@ class SqliteStore:
             )
             .fetchall()
         )
-        return [self._execution(r) for r in rows]
+        return [execution_from_row(r) for r in rows]
 
     def save_checkpoint(self, record: CheckpointRecord) -> None:
         """Create or replace a checkpoint record."""
-        body = orjson.dumps(record.to_dict()).decode()
+        row = checkpoint_row(record)
         with self._tx() as c:
             c.execute(
                 "INSERT INTO checkpoints (checkpoint_id, exec_id, seq, cache_key, status, "
                 "ended_at, body) VALUES (?,?,?,?,?,?,?) ON CONFLICT(checkpoint_id) DO UPDATE "
                 "SET status=excluded.status, ended_at=excluded.ended_at, "
                 "cache_key=excluded.cache_key, body=excluded.body",
-                (
-                    record.checkpoint_id,
-                    record.exec_id,
-                    record.seq,
-                    record.cache_key,
-                    record.status,
-                    record.ended_at,
-                    body,
-                ),
+                row,
             )
 
     def find_cached(self, cache_key: str) -> CheckpointRecord | None:
@@ -231,7 +193,7 @@ class SqliteStore:
             )
             .fetchone()
         )
-        return CheckpointRecord.from_dict(orjson.loads(row[0])) if row else None
+        return checkpoint_from_body(row[0]) if row else None
 
     def close(self) -> None:
         """Close every connection this store opened."""
@@ -241,22 +203,6 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._local = threading.local()
-
-    @staticmethod
-    def _execution(row: tuple[Any, ...]) -> ExecutionRecord:
-        return ExecutionRecord(
-            exec_id=row[0],
-            flow_name=row[1],
-            flow_ref=row[2],
-            status=row[3],
-            created_at=row[4],
-            ended_at=row[5],
-            original_exec_id=row[6],
-            error_type=row[7],
-            inputs=_value_from(row[8]),
-            output=_value_from(row[9]),
-            heartbeat_at=row[10],
-        )
 
 
 class _Tx:
