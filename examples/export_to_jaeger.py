@@ -1,7 +1,8 @@
 """Export a flow's trace over OTLP, for example to Jaeger, and print its trace ID.
 
 ``kitaru.otel.configure()`` reads the standard OpenTelemetry variables: with
-``OTEL_EXPORTER_OTLP_ENDPOINT`` set (Jaeger's OTLP/HTTP port is 4318) every flow execution
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set (the Jaeger of ``collector-config/jaeger.yaml`` takes OTLP/HTTP
+on port 14318, the Collector of ``collector-config/otelcol.yaml`` on 4318) every flow execution
 becomes one trace and every checkpoint execution one span in it, with progress events as span
 events. Without it the example still runs; nothing is exported.
 
@@ -11,7 +12,7 @@ so you can paste the execution ID into Jaeger's search. With ``KITARU_TRACE_URL_
 
 Run it::
 
-    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python examples/export_to_jaeger.py
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:14318 python examples/export_to_jaeger.py
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 # `kitaru events`, then print the flow's trace tree and trace ID. Works without a terminal too
 # (CI runs it with CI=true and no TTY: the watcher then prints plain lines).
 #
-# Optional: OTEL_EXPORTER_OTLP_ENDPOINT (export the trace, e.g. to Jaeger on :4318),
+# Optional: OTEL_EXPORTER_OTLP_ENDPOINT (export the trace, e.g. http://127.0.0.1:14318 for the
+# Jaeger of collector-config/jaeger.yaml, or :4318 for the Collector of otelcol.yaml),
 # KITARU_TRACE_URL_TEMPLATE (print a link, e.g. http://127.0.0.1:16686/trace/{trace_id}),
 # DEMO_SPEED (scale the flow's pauses; 0.3 is faster).
 set -euo pipefail

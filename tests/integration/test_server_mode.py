@@ -194,14 +194,15 @@ def test_a_flow_survives_a_server_restart(tmp_path: Path, monkeypatch: pytest.Mo
         server.stop()  # killed mid-flow: the next record writes find nobody
 
         def come_back() -> None:
-            time.sleep(1.5)
+            time.sleep(3.5)  # longer than the publisher's backoff cap
             restarted.append(start(tmp_path, port=port))
 
         threading.Thread(target=come_back).start()
         GO.set()
         assert handle.wait(30) == 2
         assert restarted, "the flow finished before the server came back"
-        assert kitaru.events.flush(10)
+        # No flush here: the flow itself must have handed its retried events on before the
+        # execution turned terminal, or a watcher reading to `end` would miss them.
         client = KitaruClient()
         record = client.executions.get(handle.exec_id)
         assert record.status == "completed"

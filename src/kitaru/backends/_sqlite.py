@@ -9,6 +9,19 @@ SQLite calls run on a small thread pool so the event loop never blocks on disk. 
 serialized in-process by a lock and across processes by ``BEGIN IMMEDIATE``. Wake-ups are
 process-local: watchers served by another process on the same file still see new events at
 their next heartbeat, because they re-read the log every time their wait times out.
+
+Live watchers at the tail are served from memory: for executions someone reads, the newest
+events appended by this process (their stored rows, frames included) stay in a bounded
+:class:`_Tail`, so a read that falls inside it costs no SQLite call and no worker thread, and
+one joined chunk of frames serves every watcher at the same position. The log stays the source
+of truth: a tail only ever holds a contiguous run of rows exactly as committed, reads outside it
+(catch-up, gaps, invalid cursors, the end) go to SQLite, and a tail read never reports ``ended``
+(the reader's next read past the tail asks SQLite, which does).
+
+The WAL is not checkpointed by the append that happens to cross SQLite's threshold (that
+append would stall every producer and watcher behind it); appends count what they wrote and,
+past :data:`_CHECKPOINT_BYTES`, a passive checkpoint runs on the log's pool outside the write
+lock, concurrently with the next appends.
 """
 
 from __future__ import annotations
@@ -18,7 +31,8 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -34,7 +48,7 @@ from kitaru.backends._base import (
     Retention,
     new_event_frame,
 )
-from kitaru.backends._seq import Notifier, format_cursor, gap_for, parse_cursor
+from kitaru.backends._seq import _CURSOR_RE, Notifier, format_cursor, gap_for, parse_cursor
 
 __all__ = ["SqliteEventLog"]
 
@@ -79,6 +93,76 @@ _INSERT_SQL = (
 )
 _EXISTS_SQL = "SELECT 1 FROM events WHERE exec_id=? AND correlation_id=? AND idx=?"
 
+# Bounds of the in-memory tails (see the module docstring): per execution the newest
+# _TAIL_EVENTS events and at most _TAIL_BYTES of frames; tails for the _TAIL_EXECUTIONS
+# executions read most recently (so at most about 64 MiB in all, far less for typical events).
+_TAIL_EVENTS = 2_000
+_TAIL_BYTES = 4 * 1024 * 1024
+_TAIL_EXECUTIONS = 16
+_TAIL_JOINED = 8  # joined chunks remembered per tail (one per position watchers read from)
+
+# WAL bytes appended before a checkpoint is started off the hot path (SQLite's own automatic
+# checkpoint, every 1,000 pages, is turned off on the log's connections).
+_CHECKPOINT_BYTES = 8 * 1024 * 1024
+
+_Row = tuple[str, int, str, int, str, str | None, str | None, str | None, bytes]
+
+
+class _Tail:
+    """The newest committed rows of one execution: a contiguous run of sequence numbers."""
+
+    __slots__ = ("first", "joined", "nbytes", "rows")
+
+    def __init__(self, first: int) -> None:
+        self.first = first  # sequence number of rows[0] (or of the next append when empty)
+        self.rows: list[_Row] = []
+        self.nbytes = 0
+        # (after_seq, count) -> the frames of those rows joined; rows never change once
+        # committed, so an entry stays valid for the life of the tail.
+        self.joined: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.rows) - 1
+
+    def add(self, prev_last: int, rows: list[_Row], base_seq: int) -> None:
+        """Rows numbered from ``prev_last + 1`` were committed; keep the tail contiguous."""
+        if self.last != prev_last:
+            # Appends this tail did not see (another process, or before it existed): start
+            # over at these rows rather than leave a hole.
+            self.rows, self.nbytes, self.first = [], 0, prev_last + 1
+            self.joined.clear()
+        self.rows.extend(rows)
+        self.nbytes += sum(len(r[8]) for r in rows)
+        drop = min(len(self.rows), max(0, base_seq - self.first, len(self.rows) - _TAIL_EVENTS))
+        dropped_bytes = sum(len(r[8]) for r in self.rows[:drop])
+        while drop < len(self.rows) and self.nbytes - dropped_bytes > _TAIL_BYTES:
+            dropped_bytes += len(self.rows[drop][8])
+            drop += 1
+        if drop:
+            self.nbytes -= dropped_bytes
+            del self.rows[:drop]
+            self.first += drop
+            for key in [k for k in self.joined if k[0] < self.first - 1]:
+                del self.joined[key]
+
+    def slice(self, after_seq: int, limit: int) -> list[_Row] | None:
+        """Up to ``limit`` rows after ``after_seq``, or ``None`` when the tail cannot tell."""
+        if after_seq < self.first - 1 or after_seq >= self.last:
+            return None
+        i = after_seq - self.first + 1
+        return self.rows[i : i + limit]
+
+    def frames(self, after_seq: int, rows: list[_Row]) -> bytes:
+        key = (after_seq, len(rows))
+        joined = self.joined.get(key)
+        if joined is None:
+            joined = b"".join([r[8] for r in rows])
+            self.joined[key] = joined
+            if len(self.joined) > _TAIL_JOINED:
+                self.joined.popitem(last=False)
+        return joined
+
 
 class SqliteEventLog(EventLog):
     """An :class:`~kitaru.backends.EventLog` in one SQLite file (shared with the store).
@@ -109,6 +193,12 @@ class SqliteEventLog(EventLog):
         # Newest sequence number and ended flag per execution as last seen by this process;
         # only a hint for wait(): a stale value costs one extra read or one heartbeat of delay.
         self._hint: dict[str, tuple[int, bool]] = {}
+        # In-memory tails of the executions read most recently (see the module docstring);
+        # guarded by _tail_lock (appends update them on worker threads, reads on the loop).
+        self._tails: OrderedDict[str, _Tail] = OrderedDict()
+        self._tail_lock = threading.Lock()
+        self._wal_bytes = 0
+        self._checkpointing = False
         self._closed = False
         try:
             self._conn().executescript(_SCHEMA)
@@ -126,6 +216,7 @@ class SqliteEventLog(EventLog):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # see _maybe_checkpoint
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
@@ -149,7 +240,29 @@ class SqliteEventLog(EventLog):
         result = await self._run(lambda: self._append(exec_id, events))
         if result.stored:
             self._notifier.notify(exec_id)
+            self._maybe_checkpoint()
         return result
+
+    def _maybe_checkpoint(self) -> None:
+        """Start a passive WAL checkpoint on the pool once enough was appended since the last."""
+        if self._wal_bytes < _CHECKPOINT_BYTES or self._checkpointing or self._closed:
+            return
+        self._wal_bytes = 0
+        self._checkpointing = True
+
+        def run() -> None:
+            try:
+                # PASSIVE: copies what it can without waiting for readers or blocking writers.
+                self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass  # the next one retries; the WAL only grows meanwhile
+            finally:
+                self._checkpointing = False
+
+        try:
+            self._pool.submit(run)
+        except RuntimeError:  # closing
+            self._checkpointing = False
 
     def _append(self, exec_id: str, events: Sequence[NewEvent]) -> AppendResult:
         # Duplicates inside the batch are dropped here; duplicates of stored events are
@@ -172,8 +285,10 @@ class SqliteEventLog(EventLog):
                     (exec_id,),
                 ).fetchone()
                 conn.execute("SAVEPOINT batch")
+                prev_last = last_seq
+                rows = _rows(exec_id, batch, last_seq)
                 try:
-                    conn.executemany(_INSERT_SQL, _rows(exec_id, batch, last_seq))
+                    conn.executemany(_INSERT_SQL, rows)
                 except sqlite3.IntegrityError:
                     conn.execute("ROLLBACK TO batch")
                     batch = [
@@ -184,7 +299,8 @@ class SqliteEventLog(EventLog):
                         ).fetchone()
                         is None
                     ]
-                    conn.executemany(_INSERT_SQL, _rows(exec_id, batch, last_seq))
+                    rows = _rows(exec_id, batch, last_seq)
+                    conn.executemany(_INSERT_SQL, rows)
                 conn.execute("RELEASE batch")
                 last_seq += len(batch)
                 limit = self.retention.max_events
@@ -201,6 +317,13 @@ class SqliteEventLog(EventLog):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            # Still under the write lock: tails see commits in commit order.
+            if rows:
+                self._wal_bytes += sum(len(r[8]) + 64 for r in rows)
+                with self._tail_lock:
+                    tail = self._tails.get(exec_id)
+                    if tail is not None:
+                        tail.add(prev_last, rows, base_seq)
         self._hint[exec_id] = (last_seq, ended is not None)
         return AppendResult(
             stored=len(batch),
@@ -250,6 +373,7 @@ class SqliteEventLog(EventLog):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            self._drop_tail(exec_id)
         return dropped
 
     async def enforce_retention(self, now: float | None = None) -> int:
@@ -283,13 +407,58 @@ class SqliteEventLog(EventLog):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            for exec_id, _ in rows:
+                self._drop_tail(exec_id)
         return dropped
 
     # -- reads ----------------------------------------------------------------------------
 
+    def _drop_tail(self, exec_id: str) -> None:
+        with self._tail_lock:
+            self._tails.pop(exec_id, None)
+
+    def _from_tail(
+        self, exec_id: str, after: str | None, limit: int
+    ) -> tuple[_Tail, int, list[_Row]] | None:
+        """Rows after ``after`` from the execution's tail, or ``None`` (ask SQLite)."""
+        if after is None:
+            after_seq = 0
+        elif _CURSOR_RE.fullmatch(after) is not None:
+            after_seq = int(after)
+        else:
+            return None  # let SQLite's path raise the cursor error
+        with self._tail_lock:
+            tail = self._tails.get(exec_id)
+            if tail is None:
+                return None
+            self._tails.move_to_end(exec_id)
+            rows = tail.slice(after_seq, limit)
+        return None if not rows else (tail, after_seq, rows)
+
+    def _watch(self, exec_id: str, last_seq: int) -> None:
+        """Start keeping a tail for ``exec_id`` (read at ``last_seq``), if it has none."""
+        with self._tail_lock:
+            if exec_id in self._tails:
+                return
+            self._tails[exec_id] = _Tail(last_seq + 1)
+            while len(self._tails) > _TAIL_EXECUTIONS:
+                self._tails.popitem(last=False)
+
     async def read(self, exec_id: str, after: str | None, limit: int) -> ReadResult:
         """Up to ``limit`` events after ``after``, with a gap when some were dropped."""
-        return await self._run(lambda: self._read(exec_id, after, max(1, limit)))
+        limit = max(1, limit)
+        hit = self._from_tail(exec_id, after, limit)
+        if hit is not None:
+            tail, _, rows = hit
+            events = [
+                LoggedEvent(format_cursor(r[1]), r[4], r[2], r[3], r[5], r[6], r[7], r[8])
+                for r in rows
+            ]
+            last = self._hint.get(exec_id, (tail.last, False))[0]
+            return ReadResult(
+                events=events, gap=None, ended=None, last_cursor=format_cursor(max(last, tail.last))
+            )
+        return await self._run(lambda: self._read(exec_id, after, limit))
 
     def _read(self, exec_id: str, after: str | None, limit: int) -> ReadResult:
         conn = self._conn()
@@ -313,6 +482,8 @@ class SqliteEventLog(EventLog):
         finally:
             conn.execute("COMMIT")
         self._hint[exec_id] = (last_seq, ended is not None)
+        if ended is None:
+            self._watch(exec_id, last_seq)
         events = [
             LoggedEvent(format_cursor(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows
         ]
@@ -325,7 +496,15 @@ class SqliteEventLog(EventLog):
 
     async def read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
         """Up to ``limit`` events after ``after`` as concatenated frames (no decoding)."""
-        return await self._run(lambda: self._read_frames(exec_id, after, max(1, limit)))
+        limit = max(1, limit)
+        hit = self._from_tail(exec_id, after, limit)
+        if hit is not None:
+            tail, after_seq, rows = hit
+            with self._tail_lock:
+                frames = tail.frames(after_seq, rows)
+            count = len(rows)
+            return FrameBatch(frames, count, format_cursor(after_seq + count), None, None)
+        return await self._run(lambda: self._read_frames(exec_id, after, limit))
 
     def _read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
         conn = self._conn()
@@ -347,6 +526,8 @@ class SqliteEventLog(EventLog):
         finally:
             conn.execute("COMMIT")
         self._hint[exec_id] = (last_seq, ended is not None)
+        if ended is None:
+            self._watch(exec_id, last_seq)
         # Retained sequence numbers are contiguous, so the last one is implied by the count.
         count = len(frames)
         return FrameBatch(
@@ -386,18 +567,21 @@ class SqliteEventLog(EventLog):
                 conn.close()
 
 
-def _rows(exec_id: str, events: Sequence[NewEvent], last_seq: int) -> Iterator[tuple[object, ...]]:
+def _rows(exec_id: str, events: Sequence[NewEvent], last_seq: int) -> list[_Row]:
     """Insert rows for ``events``, numbered from ``last_seq + 1``."""
-    for seq, ev in enumerate(events, last_seq + 1):
-        cursor = format_cursor(seq)
-        yield (
-            exec_id,
-            seq,
-            ev.correlation_id,
-            ev.index,
-            ev.kind,
-            ev.checkpoint_id,
-            ev.checkpoint_name,
-            ev.step_name,
-            new_event_frame(cursor, ev.kind, ev.body),
-        )
+    return [_row(exec_id, seq, ev) for seq, ev in enumerate(events, last_seq + 1)]
+
+
+def _row(exec_id: str, seq: int, ev: NewEvent) -> _Row:
+    cursor = format_cursor(seq)
+    return (
+        exec_id,
+        seq,
+        ev.correlation_id,
+        ev.index,
+        ev.kind,
+        ev.checkpoint_id,
+        ev.checkpoint_name,
+        ev.step_name,
+        new_event_frame(cursor, ev.kind, ev.body),
+    )

@@ -171,8 +171,15 @@ class Publisher:
             send_failures=self._send_failures,
         )
 
-    def flush(self, timeout: float = 2.0) -> bool:
-        """Wait until everything queued before the call was handed on; False on timeout."""
+    def flush(self, timeout: float = 2.0, *, stop_on_failure: bool = False) -> bool:
+        """Wait until everything queued before the call was handed on; False on timeout.
+
+        Args:
+            timeout: Seconds to wait at most.
+            stop_on_failure: Give up (False) as soon as a send fails after the call, instead
+                of waiting out the backoff: the sender is woken to retry at once, so a backend
+                that is back is used immediately and one that is still down costs one attempt.
+        """
         try:
             target = self._last_seq
             if self._handled_seq >= target or self._disabled:
@@ -180,9 +187,12 @@ class Publisher:
             if self._thread is None:
                 self._start()
             deadline = time.monotonic() + max(0.0, timeout)
+            failures = self._send_failures
             self._wake.set()
             with self._handled:
                 while self._handled_seq < target and not self._disabled:
+                    if stop_on_failure and self._send_failures > failures:
+                        return False
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return False
@@ -284,6 +294,8 @@ class Publisher:
                         type(exc).__name__,
                     )
                 self._healthy = False
+                with self._handled:  # flush(stop_on_failure=True) waiters give up now
+                    self._handled.notify_all()
                 if self._closed:
                     return
                 self._wake.wait(backoff * (0.5 + random.random()))

@@ -40,10 +40,10 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 
-from kitaru._ids import span_id_hex, trace_id_for
+from kitaru._ids import trace_id_for
 from kitaru.otel import _attributes as attr
 from kitaru.otel import _registry
-from kitaru.otel._events import SpanEventBuffer, event_attributes
+from kitaru.otel._events import SpanEventBuffer
 from kitaru.otel._forced import forced_ids
 from kitaru.otel._ids import flow_span_id_for_execution
 from kitaru.otel._settings import BridgeSettings
@@ -94,14 +94,16 @@ class _FlowState:
     token: object
     tracer: Tracer
     pid: int
+    trace_hex: str  # the flow span's trace ID as 32 hex digits (its checkpoints share it)
 
 
 @dataclass(slots=True)
 class _CheckpointState:
     span: Span
     token: object
-    events: SpanEventBuffer
+    recording: bool  # False: the span records nothing (sampled out, a no-op tracer)
     flow_pid: int
+    events: SpanEventBuffer | None = None  # made at the first progress or custom event
 
 
 class KitaruOtelObserver(RuntimeObserver):
@@ -230,7 +232,9 @@ class KitaruOtelObserver(RuntimeObserver):
             )
         span_context = span.get_span_context()
         token = otel_context.attach(trace.set_span_in_context(span))
-        _states(run)[self] = _FlowState(span, span_context, token, tracer, _pid())
+        _states(run)[self] = _FlowState(
+            span, span_context, token, tracer, _PID, format(span_context.trace_id, "032x")
+        )
         if _is_own(span_context, parent):
             run.trace_id = format(span_context.trace_id, "032x")
 
@@ -249,11 +253,14 @@ class KitaruOtelObserver(RuntimeObserver):
     # -- checkpoints ----------------------------------------------------------------------
 
     def on_checkpoint_start(self, scope: CheckpointScope) -> None:
+        # The hot path of every checkpoint: the attributes go to the SDK in one dict (it checks
+        # each one), and nothing here takes a lock but the SDK's own.
         run = scope.run
-        flow = _states(run).get(self)
-        flow_state = flow if isinstance(flow, _FlowState) else None
+        run_states = run.otel
+        flow = run_states.get(self) if type(run_states) is dict else None
+        flow_state = flow if type(flow) is _FlowState else None
         tracer = flow_state.tracer if flow_state is not None else self._resolve()[0]
-        parent = self._parent_context(run, flow_state, tracer)
+        parent, parent_span_id = self._parent_context(run, flow_state, tracer)
         span = tracer.start_span(
             attr.CHECKPOINT_SPAN_PREFIX + scope.name,
             context=parent,
@@ -271,47 +278,64 @@ class KitaruOtelObserver(RuntimeObserver):
         )
         # Current while the body runs: the user's instrumented calls (and threads or tasks
         # that copy this context) become children of the checkpoint span.
-        token = otel_context.attach(trace.set_span_in_context(span))
-        flow_pid = flow_state.pid if flow_state is not None else -1
-        _states(scope)[self] = _CheckpointState(
-            span, token, SpanEventBuffer(self.settings.max_span_events), flow_pid
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        state = _CheckpointState(
+            span, token, span.is_recording(), flow_state.pid if flow_state is not None else -1
         )
+        scope_states = scope.otel
+        if type(scope_states) is dict:
+            scope_states[self] = state
+        else:
+            scope.otel = {self: state}
         span_context = span.get_span_context()
         # A no-op tracer hands back the parent itself: those are not this span's IDs.
-        if _is_own(span_context, parent):
-            scope.trace_id = format(span_context.trace_id, "032x")
-            scope.span_id = span_id_hex(span_context.span_id)
+        if span_context.is_valid and span_context.span_id != parent_span_id:
+            trace_id = span_context.trace_id
+            if flow_state is not None and trace_id == flow_state.span_context.trace_id:
+                scope.trace_id = flow_state.trace_hex
+            else:
+                scope.trace_id = format(trace_id, "032x")
+            scope.span_id = format(span_context.span_id, "016x")
             _registry.register(scope.correlation_id, span_context)
 
     def on_event(self, record: EventRecord, scope: CheckpointScope) -> None:
         if record.lifecycle:
             return  # started/returned/failed are the span's start, end and status
-        state = _states(scope).get(self)
-        if not isinstance(state, _CheckpointState):
+        # Runs on the publishing thread for every progress() call: keep a reference to the
+        # record only; attributes and span events are made when the span ends.
+        states = scope.otel
+        state = states.get(self) if type(states) is dict else None
+        if type(state) is not _CheckpointState:
             return
-        state.events.add(
-            state.span,
-            record.kind,
-            event_attributes(record, scope.correlation_id, self.settings),
-            int(record.ts * 1e9),
-        )
+        events = state.events
+        if events is None:
+            if not state.recording:
+                return  # a span that records nothing takes no events
+            with self._lock:  # once per checkpoint span with events (threads may race here)
+                events = state.events
+                if events is None:
+                    events = state.events = SpanEventBuffer(self.settings.max_span_events)
+        events.add(record)
 
     def on_checkpoint_end(
         self, scope: CheckpointScope, status: str, error: BaseException | None
     ) -> None:
-        state = _states(scope).pop(self, None)
-        if not isinstance(state, _CheckpointState):
+        states = scope.otel
+        state = states.pop(self, None) if type(states) is dict else None
+        if type(state) is not _CheckpointState:
             return
         span = state.span
         try:
-            state.events.close(span)
+            events = state.events
+            if events is not None:
+                events.close(span, scope.correlation_id, self.settings)
             span.set_attribute(attr.CHECKPOINT_STATUS, status)
             if error is not None:
                 self._mark_failed(span, error)
             span.end()
         finally:
             otel_context.detach(state.token)  # type: ignore[arg-type]
-        if state.flow_pid != _pid():
+        if state.flow_pid != _PID:
             self._flush_foreign()
 
     def on_checkpoint_reused(self, run: FlowRun, record: CheckpointRecord) -> None:
@@ -339,7 +363,7 @@ class KitaruOtelObserver(RuntimeObserver):
         now = time.time_ns()
         span = tracer.start_span(
             attr.CHECKPOINT_SPAN_PREFIX + record.name,
-            context=self._parent_context(run, flow_state, tracer),
+            context=self._parent_context(run, flow_state, tracer)[0],
             kind=SpanKind.INTERNAL,
             attributes=attributes,
             start_time=now,
@@ -352,10 +376,13 @@ class KitaruOtelObserver(RuntimeObserver):
 
     def _parent_context(
         self, run: FlowRun, flow_state: _FlowState | None, tracer: Tracer
-    ) -> otel_context.Context:
+    ) -> tuple[otel_context.Context, int]:
+        """The context to start a checkpoint span in, and its parent span's ID."""
         current = otel_context.get_current()
-        active = trace.get_current_span(current).get_span_context()
+        active_span = trace.get_current_span(current)
         if flow_state is not None:
+            if active_span is flow_state.span:  # the usual case: the flow span is current
+                return current, flow_state.span_context.span_id
             flow_context = flow_state.span_context
         else:
             # No flow span in this process (the checkpoint runs in another process than its
@@ -364,9 +391,14 @@ class KitaruOtelObserver(RuntimeObserver):
             trace_id = int(trace_id_for(run.exec_id), 16)
             sampled = _root_sampled(tracer, trace_id, attr.FLOW_SPAN_PREFIX + run.flow_name)
             flow_context = _flow_span_context(run.exec_id, sampled=sampled is not False)
+        active = active_span.get_span_context()
         if active.is_valid and active.trace_id == flow_context.trace_id:
-            return current  # the flow span, or a span the user opened inside the flow
-        return trace.set_span_in_context(NonRecordingSpan(flow_context), current)
+            # the flow span, or a span the user opened inside the flow
+            return current, active.span_id
+        return (
+            trace.set_span_in_context(NonRecordingSpan(flow_context), current),
+            flow_context.span_id,
+        )
 
     def _mark_failed(self, span: Span, error: BaseException) -> None:
         type_name = type(error).__name__

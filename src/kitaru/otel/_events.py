@@ -85,36 +85,61 @@ def event_attributes(
 
 
 class SpanEventBuffer:
-    """Adds span events to one span, at most ``cap``: the first ``cap - 1`` and the latest.
+    """Collects the live events of one checkpoint span, at most ``cap``: the first ``cap - 1``
+    and the latest.
+
+    :meth:`add` runs on the publishing thread for every ``progress()`` call, so it only keeps
+    a reference to the event record (kind, index, message, the data mapping kitaru built for
+    the event, timestamp): a few hundred nanoseconds. Attributes are built and the span events
+    added by :meth:`close`, just before the span ends, with each event's original timestamp;
+    exporters only ever see ended spans, so they see the same span either way.
 
     Events past the cap are held back one at a time (each newer one replaces the held one and
-    counts as dropped); :meth:`close` adds the held one with its original timestamp and records
-    the drop count as ``kitaru.events.dropped``. Safe to use from several threads.
+    counts as dropped); :meth:`close` adds the held one last and records the drop count as
+    ``kitaru.events.dropped``. Safe to use from several threads; events added after
+    :meth:`close` (from threads still running when the checkpoint ended) are ignored.
     """
 
-    __slots__ = ("_cap", "_count", "_dropped", "_held", "_lock")
+    __slots__ = ("_cap", "_closed", "_dropped", "_held", "_kept", "_lock")
 
     def __init__(self, cap: int) -> None:
-        self._cap = cap
-        self._count = 0
+        self._cap = cap - 1  # events kept in order; one more slot for the latest
+        self._kept: list[EventRecord] = []
+        self._held: EventRecord | None = None
         self._dropped = 0
-        self._held: tuple[str, dict[str, AttributeValue], int] | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
-    def add(self, span: Span, name: str, attributes: dict[str, AttributeValue], ts: int) -> None:
+    def add(self, record: EventRecord) -> None:
+        """Keep ``record`` for the span (called on the publishing thread: cheap)."""
         with self._lock:
-            if self._count < self._cap - 1:
-                self._count += 1
-                span.add_event(name, attributes, ts)
+            if self._closed:
+                return
+            kept = self._kept
+            if len(kept) < self._cap:
+                kept.append(record)
                 return
             if self._held is not None:
                 self._dropped += 1
-            self._held = (name, attributes, ts)
+            self._held = record
 
-    def close(self, span: Span) -> None:
+    def close(self, span: Span, scope_correlation_id: str, settings: BridgeSettings) -> None:
+        """Add the kept events to ``span`` (before it ends) and stop taking new ones."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            records, self._kept = self._kept, []
             held, self._held = self._held, None
-            if held is not None:
-                span.add_event(*held)
-            if self._dropped:
-                span.set_attribute(attr.EVENTS_DROPPED, self._dropped)
+            dropped = self._dropped
+        if held is not None:
+            records.append(held)
+        add_event = span.add_event
+        for record in records:
+            add_event(
+                record.kind,
+                event_attributes(record, scope_correlation_id, settings),
+                int(record.ts * 1e9),
+            )
+        if dropped:
+            span.set_attribute(attr.EVENTS_DROPPED, dropped)

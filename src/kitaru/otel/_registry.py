@@ -9,8 +9,8 @@ turned into a span context by :func:`span_context_for_event`.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -28,17 +28,42 @@ __all__ = [
 
 MAX_ENTRIES = 10_000
 
+# Checked every checkpoint start, so the common case takes no lock: a single dict store is
+# atomic in CPython and dicts keep insertion order. Past the bound, the oldest entries are
+# trimmed under the lock, in batches, so the registry holds the newest MAX_ENTRIES to
+# MAX_ENTRIES + _SLACK entries.
+_SLACK = 256
+
 _lock = threading.Lock()
-_entries: OrderedDict[str, SpanContext] = OrderedDict()
+_entries: dict[str, SpanContext] = {}
 
 
 def register(correlation_id: str, span_context: SpanContext) -> None:
     """Remember the span of a checkpoint execution (the oldest entries are forgotten first)."""
+    entries = _entries
+    if correlation_id in entries:  # (rare) move it to the newest end
+        entries.pop(correlation_id, None)
+    entries[correlation_id] = span_context
+    if len(entries) > MAX_ENTRIES + _SLACK:
+        _trim()
+
+
+def _trim() -> None:
     with _lock:
-        _entries[correlation_id] = span_context
-        _entries.move_to_end(correlation_id)
-        while len(_entries) > MAX_ENTRIES:
-            _entries.popitem(last=False)
+        excess = len(_entries) - MAX_ENTRIES
+        if excess <= 0:
+            return
+        try:
+            oldest = list(islice(_entries, excess))
+        except RuntimeError:  # another thread added an entry meanwhile: one at a time
+            oldest = []
+            for _ in range(excess):
+                try:
+                    _entries.pop(next(iter(_entries)), None)
+                except (RuntimeError, StopIteration):
+                    break
+        for key in oldest:
+            _entries.pop(key, None)
 
 
 def forget_all() -> None:
@@ -60,8 +85,7 @@ def span_context_for_correlation_id(correlation_id: str) -> SpanContext | None:
     Returns:
         The span context, or ``None`` when this process does not know it.
     """
-    with _lock:
-        return _entries.get(correlation_id)
+    return _entries.get(correlation_id)
 
 
 def span_context_for_event(event: ExecutionEvent | Mapping[str, Any]) -> SpanContext | None:

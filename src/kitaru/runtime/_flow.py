@@ -237,9 +237,12 @@ class Flow(Generic[P, R]):
         _current_flow.reset(token)
         runtime = run.runtime
         # Hand queued live events on before the execution turns terminal, so a watcher's
-        # stream does not end ahead of the flow's last events.
-        if runtime.publishing and runtime.publisher.healthy:
-            runtime.publisher.flush(runtime.flush_timeout * 4)
+        # stream does not end ahead of the flow's last events. This also runs while the
+        # transport is failing: the flush wakes the sender to retry at once, so after a server
+        # restart the retried events land before the finish (else a watcher sees `end`
+        # first), while a backend that is still down costs one failed attempt, not the bound.
+        if runtime.publishing:
+            runtime.publisher.flush(runtime.flush_timeout * 4, stop_on_failure=True)
         runtime.execution_finished(run.exec_id)
         runtime.store.finish_execution(
             run.exec_id,

@@ -12,6 +12,12 @@ shutdown signal race; the first to finish cancels the others. Deliberate diverge
 * Pings are written only when the wait times out, and they double as a poll of the log, so
   watchers also see events written by another process on the same database.
 * A send that a stalled client does not take within ``send_timeout`` closes the stream.
+* Each ``send`` carries at most about :data:`MAX_WRITE` bytes, cut at frame boundaries: a slow
+  client holds at most one such piece in the server's socket buffer (uvicorn waits for it to
+  drain before the next), and the writer never stops in the middle of a frame.
+* Live watchers at the tail are served from the log's in-memory tail where it has one (the
+  SQLite log, see ``backends/_sqlite.py``): the same joined frames serve every watcher at the
+  same position, without a database read each.
 
 See ``docs/protocol.md`` for the frames and ``docs/server-architecture.md`` for the races.
 """
@@ -50,6 +56,9 @@ PING = b": ping\n\n"
 # last cursor. The Python watcher and EventSource both take it as their next delay.
 _RECONNECT_RETRY_MS = 250
 RECONNECT = b": reconnect\nretry: %d\n\n" % _RECONNECT_RETRY_MS
+
+MAX_WRITE = 64 * 1024
+"""Largest ``send`` of a stream (unless one frame alone is larger)."""
 
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -213,11 +222,12 @@ class EventStream(Response):
         timeout = self.state.settings.send_timeout
 
         async def emit(chunk: bytes) -> None:
-            try:
-                async with asyncio.timeout(timeout):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except TimeoutError:
-                raise _SendTimeoutError from None
+            for piece in _pieces(chunk):
+                try:
+                    async with asyncio.timeout(timeout):
+                        await send({"type": "http.response.body", "body": piece, "more_body": True})
+                except TimeoutError:
+                    raise _SendTimeoutError from None
 
         try:
             await self._follow(emit)
@@ -290,6 +300,32 @@ class EventStream(Response):
             if not await log.wait(self.exec_id, pos, settings.ping_interval):
                 await emit(PING)
             res = await read(self.exec_id, pos, limit)
+
+
+def _pieces(chunk: bytes, size: int = MAX_WRITE) -> Iterable[bytes]:
+    """``chunk`` (whole frames) in pieces of at most ``size`` bytes, each ending a frame.
+
+    Frames end with a blank line and never contain one (JSON data has no raw line breaks,
+    kinds none at all), so a piece never ends inside a frame; a single frame larger than
+    ``size`` is one piece.
+    """
+    n = len(chunk)
+    if n <= size:
+        yield chunk
+        return
+    start = 0
+    while start < n:
+        if n - start <= size:
+            yield chunk[start:]
+            return
+        cut = chunk.rfind(b"\n\n", start, start + size)
+        if cut < 0:
+            cut = chunk.find(b"\n\n", start + size)
+            if cut < 0:
+                yield chunk[start:]
+                return
+        yield chunk[start : cut + 2]
+        start = cut + 2
 
 
 def _filtered_frames(
