@@ -137,3 +137,51 @@ def test_pieces_end_at_frame_boundaries() -> None:
     big = b"id: 1\ndata: " + b"z" * 10_000 + b"\n\n"
     assert list(_pieces(big + frames[1], 4096)) == [big, frames[1]]
     assert list(_pieces(frames[2], 4096)) == [frames[2]]
+
+
+def test_catch_up_reads_are_aligned_shared_and_never_end_early(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with SqliteEventLog(tmp_path / "log.db") as log:
+            await log.append("e1", [ev(i) for i in range(25)])
+            await log.mark_ended("e1", "completed")
+            calls = 0
+            real_run = log._run
+
+            async def counting_run(fn: Callable[[], Any]) -> Any:
+                nonlocal calls
+                calls += 1
+                return await real_run(fn)
+
+            log._run = counting_run  # type: ignore[method-assign]
+            three = _sqlite.format_cursor(3)
+            # Unaligned: cut at the next multiple of the limit; a full cut is not the end.
+            a, b = await asyncio.gather(
+                log.read_frames("e1", three, 10), log.read_frames("e1", three, 10)
+            )
+            assert calls == 1 and a is b and a.count == 7 and a.ended is None
+            assert a.cursor == _sqlite.format_cursor(10)
+            full = await log.read_frames("e1", a.cursor, 10)
+            again = await log.read_frames("e1", a.cursor, 10)
+            assert calls == 2 and again is full and full.count == 10 and full.ended == "completed"
+            last = await log.read_frames("e1", full.cursor, 10)
+            assert last.count == 5 and last.ended == "completed"
+            frames, count = await _fresh(tmp_path / "log.db", three)
+            assert a.frames + full.frames + last.frames == frames and count == 22
+            # Retention below a kept block: the reader gets its gap, not the kept copy.
+            await log.truncate("e1", _sqlite.format_cursor(12))
+            gapped = await log.read_frames("e1", a.cursor, 10)
+            assert gapped.gap is not None and gapped.gap.lost == 2
+
+    run(go)
+
+
+def test_a_cut_read_after_a_gap_does_not_end_the_stream_early(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with SqliteEventLog(tmp_path / "log.db") as log:
+            await log.append("e1", [ev(i) for i in range(30)])
+            await log.mark_ended("e1", "completed")
+            await log.truncate("e1", _sqlite.format_cursor(5))
+            res = await log.read_frames("e1", _sqlite.format_cursor(3), 10)
+            assert res.gap is not None and res.count == 7 and res.ended is None
+
+    run(go)

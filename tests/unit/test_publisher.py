@@ -269,3 +269,48 @@ def test_publish_cost_is_on_the_sender_not_the_caller(runtime_with):
     assert seen_threads == ["kitaru-publisher"]
     (progress,) = [d for d in transport.raw if d["kind"].endswith("progress")]
     assert progress["payload"]["data"]["value"] == {"ok": True}
+
+
+class SlowFlakyTransport:
+    """Sends take a while; every third one fails. Records overlap and order."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.calls = 0
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+
+    def send(self, batch: Sequence[EncodedEvent]) -> None:
+        with self.lock:
+            self.calls += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            call = self.calls
+        try:
+            time.sleep(0.003)
+            if call % 3 == 0:
+                raise ConnectionError("flaky")
+            self.sent.extend(int(e.data["index"]) for e in batch)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_encoding_overlaps_the_send_but_batches_stay_in_order_one_at_a_time():
+    transport = SlowFlakyTransport()
+    pub = Publisher(transport, max_queue=100_000)
+    n = 5_000
+    for i in range(n):
+        pub.submit(_record(i))
+        if i % 500 == 0:
+            time.sleep(0.002)  # let the sender start while more keeps coming
+    assert pub.flush(20)
+    assert transport.sent == list(range(n))  # each once, in submission order
+    assert transport.max_active == 1  # never two batches in flight
+    stats = pub.stats()
+    assert stats.sent == n and stats.dropped == 0 and stats.send_failures >= 1
+    pub.shutdown(1)

@@ -100,6 +100,8 @@ _TAIL_EVENTS = 2_000
 _TAIL_BYTES = 4 * 1024 * 1024
 _TAIL_EXECUTIONS = 16
 _TAIL_JOINED = 8  # joined chunks remembered per tail (one per position watchers read from)
+# Full catch-up reads kept for other readers at the same position, newest first, in all.
+_BLOCK_BYTES = 8 * 1024 * 1024
 
 # WAL bytes appended before a checkpoint is started off the hot path (SQLite's own automatic
 # checkpoint, every 1,000 pages, is turned off on the log's connections).
@@ -197,6 +199,10 @@ class SqliteEventLog(EventLog):
         # guarded by _tail_lock (appends update them on worker threads, reads on the loop).
         self._tails: OrderedDict[str, _Tail] = OrderedDict()
         self._tail_lock = threading.Lock()
+        # Catch-up reads shared between readers at the same position (read_frames).
+        self._blocks: OrderedDict[tuple[str, int, int], FrameBatch] = OrderedDict()
+        self._block_bytes = 0
+        self._inflight: dict[tuple[str, int, int], asyncio.Future[FrameBatch]] = {}
         self._wal_bytes = 0
         self._checkpointing = False
         self._closed = False
@@ -286,6 +292,7 @@ class SqliteEventLog(EventLog):
                 ).fetchone()
                 conn.execute("SAVEPOINT batch")
                 prev_last = last_seq
+                dropped_below: int | None = None
                 rows = _rows(exec_id, batch, last_seq)
                 try:
                     conn.executemany(_INSERT_SQL, rows)
@@ -306,6 +313,7 @@ class SqliteEventLog(EventLog):
                 limit = self.retention.max_events
                 if limit is not None and last_seq - base_seq + 1 > limit:
                     base_seq = last_seq - limit + 1
+                    dropped_below = base_seq
                     conn.execute(
                         "DELETE FROM events WHERE exec_id=? AND seq<?", (exec_id, base_seq)
                     )
@@ -324,6 +332,8 @@ class SqliteEventLog(EventLog):
                     tail = self._tails.get(exec_id)
                     if tail is not None:
                         tail.add(prev_last, rows, base_seq)
+            if dropped_below is not None and self._blocks:
+                self._drop_tail(exec_id, below=dropped_below - 1)
         self._hint[exec_id] = (last_seq, ended is not None)
         return AppendResult(
             stored=len(batch),
@@ -413,9 +423,14 @@ class SqliteEventLog(EventLog):
 
     # -- reads ----------------------------------------------------------------------------
 
-    def _drop_tail(self, exec_id: str) -> None:
+    def _drop_tail(self, exec_id: str, below: int | None = None) -> None:
+        """Forget what memory holds of ``exec_id`` (``below``: only blocks under that seq)."""
         with self._tail_lock:
-            self._tails.pop(exec_id, None)
+            if below is None:
+                self._tails.pop(exec_id, None)
+            for key in [k for k in self._blocks if k[0] == exec_id]:
+                if below is None or key[1] < below:
+                    self._block_bytes -= len(self._blocks.pop(key).frames)
 
     def _from_tail(
         self, exec_id: str, after: str | None, limit: int
@@ -504,7 +519,52 @@ class SqliteEventLog(EventLog):
                 frames = tail.frames(after_seq, rows)
             count = len(rows)
             return FrameBatch(frames, count, format_cursor(after_seq + count), None, None)
-        return await self._run(lambda: self._read_frames(exec_id, after, limit))
+        if after is None:
+            after_seq = 0
+        elif _CURSOR_RE.fullmatch(after) is not None:
+            after_seq = int(after)
+        else:
+            return await self._run(lambda: self._read_frames(exec_id, after, limit))
+        # Below the tail (catching up): read up to the next multiple of ``limit`` only, so
+        # every reader's later reads start at the same positions, and share those reads: one
+        # read in flight per position, full ones kept briefly (see _BLOCK_BYTES).
+        want = limit - after_seq % limit
+        key = (exec_id, after_seq, want)
+        with self._tail_lock:
+            cached = self._blocks.get(key)
+            if cached is not None:
+                self._blocks.move_to_end(key)
+                return cached
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._read_block(key, after, limit))
+            self._inflight[key] = task
+            task.add_done_callback(lambda t: self._read_done(key, t))
+        return await asyncio.shield(task)
+
+    def _read_done(self, key: tuple[str, int, int], task: asyncio.Future[FrameBatch]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: every reader that still waits gets it raised
+
+    async def _read_block(
+        self, key: tuple[str, int, int], after: str | None, limit: int
+    ) -> FrameBatch:
+        exec_id, _, want = key
+        fb = await self._run(lambda: self._read_frames(exec_id, after, want))
+        if fb.count == want < limit and fb.ended is not None:
+            # Cut short and filled (also after a gap): there may be more, so ``ended`` must not
+            # end a stream that asked for ``limit``; its next read reports the end.
+            fb = FrameBatch(fb.frames, fb.count, fb.cursor, fb.gap, None)
+        if fb.count < want or fb.gap is not None:
+            return fb  # the end of the log (and maybe its end status), or a gap: not kept
+        with self._tail_lock:
+            self._blocks[key] = fb
+            self._block_bytes += len(fb.frames)
+            while self._block_bytes > _BLOCK_BYTES and self._blocks:
+                _, old = self._blocks.popitem(last=False)
+                self._block_bytes -= len(old.frames)
+        return fb
 
     def _read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
         conn = self._conn()

@@ -12,6 +12,12 @@ progress. Every drop is counted.
 A failed send keeps its batch and is retried with capped, jittered backoff; while the transport
 is failing, the bounded terminal flush after each checkpoint is skipped so a dead backend costs a
 flow nothing but the enqueue.
+
+While a batch is being sent and more events are waiting, the send runs on a helper thread and
+the sender takes and encodes the next batch meanwhile. Still only one batch is in flight: the
+next one is handed to the transport only after the current one succeeded, because the server
+numbers events in the order batches arrive, and two batches of one execution in flight at once
+could arrive swapped and reorder a correlation lane in the stream.
 """
 
 from __future__ import annotations
@@ -111,6 +117,10 @@ class Publisher:
         self._dropped_oversize = 0
         self._dropped_disabled = 0
         self._send_failures = 0
+        # The next batch, taken and encoded while the current one was being sent (with the
+        # submission number of its last record), and the helper thread that sends.
+        self._ahead: tuple[list[EncodedEvent], int] | None = None
+        self._poster: _Poster | None = None
 
     # -- calling thread -------------------------------------------------------------------
 
@@ -212,6 +222,9 @@ class Publisher:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=0.2)
+        poster = self._poster
+        if poster is not None:
+            poster.stop()
         try:
             self._transport.shutdown()
         except Exception:
@@ -253,6 +266,13 @@ class Publisher:
         pending: list[EncodedEvent] = []
         pending_seq = 0
         while True:
+            if not pending and self._ahead is not None:
+                pending, pending_seq = self._ahead
+                self._ahead = None
+                last_active = time.monotonic()
+                if not pending:
+                    self._mark_handled(pending_seq)
+                    continue
             if not pending:
                 records = self._take()
                 if not records:
@@ -280,7 +300,7 @@ class Publisher:
                     self._mark_handled(pending_seq)
                     continue
             try:
-                self._transport.send(pending)
+                self._send(pending)
             except TransportDisabledError as exc:
                 self._disable(str(exc), len(pending))
                 pending = []
@@ -310,6 +330,44 @@ class Publisher:
             pending = []
             self._mark_handled(pending_seq)
 
+    def _send(self, batch: list[EncodedEvent]) -> None:
+        """Send ``batch``; when more is waiting, take and encode the next batch meanwhile.
+
+        The next batch is kept (in ``_ahead``) only if this send succeeded; otherwise its
+        records go back to the front of the queue, where the overflow policy applies to them
+        as before and the failed batch is retried first.
+        """
+        if self._closed or not (self._normal or self._lifecycle):
+            self._transport.send(batch)
+            return
+        poster = self._poster
+        if poster is None:
+            poster = self._poster = _Poster(self._transport)
+        if not poster.start(batch):
+            self._transport.send(batch)
+            return
+        records: list[EventRecord] = []
+        encoded: list[tuple[EventRecord, EncodedEvent]] = []
+        try:
+            records = self._take()
+            for rec in records:
+                enc = self._encode_one(rec)
+                if enc is not None:
+                    encoded.append((rec, enc))
+        finally:
+            try:
+                poster.wait()  # raises what the send raised
+            except BaseException:
+                self._put_back([rec for rec, _ in encoded])
+                raise
+        if records:
+            self._ahead = ([enc for _, enc in encoded], records[-1].seq)
+
+    def _put_back(self, records: list[EventRecord]) -> None:
+        with self._lock:
+            for rec in reversed(records):
+                (self._lifecycle if rec.lifecycle else self._normal).appendleft(rec)
+
     def _mark_handled(self, seq: int) -> None:
         with self._handled:
             self._handled_seq = max(self._handled_seq, seq)
@@ -330,30 +388,89 @@ class Publisher:
     def _encode(self, records: list[EventRecord]) -> list[EncodedEvent]:
         out: list[EncodedEvent] = []
         for rec in records:
-            try:
-                encoded = encode_record(rec)
-            except Exception as exc:  # never let one bad event stop the sender
-                logger.warning(
-                    "kitaru: dropped live event %r (index %d): cannot encode (%s)",
-                    rec.kind,
-                    rec.index,
-                    type(exc).__name__,
-                )
-                self._dropped_oversize += 1
-                continue
-            if len(encoded.json) > MAX_EVENT_BYTES:
-                self._dropped_oversize += 1
-                logger.warning(
-                    "kitaru: dropped live event %r (index %d of %s): %d bytes of JSON is over "
-                    "the 64 KiB limit",
-                    rec.kind,
-                    rec.index,
-                    rec.correlation_id,
-                    len(encoded.json),
-                )
-                continue
-            out.append(encoded)
+            encoded = self._encode_one(rec)
+            if encoded is not None:
+                out.append(encoded)
         return out
+
+    def _encode_one(self, rec: EventRecord) -> EncodedEvent | None:
+        """``rec`` encoded, or ``None`` (dropped and counted) when it cannot be sent."""
+        try:
+            encoded = encode_record(rec)
+        except Exception as exc:  # never let one bad event stop the sender
+            logger.warning(
+                "kitaru: dropped live event %r (index %d): cannot encode (%s)",
+                rec.kind,
+                rec.index,
+                type(exc).__name__,
+            )
+            self._dropped_oversize += 1
+            return None
+        if len(encoded.json) > MAX_EVENT_BYTES:
+            self._dropped_oversize += 1
+            logger.warning(
+                "kitaru: dropped live event %r (index %d of %s): %d bytes of JSON is over "
+                "the 64 KiB limit",
+                rec.kind,
+                rec.index,
+                rec.correlation_id,
+                len(encoded.json),
+            )
+            return None
+        return encoded
+
+
+class _Poster:
+    """A daemon thread that runs one ``transport.send`` at a time for the sender thread."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._cond = threading.Condition(threading.Lock())
+        self._job: list[EncodedEvent] | None = None
+        self._busy = False
+        self._error: BaseException | None = None
+        self._stopped = False
+        threading.Thread(target=self._loop, name="kitaru-publisher-post", daemon=True).start()
+
+    def start(self, batch: list[EncodedEvent]) -> bool:
+        """Start sending ``batch``; False once stopped (the caller sends it itself)."""
+        with self._cond:
+            if self._stopped:
+                return False
+            self._job, self._busy, self._error = batch, True, None
+            self._cond.notify_all()
+        return True
+
+    def wait(self) -> None:
+        """Wait for the started send; re-raise its exception."""
+        with self._cond:
+            while self._busy:
+                self._cond.wait()
+            error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._job is None and not self._stopped:
+                    self._cond.wait()
+                if self._job is None:
+                    return
+                job, self._job = self._job, None
+            error: BaseException | None = None
+            try:
+                self._transport.send(job)
+            except BaseException as exc:  # handed to the sender thread, which decides
+                error = exc
+            with self._cond:
+                self._error, self._busy = error, False
+                self._cond.notify_all()
 
 
 def encode_record(rec: EventRecord) -> EncodedEvent:

@@ -254,7 +254,7 @@ class KitaruOtelObserver(RuntimeObserver):
 
     def on_checkpoint_start(self, scope: CheckpointScope) -> None:
         # The hot path of every checkpoint: the attributes go to the SDK in one dict (it checks
-        # each one), and nothing here takes a lock but the SDK's own.
+        # each one), and once the flow's tracer is known no lock of kitaru's is taken here.
         run = scope.run
         run_states = run.otel
         flow = run_states.get(self) if type(run_states) is dict else None

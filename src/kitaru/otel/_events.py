@@ -85,14 +85,14 @@ def event_attributes(
 
 
 class SpanEventBuffer:
-    """Collects the live events of one checkpoint span, at most ``cap``: the first ``cap - 1``
-    and the latest.
+    """The live events of one checkpoint span, at most ``cap``: the first ``cap - 1``, the latest.
 
     :meth:`add` runs on the publishing thread for every ``progress()`` call, so it only keeps
-    a reference to the event record (kind, index, message, the data mapping kitaru built for
-    the event, timestamp): a few hundred nanoseconds. Attributes are built and the span events
-    added by :meth:`close`, just before the span ends, with each event's original timestamp;
-    exporters only ever see ended spans, so they see the same span either way.
+    a reference to the event record (kind, index, timestamp, and its body: the message and the
+    data dict kitaru copied from the caller's arguments, never changed afterwards): a few
+    hundred nanoseconds. Attributes are built and the span events added by :meth:`close`, just
+    before the span ends, with each event's original timestamp; exporters only ever see ended
+    spans, so they see the same span either way.
 
     Events past the cap are held back one at a time (each newer one replaces the held one and
     counts as dropped); :meth:`close` adds the held one last and records the drop count as
