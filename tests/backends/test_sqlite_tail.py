@@ -185,3 +185,19 @@ def test_a_cut_read_after_a_gap_does_not_end_the_stream_early(tmp_path: Path) ->
             assert res.gap is not None and res.count == 7 and res.ended is None
 
     run(go)
+
+
+def test_a_short_read_after_the_end_reports_it(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with SqliteEventLog(tmp_path / "log.db") as log:
+            await log.append("e1", [ev(0)])
+            start = await log.read("e1", None, 10)  # starts the tail
+            await log.append("e1", [ev(i) for i in range(1, 5)])
+            assert (await log.read("e1", start.last_cursor, 10)).ended is None  # from the tail
+            await log.mark_ended("e1", "failed")
+            res = await log.read("e1", start.last_cursor, 10)
+            fb = await log.read_frames("e1", start.last_cursor, 10)
+            assert len(res.events) == fb.count == 4
+            assert res.ended == fb.ended == "failed"
+
+    run(go)

@@ -435,7 +435,10 @@ class SqliteEventLog(EventLog):
     def _from_tail(
         self, exec_id: str, after: str | None, limit: int
     ) -> tuple[_Tail, int, list[_Row]] | None:
-        """Rows after ``after`` from the execution's tail, or ``None`` (ask SQLite)."""
+        """Rows after ``after`` from the execution's tail, or ``None`` (ask SQLite).
+
+        A tail read never reports ``ended``; see the module docstring.
+        """
         if after is None:
             after_seq = 0
         elif _CURSOR_RE.fullmatch(after) is not None:
@@ -448,7 +451,17 @@ class SqliteEventLog(EventLog):
                 return None
             self._tails.move_to_end(exec_id)
             rows = tail.slice(after_seq, limit)
-        return None if not rows else (tail, after_seq, rows)
+            last = tail.last
+        if not rows:
+            return None
+        if len(rows) < limit:
+            # Fewer than asked: the reader takes this as "caught up", so it must be the whole
+            # story. Once the log has ended, or a read saw events beyond the tail (another
+            # process), SQLite answers instead: with the end status and everything it holds.
+            hint = self._hint.get(exec_id)
+            if hint is not None and (hint[1] or hint[0] > last):
+                return None
+        return tail, after_seq, rows
 
     def _watch(self, exec_id: str, last_seq: int) -> None:
         """Start keeping a tail for ``exec_id`` (read at ``last_seq``), if it has none."""
