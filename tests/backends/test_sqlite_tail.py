@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from kitaru.backends import NewEvent, Retention, SqliteEventLog, _sqlite
+from kitaru.backends import NewEvent, Retention, SqliteEventLog, _sqlite, _sqlite_tail
 from kitaru.server._stream import _pieces
 
 
@@ -100,8 +100,8 @@ def test_retention_below_the_tail_still_reports_a_gap(tmp_path: Path) -> None:
 
 
 def test_tail_stays_bounded(tmp_path: Path, monkeypatch: Any) -> None:
-    monkeypatch.setattr(_sqlite, "_TAIL_EVENTS", 50)
-    monkeypatch.setattr(_sqlite, "_TAIL_BYTES", 20_000)
+    monkeypatch.setattr(_sqlite_tail, "_TAIL_EVENTS", 50)
+    monkeypatch.setattr(_sqlite_tail, "_TAIL_BYTES", 20_000)
 
     async def go() -> None:
         async with SqliteEventLog(tmp_path / "log.db") as log:

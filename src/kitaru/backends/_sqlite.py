@@ -12,7 +12,7 @@ their next heartbeat, because they re-read the log every time their wait times o
 
 Live watchers at the tail are served from memory: for executions someone reads, the newest
 events appended by this process (their stored rows, frames included) stay in a bounded
-:class:`_Tail`, so a read that falls inside it costs no SQLite call and no worker thread, and
+:class:`Tail`, so a read that falls inside it costs no SQLite call and no worker thread, and
 one joined chunk of frames serves every watcher at the same position. The log stays the source
 of truth: a tail only ever holds a contiguous run of rows exactly as committed, reads outside it
 (catch-up, gaps, invalid cursors, the end) go to SQLite, and a tail read never reports ``ended``
@@ -49,6 +49,7 @@ from kitaru.backends._base import (
     new_event_frame,
 )
 from kitaru.backends._seq import _CURSOR_RE, Notifier, format_cursor, gap_for, parse_cursor
+from kitaru.backends._sqlite_tail import BLOCK_BYTES, TAIL_EXECUTIONS, Row, Tail
 
 __all__ = ["SqliteEventLog"]
 
@@ -93,77 +94,9 @@ _INSERT_SQL = (
 )
 _EXISTS_SQL = "SELECT 1 FROM events WHERE exec_id=? AND correlation_id=? AND idx=?"
 
-# Bounds of the in-memory tails (see the module docstring): per execution the newest
-# _TAIL_EVENTS events and at most _TAIL_BYTES of frames; tails for the _TAIL_EXECUTIONS
-# executions read most recently (so at most about 64 MiB in all, far less for typical events).
-_TAIL_EVENTS = 2_000
-_TAIL_BYTES = 4 * 1024 * 1024
-_TAIL_EXECUTIONS = 16
-_TAIL_JOINED = 8  # joined chunks remembered per tail (one per position watchers read from)
-# Full catch-up reads kept for other readers at the same position, newest first, in all.
-_BLOCK_BYTES = 8 * 1024 * 1024
-
 # WAL bytes appended before a checkpoint is started off the hot path (SQLite's own automatic
 # checkpoint, every 1,000 pages, is turned off on the log's connections).
 _CHECKPOINT_BYTES = 8 * 1024 * 1024
-
-_Row = tuple[str, int, str, int, str, str | None, str | None, str | None, bytes]
-
-
-class _Tail:
-    """The newest committed rows of one execution: a contiguous run of sequence numbers."""
-
-    __slots__ = ("first", "joined", "nbytes", "rows")
-
-    def __init__(self, first: int) -> None:
-        self.first = first  # sequence number of rows[0] (or of the next append when empty)
-        self.rows: list[_Row] = []
-        self.nbytes = 0
-        # (after_seq, count) -> the frames of those rows joined; rows never change once
-        # committed, so an entry stays valid for the life of the tail.
-        self.joined: OrderedDict[tuple[int, int], bytes] = OrderedDict()
-
-    @property
-    def last(self) -> int:
-        return self.first + len(self.rows) - 1
-
-    def add(self, prev_last: int, rows: list[_Row], base_seq: int) -> None:
-        """Rows numbered from ``prev_last + 1`` were committed; keep the tail contiguous."""
-        if self.last != prev_last:
-            # Appends this tail did not see (another process, or before it existed): start
-            # over at these rows rather than leave a hole.
-            self.rows, self.nbytes, self.first = [], 0, prev_last + 1
-            self.joined.clear()
-        self.rows.extend(rows)
-        self.nbytes += sum(len(r[8]) for r in rows)
-        drop = min(len(self.rows), max(0, base_seq - self.first, len(self.rows) - _TAIL_EVENTS))
-        dropped_bytes = sum(len(r[8]) for r in self.rows[:drop])
-        while drop < len(self.rows) and self.nbytes - dropped_bytes > _TAIL_BYTES:
-            dropped_bytes += len(self.rows[drop][8])
-            drop += 1
-        if drop:
-            self.nbytes -= dropped_bytes
-            del self.rows[:drop]
-            self.first += drop
-            for key in [k for k in self.joined if k[0] < self.first - 1]:
-                del self.joined[key]
-
-    def slice(self, after_seq: int, limit: int) -> list[_Row] | None:
-        """Up to ``limit`` rows after ``after_seq``, or ``None`` when the tail cannot tell."""
-        if after_seq < self.first - 1 or after_seq >= self.last:
-            return None
-        i = after_seq - self.first + 1
-        return self.rows[i : i + limit]
-
-    def frames(self, after_seq: int, rows: list[_Row]) -> bytes:
-        key = (after_seq, len(rows))
-        joined = self.joined.get(key)
-        if joined is None:
-            joined = b"".join([r[8] for r in rows])
-            self.joined[key] = joined
-            if len(self.joined) > _TAIL_JOINED:
-                self.joined.popitem(last=False)
-        return joined
 
 
 class SqliteEventLog(EventLog):
@@ -197,7 +130,7 @@ class SqliteEventLog(EventLog):
         self._hint: dict[str, tuple[int, bool]] = {}
         # In-memory tails of the executions read most recently (see the module docstring);
         # guarded by _tail_lock (appends update them on worker threads, reads on the loop).
-        self._tails: OrderedDict[str, _Tail] = OrderedDict()
+        self._tails: OrderedDict[str, Tail] = OrderedDict()
         self._tail_lock = threading.Lock()
         # Catch-up reads shared between readers at the same position (read_frames).
         self._blocks: OrderedDict[tuple[str, int, int], FrameBatch] = OrderedDict()
@@ -434,7 +367,7 @@ class SqliteEventLog(EventLog):
 
     def _from_tail(
         self, exec_id: str, after: str | None, limit: int
-    ) -> tuple[_Tail, int, list[_Row]] | None:
+    ) -> tuple[Tail, int, list[Row]] | None:
         """Rows after ``after`` from the execution's tail, or ``None`` (ask SQLite).
 
         A tail read never reports ``ended``; see the module docstring.
@@ -468,8 +401,8 @@ class SqliteEventLog(EventLog):
         with self._tail_lock:
             if exec_id in self._tails:
                 return
-            self._tails[exec_id] = _Tail(last_seq + 1)
-            while len(self._tails) > _TAIL_EXECUTIONS:
+            self._tails[exec_id] = Tail(last_seq + 1)
+            while len(self._tails) > TAIL_EXECUTIONS:
                 self._tails.popitem(last=False)
 
     async def read(self, exec_id: str, after: str | None, limit: int) -> ReadResult:
@@ -540,7 +473,7 @@ class SqliteEventLog(EventLog):
             return await self._run(lambda: self._read_frames(exec_id, after, limit))
         # Below the tail (catching up): read up to the next multiple of ``limit`` only, so
         # every reader's later reads start at the same positions, and share those reads: one
-        # read in flight per position, full ones kept briefly (see _BLOCK_BYTES).
+        # read in flight per position, full ones kept briefly (see BLOCK_BYTES).
         want = limit - after_seq % limit
         key = (exec_id, after_seq, want)
         with self._tail_lock:
@@ -574,7 +507,7 @@ class SqliteEventLog(EventLog):
         with self._tail_lock:
             self._blocks[key] = fb
             self._block_bytes += len(fb.frames)
-            while self._block_bytes > _BLOCK_BYTES and self._blocks:
+            while self._block_bytes > BLOCK_BYTES and self._blocks:
                 _, old = self._blocks.popitem(last=False)
                 self._block_bytes -= len(old.frames)
         return fb
@@ -640,12 +573,12 @@ class SqliteEventLog(EventLog):
                 conn.close()
 
 
-def _rows(exec_id: str, events: Sequence[NewEvent], last_seq: int) -> list[_Row]:
+def _rows(exec_id: str, events: Sequence[NewEvent], last_seq: int) -> list[Row]:
     """Insert rows for ``events``, numbered from ``last_seq + 1``."""
     return [_row(exec_id, seq, ev) for seq, ev in enumerate(events, last_seq + 1)]
 
 
-def _row(exec_id: str, seq: int, ev: NewEvent) -> _Row:
+def _row(exec_id: str, seq: int, ev: NewEvent) -> Row:
     cursor = format_cursor(seq)
     return (
         exec_id,
