@@ -11,9 +11,8 @@ a kitaru server in this process).
 
 from __future__ import annotations
 
-from _support import kitaru_server
-
 import kitaru
+from _support import kitaru_server
 from kitaru import KitaruClient, checkpoint, flow
 
 BATCH_KIND = "training.batch.completed"

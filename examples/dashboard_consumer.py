@@ -17,9 +17,8 @@ import asyncio
 import json
 import time
 
-from _support import kitaru_server
-
 import kitaru
+from _support import kitaru_server
 from kitaru import KitaruClient, checkpoint, flow
 from kitaru.lanes import Lane, LaneBoard
 

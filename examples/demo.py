@@ -23,13 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-from _support import kitaru_server, trace_tree
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import kitaru
 import kitaru.otel
+from _support import kitaru_server, trace_tree
 from kitaru import KitaruClient, checkpoint, flow
 
 SPEED = 1.0

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import time
 
-from _support import kitaru_server
-
 import kitaru
+from _support import kitaru_server
 from kitaru import KitaruClient, checkpoint, flow
 from kitaru.lanes import LaneBoard
 
