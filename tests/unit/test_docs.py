@@ -43,3 +43,22 @@ def test_readme_commands_exist():
         assert (ROOT / rel).exists(), rel
     for example in re.findall(r"^- `([a-z_/]+\.py)`", README, flags=re.M):
         assert (ROOT / "examples" / example).exists(), example
+
+
+def test_readme_python_blocks_compile():
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert len(blocks) >= 4
+    for i, block in enumerate(blocks):
+        compile(block, f"README.md python block {i}", "exec")
+
+
+def test_readme_quick_start_runs(kitaru_events):
+    first = re.findall(r"```python\n(.*?)```", README, flags=re.S)[0]
+    namespace: dict[str, object] = {"__name__": "readme_quick_start"}
+    exec(compile(first, "README.md quick start", "exec"), namespace)
+    assert kitaru_events.kinds() == [
+        "kitaru.checkpoint.started",
+        "kitaru.checkpoint.progress",
+        "kitaru.checkpoint.progress",
+        "kitaru.checkpoint.returned",
+    ]
