@@ -3,13 +3,16 @@
 # into .tools/bin/ (git-ignored):
 #
 #   .tools/bin/jaeger    Jaeger v2 all-in-one (`cmd/jaeger` of github.com/jaegertracing/jaeger
-#                        v1.76.0), pinned by scripts/tools/jaeger/go.mod + go.sum
+#                        v1.75.0), pinned by scripts/tools/jaeger/go.mod + go.sum
 #   .tools/bin/otelcol   an OpenTelemetry Collector built by the OpenTelemetry Collector
 #                        Builder from collector-config/builder.yaml
+#   .tools/bin/victoria-logs  VictoriaLogs (`app/victoria-logs` of
+#                        github.com/VictoriaMetrics/VictoriaLogs v1.52.2, Apache-2.0), a log
+#                        store with its web UI built in; pinned by scripts/tools/victorialogs/
 #   prometheus           Debian's package, through scripts/tools/install-prometheus.sh
 #
-# Usage: scripts/tools/build-tools.sh [--force] [jaeger] [otelcol] [prometheus]
-#   no tool named: all three.  --force: rebuild even when the cache has a binary.
+# Usage: scripts/tools/build-tools.sh [--force] [jaeger] [otelcol] [victorialogs] [prometheus]
+#   no tool named: all four.  --force: rebuild even when the cache has a binary.
 #
 # Built binaries are cached outside the checkout, keyed by a hash of everything that
 # goes into them (go.mod/go.sum or builder.yaml, versions, Go version, platform):
@@ -20,8 +23,10 @@
 # fresh clone, as CI does - take well under a second.
 set -euo pipefail
 
-JAEGER_VERSION="v1.76.0"
+JAEGER_VERSION="v1.75.0"
 JAEGER_PKG="github.com/jaegertracing/jaeger/cmd/jaeger"
+VLOGS_VERSION="v1.52.2"
+VLOGS_PKG="github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs"
 # The builder release; keep it equal to the component versions in collector-config/builder.yaml.
 OCB_VERSION="v0.155.0"
 OCB_MODULE="go.opentelemetry.io/collector/cmd/builder"
@@ -38,12 +43,12 @@ tools=()
 for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
-    jaeger|otelcol|prometheus) tools+=("$arg") ;;
+    jaeger|otelcol|victorialogs|prometheus) tools+=("$arg") ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) die "unknown argument: $arg (expected --force, jaeger, otelcol or prometheus)" ;;
+    *) die "unknown argument: $arg (expected --force, jaeger, otelcol, victorialogs or prometheus)" ;;
   esac
 done
-[ "${#tools[@]}" -gt 0 ] || tools=(jaeger otelcol prometheus)
+[ "${#tools[@]}" -gt 0 ] || tools=(jaeger otelcol victorialogs prometheus)
 
 wants() { local t; for t in "${tools[@]}"; do [ "$t" = "$1" ] && return 0; done; return 1; }
 
@@ -146,8 +151,32 @@ build_otelcol() {
   install_bin "$out/otelcol" otelcol
 }
 
+build_victorialogs() {
+  needs_go victoria-logs
+  local mod_dir="$ROOT/scripts/tools/victorialogs"
+  [ -f "$mod_dir/go.mod" ] && [ -f "$mod_dir/go.sum" ] || die "missing $mod_dir/go.mod or go.sum"
+  local key; key="$(input_hash "victorialogs $VLOGS_VERSION $VLOGS_PKG $(platform_key)" "$mod_dir/go.mod" "$mod_dir/go.sum")"
+  local out="$CACHE_DIR/victorialogs-$key"
+  if [ "$force" = 0 ] && [ -x "$out/victoria-logs" ]; then
+    log "victoria-logs $VLOGS_VERSION: cached ($out)"
+  else
+    log "building victoria-logs $VLOGS_VERSION (first run takes a few minutes)..."
+    local start=$SECONDS tmp="$out.tmp.$$"
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    (
+      cd "$mod_dir"
+      # The web UI's files are embedded by the program itself (app/vlselect/vmui).
+      go build -mod=readonly -trimpath -ldflags "-s -w" -o "$tmp/victoria-logs" "$VLOGS_PKG"
+    ) || { rm -rf "$tmp"; die "victoria-logs build failed"; }
+    rm -rf "$out" && mv "$tmp" "$out"
+    log "victoria-logs $VLOGS_VERSION built in $((SECONDS - start))s"
+  fi
+  install_bin "$out/victoria-logs" victoria-logs
+}
+
 total_start=$SECONDS
 if wants jaeger; then build_jaeger; fi
 if wants otelcol; then build_otelcol; fi
+if wants victorialogs; then build_victorialogs; fi
 if wants prometheus; then "$ROOT/scripts/tools/install-prometheus.sh"; fi
 log "done in $((SECONDS - total_start))s; binaries in ${BIN_DIR#"$ROOT"/}/"
