@@ -63,7 +63,7 @@ def run_producer(
     timeout: float = 600.0,
 ) -> ProducerRun:
     """Run the producer flow against ``url`` with the watchers ``start_watchers(exec_id)``."""
-    from kitaru.client._remote import build_server_runtime
+    from kitaru._compose import build_server_runtime
 
     rt = build_server_runtime(url, None)
     previous = set_runtime(rt)

@@ -53,7 +53,7 @@ def main() -> int:
     res = Result("backend_down", args.smoke, params={"calls_down": n_down, "calls_up": n_up})
     header("backend down: progress() with the server unreachable", res)
 
-    from kitaru.client._remote import build_server_runtime
+    from kitaru._compose import build_server_runtime
 
     with tempdir() as home:
         db = home / "server.db"

@@ -133,7 +133,7 @@ def main() -> int:
         raw = RawServer("--frames", str(n))
         server = KitaruServer(home / "server.db")
         try:
-            from kitaru.client import HttpStore
+            from kitaru.remote import HttpStore
             from kitaru.store import ExecutionRecord
 
             exec_id = str(uuid.uuid4())

@@ -218,7 +218,7 @@ def main() -> int:
             sqlite.close()
         server = KitaruServer(home / "server.db")
         try:
-            from kitaru.client import HttpStore
+            from kitaru.remote import HttpStore
 
             http = HttpStore(server.url)
             try:

@@ -186,7 +186,7 @@ def main() -> int:
         # Server mode (without, then with OpenTelemetry).
         server = KitaruServer(home / "server.db")
         try:
-            from kitaru.client._remote import build_server_runtime
+            from kitaru._compose import build_server_runtime
 
             for mode in ("server", "server+otel"):
                 rt = build_server_runtime(server.url, None)

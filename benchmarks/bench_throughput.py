@@ -82,7 +82,7 @@ def main() -> int:
             raw_bodies = batches(wire_events("raw-exec", n))
             raw_rates.append(post_all(raw.url, "/ingest", raw_bodies))
 
-            from kitaru.client import HttpStore
+            from kitaru.remote import HttpStore
             from kitaru.store import ExecutionRecord
 
             store = HttpStore(server.url)

@@ -13,7 +13,8 @@ Subpackages with more surface are imported by path: ``kitaru.events``, ``kitaru.
 ``kitaru.runtime``, ``kitaru.client``, ``kitaru.testing``, ``kitaru.otel``, ``kitaru.server``.
 """
 
-from kitaru import events
+from kitaru import _compose, events
+from kitaru._version import __version__
 from kitaru.client._client import Executions, KitaruClient
 from kitaru.events._api import progress
 from kitaru.events._models import ExecutionEvent
@@ -30,7 +31,9 @@ from kitaru.runtime._checkpoint import Checkpoint, checkpoint
 from kitaru.runtime._flow import Flow, FlowHandle, flow
 from kitaru.store._records import AttemptRecord, CheckpointRecord, ExecutionRecord
 
-__version__ = "0.1.0"
+# The composition root builds the default runtime (docs/architecture.md).
+_compose.install()
+
 
 __all__ = [
     "AttemptRecord",

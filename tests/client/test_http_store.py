@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from kitaru import KitaruBackendError
-from kitaru.client import HttpStore
+from kitaru.remote import HttpStore
 from kitaru.store import AttemptRecord, CheckpointRecord, ExecutionRecord, SqliteStore, StoredValue
 
 URL = "http://records.test"

@@ -12,9 +12,9 @@ from test_http_store import RestDouble
 
 import kitaru
 from kitaru import checkpoint, flow
-from kitaru.client import HttpStore, HttpTransport
-from kitaru.client._remote import build_server_runtime
+from kitaru._compose import build_server_runtime
 from kitaru.events._transport import EncodedEvent, TransportDisabledError
+from kitaru.remote import HttpStore, HttpTransport
 from kitaru.runtime._runtime import Runtime, set_runtime
 
 URL = "http://events.test"

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 
 from _support import require_server_deps
-from kitaru.client import HttpStore
 from kitaru.events._transport import EncodedEvent
+from kitaru.remote import HttpStore
 from kitaru.store import ExecutionRecord
 
 

@@ -11,7 +11,7 @@ from _kitaru_server import new_execution, start, wire_event
 from _proxy import CuttingProxy
 
 from kitaru import KitaruClient
-from kitaru.client import HttpStore, HttpTransport
+from kitaru.remote import HttpStore, HttpTransport
 
 pytestmark = pytest.mark.server
 

@@ -14,7 +14,8 @@ from _kitaru_server import new_execution, start, wire_event
 from _proxy import CuttingProxy
 
 from kitaru import KitaruClient, KitaruStateError
-from kitaru.client import HttpStore, HttpTransport, StreamGapError
+from kitaru.client import StreamGapError
+from kitaru.remote import HttpStore, HttpTransport
 
 pytestmark = pytest.mark.server
 

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from kitaru._version import __version__
 from kitaru.exceptions import KitaruError, KitaruUsageError
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
@@ -28,8 +29,6 @@ SUBCOMMANDS: tuple[str, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``kitaru`` argument parser with every registered subcommand."""
-    from kitaru import __version__
-
     parser = argparse.ArgumentParser(
         prog="kitaru",
         description="Durable flows whose checkpoints publish live events and traces.",

@@ -1,7 +1,6 @@
 """The client: ``KitaruClient`` reads, replays and watches executions.
 
-Server mode lives here too: :class:`HttpStore` and :class:`HttpTransport` talk to a kitaru
-server; :class:`EventWatcher` / :class:`AsyncEventWatcher` are what
+:class:`EventWatcher` / :class:`AsyncEventWatcher` are what
 ``KitaruClient().executions.events()`` / ``aevents()`` return (tuned by :class:`WatchOptions`);
 :class:`ExecutionSnapshot` is what ``executions.snapshot()`` returns.
 """
@@ -9,7 +8,6 @@ server; :class:`EventWatcher` / :class:`AsyncEventWatcher` are what
 from kitaru._snapshot import ExecutionSnapshot
 from kitaru.client._client import Executions, KitaruClient
 from kitaru.client._errors import StreamDisconnectedError, StreamGapError
-from kitaru.client._remote import HttpStore, HttpTransport
 from kitaru.client._watch_options import WatchOptions
 from kitaru.client._watcher import AsyncEventWatcher, EventWatcher
 
@@ -18,8 +16,6 @@ __all__ = [
     "EventWatcher",
     "ExecutionSnapshot",
     "Executions",
-    "HttpStore",
-    "HttpTransport",
     "KitaruClient",
     "StreamDisconnectedError",
     "StreamGapError",

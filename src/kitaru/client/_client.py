@@ -11,24 +11,24 @@ from typing import Any, cast
 
 from kitaru import _config
 from kitaru._snapshot import ExecutionSnapshot
+from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
+from kitaru.client._snapshot import fetch_snapshot
+from kitaru.client._watch_options import check_exec_id
+from kitaru.client._watcher import awatch, open_session, watch
 from kitaru.events._models import ExecutionEvent
 from kitaru.exceptions import (
     KitaruFeatureNotAvailableError,
     KitaruStateError,
     KitaruUsageError,
 )
+from kitaru.remote import HttpStore
 from kitaru.runtime._flow import FlowHandle, find_flow
 from kitaru.runtime._runtime import get_runtime
 from kitaru.store._base import Store
 from kitaru.store._records import EXECUTION_STATUSES, ExecutionRecord
+from kitaru.store._sqlite import SqliteStore
 
 __all__ = ["Executions", "KitaruClient"]
-
-LOCAL_MODE_WATCH_MESSAGE = (
-    "live events need a server-backed connection: kitaru is in local database mode "
-    "(KITARU_SERVER_URL is not set). Start a server with `kitaru server start` and set "
-    "KITARU_SERVER_URL to its address, or pass server_url= to KitaruClient."
-)
 
 
 class KitaruClient:
@@ -68,24 +68,11 @@ class KitaruClient:
             if not self._explicit:
                 store = get_runtime().store
             elif self.server_url is not None:
-                from kitaru.client._remote import HttpStore
-
                 store = cast(Store, HttpStore(self.server_url, self.api_token))
             else:
-                from kitaru.store._sqlite import SqliteStore
-
                 store = SqliteStore(Path(_config.home_dir(self._home)) / "kitaru.db")
             self._store = store
         return store
-
-
-def check_exec_id(exec_id: object) -> str:
-    """Validate an exact execution ID argument (a non-blank string without whitespace)."""
-    if not isinstance(exec_id, str) or not exec_id.strip():
-        raise KitaruUsageError(f"exec_id must be a non-blank str, got {exec_id!r}")
-    if exec_id != exec_id.strip() or any(c.isspace() for c in exec_id):
-        raise KitaruUsageError(f"exec_id must not contain whitespace, got {exec_id!r}")
-    return exec_id
 
 
 class Executions:
@@ -172,8 +159,6 @@ class Executions:
             KitaruBackendError: The server refused the token, the stream reported an error or
                 a gap, or the server stayed unreachable longer than the watcher rides out.
         """
-        from kitaru.client._watcher import open_session, watch
-
         session = open_session(
             self._client,
             exec_id,
@@ -215,8 +200,6 @@ class Executions:
         if self._client.is_local:
             raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
         check_exec_id(exec_id)
-        from kitaru.client._snapshot import fetch_snapshot
-
         server_url = self._client.server_url
         assert server_url is not None  # not local
         return fetch_snapshot(server_url, self._client.api_token, exec_id)
@@ -236,8 +219,6 @@ class Executions:
 
         Use it as ``async for event in client.executions.aevents(exec_id): ...``.
         """
-        from kitaru.client._watcher import awatch, open_session
-
         session = open_session(
             self._client,
             exec_id,

@@ -19,7 +19,14 @@ import httpx
 
 from kitaru.exceptions import KitaruBackendError
 
-__all__ = ["StreamDisconnectedError", "StreamGapError"]
+__all__ = ["LOCAL_MODE_WATCH_MESSAGE", "StreamDisconnectedError", "StreamGapError"]
+
+LOCAL_MODE_WATCH_MESSAGE = (
+    "live events need a server-backed connection: kitaru is in local database mode "
+    "(KITARU_SERVER_URL is not set). Start a server with `kitaru server start` and set "
+    "KITARU_SERVER_URL to its address, or pass server_url= to KitaruClient."
+)
+"""Why watching needs a server: the message of the error raised in local database mode."""
 
 
 class StreamGapError(KitaruBackendError):

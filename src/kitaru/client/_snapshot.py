@@ -13,8 +13,8 @@ from urllib.parse import quote
 import httpx
 
 from kitaru import _wire
+from kitaru._http import RETRYABLE_STATUSES, Backoff, auth_headers, error_detail
 from kitaru._snapshot import ExecutionSnapshot
-from kitaru.client._http import RETRYABLE_STATUSES, Backoff, auth_headers, error_detail
 from kitaru.exceptions import (
     KitaruBackendError,
     KitaruFeatureNotAvailableError,

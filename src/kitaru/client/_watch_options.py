@@ -13,10 +13,25 @@ from typing import Any
 
 import httpx
 
-from kitaru.client._client import check_exec_id
 from kitaru.exceptions import KitaruUsageError
 
-__all__ = ["WatchOptions", "WatchRequest", "parse_options", "validate_request"]
+__all__ = [
+    "WatchOptions",
+    "WatchRequest",
+    "check_exec_id",
+    "parse_options",
+    "validate_request",
+]
+
+
+def check_exec_id(exec_id: object) -> str:
+    """Validate an exact execution ID argument (a non-blank string without whitespace)."""
+    if not isinstance(exec_id, str) or not exec_id.strip():
+        raise KitaruUsageError(f"exec_id must be a non-blank str, got {exec_id!r}")
+    if exec_id != exec_id.strip() or any(c.isspace() for c in exec_id):
+        raise KitaruUsageError(f"exec_id must not contain whitespace, got {exec_id!r}")
+    return exec_id
+
 
 _ON_GAP = ("raise", "continue")
 

@@ -25,8 +25,8 @@ import orjson
 from httpx_sse import ServerSentEvent
 
 from kitaru import _wire
+from kitaru._http import RETRYABLE_STATUSES, Backoff, error_detail
 from kitaru.client._errors import StreamDisconnectedError, StreamGapError
-from kitaru.client._http import RETRYABLE_STATUSES, Backoff, error_detail
 from kitaru.client._watch_options import WatchOptions, WatchRequest
 from kitaru.events._models import ExecutionEvent
 from kitaru.exceptions import (

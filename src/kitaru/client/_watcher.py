@@ -33,7 +33,8 @@ import httpx
 from httpx_sse import EventSource
 
 from kitaru import _wire
-from kitaru.client._http import auth_headers
+from kitaru._http import auth_headers
+from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
 from kitaru.client._watch_options import parse_options, validate_request
 from kitaru.client._watch_session import WatchSession
 from kitaru.events._models import ExecutionEvent
@@ -66,8 +67,6 @@ def open_session(
         KitaruUsageError: A bad argument or option (named in the message).
     """
     if client.server_url is None:
-        from kitaru.client._client import LOCAL_MODE_WATCH_MESSAGE
-
         raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
     request = validate_request(
         exec_id,

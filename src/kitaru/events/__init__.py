@@ -4,6 +4,7 @@
 """
 
 from kitaru.events._api import flush, progress, publish
+from kitaru.events._context import process_publisher
 from kitaru.events._kinds import (
     CHECKPOINT_FAILED_KIND,
     CHECKPOINT_PROGRESS_KIND,
@@ -42,9 +43,10 @@ __all__ = [
     "stats",
 ]
 
+_NO_STATS = PublisherStats(0, 0, 0, 0, 0, 0, 0)
+
 
 def stats() -> PublisherStats:
     """Counters of this process's live-event publisher (sent, queued, dropped by reason)."""
-    from kitaru.runtime._runtime import get_runtime
-
-    return get_runtime().publisher.stats()
+    publisher = process_publisher()
+    return publisher.stats() if publisher is not None else _NO_STATS

@@ -1,7 +1,7 @@
 """``kitaru.progress``, ``kitaru.events.publish`` and ``kitaru.events.flush``.
 
-Misuse is loud, transport is quiet (CONTRACT §1.3): these functions raise only
-:class:`~kitaru.exceptions.KitaruUsageError` for bad arguments and
+Misuse is loud, transport is quiet (``docs/architecture.md``, "Failure policy"): these
+functions raise only :class:`~kitaru.exceptions.KitaruUsageError` for bad arguments and
 :class:`~kitaru.exceptions.KitaruContextError` outside a checkpoint; argument checks run first.
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from numbers import Real
 from typing import Any
 
+from kitaru.events._context import PublishingScope, current_scope, process_publisher
 from kitaru.events._kinds import CHECKPOINT_PROGRESS_KIND, LIFECYCLE_KINDS, RESERVED_KINDS
 from kitaru.exceptions import KitaruContextError, KitaruUsageError
-from kitaru.runtime._scope import CheckpointScope, _current_checkpoint
 
 __all__ = ["flush", "progress", "publish"]
 
@@ -71,8 +71,8 @@ def _check_percent(percent: object) -> float | None:
     return value
 
 
-def _scope(api: str) -> CheckpointScope:
-    scope = _current_checkpoint.get()
+def _scope(api: str) -> PublishingScope:
+    scope = current_scope.get()
     if scope is None:
         raise KitaruContextError(
             f"{api} must be called while a @checkpoint function body is running"
@@ -138,7 +138,7 @@ def publish(
         body["data"] = dict(payload)
     scope.emit(name, body, correlation_id=cid, index=idx)
     if flush:
-        scope.run.runtime.publisher.flush(scope.run.runtime.flush_timeout)
+        scope.flush_events()
 
 
 def progress(
@@ -178,7 +178,7 @@ def progress(
         body["data"] = data
     scope.emit(CHECKPOINT_PROGRESS_KIND, body, correlation_id=cid)
     if flush:
-        scope.run.runtime.publisher.flush(scope.run.runtime.flush_timeout)
+        scope.flush_events()
 
 
 def flush(timeout: float = 2.0) -> bool:
@@ -194,14 +194,12 @@ def flush(timeout: float = 2.0) -> bool:
         False on timeout or failure.
     """
     try:
-        from kitaru.runtime._runtime import get_runtime
-
         t = float(timeout)
         if not math.isfinite(t) or t < 0:
             return False
-        rt = get_runtime()
-        if not rt.publishing:
+        publisher = process_publisher()
+        if publisher is None:
             return True
-        return rt.publisher.flush(t)
+        return publisher.flush(t)
     except Exception:
         return False

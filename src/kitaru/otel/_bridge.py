@@ -41,6 +41,7 @@ from opentelemetry.trace import (
 )
 
 from kitaru._ids import trace_id_for
+from kitaru._version import __version__
 from kitaru.otel import _attributes as attr
 from kitaru.otel import _registry
 from kitaru.otel._events import SpanEventBuffer
@@ -79,12 +80,7 @@ def _pid() -> int:
 
 
 def _version() -> str:
-    try:
-        from kitaru import __version__
-
-        return __version__
-    except ImportError:  # pragma: no cover - only while kitaru itself is half-imported
-        return ""
+    return __version__
 
 
 @dataclass(slots=True)

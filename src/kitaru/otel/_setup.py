@@ -53,6 +53,7 @@ from kitaru.exceptions import KitaruUsageError
 from kitaru.otel import _env, _registry
 from kitaru.otel._bridge import KitaruOtelObserver
 from kitaru.otel._sdk_tracer import KitaruIdGenerator, TraceIdRatioSampler
+from kitaru.runtime._runtime import current_runtime
 
 __all__ = [
     "DEFAULT_EXPORT_TIMEOUT",
@@ -401,10 +402,11 @@ def configure(
 
 
 def _install(observer: KitaruOtelObserver) -> None:
-    # Outside our lock: building the runtime calls back into auto_observer().
-    from kitaru.runtime._runtime import get_runtime
-
-    runtime = get_runtime()
+    # Only into a runtime that exists: configure() never builds one (that would open a store).
+    # A runtime built later takes the configured bridge from auto_observer().
+    runtime = current_runtime()
+    if runtime is None:
+        return
     for existing in runtime.observers:
         if isinstance(existing, KitaruOtelObserver) and existing is not observer:
             runtime.remove_observer(existing)
@@ -429,10 +431,8 @@ def shutdown(timeout: float | None = None) -> bool:
         observers = [o for o in (_configured, _auto) if o is not None]
         provider = _provider
         _configured = _auto = _provider = None
-    from kitaru.runtime import _runtime as runtime_module
-
-    runtime = runtime_module._runtime
-    if runtime is not None and runtime_module._runtime_pid == os.getpid():
+    runtime = current_runtime()
+    if runtime is not None:
         for existing in runtime.observers:
             if any(existing is o for o in observers):
                 runtime.remove_observer(existing)

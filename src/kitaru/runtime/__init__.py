@@ -3,7 +3,15 @@
 from kitaru.runtime._checkpoint import Checkpoint, checkpoint
 from kitaru.runtime._flow import Flow, FlowHandle, flow
 from kitaru.runtime._observer import RuntimeObserver
-from kitaru.runtime._runtime import Runtime, get_runtime, reset_runtime, set_runtime
+from kitaru.runtime._runtime import (
+    Runtime,
+    RuntimeFactory,
+    current_runtime,
+    get_runtime,
+    reset_runtime,
+    set_runtime,
+    set_runtime_factory,
+)
 from kitaru.runtime._scope import CheckpointScope, FlowRun, current_checkpoint, current_flow
 
 __all__ = [
@@ -13,12 +21,15 @@ __all__ = [
     "FlowHandle",
     "FlowRun",
     "Runtime",
+    "RuntimeFactory",
     "RuntimeObserver",
     "checkpoint",
     "current_checkpoint",
     "current_flow",
+    "current_runtime",
     "flow",
     "get_runtime",
     "reset_runtime",
     "set_runtime",
+    "set_runtime_factory",
 ]

@@ -1,8 +1,10 @@
 """The process-wide runtime: the store, the live-event publisher and the observers.
 
-Built lazily from configuration on first use: with ``KITARU_SERVER_URL`` set it talks to that
-server (server mode); otherwise it uses the embedded SQLite store under ``KITARU_HOME`` and skips
-live-event publishing (local database mode).
+Built lazily on first use by the runtime factory, which the composition root
+(:mod:`kitaru._compose`) installs when ``kitaru`` is imported: with ``KITARU_SERVER_URL`` set it
+talks to that server (server mode); otherwise it uses the embedded SQLite store under
+``KITARU_HOME`` and skips live-event publishing (local database mode). This module knows
+neither: it only holds the runtime (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import atexit
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kitaru import _config
+from kitaru.events import _context as event_context
 from kitaru.events._publisher import Publisher
 from kitaru.events._transport import NoopTransport, Transport
+from kitaru.exceptions import KitaruStateError
 from kitaru.runtime._observer import RuntimeObserver
 
 if TYPE_CHECKING:
@@ -23,7 +28,14 @@ if TYPE_CHECKING:
     from kitaru.runtime._scope import CheckpointScope
     from kitaru.store._base import Store
 
-__all__ = ["Runtime", "get_runtime", "reset_runtime", "set_runtime"]
+__all__ = [
+    "Runtime",
+    "current_runtime",
+    "get_runtime",
+    "reset_runtime",
+    "set_runtime",
+    "set_runtime_factory",
+]
 
 logger = logging.getLogger("kitaru")
 
@@ -152,36 +164,34 @@ class Runtime:
             logger.debug("kitaru: store close failed", exc_info=True)
 
 
+RuntimeFactory = Callable[[], Runtime]
+"""Builds the process's runtime from configuration (installed by the composition root)."""
+
 _lock = threading.RLock()
 _runtime: Runtime | None = None
 _runtime_pid = 0
+_factory: RuntimeFactory | None = None
 
 
-def _build_default() -> Runtime:
-    url = _config.server_url()
-    if url is not None:
-        from kitaru.client._remote import build_server_runtime
+def set_runtime_factory(factory: RuntimeFactory) -> None:
+    """Make ``factory`` build the runtime that :func:`get_runtime` returns from now on.
 
-        rt: Runtime = build_server_runtime(url, _config.api_token())
-    else:
-        from kitaru.store._sqlite import SqliteStore
-
-        rt = Runtime(SqliteStore(_config.home_dir() / "kitaru.db"), None, mode="local")
-    _install_default_observers(rt)
-    return rt
+    ``import kitaru`` installs the default one (:func:`kitaru._compose.build_default_runtime`);
+    a runtime already built stays until :func:`reset_runtime`.
+    """
+    global _factory
+    with _lock:
+        _factory = factory
 
 
-def _install_default_observers(rt: Runtime) -> None:
-    # The OpenTelemetry bridge joins only when OpenTelemetry is configured; importing it must
-    # never break a run.
-    try:
-        from kitaru.otel._auto import install_default  # type: ignore[import-not-found,unused-ignore]
-
-        install_default(rt)
-    except ImportError:
-        pass
-    except Exception:
-        logger.warning("kitaru: OpenTelemetry setup failed; continuing without it", exc_info=True)
+def _build() -> Runtime:
+    factory = _factory
+    if factory is None:  # only when kitaru.runtime is used without `import kitaru` having run
+        raise KitaruStateError(
+            "no runtime factory is installed: import kitaru (which installs the default one) "
+            "or call kitaru.runtime.set_runtime_factory()"
+        )
+    return factory()
 
 
 def get_runtime() -> Runtime:
@@ -192,9 +202,18 @@ def get_runtime() -> Runtime:
         return rt
     with _lock:
         if _runtime is None or _runtime_pid != os.getpid():
-            _runtime = _build_default()
+            _runtime = _build()
             _runtime_pid = os.getpid()
         return _runtime
+
+
+def current_runtime() -> Runtime | None:
+    """The runtime this process already uses, or ``None``.
+
+    Unlike :func:`get_runtime`, this never builds one (so never opens a store).
+    """
+    rt = _runtime
+    return rt if rt is not None and _runtime_pid == os.getpid() else None
 
 
 def set_runtime(runtime: Runtime | None) -> Runtime | None:
@@ -217,8 +236,18 @@ def reset_runtime() -> None:
         previous.shutdown()
 
 
+def _current_publisher() -> Publisher | None:
+    rt = current_runtime()
+    return rt.publisher if rt is not None and rt.publishing else None
+
+
+# kitaru.events.flush() and stats() reach the publisher through this lookup: the events layer
+# sits below the runtime and cannot import it.
+event_context.set_publisher_lookup(_current_publisher)
+
+
 @atexit.register
 def _shutdown_at_exit() -> None:
-    rt = _runtime
-    if rt is not None and _runtime_pid == os.getpid():
+    rt = current_runtime()
+    if rt is not None:
         rt.shutdown()

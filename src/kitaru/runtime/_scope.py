@@ -12,9 +12,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from time import time as _now
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from kitaru import _config
 from kitaru._ids import new_correlation_id, trace_id_for
+from kitaru.events._context import current_scope
 from kitaru.events._models import EventRecord
 from kitaru.exceptions import KitaruUsageError
 
@@ -27,9 +29,9 @@ __all__ = ["CheckpointScope", "FlowRun", "current_checkpoint", "current_flow"]
 _current_flow: contextvars.ContextVar[FlowRun | None] = contextvars.ContextVar(
     "kitaru_flow", default=None
 )
-_current_checkpoint: contextvars.ContextVar[CheckpointScope | None] = contextvars.ContextVar(
-    "kitaru_checkpoint", default=None
-)
+# One variable with the events layer's: progress() and publish() read it there (the runtime sets
+# it to CheckpointScope objects only, hence the narrower type here).
+_current_checkpoint = cast("contextvars.ContextVar[CheckpointScope | None]", current_scope)
 
 
 def current_flow() -> FlowRun | None:
@@ -90,8 +92,6 @@ class FlowRun:
         """The bounded pool behind ``.submit()`` (created on first use)."""
         with self._lock:
             if self._executor is None:
-                from kitaru import _config
-
                 self._executor = ThreadPoolExecutor(
                     max_workers=_config.max_workers(), thread_name_prefix="kitaru-submit"
                 )
@@ -214,3 +214,8 @@ class CheckpointScope:
             lifecycle,
         )
         self.run.runtime.dispatch(record, self)
+
+    def flush_events(self) -> bool:
+        """Wait, within the runtime's flush bound, until the events published so far are sent."""
+        runtime = self.run.runtime
+        return runtime.publisher.flush(runtime.flush_timeout)

@@ -15,7 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from starlette.responses import Response
 
-from kitaru import __version__, _config, _wire
+from kitaru import _config, _wire
+from kitaru._version import __version__
 from kitaru.backends import CursorInvalidError, EventLog
 from kitaru.exceptions import KitaruUsageError
 from kitaru.server import _schemas

@@ -1,4 +1,4 @@
-"""Small HTTP helpers shared by the server-mode store, the event transport and the watcher."""
+"""Small HTTP helpers shared by the producer side (:mod:`kitaru.remote`) and the watcher."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 import orjson
+
+from kitaru._version import __version__
 
 __all__ = [
     "RETRYABLE_STATUSES",
@@ -24,8 +26,6 @@ _MAX_DETAIL_CHARS = 300
 
 def user_agent() -> str:
     """The ``User-Agent`` kitaru sends."""
-    from kitaru import __version__
-
     return f"kitaru/{__version__}"
 
 

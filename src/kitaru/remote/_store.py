@@ -1,19 +1,12 @@
-"""Server mode: durable records and live events over HTTP.
-
-:class:`HttpStore` keeps records on the server over REST, :class:`HttpTransport` posts live
-events to it, and :func:`build_server_runtime` wires both into a runtime.
+"""Server mode's durable records: :class:`HttpStore` keeps them on a kitaru server over REST.
 
 The endpoints are the ones named in :mod:`kitaru._wire` (described in ``docs/protocol.md``).
 
-Failure policy (CONTRACT §4.21):
-
-* Durable record writes (and the reads a running flow depends on) are retried with capped,
-  jittered backoff for ``KITARU_RECORD_RETRY_SECONDS`` (default 30 s), so a server restart does
-  not fail a running flow; after that they raise :class:`~kitaru.KitaruBackendError` naming the
-  server and the operation. A 4xx answer other than 408/425/429 is not retried.
-* The live-event transport never raises into user code: it raises to the publisher's sender
-  thread, which keeps the batch queued and retries with backoff. A server that answers 501
-  (streaming disabled) turns publishing off for the process with one warning.
+Failure policy (``docs/architecture.md``, "Server mode"): durable record writes (and the reads
+a running flow depends on) are retried with capped, jittered backoff for
+``KITARU_RECORD_RETRY_SECONDS`` (default 30 s), so a server restart does not fail a running
+flow; after that they raise :class:`~kitaru.KitaruBackendError` naming the server and the
+operation. A 4xx answer other than 408/425/429 is not retried.
 """
 
 from __future__ import annotations
@@ -22,42 +15,36 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from kitaru import _config, _wire
-from kitaru.client._http import RETRYABLE_STATUSES, Backoff, auth_headers, error_detail
-from kitaru.events._transport import EncodedEvent, TransportDisabledError
+from kitaru._http import RETRYABLE_STATUSES, Backoff, auth_headers, error_detail
 from kitaru.exceptions import KitaruBackendError
-from kitaru.runtime._runtime import Runtime
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
 from kitaru.store._values import StoredValue
 
-__all__ = ["HttpStore", "HttpTransport", "build_server_runtime"]
+__all__ = ["DEFAULT_RECORD_TIMEOUT", "HttpStore", "auth_message", "segment"]
 
 logger = logging.getLogger("kitaru")
 
 DEFAULT_RECORD_TIMEOUT = 10.0
 """Seconds one record request may take before it counts as failed (and is retried)."""
 
-DEFAULT_EVENT_TIMEOUT = 5.0
-"""Seconds one live-event batch request may take (the sender thread absorbs it)."""
-
 _HEARTBEAT_TIMEOUT = 2.0
-_MAX_REQUEST_BYTES = 1024 * 1024
 _BACKOFF_START = 0.1
 _BACKOFF_CAP = 2.0
 
 
-def _seg(value: str) -> str:
+def segment(value: str) -> str:
     """One URL path segment (IDs are opaque: never let one add a path level)."""
     return quote(value, safe="")
 
 
-def _auth_message(server: str, status: int) -> str:
+def auth_message(server: str, status: int) -> str:
     return (
         f"authorization failed: the kitaru server at {server} refused the request "
         f"(HTTP {status}); check KITARU_API_TOKEN"
@@ -123,7 +110,7 @@ class HttpStore:
             "error_type": error_type,
         }
         self._request(
-            f"finish execution {exec_id}", "POST", _wire.path_finish(_seg(exec_id)), json=body
+            f"finish execution {exec_id}", "POST", _wire.path_finish(segment(exec_id)), json=body
         )
 
     def heartbeat(self, exec_id: str) -> None:
@@ -131,7 +118,7 @@ class HttpStore:
         self._request(
             f"heartbeat of execution {exec_id}",
             "POST",
-            _wire.path_heartbeat(_seg(exec_id)),
+            _wire.path_heartbeat(segment(exec_id)),
             retry=False,
             timeout=_HEARTBEAT_TIMEOUT,
         )
@@ -141,7 +128,7 @@ class HttpStore:
         resp = self._request(
             f"get execution {exec_id}",
             "GET",
-            _wire.path_execution(_seg(exec_id)),
+            _wire.path_execution(segment(exec_id)),
             none_on_404=True,
         )
         if resp is None:
@@ -174,7 +161,7 @@ class HttpStore:
         self._request(
             f"save checkpoint {record.step_name!r} of execution {record.exec_id}",
             "PUT",
-            _wire.path_checkpoint(_seg(record.exec_id), _seg(record.checkpoint_id)),
+            _wire.path_checkpoint(segment(record.exec_id), segment(record.checkpoint_id)),
             json=record.to_dict(),
         )
 
@@ -236,7 +223,7 @@ class HttpStore:
                     self._recovered(op)
                     return None
                 if status in (401, 403):
-                    raise KitaruBackendError(f"{op}: {_auth_message(self.url, status)}")
+                    raise KitaruBackendError(f"{op}: {auth_message(self.url, status)}")
                 if status not in RETRYABLE_STATUSES:
                     _, detail = error_detail(resp)
                     raise KitaruBackendError(
@@ -267,114 +254,3 @@ class HttpStore:
         if self._warned.is_set():
             self._warned.clear()
             logger.info("kitaru: the server at %s answers again (%s)", self.url, op)
-
-
-class HttpTransport:
-    """The live-event :class:`~kitaru.events.Transport` of server mode.
-
-    Called only from the publisher's sender thread. A batch is grouped by execution and posted
-    as JSON arrays (at most about 1 MiB per request); the server stores each event once per
-    ``(exec_id, correlation_id, index)``, so retried batches are harmless.
-
-    Args:
-        url: The server's base URL.
-        token: Bearer token sent with every request.
-        timeout: Seconds one request may take (short: a slow server must not hold the queue).
-        transport: An ``httpx`` transport to use instead of the network (tests).
-    """
-
-    def __init__(
-        self,
-        url: str,
-        token: str | None = None,
-        *,
-        timeout: float = DEFAULT_EVENT_TIMEOUT,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.url = url.rstrip("/")
-        headers = auth_headers(token)
-        headers["Content-Type"] = "application/json"
-        self._client = httpx.Client(
-            base_url=self.url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
-            transport=transport,
-        )
-        self._rejected: set[int] = set()
-
-    def __repr__(self) -> str:
-        return f"<HttpTransport {self.url}>"
-
-    def send(self, batch: Sequence[EncodedEvent]) -> None:
-        """Post ``batch``; raise to have it retried, or :class:`TransportDisabledError`."""
-        groups: dict[str, list[bytes]] = {}
-        for event in batch:
-            groups.setdefault(str(event.data["exec_id"]), []).append(event.json)
-        for exec_id, items in groups.items():
-            for chunk in _chunks(items, _MAX_REQUEST_BYTES):
-                resp = self._client.post(
-                    _wire.path_events(_seg(exec_id)), content=b"[" + b",".join(chunk) + b"]"
-                )
-                self._check(resp, exec_id, len(chunk))
-
-    def shutdown(self) -> None:
-        """Close the connection pool."""
-        self._client.close()
-
-    def _check(self, resp: httpx.Response, exec_id: str, count: int) -> None:
-        status = resp.status_code
-        if 200 <= status < 300:
-            return
-        kind, detail = error_detail(resp)
-        if status == 501:
-            raise TransportDisabledError(
-                f"the kitaru server at {self.url} has streaming disabled ({detail})"
-            )
-        if status in (401, 403):
-            raise TransportDisabledError(_auth_message(self.url, status))
-        if status in RETRYABLE_STATUSES or status >= 500:
-            # The publisher keeps the batch and retries with backoff.
-            raise KitaruBackendError(f"the kitaru server at {self.url} answered HTTP {status}")
-        # Any other 4xx is a permanent refusal of this batch: retrying would block every
-        # later event behind it, so it is dropped (one warning per status code).
-        if status not in self._rejected:
-            self._rejected.add(status)
-            logger.warning(
-                "kitaru: the server at %s refused %d live events of execution %s (HTTP %d: %s); "
-                "they are dropped",
-                self.url,
-                count,
-                exec_id,
-                status,
-                kind or detail,
-            )
-
-
-def _chunks(items: list[bytes], max_bytes: int) -> Iterator[list[bytes]]:
-    chunk: list[bytes] = []
-    size = 2
-    for item in items:
-        if chunk and size + len(item) + 1 > max_bytes:
-            yield chunk
-            chunk, size = [], 2
-        chunk.append(item)
-        size += len(item) + 1
-    if chunk:
-        yield chunk
-
-
-def build_server_runtime(url: str, token: str | None) -> Runtime:
-    """The runtime of server mode: records on the server, live events published to it.
-
-    Args:
-        url: The server's base URL (``KITARU_SERVER_URL``).
-        token: Bearer token (``KITARU_API_TOKEN``), or ``None``.
-    """
-    return Runtime(
-        HttpStore(url, token),
-        HttpTransport(url, token),
-        mode="server",
-        server_url=url,
-        api_token=token,
-        heartbeat_interval=_config.heartbeat_interval(),
-    )
