@@ -23,10 +23,11 @@ tools:  ## Jaeger and the Collector (built from Go modules), Prometheus, Chromiu
 	bash scripts/tools/build-tools.sh
 	bash scripts/install-system-deps.sh
 
-lint: install  ## ruff (lint + format check) and mypy --strict
+lint: install  ## ruff (lint + format check), mypy --strict, the layer contracts (import-linter)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/mypy
+	PYTHONPATH=src $(VENV)/bin/lint-imports --no-logo
 
 format: install
 	$(VENV)/bin/ruff format src tests benchmarks examples
