@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from kitaru.events._codec import to_wire
 from kitaru.events._models import ExecutionEvent
 from kitaru.lanes import Lane, LaneBoard
 
@@ -38,20 +39,6 @@ _LIFECYCLE_PREFIX = "kitaru.checkpoint."
 def is_custom_kind(kind: str) -> bool:
     """True for event kinds a timeline shows: everything but kitaru's own checkpoint kinds."""
     return not kind.startswith(_LIFECYCLE_PREFIX)
-
-
-def _event_to_dict(event: ExecutionEvent) -> dict[str, Any]:
-    return {
-        "exec_id": event.exec_id,
-        "kind": event.kind,
-        "correlation_id": event.correlation_id,
-        "index": event.index,
-        "cursor": event.cursor,
-        "checkpoint_id": event.checkpoint_id,
-        "checkpoint_name": event.checkpoint_name,
-        "step_name": event.step_name,
-        "payload": dict(event.payload),
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +99,7 @@ class ExecutionSnapshot:
             "trace_url": self.trace_url,
             "lost": self.lost,
             "lanes": [lane.to_dict() for lane in self.lanes],
-            "timeline": [_event_to_dict(ev) for ev in self.timeline],
+            "timeline": [to_wire(ev) for ev in self.timeline],
         }
 
     @classmethod

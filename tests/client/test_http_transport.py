@@ -13,7 +13,8 @@ from test_http_store import RestDouble
 import kitaru
 from kitaru import checkpoint, flow
 from kitaru._compose import build_server_runtime
-from kitaru.events._transport import EncodedEvent, TransportDisabledError
+from kitaru.events._codec import EncodedEvent
+from kitaru.events._transport import TransportDisabledError
 from kitaru.remote import HttpStore, HttpTransport
 from kitaru.runtime._runtime import Runtime, set_runtime
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from _support import require_server_deps
-from kitaru.events._transport import EncodedEvent
+from kitaru.events._codec import EncodedEvent
 from kitaru.remote import HttpStore
 from kitaru.store import ExecutionRecord
 

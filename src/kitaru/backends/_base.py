@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from kitaru.events._codec import encode_frame, frame_data, new_event_frame
 from kitaru.exceptions import KitaruBackendError, KitaruUsageError
 
 __all__ = [
@@ -79,32 +80,6 @@ class NewEvent:
     body: bytes
 
 
-def encode_frame(cursor: str, kind: str, data: bytes) -> bytes:
-    """The SSE data frame of one event: ``id:``, ``event:`` and ``data:`` lines.
-
-    ``kind`` has no line breaks (ingest refuses them) and ``data`` is compact JSON, which has
-    none either, so the frame needs no escaping.
-    """
-    return b"id: %b\nevent: %b\ndata: %b\n\n" % (cursor.encode(), kind.encode(), data)
-
-
-def new_event_frame(cursor: str, kind: str, body: bytes) -> bytes:
-    """The stored frame of a new event: :func:`encode_frame` with ``"cursor"`` added to ``body``.
-
-    One formatting step, no JSON re-encoding: the cursor is spliced in before the closing
-    brace of ``body`` (cursors need no JSON escaping).
-    """
-    c = cursor.encode()
-    if body == b"{}":
-        return b'id: %b\nevent: %b\ndata: {"cursor":"%b"}\n\n' % (c, kind.encode(), c)
-    return b'id: %b\nevent: %b\ndata: %b,"cursor":"%b"}\n\n' % (
-        c,
-        kind.encode(),
-        memoryview(body)[:-1],  # type: ignore[str-format]  # %b takes any buffer
-        c,
-    )
-
-
 @dataclass(slots=True)
 class LoggedEvent:
     """An event as stored: its cursor, the fields filters look at, and its wire frame.
@@ -125,8 +100,7 @@ class LoggedEvent:
     @property
     def data(self) -> bytes:
         """The event's JSON object including ``"cursor"``, as on the wire."""
-        frame = self.frame
-        return frame[frame.index(b"\ndata: ") + 7 : -2]
+        return frame_data(self.frame)
 
 
 @dataclass(frozen=True, slots=True)

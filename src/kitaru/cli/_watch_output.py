@@ -11,12 +11,13 @@ import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 import orjson
 
 from kitaru import _config
 from kitaru._ids import trace_id_for
+from kitaru.events._codec import to_wire
 from kitaru.events._kinds import (
     CHECKPOINT_FAILED_KIND,
     CHECKPOINT_PROGRESS_KIND,
@@ -141,18 +142,7 @@ def summary_line(
 
 def event_json(event: ExecutionEvent) -> bytes:
     """The event as one compact JSON object (the fields of :class:`~kitaru.ExecutionEvent`)."""
-    data: dict[str, Any] = {
-        "exec_id": event.exec_id,
-        "kind": event.kind,
-        "correlation_id": event.correlation_id,
-        "index": event.index,
-        "cursor": event.cursor,
-        "checkpoint_id": event.checkpoint_id,
-        "checkpoint_name": event.checkpoint_name,
-        "step_name": event.step_name,
-        "payload": event.payload,
-    }
-    return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(to_wire(event), option=orjson.OPT_NON_STR_KEYS)
 
 
 class PlainOutput:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kitaru.events import _codec
+
 __all__ = ["EventRecord", "EventSource", "ExecutionEvent"]
 
 
@@ -63,19 +65,17 @@ class ExecutionEvent:
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any], cursor: str | None = None) -> ExecutionEvent:
-        """Build an event from its wire dictionary (see ``docs/protocol.md``)."""
-        payload = data.get("payload")
-        return cls(
-            exec_id=str(data.get("exec_id", "")),
-            kind=str(data.get("kind", "")),
-            payload=payload if isinstance(payload, Mapping) else {},
-            correlation_id=str(data.get("correlation_id", "")),
-            index=int(data.get("index", 0)),
-            cursor=cursor if cursor is not None else data.get("cursor"),
-            checkpoint_id=data.get("checkpoint_id"),
-            checkpoint_name=data.get("checkpoint_name"),
-            step_name=data.get("step_name"),
-        )
+        """Build an event from its wire dictionary (see ``docs/protocol.md``).
+
+        Args:
+            data: A wire or delivered event (unknown keys are ignored).
+            cursor: The stream position (the SSE ``id:``); default: ``data["cursor"]``.
+        """
+        return cls(*_codec.decode_event(data, cursor))
+
+    def to_wire(self) -> dict[str, Any]:
+        """The event as a JSON-ready dictionary of its fields (``from_wire`` reads it back)."""
+        return _codec.to_wire(self)
 
 
 class EventSource(Protocol):

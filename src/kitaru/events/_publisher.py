@@ -23,7 +23,6 @@ could arrive swapped and reorder a correlation lane in the stream.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import random
@@ -32,13 +31,10 @@ import time
 import weakref
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
-
-from kitaru.events._jsonsafe import json_safe_mapping
+from kitaru.events._codec import EncodedEvent, encode_record
 from kitaru.events._models import EventRecord
-from kitaru.events._transport import EncodedEvent, Transport, TransportDisabledError
+from kitaru.events._transport import Transport, TransportDisabledError
 
 __all__ = ["MAX_EVENT_BYTES", "Publisher", "PublisherStats"]
 
@@ -471,40 +467,6 @@ class _Poster:
             with self._cond:
                 self._error, self._busy = error, False
                 self._cond.notify_all()
-
-
-def encode_record(rec: EventRecord) -> EncodedEvent:
-    """Make ``rec`` JSON-safe and encode it (runs on the sender thread)."""
-    body = rec.body
-    source = rec.source
-    meta = dict(rec.meta)
-    # The publish time also travels inside the library-owned metadata: the wire's top-level
-    # ``ts`` is not a field of ExecutionEvent, and lanes (kitaru.lanes) need it for their
-    # started/ended times on every path (SSE, snapshots, in-memory captures).
-    meta["ts"] = rec.ts
-    payload: dict[str, Any] = {"kitaru": meta}
-    for key, value in body.items():
-        if key == "data" and value is not None:
-            payload["data"] = json_safe_mapping(value)
-        else:
-            payload[key] = value
-    data = {
-        "exec_id": source.exec_id,
-        "kind": rec.kind,
-        "correlation_id": rec.correlation_id,
-        "index": rec.index,
-        "checkpoint_id": source.checkpoint_id,
-        "checkpoint_name": source.name,
-        "step_name": source.step_name,
-        "ts": rec.ts,
-        "payload": payload,
-    }
-    try:
-        raw = orjson.dumps(data)
-    except TypeError:
-        # orjson refuses integers beyond 64 bits, which are plain JSON (CONTRACT §2.12).
-        raw = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-    return EncodedEvent(data=data, json=raw)
 
 
 _live_publishers: weakref.WeakSet[Publisher] = weakref.WeakSet()

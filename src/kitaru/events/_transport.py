@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from kitaru.events._codec import EncodedEvent
 from kitaru.events._models import ExecutionEvent
 
 __all__ = [
@@ -22,14 +22,6 @@ __all__ = [
     "Transport",
     "TransportDisabledError",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedEvent:
-    """One event ready for the wire: its JSON-safe dictionary and its JSON bytes."""
-
-    data: dict[str, Any]
-    json: bytes
 
 
 class TransportDisabledError(Exception):

@@ -43,6 +43,7 @@ from kitaru.backends import (
     LoggedEvent,
     ReadResult,
 )
+from kitaru.events._codec import unnamed_frame
 from kitaru.server._state import ServerState
 
 __all__ = ["EventStream", "StreamFilter", "data_frame"]
@@ -100,7 +101,7 @@ class StreamFilter:
 def data_frame(ev: LoggedEvent, named: bool = True) -> bytes:
     """The SSE frame of one event (``named=False``: no ``event:`` line, see ``message_events``)."""
     if not named:
-        return b"id: %b\ndata: %b\n\n" % (ev.cursor.encode(), ev.data)
+        return unnamed_frame(ev.cursor, ev.data)
     return ev.frame
 
 

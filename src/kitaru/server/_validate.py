@@ -14,6 +14,7 @@ import orjson
 
 from kitaru import _wire
 from kitaru.backends import NewEvent
+from kitaru.events._codec import WIRE_KEYS, wire_event
 from kitaru.events._kinds import RESERVED_KINDS
 from kitaru.server._errors import ApiError, bad_request
 from kitaru.store._records import (
@@ -38,19 +39,6 @@ __all__ = [
 _MAX_INT = 2**63 - 1
 _MAX_ID_LEN = 256
 _VALUE_FORMATS = ("json", "pickle")
-_WIRE_KEYS = frozenset(
-    (
-        "exec_id",
-        "kind",
-        "correlation_id",
-        "index",
-        "checkpoint_id",
-        "checkpoint_name",
-        "step_name",
-        "ts",
-        "payload",
-    )
-)
 
 
 def json_type(value: Any) -> str:
@@ -172,23 +160,13 @@ def parse_events(
             ):
                 stripped = kind.strip()
                 if stripped and stripped not in reserved:
-                    if item.keys() == _WIRE_KEYS:
+                    if item.keys() == WIRE_KEYS:
                         encoded = dumps(item)
                     else:
                         # Same keys in the same order as the publisher's encoding, so the size
                         # measured here is the size it measured against the same limit.
                         encoded = dumps(
-                            {
-                                "exec_id": exec_id,
-                                "kind": kind,
-                                "correlation_id": corr,
-                                "index": index,
-                                "checkpoint_id": cid,
-                                "checkpoint_name": cname,
-                                "step_name": sname,
-                                "ts": ts,
-                                "payload": payload,
-                            }
+                            wire_event(exec_id, kind, corr, index, cid, cname, sname, ts, payload)
                         )
                     if len(encoded) <= max_event_bytes:
                         append(NewEvent(kind, corr, index, cid, cname, sname, encoded))
@@ -233,19 +211,9 @@ def _explain(pos: int, item: Any, exec_id: str, max_event_bytes: int) -> NoRetur
             f"got {json_type(payload.get('kitaru'))}"
         )
     # Same keys in the same order as the publisher's encoding, so the size measured here is
-    # the size the publisher measured against the same limit (CONTRACT §2.12).
+    # the size the publisher measured against the same limit (docs/protocol.md).
     encoded = orjson.dumps(
-        {
-            "exec_id": exec_id,
-            "kind": kind,
-            "correlation_id": corr,
-            "index": index,
-            "checkpoint_id": names[0],
-            "checkpoint_name": names[1],
-            "step_name": names[2],
-            "ts": ts,
-            "payload": payload,
-        }
+        wire_event(exec_id, kind, corr, index, names[0], names[1], names[2], ts, payload)
     )
     if len(encoded) > max_event_bytes:
         raise ApiError(

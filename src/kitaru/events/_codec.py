@@ -1,0 +1,225 @@
+"""The live event's one codec: in-memory event <-> wire dictionary <-> JSON <-> SSE frame.
+
+Every place that writes or reads an event's wire shape goes through here: the publisher
+(:func:`encode_record`), the server's ingest validation (:func:`wire_event`), the event logs
+(:func:`encode_frame`, :func:`new_event_frame`, :func:`frame_data`), the server's snapshots and
+the watcher (:func:`decode_event`, behind :meth:`ExecutionEvent.from_wire`), snapshots and the
+CLI's JSON output (:func:`to_wire`). The shapes are described in ``docs/protocol.md``; the
+server's OpenAPI schema of an ingested event is checked against :data:`WIRE_FIELDS` by a test.
+
+Two dictionary shapes:
+
+* **wire event** (:data:`WIRE_FIELDS`, in this key order): what a producer posts and the server
+  validates. The order is part of the contract: the server re-encodes an event with the same
+  keys in the same order to measure it against the same size limit as the publisher.
+* **delivered event** (:data:`EVENT_FIELDS`): what a watcher receives, the fields of
+  :class:`~kitaru.ExecutionEvent`: the wire event plus the stream ``cursor``, without ``ts``
+  (the publish time also travels in ``payload["kitaru"]["ts"]``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from kitaru.events._jsonsafe import json_safe_mapping
+
+if TYPE_CHECKING:
+    from kitaru.events._models import EventRecord, ExecutionEvent
+
+__all__ = [
+    "EVENT_FIELDS",
+    "WIRE_FIELDS",
+    "WIRE_KEYS",
+    "EncodedEvent",
+    "decode_event",
+    "dumps",
+    "encode_frame",
+    "encode_record",
+    "frame_data",
+    "new_event_frame",
+    "to_wire",
+    "unnamed_frame",
+    "wire_event",
+]
+
+WIRE_FIELDS = (
+    "exec_id",
+    "kind",
+    "correlation_id",
+    "index",
+    "checkpoint_id",
+    "checkpoint_name",
+    "step_name",
+    "ts",
+    "payload",
+)
+"""The keys of a wire event, in encoding order."""
+
+WIRE_KEYS = frozenset(WIRE_FIELDS)
+"""The keys of a wire event, as a set (a dictionary with exactly these is sent as it is)."""
+
+EVENT_FIELDS = (
+    "exec_id",
+    "kind",
+    "correlation_id",
+    "index",
+    "cursor",
+    "checkpoint_id",
+    "checkpoint_name",
+    "step_name",
+    "payload",
+)
+"""The keys of a delivered event (:class:`~kitaru.ExecutionEvent`'s fields), in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """One event ready for the wire: its JSON-safe dictionary and its JSON bytes."""
+
+    data: dict[str, Any]
+    json: bytes
+
+
+def wire_event(
+    exec_id: str,
+    kind: str,
+    correlation_id: str,
+    index: int,
+    checkpoint_id: str | None,
+    checkpoint_name: str | None,
+    step_name: str | None,
+    ts: float | None,
+    payload: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A wire event, with its keys in :data:`WIRE_FIELDS` order."""
+    return {
+        "exec_id": exec_id,
+        "kind": kind,
+        "correlation_id": correlation_id,
+        "index": index,
+        "checkpoint_id": checkpoint_id,
+        "checkpoint_name": checkpoint_name,
+        "step_name": step_name,
+        "ts": ts,
+        "payload": payload,
+    }
+
+
+def dumps(data: Mapping[str, Any]) -> bytes:
+    """Compact JSON of a wire dictionary.
+
+    Integers beyond 64 bits are plain JSON but orjson refuses them, so those (rare) events go
+    through the standard library instead.
+    """
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def encode_record(rec: EventRecord) -> EncodedEvent:
+    """Make a published record JSON-safe and encode it (runs on the publisher's sender thread)."""
+    source = rec.source
+    meta = dict(rec.meta)
+    # The publish time also travels inside the library-owned metadata: the wire's top-level
+    # ``ts`` is not a field of ExecutionEvent, and lanes (kitaru.lanes) need it for their
+    # started/ended times on every path (SSE, snapshots, in-memory captures).
+    meta["ts"] = rec.ts
+    payload: dict[str, Any] = {"kitaru": meta}
+    for key, value in rec.body.items():
+        if key == "data" and value is not None:
+            payload["data"] = json_safe_mapping(value)
+        else:
+            payload[key] = value
+    data = wire_event(
+        source.exec_id,
+        rec.kind,
+        rec.correlation_id,
+        rec.index,
+        source.checkpoint_id,
+        source.name,
+        source.step_name,
+        rec.ts,
+        payload,
+    )
+    return EncodedEvent(data=data, json=dumps(data))
+
+
+def decode_event(
+    data: Mapping[str, Any], cursor: str | None = None
+) -> tuple[str, str, Mapping[str, Any], str, int, Any, Any, Any, Any]:
+    """The fields of :class:`~kitaru.ExecutionEvent`, in order, from a wire or delivered event.
+
+    ``cursor`` (the SSE ``id:``) wins over a ``"cursor"`` key of ``data``.
+    """
+    payload = data.get("payload")
+    return (
+        str(data.get("exec_id", "")),
+        str(data.get("kind", "")),
+        payload if isinstance(payload, Mapping) else {},
+        str(data.get("correlation_id", "")),
+        int(data.get("index", 0)),
+        cursor if cursor is not None else data.get("cursor"),
+        data.get("checkpoint_id"),
+        data.get("checkpoint_name"),
+        data.get("step_name"),
+    )
+
+
+def to_wire(event: ExecutionEvent) -> dict[str, Any]:
+    """A delivered event as a dictionary with the keys of :data:`EVENT_FIELDS`."""
+    payload = event.payload
+    return {
+        "exec_id": event.exec_id,
+        "kind": event.kind,
+        "correlation_id": event.correlation_id,
+        "index": event.index,
+        "cursor": event.cursor,
+        "checkpoint_id": event.checkpoint_id,
+        "checkpoint_name": event.checkpoint_name,
+        "step_name": event.step_name,
+        "payload": payload if type(payload) is dict else dict(payload),
+    }
+
+
+# -- SSE frames ---------------------------------------------------------------------------------
+# A kind has no line breaks (ingest refuses them) and the data is compact JSON, which has none
+# either, so no frame needs escaping. The Redis event log builds the same frame in its Lua
+# script (backends/_redis_scripts.py), where Python cannot run; its conformance tests compare it.
+
+
+def encode_frame(cursor: str, kind: str, data: bytes) -> bytes:
+    """The SSE data frame of one event: ``id:``, ``event:`` and ``data:`` lines."""
+    return b"id: %b\nevent: %b\ndata: %b\n\n" % (cursor.encode(), kind.encode(), data)
+
+
+def new_event_frame(cursor: str, kind: str, body: bytes) -> bytes:
+    """The stored frame of a new event: :func:`encode_frame` with ``"cursor"`` added to ``body``.
+
+    One formatting step, no JSON re-encoding: the cursor is spliced in before the closing
+    brace of ``body`` (cursors need no JSON escaping).
+    """
+    c = cursor.encode()
+    if body == b"{}":
+        return b'id: %b\nevent: %b\ndata: {"cursor":"%b"}\n\n' % (c, kind.encode(), c)
+    return b'id: %b\nevent: %b\ndata: %b,"cursor":"%b"}\n\n' % (
+        c,
+        kind.encode(),
+        memoryview(body)[:-1],  # type: ignore[str-format]  # %b takes any buffer
+        c,
+    )
+
+
+def unnamed_frame(cursor: str, data: bytes) -> bytes:
+    """A data frame without the ``event:`` line (a browser's ``EventSource`` ``onmessage``)."""
+    return b"id: %b\ndata: %b\n\n" % (cursor.encode(), data)
+
+
+def frame_data(frame: bytes) -> bytes:
+    """The JSON object (with ``"cursor"``) of a frame made by :func:`new_event_frame`."""
+    return frame[frame.index(b"\ndata: ") + 7 : -2]
