@@ -7,7 +7,6 @@ import contextvars
 import functools
 import inspect
 import itertools
-import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,7 +27,6 @@ from kitaru.store._values import dump_value, fingerprint, load_value
 
 __all__ = ["Checkpoint", "checkpoint"]
 
-logger = logging.getLogger("kitaru")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -230,11 +228,7 @@ class Checkpoint(Generic[P, R]):
         record.ended_at = record.started_at
         record.reused_from = f"{source.exec_id}/{source.checkpoint_id}"
         store.save_checkpoint(record)
-        for obs in run.runtime.observers:
-            try:
-                obs.on_checkpoint_reused(run, record)
-            except Exception:
-                logger.debug("kitaru: observer failed on a reused checkpoint", exc_info=True)
+        run.runtime.notify("on_checkpoint_reused", run, record)
         return value, record
 
     def _begin(self, run: FlowRun, record: CheckpointRecord, attempt: int) -> CheckpointScope:
@@ -256,11 +250,7 @@ class Checkpoint(Generic[P, R]):
         )
         record.status = "running"
         run.runtime.store.save_checkpoint(record)
-        for obs in run.runtime.observers:
-            try:
-                obs.on_checkpoint_start(scope)
-            except Exception:
-                logger.debug("kitaru: observer failed at checkpoint start", exc_info=True)
+        run.runtime.notify("on_checkpoint_start", scope)
         scope.emit(CHECKPOINT_STARTED_KIND, {"status": "started"}, lifecycle=True)
         return scope
 
@@ -284,11 +274,7 @@ class Checkpoint(Generic[P, R]):
                 lifecycle=True,
             )
         status = "returned" if error is None else "failed"
-        for obs in scope.run.runtime.observers:
-            try:
-                obs.on_checkpoint_end(scope, status, error)
-            except Exception:
-                logger.debug("kitaru: observer failed at checkpoint end", exc_info=True)
+        scope.run.runtime.notify("on_checkpoint_end", scope, status, error)
         attempt = record.attempts[-1]
         attempt.ended_at = time.time()
         attempt.status = "completed" if error is None else "failed"

@@ -206,11 +206,7 @@ class Flow(Generic[P, R]):
 
     def _begin(self, run: FlowRun) -> contextvars.Token[FlowRun | None]:
         token = _current_flow.set(run)
-        for obs in run.runtime.observers:
-            try:
-                obs.on_flow_start(run)
-            except Exception:
-                logger.debug("kitaru: observer failed at flow start", exc_info=True)
+        run.runtime.notify("on_flow_start", run)
         return token
 
     def _finish(
@@ -229,11 +225,7 @@ class Flow(Generic[P, R]):
             except KitaruOutputError as exc:
                 error = exc
         status = "completed" if error is None else "failed"
-        for obs in run.runtime.observers:
-            try:
-                obs.on_flow_end(run, status, error)
-            except Exception:
-                logger.debug("kitaru: observer failed at flow end", exc_info=True)
+        run.runtime.notify("on_flow_end", run, status, error)
         _current_flow.reset(token)
         runtime = run.runtime
         # Hand queued live events on before the execution turns terminal, so a watcher's

@@ -1,20 +1,27 @@
 """Runtime observers: how the OpenTelemetry bridge (and anything like it) follows a run.
 
 Observers are called synchronously on the thread running the flow or checkpoint, like an
-OpenTelemetry ``SpanProcessor``: they must be quick, must not block, and should not raise (a
-raising observer is logged and skipped; it never changes a checkpoint's result).
+OpenTelemetry ``SpanProcessor``: they must be quick, must not block, and should not raise. A
+raising observer never changes a flow's or checkpoint's result: :class:`ObserverGroup` (the
+shape of the OpenTelemetry SDK's multi-span-processor) catches it, logs the first failure of
+each observer at WARNING with the observer's name, and counts every failure.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import threading
+from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kitaru.events._models import EventRecord
     from kitaru.runtime._scope import CheckpointScope, FlowRun
     from kitaru.store._records import CheckpointRecord
 
-__all__ = ["RuntimeObserver"]
+__all__ = ["ObserverGroup", "RuntimeObserver"]
+
+logger = logging.getLogger("kitaru")
 
 
 class RuntimeObserver:
@@ -45,3 +52,66 @@ class RuntimeObserver:
 
     def shutdown(self) -> None:
         """The runtime is shutting down."""
+
+
+def observer_name(observer: object) -> str:
+    """How logs and counters name an observer: its class's module and qualified name."""
+    cls = type(observer)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class ObserverGroup:
+    """The observers of one runtime, notified in the order they were added.
+
+    Reading :attr:`observers` takes no lock (a tuple replaced as a whole), so notifying costs
+    nothing when there are none.
+    """
+
+    def __init__(self) -> None:
+        self.observers: tuple[RuntimeObserver, ...] = ()
+        self._lock = threading.Lock()
+        self._failures: Counter[str] = Counter()
+
+    def add(self, observer: RuntimeObserver) -> None:
+        """Notify ``observer`` from now on (once, however often it is added)."""
+        with self._lock:
+            if observer not in self.observers:
+                self.observers = (*self.observers, observer)
+
+    def remove(self, observer: RuntimeObserver) -> None:
+        """Stop notifying ``observer``."""
+        with self._lock:
+            self.observers = tuple(o for o in self.observers if o is not observer)
+
+    def notify(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` (a :class:`RuntimeObserver` method name) on every observer.
+
+        Never raises: a failing observer is reported by :meth:`failed` and the others still run.
+        """
+        for observer in self.observers:
+            try:
+                getattr(observer, hook)(*args)
+            except Exception as exc:
+                self.failed(observer, hook, exc)
+
+    def failed(self, observer: RuntimeObserver, hook: str, exc: Exception) -> None:
+        """Count a failure of ``observer``; log its first one at WARNING, later ones at DEBUG."""
+        name = observer_name(observer)
+        with self._lock:
+            self._failures[name] += 1
+            first = self._failures[name] == 1
+        if first:
+            # The exception's type only: its text may quote user data (docs/architecture.md).
+            logger.warning(
+                "kitaru: observer %s failed in %s (%s); it keeps being called, its failures "
+                "are counted (Runtime.observer_failures()) and logged at DEBUG",
+                name,
+                hook,
+                type(exc).__name__,
+            )
+        logger.debug("kitaru: observer %s failed in %s", name, hook, exc_info=exc)
+
+    def failures(self) -> dict[str, int]:
+        """How often each observer failed, by :func:`observer_name`."""
+        with self._lock:
+            return dict(self._failures)

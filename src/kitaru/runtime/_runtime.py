@@ -14,14 +14,14 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kitaru import _config
 from kitaru.events import _context as event_context
 from kitaru.events._publisher import Publisher
 from kitaru.events._transport import NoopTransport, Transport
 from kitaru.exceptions import KitaruStateError
-from kitaru.runtime._observer import RuntimeObserver
+from kitaru.runtime._observer import ObserverGroup, RuntimeObserver
 
 if TYPE_CHECKING:
     from kitaru.events._models import EventRecord
@@ -74,8 +74,8 @@ class Runtime:
         )
         self.publishing = transport is not None
         self.flush_timeout = _config.flush_timeout()
-        self.observers: tuple[RuntimeObserver, ...] = ()
-        self._obs_lock = threading.Lock()
+        self._observers = ObserverGroup()
+        self._hb_lock = threading.Lock()
         self._heartbeat_interval = heartbeat_interval
         self._active: set[str] = set()
         self._hb_thread: threading.Thread | None = None
@@ -84,24 +84,39 @@ class Runtime:
 
     # -- observers ------------------------------------------------------------------------
 
+    @property
+    def observers(self) -> tuple[RuntimeObserver, ...]:
+        """The observers, in the order they were added."""
+        return self._observers.observers
+
     def add_observer(self, observer: RuntimeObserver) -> None:
         """Follow every flow and checkpoint of this runtime with ``observer``."""
-        with self._obs_lock:
-            if observer not in self.observers:
-                self.observers = (*self.observers, observer)
+        self._observers.add(observer)
 
     def remove_observer(self, observer: RuntimeObserver) -> None:
         """Stop notifying ``observer``."""
-        with self._obs_lock:
-            self.observers = tuple(o for o in self.observers if o is not observer)
+        self._observers.remove(observer)
+
+    def notify(self, hook: str, *args: Any) -> None:
+        """Call the :class:`RuntimeObserver` method ``hook`` on every observer; never raises.
+
+        An observer that raises is logged once at WARNING with its name, and every failure is
+        counted (:meth:`observer_failures`).
+        """
+        self._observers.notify(hook, *args)
+
+    def observer_failures(self) -> dict[str, int]:
+        """How often each observer raised, by its class's module and qualified name."""
+        return self._observers.failures()
 
     def dispatch(self, record: EventRecord, scope: CheckpointScope) -> None:
         """Give one event to the observers, then queue it for the transport."""
-        for obs in self.observers:
+        group = self._observers
+        for obs in group.observers:  # notify() inlined: this runs once per progress() call
             try:
                 obs.on_event(record, scope)
-            except Exception:
-                logger.debug("kitaru: observer %r failed on an event", obs, exc_info=True)
+            except Exception as exc:
+                group.failed(obs, "on_event", exc)
         if self.publishing:
             self.publisher.submit(record)
 
@@ -119,7 +134,7 @@ class Runtime:
         """Start sending heartbeats for ``exec_id`` (server mode)."""
         if self._heartbeat_interval is None:
             return
-        with self._obs_lock:
+        with self._hb_lock:
             self._active.add(exec_id)
             if self._hb_thread is None or not self._hb_thread.is_alive():
                 self._hb_stop.clear()
@@ -130,13 +145,13 @@ class Runtime:
 
     def execution_finished(self, exec_id: str) -> None:
         """Stop sending heartbeats for ``exec_id``."""
-        with self._obs_lock:
+        with self._hb_lock:
             self._active.discard(exec_id)
 
     def _heartbeat_loop(self) -> None:
         interval = self._heartbeat_interval or 2.0
         while not self._hb_stop.wait(interval):
-            with self._obs_lock:
+            with self._hb_lock:
                 active = list(self._active)
             for exec_id in active:
                 try:
@@ -153,11 +168,7 @@ class Runtime:
         self._closed = True
         self._hb_stop.set()
         self.publisher.shutdown(timeout if timeout is not None else self.flush_timeout * 4)
-        for obs in self.observers:
-            try:
-                obs.shutdown()
-            except Exception:
-                logger.debug("kitaru: observer shutdown failed", exc_info=True)
+        self.notify("shutdown")
         try:
             self.store.close()
         except Exception:
