@@ -200,10 +200,6 @@ class SnapshotFold:
         self.lost += lost
         self._cursor = until
 
-    def move_to(self, cursor: str) -> None:
-        """Move the position past events that were not folded (a ``cursor`` control frame)."""
-        self._cursor = cursor
-
     def state(self) -> tuple[list[Lane], list[ExecutionEvent], int]:
         """What two folds must agree on: the lanes, the timeline and the lost count."""
         return self.board.lanes(), list(self.timeline), self.lost

@@ -45,11 +45,25 @@ def test_normalize_name() -> None:
     assert normalize_name("!!!", "graph") == "graph"
 
 
-def test_lane_outside_a_checkpoint_is_silent() -> None:
+def _stream_calls() -> None:
     live = LiveStream("x.stream", adapter="x", label="X")
     live.start()
     live.item({"category": "c", "display": "d"})
-    live.complete()  # KitaruContextError from publish is swallowed
+    live.complete()
+
+
+def test_lane_outside_a_checkpoint_is_silent(kitaru_events: EventCapture) -> None:
+    _stream_calls()  # publish's KitaruContextError is swallowed: no exception, no event
+    assert of_prefix(kitaru_events.events, "x.stream") == []
+
+    # The same calls inside a checkpoint do publish: the silence above is the missing scope's.
+    @kitaru.flow
+    def run() -> None:
+        kitaru.checkpoint(_stream_calls)()
+
+    run()
+    kinds = [e.kind for e in of_prefix(kitaru_events.events, "x.stream")]
+    assert kinds == ["x.stream.started", "x.stream.event", "x.stream.completed"]
 
 
 def test_exactly_one_terminal_and_fallback(kitaru_events: EventCapture) -> None:

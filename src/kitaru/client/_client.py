@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -230,12 +229,3 @@ class Executions:
             options=options,
         )
         return awatch(self._client, session)
-
-
-def is_uuid(value: str) -> bool:
-    """True when ``value`` is a UUID in any accepted text form."""
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
