@@ -1,16 +1,32 @@
 """The kitaru error tree.
 
-Every error kitaru raises on purpose derives from :class:`KitaruError`::
+Every error kitaru raises on purpose derives from :class:`KitaruError`. The classes defined
+here are the branches; the leaves live next to the code that raises them (public path given)::
 
     KitaruError
     ├── KitaruUsageError (ValueError)        misuse: a bad argument, named in the message
-    │   └── KitaruOutputError                a checkpoint output or flow input cannot be stored
+    │   ├── KitaruOutputError                a checkpoint output or flow input cannot be stored
+    │   └── kitaru.backends.CursorInvalidError        a malformed or unknown stream cursor
     ├── KitaruContextError (RuntimeError)    called outside the scope it needs (a checkpoint)
     ├── KitaruFeatureNotAvailableError       the active backend cannot do this (e.g. watching
-    │                                        live events in local database mode)
+    │   │                                    live events in local database mode)
+    │   └── kitaru.adapters.MissingExtraError (ImportError)   an adapter's framework is missing
     ├── KitaruBackendError                   server, transport or stream failures
-    └── KitaruStateError                     the stored state does not allow this (e.g. an
-                                             ambiguous replay selector, an unknown execution)
+    │   ├── kitaru.store.StoreUnavailableError        the store's database cannot be reached
+    │   ├── kitaru.backends.EventLogError             the event log's storage failed
+    │   │   └── kitaru.backends.EventLogUnavailableError   ... and cannot be reached right now
+    │   ├── kitaru.client.StreamGapError              events a watcher asked for are gone
+    │   ├── kitaru.client.StreamDisconnectedError (httpx.TransportError)   stream given up
+    │   └── kitaru.events.TransportDisabledError      a backend refuses live events for good
+    ├── KitaruStateError                     the stored state does not allow this (e.g. an
+    │   │                                    ambiguous replay selector, an unknown execution)
+    │   └── kitaru.store.ExecutionExistsError         an execution ID that is already stored
+    ├── kitaru.adapters.claude_agent_sdk.ClaudeResultMessageError (RuntimeError)
+    │                                        Claude finished with an error result
+    └── kitaru.server._errors.ApiError       inside the server: an error answer (status, kind,
+                                             message), turned into an HTTP response
+
+Exceptions whose names start with ``_`` are signals inside one module and never leave it.
 
 Misuse is loud, transport is quiet: publishing live events raises only
 :class:`KitaruUsageError` and :class:`KitaruContextError`; a missing, slow or failing backend

@@ -12,8 +12,10 @@ import pytest
 
 import kitaru
 from kitaru import checkpoint, flow
-from kitaru.events import EncodedEvent, InMemoryTransport, Publisher, TransportDisabledError
+from kitaru.events import InMemoryTransport, TransportDisabledError
+from kitaru.events._codec import EncodedEvent
 from kitaru.events._models import EventRecord
+from kitaru.events._publisher import Publisher
 from kitaru.runtime import Runtime, set_runtime
 from kitaru.store import SqliteStore
 

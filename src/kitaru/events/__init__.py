@@ -13,14 +13,8 @@ from kitaru.events._kinds import (
     RESERVED_KINDS,
 )
 from kitaru.events._models import ExecutionEvent
-from kitaru.events._publisher import MAX_EVENT_BYTES, Publisher, PublisherStats
-from kitaru.events._transport import (
-    EncodedEvent,
-    InMemoryTransport,
-    NoopTransport,
-    Transport,
-    TransportDisabledError,
-)
+from kitaru.events._publisher import MAX_EVENT_BYTES, PublisherStats
+from kitaru.events._transport import InMemoryTransport, TransportDisabledError
 
 __all__ = [
     "CHECKPOINT_FAILED_KIND",
@@ -29,13 +23,9 @@ __all__ = [
     "CHECKPOINT_STARTED_KIND",
     "MAX_EVENT_BYTES",
     "RESERVED_KINDS",
-    "EncodedEvent",
     "ExecutionEvent",
     "InMemoryTransport",
-    "NoopTransport",
-    "Publisher",
     "PublisherStats",
-    "Transport",
     "TransportDisabledError",
     "flush",
     "progress",

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from kitaru.events._codec import EncodedEvent
 from kitaru.events._models import ExecutionEvent
+from kitaru.exceptions import KitaruBackendError
 
 __all__ = [
     "EncodedEvent",
@@ -24,8 +25,11 @@ __all__ = [
 ]
 
 
-class TransportDisabledError(Exception):
-    """Raised by a transport whose backend refuses live events for good (streaming disabled)."""
+class TransportDisabledError(KitaruBackendError):
+    """Raised by a transport whose backend refuses live events for good (streaming disabled).
+
+    Only the publisher's sender thread sees it: it turns publishing off for the process.
+    """
 
 
 @runtime_checkable

@@ -30,7 +30,7 @@ _MAX_REQUEST_BYTES = 1024 * 1024
 
 
 class HttpTransport:
-    """The live-event :class:`~kitaru.events.Transport` of server mode.
+    """The live-event :class:`~kitaru.events._transport.Transport` of server mode.
 
     Called only from the publisher's sender thread. A batch is grouped by execution and posted
     as JSON arrays (at most about 1 MiB per request); the server stores each event once per

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from kitaru import _wire
 from kitaru.backends import EventLogError
+from kitaru.exceptions import KitaruError
 from kitaru.store._base import StoreUnavailableError
 
 __all__ = ["ApiError", "JsonResponse", "install_error_handlers"]
@@ -35,7 +36,7 @@ class JsonResponse(Response):
         return orjson.dumps(content)
 
 
-class ApiError(Exception):
+class ApiError(KitaruError):
     """An error answer: HTTP status, error kind, message."""
 
     def __init__(

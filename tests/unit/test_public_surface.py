@@ -1,0 +1,87 @@
+"""Every public module: its exported names resolve and are documented; one error tree."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from types import ModuleType
+
+import pytest
+
+import kitaru
+import kitaru.exceptions
+from kitaru.exceptions import KitaruError
+
+
+def _modules() -> list[ModuleType]:
+    names = ["kitaru"] + [
+        info.name for info in pkgutil.walk_packages(kitaru.__path__, prefix="kitaru.")
+    ]
+    return [importlib.import_module(name) for name in names if name != "kitaru.cli.__main__"]
+
+
+MODULES = _modules()
+PUBLIC = [m for m in MODULES if not any(part.startswith("_") for part in m.__name__.split("."))]
+
+
+def test_the_public_modules_are_the_documented_ones() -> None:
+    assert sorted(m.__name__ for m in PUBLIC) == [
+        "kitaru",
+        "kitaru.adapters",
+        "kitaru.adapters.claude_agent_sdk",
+        "kitaru.adapters.langgraph",
+        "kitaru.adapters.openai_agents",
+        "kitaru.adapters.pydantic_ai",
+        "kitaru.backends",
+        "kitaru.cli",
+        "kitaru.client",
+        "kitaru.environment_variables",
+        "kitaru.events",
+        "kitaru.exceptions",
+        "kitaru.lanes",
+        "kitaru.otel",
+        "kitaru.remote",
+        "kitaru.runtime",
+        "kitaru.server",
+        "kitaru.store",
+        "kitaru.testing",
+    ]
+
+
+@pytest.mark.parametrize("module", PUBLIC, ids=lambda m: m.__name__)
+def test_every_exported_name_resolves_and_is_documented(module: ModuleType) -> None:
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{module.__name__} has no __all__"
+    assert module.__doc__, f"{module.__name__} has no docstring"
+    assert len(set(exported)) == len(exported), f"{module.__name__}.__all__ repeats a name"
+    for name in exported:
+        obj = getattr(module, name)  # AttributeError names the missing export
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert inspect.getdoc(obj), f"{module.__name__}.{name} has no docstring"
+
+
+def test_internals_are_not_exported_from_kitaru_events() -> None:
+    import kitaru.events
+
+    for name in ("Publisher", "Transport", "EncodedEvent", "NoopTransport"):
+        assert name not in kitaru.events.__all__
+        assert not hasattr(kitaru.events, name), name
+
+
+def test_every_error_class_is_in_the_one_tree() -> None:
+    tree = kitaru.exceptions.__doc__ or ""
+    found = set()
+    for module in MODULES:
+        for name, obj in vars(module).items():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseException)
+                and obj.__module__ == module.__name__
+                and not name.startswith("_")
+            ):
+                found.add(name)
+                assert issubclass(obj, KitaruError), f"{module.__name__}.{name} is outside"
+                assert f"{name}" in tree, f"{name} is not drawn in kitaru/exceptions.py"
+    # the tree is not drawn from a list that forgot a whole package
+    assert {"TransportDisabledError", "MissingExtraError", "ApiError", "StreamGapError"} <= found
