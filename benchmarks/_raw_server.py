@@ -6,9 +6,9 @@ with no framework, no validation and no cursors:
 * ``GET /health``: ``ok`` (the floor of one HTTP exchange, for the latency benchmark);
 * ``POST /ingest`` (with ``--db``): parse the JSON array with orjson and insert every event
   into SQLite (WAL, ``synchronous=NORMAL``, one transaction per request, as kitaru does):
-  the raw ingest path of issue 8.3;
+  the raw ingest path of bench_throughput.py;
 * ``GET /frames`` (with ``--frames N``): ``N`` precomputed SSE data frames, 100 per write: the
-  raw read path of issue 8.4.
+  raw read path of bench_catchup.py.
 
 Run as ``python benchmarks/_raw_server.py --port P [--db PATH] [--frames N]``.
 """

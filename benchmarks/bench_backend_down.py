@@ -1,4 +1,4 @@
-"""Issue 8.7: one million ``kitaru.progress()`` calls while the server is unreachable.
+"""One million ``kitaru.progress()`` calls while the server is unreachable.
 
 Server mode against a kitaru server in a subprocess. One flow, one checkpoint:
 

@@ -1,4 +1,4 @@
-"""Issue 8.4: catch-up, one watcher reading the retained events of a finished execution.
+"""Catch-up, one watcher reading the retained events of a finished execution.
 
 A kitaru server in a subprocess holds ``--events`` retained events (200,000; 10,000 with
 ``--smoke``) of a finished execution, ingested through its own endpoint beforehand. The figure:

@@ -1,4 +1,4 @@
-"""Issue 8.2: what a checkpoint costs around an empty body.
+"""What a checkpoint costs around an empty body.
 
 An empty ``@checkpoint`` called in a loop inside a flow, each call timed. Configurations:
 

@@ -1,4 +1,4 @@
-"""Issue 8.6: fan-out, 100 concurrent watchers on one running execution.
+"""Fan-out, 100 concurrent watchers on one running execution.
 
 A kitaru server in a subprocess (its CPU time and memory read from ``/proc/<pid>``); a flow in
 this process publishes ``--events`` progress events (20,000; 300 with ``--smoke``) as fast as

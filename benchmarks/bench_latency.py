@@ -1,4 +1,4 @@
-"""Issue 8.5: latency from ``kitaru.progress()`` to a live watcher at 1,000 events per second.
+"""Latency from ``kitaru.progress()`` to a live watcher at 1,000 events per second.
 
 A flow in this process publishes ``progress("tick", item=i, sent=time.monotonic())`` on a fixed
 schedule of 1,000 events per second for ``--seconds`` (10; 1.5 with ``--smoke``); one watcher

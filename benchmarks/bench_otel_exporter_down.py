@@ -1,4 +1,4 @@
-"""Issue 4: what a dead or hung OTLP collector costs a flow, and how long the process takes to exit.
+"""What a dead or hung OTLP collector costs a flow, and how long the process takes to exit.
 
 Each scenario runs in a fresh process (so provider setup and exit handlers are the real ones): a
 flow of ``N`` empty checkpoints, each call timed, in local database mode, with OpenTelemetry set
@@ -14,7 +14,7 @@ Figures per scenario: the median and mean time of one checkpoint call and what i
 exporter shutdown at exit), for that long run and for a short script of 5 checkpoints that exits
 before any batch was exported (so kitaru cannot know yet that the collector is down).
 
-Targets (issue 4): a dead or hung collector adds at most 1 ms per checkpoint (median) and the
+Targets: a dead or hung collector adds at most 1 ms per checkpoint (median) and the
 process exits within 1.5 s of its last flow.
 """
 

@@ -1,4 +1,4 @@
-"""Issue 8.1: what one ``kitaru.progress()`` call costs the calling thread.
+"""What one ``kitaru.progress()`` call costs the calling thread.
 
 ``kitaru.progress("Processing item", percent=0.5, item=i)`` inside a checkpoint, timed call by
 call with ``perf_counter_ns``, in three modes:

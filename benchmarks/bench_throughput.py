@@ -1,4 +1,4 @@
-"""Issue 8.3: sustained throughput from one producer through the server to one live watcher.
+"""Sustained throughput from one producer through the server to one live watcher.
 
 A kitaru server in a subprocess; a flow in this process publishes ``--events`` progress events
 (200,000; 10,000 with ``--smoke``) from one checkpoint, as fast as the pipeline takes them

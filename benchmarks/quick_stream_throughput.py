@@ -12,7 +12,7 @@ The reader is a raw socket counting frames, so client-side parsing does not cap 
 
     .venv/bin/python benchmarks/quick_stream_throughput.py [--events 200000]
 
-Against the scale-out backends (issue 6), e.g. with servers from ``scripts/services/``:
+Against the scale-out backends (docs/deployment.md), e.g. with servers from ``scripts/services/``:
 
     ... quick_stream_throughput.py --db postgresql://kitaru@127.0.0.1:PORT/kitaru \
         --event-log redis://127.0.0.1:PORT/0

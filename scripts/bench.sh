@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark in benchmarks/ (issue 8), then prints the README's performance table.
+# Runs every benchmark in benchmarks/, then prints the README's performance table.
 #
 #   bash scripts/bench.sh            # full run (several minutes; feeds the README)
 #   bash scripts/bench.sh --smoke    # short versions (CI): about a minute

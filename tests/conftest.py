@@ -33,6 +33,6 @@ def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Markers of the scale-out tests (issue 6); also listed in pyproject.toml.
+    # Markers of the scale-out tests (docs/deployment.md); also listed in pyproject.toml.
     config.addinivalue_line("markers", "redis: needs a Redis server (scripts/services/)")
     config.addinivalue_line("markers", "postgres: needs a PostgreSQL server (scripts/services/)")

@@ -1,9 +1,9 @@
 """Three replicas sharing Redis and PostgreSQL; 300 watchers; one replica killed mid-stream.
 
-Issue 6: any replica serves any watcher and takes any producer; the watchers of a killed
-replica resume on the others with their cursors; every watcher gets every event exactly once,
-in order, and ends with ``end``; each replica reads Redis once per execution it follows, not
-once per watcher.
+The scale-out promises of docs/deployment.md: any replica serves any watcher and takes any
+producer; the watchers of a killed replica resume on the others with their cursors; every
+watcher gets every event exactly once, in order, and ends with ``end``; each replica reads
+Redis once per execution it follows, not once per watcher.
 """
 
 from __future__ import annotations

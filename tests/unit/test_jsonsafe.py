@@ -1,4 +1,4 @@
-"""JSON-safety of user data (CONTRACT §2.12)."""
+"""JSON-safety of user data (docs/live-events.md)."""
 
 from __future__ import annotations
 

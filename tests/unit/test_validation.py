@@ -1,4 +1,4 @@
-"""Every validation rule of CONTRACT §1, inside and outside a checkpoint."""
+"""Every argument rule of docs/live-events.md ("Publishing"), inside and outside a checkpoint."""
 
 from __future__ import annotations
 

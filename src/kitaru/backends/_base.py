@@ -3,7 +3,7 @@
 The server never keeps events in memory per watcher: every watcher reads the log after its own
 cursor, a batch at a time, and sleeps in :meth:`EventLog.wait` until something new arrives. So
 a slow watcher loses nothing that is still retained, and loss past retention is reported as a
-:class:`Gap` (CONTRACT §5.25), never skipped silently.
+:class:`Gap` (``docs/protocol.md``), never skipped silently.
 
 The interface is asynchronous because its one caller is the asyncio server, and the backends
 that should follow (Redis Streams, PostgreSQL) have natural async clients. An instance is bound

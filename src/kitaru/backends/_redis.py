@@ -7,7 +7,8 @@ the same zero-padded event numbers as the SQLite log's (the stream entry ``n-0``
 
 Per replica, one follower task per watched execution reads its stream with a blocking
 ``XREAD`` into a :class:`~kitaru.backends._redis_tail.Tail` that all of the replica's watchers
-of that execution read from (issue 6: Redis reads grow with executions, not watchers).
+of that execution read from (``docs/deployment.md``: Redis reads grow with executions, not
+watchers).
 Executions ended on any replica are seen by every follower through the stream's end entry.
 
 When Redis cannot be reached, calls raise :class:`EventLogUnavailableError` (the server turns

@@ -4,8 +4,8 @@ A replica keeps one :class:`Tail` per execution that someone on it is waiting fo
 follower task (in :mod:`kitaru.backends._redis`) reads the stream with a blocking ``XREAD``
 and appends what arrives here; every watcher of that execution on this replica is then
 served from this memory. So the Redis reads of a replica grow with the number of executions
-it follows, not with the number of watchers (issue 6). A watcher whose position is below the
-tail (a catch-up from far back) reads Redis itself.
+it follows, not with the number of watchers (``docs/deployment.md``). A watcher whose
+position is below the tail (a catch-up from far back) reads Redis itself.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ T = TypeVar("T")
 # ``events`` is deliberately a rowid table: its rows (a whole SSE frame, about 1 KB) are larger
 # than a WITHOUT ROWID table stores in its B-tree page, so each row there spilled into a 4 KB
 # overflow page of its own (about 5 KB written per event); the rowid table writes a third of the
-# bytes and doubles ingest throughput (issue 8.3, benchmarks/bench_throughput.py).
+# bytes and doubles ingest throughput (benchmarks/bench_throughput.py).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS event_logs (
     exec_id TEXT PRIMARY KEY,

@@ -1,4 +1,4 @@
-"""Call-time validation of the watcher's arguments and options (CONTRACT §6.28).
+"""Call-time validation of the watcher's arguments and options (``docs/live-events.md``).
 
 Everything here runs before any network request, so a bad argument is a
 :class:`~kitaru.KitaruUsageError` naming the parameter and the value, never a stream error.

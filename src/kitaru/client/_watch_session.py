@@ -4,7 +4,7 @@ The sync and async drivers in :mod:`kitaru.client._watcher` do the HTTP calls an
 everything they decide (what to request, what a response or a frame means, how long to wait
 before reconnecting, when to give up) is decided here, once, for both.
 
-Resume rules (CONTRACT §6.29 and the SSE pitfalls in STYLE.md):
+Resume rules (``docs/live-events.md``, "Watching"):
 
 * The resume position is the last ``id:`` the watcher saw on a data frame or a ``cursor``
   control frame. ``index`` and ``correlation_id`` are never used as resume markers.
@@ -354,7 +354,7 @@ class WatchSession:
             return False
         if req.correlation_ids is not None and event.correlation_id not in req.correlation_ids:
             return False
-        # Always applied here, even where the server filtered too (CONTRACT §6.30). Like the
+        # Always applied here, even where the server filtered too (docs/live-events.md). Like the
         # server's filter, it matches the checkpoint name, the step name or the checkpoint ID,
         # so a live watch and a watch of a completed execution deliver the same events.
         cp = req.checkpoint

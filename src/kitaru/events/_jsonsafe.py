@@ -1,9 +1,10 @@
 """Make user data JSON-safe without ever exposing a value's ``repr()``.
 
-Rules (CONTRACT §2.12): JSON-native values pass through; datetimes, UUIDs, enums, dataclasses,
-pydantic models, sets and tuples get their JSON forms; anything else becomes a marker
-``{"python_type": <class name>, "serialization_error": ...}`` at its position; a reference cycle
-replaces the whole top-level field with such a marker.
+Rules (``docs/live-events.md``, "JSON-safety of user data"): JSON-native values pass
+through; datetimes, UUIDs, enums, dataclasses, pydantic models, sets and tuples get their JSON
+forms; anything else becomes a marker ``{"python_type": <class name>, "serialization_error":
+...}`` at its position; a reference cycle replaces the whole top-level field with such a
+marker.
 """
 
 from __future__ import annotations

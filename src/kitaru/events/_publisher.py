@@ -4,10 +4,10 @@ The calling thread only builds an :class:`EventRecord` and appends it to a bound
 (a few hundred nanoseconds); the one background sender thread makes user data JSON-safe,
 encodes, batches and hands events to the :class:`Transport`.
 
-Overflow policy (CONTRACT §4.21): the queue holds two deques, one for lifecycle events and one
-for everything else. When full, the oldest non-lifecycle event goes first; lifecycle events are
-dropped only when nothing else is left, so a lane does not lose its terminal event to a burst of
-progress. Every drop is counted.
+Overflow policy (``docs/live-events.md``, "The publisher"): the queue holds two deques, one
+for lifecycle events and one for everything else. When full, the oldest non-lifecycle event
+goes first; lifecycle events are dropped only when nothing else is left, so a lane does not
+lose its terminal event to a burst of progress. Every drop is counted.
 
 A failed send keeps its batch and is retried with capped, jittered backoff; while the transport
 is failing, the bounded terminal flush after each checkpoint is skipped so a dead backend costs a
@@ -204,7 +204,7 @@ class Publisher:
                         return False
                     self._handled.wait(remaining)
             return True
-        except Exception:  # flush never raises (CONTRACT §1.7)
+        except Exception:  # flush never raises (docs/live-events.md)
             logger.debug("kitaru: flush failed", exc_info=True)
             return False
 
@@ -279,7 +279,7 @@ class Publisher:
                         # waking the sender (Event.set costs more than the enqueue itself).
                         # Waiting on the event rather than sleeping lets flush() (the terminal
                         # flush after every checkpoint) wake the sender at once instead of
-                        # paying up to a whole poll interval (issue 8.2).
+                        # paying up to a whole poll interval (benchmarks/bench_checkpoint.py).
                         if self._wake.wait(_POLL):
                             self._wake.clear()
                         continue

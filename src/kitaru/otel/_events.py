@@ -35,7 +35,8 @@ def _clip(text: str, limit: int) -> str:
 
 def _primitive(value: object, limit: int) -> AttributeValue | None:
     # Exact built-in types first: they are nearly every value, and this runs on the calling
-    # thread for every data field of every progress() call (issue 8.1). Same results as below.
+    # thread for every data field of every progress() call (benchmarks/bench_publish.py). Same
+    # results as below.
     if type(value) is str:
         return _clip(value, limit)
     if type(value) is float or type(value) is bool:

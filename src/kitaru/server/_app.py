@@ -222,8 +222,8 @@ def _add_meta_routes(api: APIRouter, state: ServerState, web: WebConfig) -> None
                 "max_event_bytes": s.max_event_bytes,
                 "max_batch_events": s.max_batch_events,
                 "event_log": type(state.log).__name__ if state.log is not None else None,
-                # Scale-out (issue 6): which replica answered, and its use of the event log
-                # (a Redis log counts its Redis reads here).
+                # Scale-out (docs/deployment.md): which replica answered, and its use of the
+                # event log (a Redis log counts its Redis reads here).
                 "store": type(state.store).__name__,
                 "instance": state.instance,
                 "event_log_stats": state.log.stats() if state.log is not None else {},

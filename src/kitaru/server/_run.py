@@ -27,7 +27,8 @@ from kitaru.server._state import ServerState
 __all__ = ["RunningServer", "check_bind_address", "serve", "serve_in_thread"]
 
 # Backstop only: open streams close as soon as shutdown begins. Short, because a replica that
-# is told to stop must make way within about 2 s even when a client stopped reading (issue 6).
+# is told to stop must make way within about 2 s even when a client stopped reading
+# (docs/deployment.md).
 _GRACEFUL_SECONDS = 1.5
 
 

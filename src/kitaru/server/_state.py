@@ -174,7 +174,7 @@ class ServerState:
         """Store the signs of life this process saw as heartbeats; how many executions.
 
         Other replicas judge lost producers by the stored heartbeat only: a producer whose
-        events and records all reach this replica must not look silent to them (issue 6).
+        events and records all reach this replica must not look silent to them (docs/deployment.md).
         Runs every ``lost_after / 4`` at most, so it costs one write per active execution
         per period, not one per request.
         """

@@ -53,7 +53,7 @@ logger = logging.getLogger("kitaru.server")
 PING = b": ping\n\n"
 
 # Sent before a stream closes because this server is shutting down or its event log is out
-# of reach: reconnect soon (to another replica behind the same address, issue 6) with the
+# of reach: reconnect soon (to another replica behind the same address, docs/deployment.md) with the
 # last cursor. The Python watcher and EventSource both take it as their next delay.
 _RECONNECT_RETRY_MS = 250
 RECONNECT = b": reconnect\nretry: %d\n\n" % _RECONNECT_RETRY_MS

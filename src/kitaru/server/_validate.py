@@ -93,7 +93,7 @@ def check_exec_id(exec_id: str, where: str = "execution ID") -> str:
 
 
 def check_kind(kind: Any, where: str) -> str:
-    """An event kind per CONTRACT §1.4 (the reserved control names are refused)."""
+    """An event kind (``docs/live-events.md``): the reserved control names are refused."""
     if not isinstance(kind, str):
         raise bad_request(f"{where}: kind must be a string, got {json_type(kind)}")
     if "\n" in kind or "\r" in kind:
