@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import httpx
@@ -12,7 +11,6 @@ from kitaru._version import __version__
 
 __all__ = [
     "RETRYABLE_STATUSES",
-    "Backoff",
     "auth_headers",
     "error_detail",
     "user_agent",
@@ -64,27 +62,3 @@ def error_detail(response: httpx.Response) -> tuple[str | None, str]:
         message = response.reason_phrase or ""
     message = message.strip()[:_MAX_DETAIL_CHARS] or f"HTTP {response.status_code}"
     return kind, message
-
-
-class Backoff:
-    """Capped exponential backoff with jitter (each delay is 50-100 % of its step).
-
-    Args:
-        initial: The first step in seconds.
-        cap: The largest step in seconds.
-    """
-
-    def __init__(self, initial: float, cap: float) -> None:
-        self.initial = initial
-        self.cap = max(cap, initial)
-        self._step = initial
-
-    def next(self) -> float:
-        """The next delay; each call doubles the step up to the cap."""
-        delay = self._step * (0.5 + random.random() / 2)
-        self._step = min(self.cap, self._step * 2)
-        return delay
-
-    def reset(self) -> None:
-        """Start again from the first step."""
-        self._step = self.initial

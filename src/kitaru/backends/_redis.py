@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -34,6 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from kitaru._backoff import Backoff
 from kitaru.backends import _redis_scripts as lua
 from kitaru.backends._base import (
     AppendResult,
@@ -357,7 +357,7 @@ class RedisEventLog(EventLog):
     async def _follower(self, tail: Tail) -> None:
         exec_id = tail.exec_id
         log, meta, _ = self._keys(exec_id)
-        delay = 0.05
+        backoff = Backoff(0.05, 2.0)
         me = asyncio.current_task()
         # The blocking read gets a connection of its own, known by its Redis client ID, so
         # close() can end it at once with CLIENT UNBLOCK: redis-py lets a cancellation land
@@ -399,7 +399,7 @@ class RedisEventLog(EventLog):
                         if status:
                             tail.ended = bytes(status).decode()
                             self._notifier.notify(exec_id)
-                    delay = 0.05
+                    backoff.reset()
                 except (RedisError, OSError) as exc:
                     self._stats["redis_errors"] += 1
                     if not tail.down:
@@ -418,8 +418,7 @@ class RedisEventLog(EventLog):
                         with contextlib.suppress(Exception):
                             await blocking.aclose()
                         blocking = None
-                    await asyncio.sleep(delay * (0.5 + random.random()))
-                    delay = min(delay * 2, 2.0)
+                    await asyncio.sleep(backoff.next())
         finally:
             self._blocking.pop(exec_id, None)
             if blocking is not None:

@@ -13,7 +13,8 @@ from urllib.parse import quote
 import httpx
 
 from kitaru import _wire
-from kitaru._http import RETRYABLE_STATUSES, Backoff, auth_headers, error_detail
+from kitaru._backoff import Backoff
+from kitaru._http import RETRYABLE_STATUSES, auth_headers, error_detail
 from kitaru._snapshot import ExecutionSnapshot
 from kitaru.exceptions import (
     KitaruBackendError,

@@ -25,7 +25,8 @@ import orjson
 from httpx_sse import ServerSentEvent
 
 from kitaru import _wire
-from kitaru._http import RETRYABLE_STATUSES, Backoff, error_detail
+from kitaru._backoff import Backoff
+from kitaru._http import RETRYABLE_STATUSES, error_detail
 from kitaru.client._errors import StreamDisconnectedError, StreamGapError
 from kitaru.client._watch_options import WatchOptions, WatchRequest
 from kitaru.events._models import ExecutionEvent

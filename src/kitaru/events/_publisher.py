@@ -25,13 +25,13 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import random
 import threading
 import time
 import weakref
 from collections import deque
 from dataclasses import dataclass
 
+from kitaru._backoff import Backoff
 from kitaru.events._codec import EncodedEvent, encode_record
 from kitaru.events._models import EventRecord
 from kitaru.events._transport import Transport, TransportDisabledError
@@ -257,7 +257,7 @@ class Publisher:
         return out
 
     def _run(self) -> None:
-        backoff = _BACKOFF_START
+        backoff = Backoff(_BACKOFF_START, _BACKOFF_CAP)
         last_active = 0.0
         pending: list[EncodedEvent] = []
         pending_seq = 0
@@ -314,14 +314,13 @@ class Publisher:
                     self._handled.notify_all()
                 if self._closed:
                     return
-                self._wake.wait(backoff * (0.5 + random.random()))
+                self._wake.wait(backoff.next())
                 self._wake.clear()
-                backoff = min(_BACKOFF_CAP, backoff * 2)
                 continue
             if not self._healthy:
                 logger.info("kitaru: live-event delivery recovered")
             self._healthy = True
-            backoff = _BACKOFF_START
+            backoff.reset()
             self._sent += len(pending)
             pending = []
             self._mark_handled(pending_seq)

@@ -22,7 +22,8 @@ from urllib.parse import quote
 import httpx
 
 from kitaru import _config, _wire
-from kitaru._http import RETRYABLE_STATUSES, Backoff, auth_headers, error_detail
+from kitaru._backoff import Backoff
+from kitaru._http import RETRYABLE_STATUSES, auth_headers, error_detail
 from kitaru.exceptions import KitaruBackendError
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
 from kitaru.store._values import StoredValue
