@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from kitaru import _config
+from kitaru._checks import check_execution_id, positive_int
 from kitaru._snapshot import ExecutionSnapshot
 from kitaru.events._models import ExecutionEvent
 from kitaru.exceptions import (
@@ -80,12 +81,12 @@ class KitaruClient:
 
 
 def check_exec_id(exec_id: object) -> str:
-    """Validate an exact execution ID argument (a non-blank string without whitespace)."""
-    if not isinstance(exec_id, str) or not exec_id.strip():
-        raise KitaruUsageError(f"exec_id must be a non-blank str, got {exec_id!r}")
-    if exec_id != exec_id.strip() or any(c.isspace() for c in exec_id):
-        raise KitaruUsageError(f"exec_id must not contain whitespace, got {exec_id!r}")
-    return exec_id
+    """Validate an exact execution ID argument before any request (rules: ``kitaru._checks``).
+
+    Raises:
+        KitaruUsageError: With the message the server answers for the same value.
+    """
+    return check_execution_id(exec_id)
 
 
 class Executions:
@@ -120,8 +121,7 @@ class Executions:
             raise KitaruUsageError(
                 f"status must be one of {', '.join(EXECUTION_STATUSES)}, got {status!r}"
             )
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise KitaruUsageError(f"limit must be a positive int, got {limit!r}")
+        positive_int("limit", limit)
         return self._client.store.list_executions(flow_name=flow, status=status, limit=limit)
 
     def replay(

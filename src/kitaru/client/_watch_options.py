@@ -6,13 +6,13 @@ Everything here runs before any network request, so a bad argument is a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from kitaru._checks import positive_number
 from kitaru.client._client import check_exec_id
 from kitaru.exceptions import KitaruUsageError
 
@@ -61,15 +61,6 @@ class WatchRequest:
     reconnect: bool
 
 
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise KitaruUsageError(f"{name} must be a positive number of seconds, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise KitaruUsageError(f"{name} must be a positive number of seconds, got {value!r}")
-    return number
-
-
 def parse_options(options: Mapping[str, Any]) -> WatchOptions:
     """Validate the ``**options`` of ``events()``; unknown names are usage errors."""
     known = set(WatchOptions.__slots__)
@@ -87,9 +78,9 @@ def parse_options(options: Mapping[str, Any]) -> WatchOptions:
         values["on_gap"] = on_gap
     for name in ("heartbeat_timeout", "max_outage", "timeout", "backoff_max"):
         if name in options:
-            values[name] = _positive(name, options[name])
+            values[name] = positive_number(name, options[name])
     if options.get("backoff_initial") is not None:
-        values["backoff_initial"] = _positive("backoff_initial", options["backoff_initial"])
+        values["backoff_initial"] = positive_number("backoff_initial", options["backoff_initial"])
     transport = options.get("transport")
     if transport is not None:
         if not isinstance(transport, httpx.BaseTransport | httpx.AsyncBaseTransport):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from kitaru import _config
+from kitaru._checks import positive_int, positive_number
 from kitaru.exceptions import KitaruUsageError
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerSettings"]
@@ -78,14 +78,14 @@ class ServerSettings:
             raise KitaruUsageError(f"token must be a string or None, got {type(self.token)}")
         object.__setattr__(self, "token", self.token or None)
         for name in ("lost_after", "ping_interval", "send_timeout"):
-            _positive(name, getattr(self, name))
+            positive_number(name, getattr(self, name))
         if self.retain_ended is not None:
-            _positive("retain_ended", self.retain_ended, allow_zero=True)
+            positive_number("retain_ended", self.retain_ended, allow_zero=True)
         for name in ("retry_ms", "read_batch", "max_body_bytes", "max_batch_events"):
-            _positive_int(name, getattr(self, name))
-        _positive_int("max_event_bytes", self.max_event_bytes)
+            positive_int(name, getattr(self, name))
+        positive_int("max_event_bytes", self.max_event_bytes)
         if self.max_events_per_execution is not None:
-            _positive_int("max_events_per_execution", self.max_events_per_execution)
+            positive_int("max_events_per_execution", self.max_events_per_execution)
 
     @classmethod
     def from_options(cls, **options: Any) -> ServerSettings:
@@ -117,20 +117,3 @@ def _db_location(value: Any) -> Path | str:
     if not isinstance(value, str | Path):
         raise KitaruUsageError(f"db must be a path or a URL, got {type(value).__name__}")
     return Path(value).expanduser()
-
-
-def _positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
-    if not ok:
-        expected = "a non-negative" if allow_zero else "a positive"
-        raise KitaruUsageError(f"{name} must be {expected} number of seconds, got {value!r}")
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise KitaruUsageError(f"{name} must be a positive integer, got {value!r}")

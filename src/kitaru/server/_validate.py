@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import orjson
 
 from kitaru import _wire
+from kitaru._checks import execution_id_problem
 from kitaru.backends import NewEvent
 from kitaru.events._kinds import RESERVED_KINDS
 from kitaru.server._errors import ApiError, bad_request
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 _MAX_INT = 2**63 - 1
-_MAX_ID_LEN = 256
 _VALUE_FORMATS = ("json", "pickle")
 _WIRE_KEYS = frozenset(
     (
@@ -89,18 +89,16 @@ def parse_json(body: bytes) -> Any:
         raise bad_request(f"request body is not valid JSON: {exc}") from None
 
 
-def check_exec_id(exec_id: str, where: str = "execution ID") -> str:
-    """An execution ID: non-blank, no whitespace or ``/``, at most 256 characters."""
-    if (
-        not exec_id
-        or len(exec_id) > _MAX_ID_LEN
-        or "/" in exec_id
-        or any(c.isspace() for c in exec_id)
-    ):
-        raise bad_request(
-            f"{where} must be 1-{_MAX_ID_LEN} characters without whitespace or '/', "
-            f"got {_short(exec_id)}"
-        )
+def check_exec_id(exec_id: object) -> str:
+    """An execution ID, by the rules shared with the client (``kitaru._checks``).
+
+    Raises:
+        ApiError: 400 with the same message the client raises for the same value.
+    """
+    problem = execution_id_problem(exec_id)
+    if problem is not None:
+        raise bad_request(problem)
+    assert isinstance(exec_id, str)
     return exec_id
 
 
@@ -317,7 +315,7 @@ class _Fields:
 def parse_execution(obj: Any) -> ExecutionRecord:
     """An execution record from ``ExecutionRecord.to_dict()`` (without checkpoints)."""
     f = _Fields(obj, "execution")
-    exec_id = check_exec_id(f.text("exec_id"), "execution: exec_id")
+    exec_id = check_exec_id(obj.get("exec_id"))
     checkpoints = obj.get("checkpoints")
     if checkpoints not in (None, []):
         raise bad_request(
