@@ -58,7 +58,7 @@ def execution_id_problem(value: object) -> str | None:
         return None
     got = f"a {type(value).__name__}" if not isinstance(value, str) else _short(value)
     return (
-        f"execution ID must be a string of 1-{MAX_EXEC_ID_LENGTH} characters without "
+        f"exec_id (an execution ID) must be a string of 1-{MAX_EXEC_ID_LENGTH} characters without "
         f"whitespace, control characters or '/', and not '.' or '..'; got {got}"
     )
 

@@ -19,6 +19,7 @@ from kitaru.events._transport import (
     NoopTransport,
     Transport,
     TransportDisabledError,
+    TransportRejectedError,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "PublisherStats",
     "Transport",
     "TransportDisabledError",
+    "TransportRejectedError",
     "flush",
     "progress",
     "publish",

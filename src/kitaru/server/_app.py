@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -243,7 +245,12 @@ def _add_record_routes(api: APIRouter, state: ServerState) -> None:
     )
     async def create_execution(request: Request) -> JsonResponse:
         """Record a new execution (idempotent for an identical body; 409 otherwise)."""
-        record = parse_execution(parse_json(await _read_body(request, limit)))
+        # Liveness is judged by the server's clock: the first heartbeat is the time the
+        # server received the create, whatever the producer wrote.
+        record = replace(
+            parse_execution(parse_json(await _read_body(request, limit))),
+            heartbeat_at=time.time(),
+        )
         existing = await state.call(store.get_execution, record.exec_id)
         if existing is None:
             try:
