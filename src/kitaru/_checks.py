@@ -22,7 +22,9 @@ from kitaru.exceptions import KitaruUsageError
 __all__ = [
     "MAX_EXEC_ID_LENGTH",
     "check_execution_id",
+    "check_token",
     "execution_id_problem",
+    "parse_bool",
     "parse_positive_int",
     "parse_positive_number",
     "positive_int",
@@ -74,6 +76,43 @@ def check_execution_id(value: object) -> str:
         raise KitaruUsageError(problem)
     assert isinstance(value, str)
     return value
+
+
+def check_token(name: str, value: object) -> str | None:
+    """``value`` when it is ``None`` or a usable bearer token.
+
+    A token is compared exactly, while an ``Authorization`` header loses its surrounding
+    whitespace on the way: a token that is blank, or has whitespace or control characters,
+    could never be presented, and would lock every client out.
+
+    Raises:
+        KitaruUsageError: Naming ``name`` (the token itself is never repeated).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise KitaruUsageError(f"{name} must be a string or None, got {type(value).__name__}")
+    if not value.strip():
+        raise KitaruUsageError(f"{name} is blank (only whitespace): no client could send it")
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise KitaruUsageError(
+            f"{name} contains whitespace or control characters: no client could send it as it is"
+        )
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case) as a bool.
+
+    Raises:
+        ValueError: Anything else.
+    """
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected one of 1, true, yes, on, 0, false, no, off; got {text!r}")
 
 
 def positive_number(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kitaru import environment_variables as ev
-from kitaru._checks import parse_positive_int, parse_positive_number
+from kitaru._checks import parse_bool, parse_positive_int, parse_positive_number
 from kitaru.exceptions import KitaruUsageError
 
 T = TypeVar("T")
@@ -62,6 +62,11 @@ def api_token(arg: str | None = None) -> str | None:
     """API token: argument, then ``KITARU_API_TOKEN``."""
     tok = arg if arg is not None else os.environ.get(ev.KITARU_API_TOKEN, "").strip()
     return tok or None
+
+
+def access_log(arg: bool | None = None) -> bool:
+    """Whether the server logs one line per request: argument, ``KITARU_ACCESS_LOG``, off."""
+    return resolve(arg, ev.KITARU_ACCESS_LOG, parse_bool, False)
 
 
 def queue_size(arg: int | None = None) -> int:

@@ -15,6 +15,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from kitaru import _wire
@@ -114,6 +115,18 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         ).response()
 
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        # An ordinary event (a producer killed mid-request, a dropped network): one line, no
+        # traceback. The answer goes nowhere; uvicorn drops writes to a closed connection.
+        client = request.client
+        logger.info(
+            "kitaru server: client %s went away before sending all of %s %s",
+            f"{client.host}:{client.port}" if client else "(unknown)",
+            request.method,
+            request.url.path,
+        )
+        return Response(status_code=400)
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # Never leak internals (paths, values) in the answer; the log has the traceback.
         logger.exception(
@@ -121,6 +134,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return ApiError(500, _wire.ERROR_INTERNAL, "internal server error").response()
 
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
