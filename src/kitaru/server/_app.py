@@ -155,9 +155,17 @@ def _auth(state: ServerState, tokens: StreamTokens, *, allow_query: bool) -> Any
             # Short-lived read-only tokens (POST /api/v1/stream-tokens, for the web view's
             # EventSource) open reading routes only.
             if tokens.looks_like(supplied):
-                if tokens.verify(supplied) and request.method in _READ_METHODS:
-                    return
-                if tokens.verify(supplied):
+                grant = tokens.grant(supplied)
+                if grant is not None and request.method in _READ_METHODS:
+                    if grant.allows(request.path_params.get("exec_id")):
+                        return
+                    raise ApiError(
+                        403,
+                        _wire.ERROR_UNAUTHORIZED,
+                        f"this read-only token is scoped to execution {grant.exec_id!r}; it "
+                        f"cannot read {request.url.path}",
+                    )
+                if grant is not None:
                     raise ApiError(
                         403,
                         _wire.ERROR_UNAUTHORIZED,

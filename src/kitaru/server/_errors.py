@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from kitaru import _wire
+from kitaru._sqlite_errors import describe
 from kitaru.backends import EventLogError
 from kitaru.store._base import StoreUnavailableError
 
@@ -105,8 +107,16 @@ def install_error_handlers(app: FastAPI) -> None:
         # Storage trouble (a locked or full disk, a closed log) is temporary from a client's
         # point of view: 503 is retried by kitaru's clients, and nothing was half-written
         # (every write is one transaction).
+        cause: object = exc
+        state = getattr(request.app.state, "kitaru", None)
+        if (
+            isinstance(exc, sqlite3.Error)
+            and state is not None
+            and isinstance(state.settings.db, Path)
+        ):
+            cause = describe(exc, state.settings.db)  # names a full disk, a read-only one
         logger.error(
-            "kitaru server: storage failed on %s %s: %s", request.method, request.url.path, exc
+            "kitaru server: storage failed on %s %s: %s", request.method, request.url.path, cause
         )
         return ApiError(
             503,

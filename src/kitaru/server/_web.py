@@ -26,7 +26,7 @@ from starlette.responses import RedirectResponse, Response
 from kitaru import _config, _wire
 from kitaru.server._errors import ApiError, JsonResponse, bad_request
 from kitaru.server._tokens import DEFAULT_TTL, MAX_TTL, StreamTokens
-from kitaru.server._validate import parse_json
+from kitaru.server._validate import check_exec_id, parse_json
 
 __all__ = ["WebConfig", "add_stream_token_routes", "add_ui_routes", "is_trace_id"]
 
@@ -149,7 +149,15 @@ def add_stream_token_routes(api: APIRouter, tokens: StreamTokens) -> None:
                         "schema": {
                             "type": "object",
                             "properties": {
-                                "ttl": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TTL}
+                                "ttl": {
+                                    "type": "number",
+                                    "exclusiveMinimum": 0,
+                                    "maximum": MAX_TTL,
+                                },
+                                "exec_id": {
+                                    "type": "string",
+                                    "description": "scope the token to this one execution",
+                                },
                             },
                         }
                     }
@@ -162,7 +170,8 @@ def add_stream_token_routes(api: APIRouter, tokens: StreamTokens) -> None:
 
         For browsers: ``EventSource`` cannot send headers, so the stream takes ``?token=``,
         and a token in a URL should be one that expires soon and cannot write. Body (optional):
-        ``{"ttl": seconds}``. Without server auth the answer's ``token`` is ``null``.
+        ``{"ttl": seconds, "exec_id": id}``; with ``exec_id`` the token opens that one
+        execution's routes only. Without server auth the answer's ``token`` is ``null``.
         """
         body = b""
         async for chunk in request.stream():
@@ -173,11 +182,28 @@ def add_stream_token_routes(api: APIRouter, tokens: StreamTokens) -> None:
         if not isinstance(data, dict):
             raise bad_request(f"request body must be a JSON object, got {type(data).__name__}")
         ttl = _ttl(data.get("ttl"))
+        exec_id = data.get("exec_id")
+        if exec_id is not None:
+            check_exec_id(exec_id)
         if not tokens.enabled:
-            return JsonResponse({"token": None, "scope": "read", "expires_at": None, "ttl": None})
-        token, expires = tokens.issue(ttl)
+            return JsonResponse(
+                {
+                    "token": None,
+                    "scope": "read",
+                    "exec_id": exec_id,
+                    "expires_at": None,
+                    "ttl": None,
+                }
+            )
+        token, expires = tokens.issue(ttl, exec_id)
         return JsonResponse(
-            {"token": token, "scope": "read", "expires_at": expires, "ttl": ttl},
+            {
+                "token": token,
+                "scope": "read",
+                "exec_id": exec_id,
+                "expires_at": expires,
+                "ttl": ttl,
+            },
             status_code=201,
             headers={"Cache-Control": "no-store"},
         )
