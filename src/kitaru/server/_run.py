@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -111,7 +112,12 @@ def _uvicorn_config(
     }
     if quiet:
         options["log_config"] = None  # leave the host process's logging configuration alone
-    return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, **options)
+    if quiet and options["access_log"]:
+        # uvicorn turns propagation of its (process-wide) access logger off whenever a server
+        # starts without access logging; a server that wants it hands its lines on again.
+        logging.getLogger("uvicorn.access").propagate = True
+    return config
 
 
 def _state_of(app: FastAPI) -> ServerState:
