@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kitaru import environment_variables as ev
+from kitaru._checks import parse_bool, parse_positive_int, parse_positive_number
 from kitaru.exceptions import KitaruUsageError
 
 T = TypeVar("T")
@@ -37,20 +38,6 @@ def resolve(arg: T | None, env_name: str, parse: Callable[[str], T], default: T)
         ) from None
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("expected a positive integer")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("expected a positive number")
-    return value
-
-
 def home_dir(arg: str | os.PathLike[str] | None = None) -> Path:
     """Folder of the embedded store: argument, ``KITARU_HOME``, then ``~/.kitaru``."""
     if arg is not None:
@@ -77,30 +64,37 @@ def api_token(arg: str | None = None) -> str | None:
     return tok or None
 
 
+def access_log(arg: bool | None = None) -> bool:
+    """Whether the server logs one line per request: argument, ``KITARU_ACCESS_LOG``, off."""
+    return resolve(arg, ev.KITARU_ACCESS_LOG, parse_bool, False)
+
+
 def queue_size(arg: int | None = None) -> int:
     """Bound of the process-local live-event queue."""
-    return resolve(arg, ev.KITARU_PUBLISHER_QUEUE_SIZE, _positive_int, DEFAULT_QUEUE_SIZE)
+    return resolve(arg, ev.KITARU_PUBLISHER_QUEUE_SIZE, parse_positive_int, DEFAULT_QUEUE_SIZE)
 
 
 def flush_timeout(arg: float | None = None) -> float:
     """Seconds of the bounded flush after a checkpoint's terminal lifecycle event."""
-    return resolve(arg, ev.KITARU_FLUSH_TIMEOUT, _positive_float, DEFAULT_FLUSH_TIMEOUT)
+    return resolve(arg, ev.KITARU_FLUSH_TIMEOUT, parse_positive_number, DEFAULT_FLUSH_TIMEOUT)
 
 
 def max_workers(arg: int | None = None) -> int:
     """Concurrency bound of fan-out."""
-    return resolve(arg, ev.KITARU_MAX_WORKERS, _positive_int, DEFAULT_MAX_WORKERS)
+    return resolve(arg, ev.KITARU_MAX_WORKERS, parse_positive_int, DEFAULT_MAX_WORKERS)
 
 
 def heartbeat_interval(arg: float | None = None) -> float:
     """Seconds between execution heartbeats in server mode."""
-    return resolve(arg, ev.KITARU_HEARTBEAT_INTERVAL, _positive_float, DEFAULT_HEARTBEAT_INTERVAL)
+    return resolve(
+        arg, ev.KITARU_HEARTBEAT_INTERVAL, parse_positive_number, DEFAULT_HEARTBEAT_INTERVAL
+    )
 
 
 def record_retry_seconds(arg: float | None = None) -> float:
     """How long durable-record writes to the server are retried."""
     return resolve(
-        arg, ev.KITARU_RECORD_RETRY_SECONDS, _positive_float, DEFAULT_RECORD_RETRY_SECONDS
+        arg, ev.KITARU_RECORD_RETRY_SECONDS, parse_positive_number, DEFAULT_RECORD_RETRY_SECONDS
     )
 
 

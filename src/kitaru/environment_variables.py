@@ -7,6 +7,7 @@ variable named here, then the documented default.
 from __future__ import annotations
 
 __all__ = [
+    "KITARU_ACCESS_LOG",
     "KITARU_API_TOKEN",
     "KITARU_FLUSH_TIMEOUT",
     "KITARU_HEARTBEAT_INTERVAL",
@@ -35,6 +36,10 @@ When unset, kitaru runs in local database mode.
 
 KITARU_API_TOKEN = "KITARU_API_TOKEN"
 """Bearer token sent to the server (and, for ``kitaru server start``, the token it requires)."""
+
+KITARU_ACCESS_LOG = "KITARU_ACCESS_LOG"
+"""``1``/``true``/``yes``/``on`` makes ``kitaru server start`` log one line per HTTP request
+(``0``/``false``/``no``/``off``: do not). Default: off; ``--access-log`` overrides it."""
 
 KITARU_PUBLISHER_QUEUE_SIZE = "KITARU_PUBLISHER_QUEUE_SIZE"
 """Maximum number of live events queued in one process before the oldest are dropped.

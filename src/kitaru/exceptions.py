@@ -17,7 +17,8 @@ here are the branches; the leaves live next to the code that raises them (public
     │   │   └── kitaru.backends.EventLogUnavailableError   ... and cannot be reached right now
     │   ├── kitaru.client.StreamGapError              events a watcher asked for are gone
     │   ├── kitaru.client.StreamDisconnectedError (httpx.TransportError)   stream given up
-    │   └── kitaru.events.TransportDisabledError      a backend refuses live events for good
+    │   ├── kitaru.events.TransportDisabledError      a backend refuses live events for good
+    │   └── kitaru.events.TransportRejectedError      a backend refused some events of a batch
     ├── KitaruStateError                     the stored state does not allow this (e.g. an
     │   │                                    ambiguous replay selector, an unknown execution)
     │   └── kitaru.store.ExecutionExistsError         an execution ID that is already stored

@@ -14,7 +14,7 @@ import kitaru
 from kitaru import checkpoint, flow
 from kitaru._compose import build_server_runtime
 from kitaru.events._codec import EncodedEvent
-from kitaru.events._transport import TransportDisabledError
+from kitaru.events._transport import TransportDisabledError, TransportRejectedError
 from kitaru.remote import HttpStore, HttpTransport
 from kitaru.runtime._runtime import Runtime, set_runtime
 
@@ -80,13 +80,16 @@ def test_transient_failures_raise_so_the_publisher_retries(status: int) -> None:
         transport.send([encoded("a", 0)])
 
 
-def test_permanent_refusals_drop_the_batch_with_one_warning(
+def test_permanent_refusals_are_reported_as_rejected_with_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     transport = HttpTransport(URL, transport=Ingest(422).transport)
     with caplog.at_level(logging.WARNING, logger="kitaru"):
-        transport.send([encoded("a", 0)])
-        transport.send([encoded("a", 1)])
+        with pytest.raises(TransportRejectedError) as first:
+            transport.send([encoded("a", 0), encoded("a", 1)])
+        with pytest.raises(TransportRejectedError):
+            transport.send([encoded("a", 2)])
+    assert first.value.rejected == 2
     assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
 
 

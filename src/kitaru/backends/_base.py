@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from kitaru._checks import positive_int, positive_number
 from kitaru.events._codec import encode_frame, frame_data, new_event_frame
 from kitaru.exceptions import KitaruBackendError, KitaruUsageError
 
@@ -185,23 +186,10 @@ class Retention:
     ended_ttl: float | None = None
 
     def __post_init__(self) -> None:
-        if self.max_events is not None and (
-            isinstance(self.max_events, bool)
-            or not isinstance(self.max_events, int)
-            or self.max_events < 1
-        ):
-            raise KitaruUsageError(
-                f"max_events must be a positive int or None, got {self.max_events!r}"
-            )
-        if self.ended_ttl is not None and (
-            isinstance(self.ended_ttl, bool)
-            or not isinstance(self.ended_ttl, int | float)
-            or not self.ended_ttl >= 0
-        ):
-            raise KitaruUsageError(
-                f"ended_ttl must be a non-negative number of seconds or None, got "
-                f"{self.ended_ttl!r}"
-            )
+        if self.max_events is not None:
+            positive_int("max_events", self.max_events)
+        if self.ended_ttl is not None:
+            positive_number("ended_ttl", self.ended_ttl, allow_zero=True)
 
 
 class EventLog(abc.ABC):

@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from kitaru._sqlite_errors import describe, rollback
 from kitaru.backends._base import (
     AppendResult,
     EventLog,
@@ -115,7 +116,10 @@ class SqliteEventLog(EventLog):
         self, path: str | Path, *, retention: Retention | None = None, threads: int = 4
     ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EventLogError(f"cannot open the event log: {describe(exc, self.path)}") from exc
         self.retention = retention or Retention()
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -142,7 +146,7 @@ class SqliteEventLog(EventLog):
         try:
             self._conn().executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise EventLogError(f"cannot open the event log at {self.path}: {exc}") from exc
+            raise EventLogError(f"cannot open the event log: {describe(exc, self.path)}") from exc
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -168,7 +172,7 @@ class SqliteEventLog(EventLog):
         try:
             return await loop.run_in_executor(self._pool, fn)
         except sqlite3.Error as exc:
-            raise EventLogError(f"event log storage failed: {exc}") from exc
+            raise EventLogError(f"event log storage failed: {describe(exc, self.path)}") from exc
         except RuntimeError as exc:  # the pool was shut down by close()
             raise EventLogError(f"the event log is closed ({exc})") from exc
 
@@ -256,7 +260,7 @@ class SqliteEventLog(EventLog):
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                rollback(conn)  # keeps the error that got here (a full disk, say)
                 raise
             # Still under the write lock: tails see commits in commit order.
             if rows:
@@ -314,7 +318,7 @@ class SqliteEventLog(EventLog):
                     )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                rollback(conn)  # keeps the error that got here (a full disk, say)
                 raise
             self._drop_tail(exec_id)
         return dropped
@@ -348,7 +352,7 @@ class SqliteEventLog(EventLog):
                     )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                rollback(conn)  # keeps the error that got here (a full disk, say)
                 raise
             for exec_id, _ in rows:
                 self._drop_tail(exec_id)

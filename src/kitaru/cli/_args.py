@@ -1,9 +1,14 @@
-"""Argument types shared by the subcommands (argparse ``type=`` callables)."""
+"""Argument types shared by the subcommands (argparse ``type=`` callables).
+
+The rules themselves live in ``kitaru._checks`` (shared with the library and the server);
+these only turn their ``ValueError`` into argparse's error type.
+"""
 
 from __future__ import annotations
 
 import argparse
-import math
+
+from kitaru._checks import parse_positive_int, parse_positive_number
 
 __all__ = ["positive_int", "seconds"]
 
@@ -11,20 +16,16 @@ __all__ = ["positive_int", "seconds"]
 def seconds(text: str) -> float:
     """A positive, finite number of seconds."""
     try:
-        value = float(text)
+        return parse_positive_number(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of seconds, got {text!r}"
+        ) from None
 
 
 def positive_int(text: str) -> int:
     """An integer of at least 1."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+        return parse_positive_int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -28,6 +28,7 @@ from kitaru import _config
 from kitaru._ids import trace_id_for
 from kitaru.cli import _events
 from kitaru.cli._args import positive_int
+from kitaru.cli._terminal import terminal_safe
 from kitaru.client._client import KitaruClient
 from kitaru.exceptions import KitaruError, KitaruStateError
 from kitaru.store._records import EXECUTION_STATUSES, ExecutionRecord
@@ -141,7 +142,7 @@ def _list(args: argparse.Namespace) -> int:
         for r in records
     ]
     for line in _table(("EXEC_ID", "FLOW", "STATUS", "STARTED", "DURATION"), rows):
-        print(line)
+        print(terminal_safe(line))
     return 0
 
 
@@ -185,7 +186,7 @@ def _get(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(_record_json(record, checkpoints=True))
     else:
-        print("\n".join(_describe(record)))
+        print("\n".join(terminal_safe(line) for line in _describe(record)))
     return 0
 
 
@@ -233,5 +234,5 @@ def _replay(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(_record_json(record, checkpoints=True))
     else:
-        print("\n".join(_describe(record)))
+        print("\n".join(terminal_safe(line) for line in _describe(record)))
     return _events.exit_code_for(record.status)

@@ -98,6 +98,12 @@ def register(subparsers: Any) -> None:
         help="allow listening on a non-loopback address without a token",
     )
     start.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"log one line per HTTP request (default ${ev.KITARU_ACCESS_LOG}, else off)",
+    )
+    start.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -142,6 +148,7 @@ def _start(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         allow_insecure_remote=args.allow_insecure_remote,
         on_ready=ready,
+        access_log=args.access_log,
         **options,
     )
     return 0

@@ -22,6 +22,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from kitaru.cli._terminal import terminal_safe
 from kitaru.cli._watch_output import WatchInfo, lane_label, summary_line
 from kitaru.events._models import ExecutionEvent
 from kitaru.lanes import FAILED, RETURNED, Lane, LaneBoard
@@ -57,7 +58,7 @@ class LanesView:
     def _header(self) -> RenderableType:
         text = Text()
         text.append("kitaru ", style="bold magenta")
-        text.append(self.info.header())
+        text.append(terminal_safe(self.info.header()))
         if self.status is not None:
             text.append("  ")
             text.append(self.status, style=_STATUS_STYLE.get(self.status, "bold"))
@@ -70,7 +71,8 @@ class LanesView:
     def _finished_rows(self, finished: list[Lane]) -> Iterator[tuple[RenderableType, ...]]:
         groups: dict[str, list[Lane]] = {}
         for lane in finished:
-            groups.setdefault(lane.checkpoint_name or lane_label(lane), []).append(lane)
+            name = terminal_safe(lane.checkpoint_name) if lane.checkpoint_name else lane_label(lane)
+            groups.setdefault(name, []).append(lane)
         for name, lanes in groups.items():
             ok = sum(lane.status == RETURNED for lane in lanes)
             failed = [lane for lane in lanes if lane.status == FAILED]
@@ -79,7 +81,7 @@ class LanesView:
             if ok:
                 detail.append(f"{ok} returned", style="green")
             if failed:
-                types = Counter(lane.error_type or "error" for lane in failed)
+                types = Counter(terminal_safe(lane.error_type or "error") for lane in failed)
                 shown = ", ".join(t for t, _ in types.most_common(_MAX_ERROR_TYPES))
                 detail.append(("  " if ok else "") + f"{len(failed)} failed: {shown}", style="red")
             durations = [lane.duration for lane in lanes if lane.duration is not None]
@@ -96,7 +98,9 @@ class LanesView:
                 Text(f"{lane.percent:4.0%}"),
             )
             bar = grid
-        message = Text(lane.message or "", style="italic", no_wrap=True, overflow="ellipsis")
+        message = Text(
+            terminal_safe(lane.message or ""), style="italic", no_wrap=True, overflow="ellipsis"
+        )
         # Once the stream has ended, a lane without a terminal event is not running any more
         # (its events were filtered out, or its process was lost): no spinner for it.
         icon: RenderableType = self._spinner(lane) if self.status is None else Text("?")
@@ -134,7 +138,7 @@ class LanesView:
         yield self._header()
         yield table
         if summary is not None:
-            yield Text(summary, style="dim")
+            yield Text(terminal_safe(summary), style="dim")
 
 
 class LiveOutput:

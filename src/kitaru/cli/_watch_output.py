@@ -17,6 +17,7 @@ import orjson
 
 from kitaru import _config
 from kitaru._ids import trace_id_for
+from kitaru.cli._terminal import terminal_safe
 from kitaru.events._codec import to_wire
 from kitaru.events._kinds import (
     CHECKPOINT_FAILED_KIND,
@@ -89,7 +90,7 @@ class WatchOutput(Protocol):
 
 def lane_label(lane: Lane) -> str:
     """How a lane is named on screen: its step name (``fetch_2``), plus a retry's attempt."""
-    name = lane.step_name or lane.checkpoint_name or lane.correlation_id
+    name = terminal_safe(lane.step_name or lane.checkpoint_name or lane.correlation_id)
     if lane.attempt is not None and lane.attempt > 1:
         name += f" (attempt {lane.attempt})"
     return name
@@ -153,7 +154,8 @@ class PlainOutput:
         self._info: WatchInfo | None = None
 
     def _print(self, line: str) -> None:
-        self._out.write(line + "\n")
+        # Plain lines carry no styling of their own, so the whole line is made safe.
+        self._out.write(terminal_safe(line) + "\n")
         # Line by line even into a pipe: whoever reads it is watching live.
         self._out.flush()
 
@@ -186,7 +188,7 @@ class JsonOutput:
     def start(self, info: WatchInfo, board: LaneBoard, lock: threading.Lock) -> None:
         """Note the header on stderr."""
         self._info = info
-        self._err.write(f"watching {info.header()}\n{info.trace_line()}\n")
+        self._err.write(f"watching {terminal_safe(info.header())}\n{info.trace_line()}\n")
         self._err.flush()
 
     def event(self, event: ExecutionEvent, board: LaneBoard) -> None:
@@ -197,5 +199,5 @@ class JsonOutput:
     def finish(self, status: str | None, board: LaneBoard) -> None:
         """Note the summary on stderr."""
         if self._info is not None:
-            self._err.write(summary_line(self._info, status, board) + "\n")
+            self._err.write(terminal_safe(summary_line(self._info, status, board)) + "\n")
             self._err.flush()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from kitaru import _config
+from kitaru._checks import positive_int
 from kitaru._snapshot import ExecutionSnapshot
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
 from kitaru.client._snapshot import fetch_snapshot
@@ -106,8 +107,7 @@ class Executions:
             raise KitaruUsageError(
                 f"status must be one of {', '.join(EXECUTION_STATUSES)}, got {status!r}"
             )
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise KitaruUsageError(f"limit must be a positive int, got {limit!r}")
+        positive_int("limit", limit)
         return self._client.store.list_executions(flow_name=flow, status=status, limit=limit)
 
     def replay(

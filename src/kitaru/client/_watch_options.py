@@ -6,13 +6,13 @@ Everything here runs before any network request, so a bad argument is a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from kitaru._checks import check_execution_id, positive_number
 from kitaru.exceptions import KitaruUsageError
 
 __all__ = [
@@ -25,12 +25,12 @@ __all__ = [
 
 
 def check_exec_id(exec_id: object) -> str:
-    """Validate an exact execution ID argument (a non-blank string without whitespace)."""
-    if not isinstance(exec_id, str) or not exec_id.strip():
-        raise KitaruUsageError(f"exec_id must be a non-blank str, got {exec_id!r}")
-    if exec_id != exec_id.strip() or any(c.isspace() for c in exec_id):
-        raise KitaruUsageError(f"exec_id must not contain whitespace, got {exec_id!r}")
-    return exec_id
+    """Validate an exact execution ID argument before any request (rules: ``kitaru._checks``).
+
+    Raises:
+        KitaruUsageError: With the message the server answers for the same value.
+    """
+    return check_execution_id(exec_id)
 
 
 _ON_GAP = ("raise", "continue")
@@ -76,15 +76,6 @@ class WatchRequest:
     reconnect: bool
 
 
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise KitaruUsageError(f"{name} must be a positive number of seconds, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise KitaruUsageError(f"{name} must be a positive number of seconds, got {value!r}")
-    return number
-
-
 def parse_options(options: Mapping[str, Any]) -> WatchOptions:
     """Validate the ``**options`` of ``events()``; unknown names are usage errors."""
     known = set(WatchOptions.__slots__)
@@ -102,9 +93,9 @@ def parse_options(options: Mapping[str, Any]) -> WatchOptions:
         values["on_gap"] = on_gap
     for name in ("heartbeat_timeout", "max_outage", "timeout", "backoff_max"):
         if name in options:
-            values[name] = _positive(name, options[name])
+            values[name] = positive_number(name, options[name])
     if options.get("backoff_initial") is not None:
-        values["backoff_initial"] = _positive("backoff_initial", options["backoff_initial"])
+        values["backoff_initial"] = positive_number("backoff_initial", options["backoff_initial"])
     transport = options.get("transport")
     if transport is not None:
         if not isinstance(transport, httpx.BaseTransport | httpx.AsyncBaseTransport):

@@ -14,7 +14,11 @@ from kitaru.events._kinds import (
 )
 from kitaru.events._models import ExecutionEvent
 from kitaru.events._publisher import MAX_EVENT_BYTES, PublisherStats
-from kitaru.events._transport import InMemoryTransport, TransportDisabledError
+from kitaru.events._transport import (
+    InMemoryTransport,
+    TransportDisabledError,
+    TransportRejectedError,
+)
 
 __all__ = [
     "CHECKPOINT_FAILED_KIND",
@@ -27,6 +31,7 @@ __all__ = [
     "InMemoryTransport",
     "PublisherStats",
     "TransportDisabledError",
+    "TransportRejectedError",
     "flush",
     "progress",
     "publish",

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from kitaru._backoff import Backoff
 from kitaru.events._codec import EncodedEvent, encode_record
 from kitaru.events._models import EventRecord
-from kitaru.events._transport import Transport, TransportDisabledError
+from kitaru.events._transport import Transport, TransportDisabledError, TransportRejectedError
 
 __all__ = ["MAX_EVENT_BYTES", "Publisher", "PublisherStats"]
 
@@ -57,12 +57,16 @@ class PublisherStats:
 
     Attributes:
         queued: Events currently waiting in the queue.
-        sent: Events handed to the transport.
+        sent: Events the transport delivered.
         dropped_overflow: Non-lifecycle events dropped because the queue was full.
         dropped_lifecycle: Lifecycle events dropped because the queue was full of them.
         dropped_oversize: Events dropped because their JSON exceeded 64 KiB.
+        dropped_unencodable: Events dropped because they could not be encoded as JSON at all
+            (for example nested too deeply).
         dropped_disabled: Events discarded because the backend turned live events off.
         send_failures: Failed transport sends (each is retried).
+        rejected: Events the backend refused for good (a non-retryable 4xx): neither sent
+            nor retried.
     """
 
     queued: int
@@ -72,14 +76,17 @@ class PublisherStats:
     dropped_oversize: int
     dropped_disabled: int
     send_failures: int
+    dropped_unencodable: int = 0
+    rejected: int = 0
 
     @property
     def dropped(self) -> int:
-        """All dropped events together."""
+        """All events dropped by the publisher (``rejected`` events are counted apart)."""
         return (
             self.dropped_overflow
             + self.dropped_lifecycle
             + self.dropped_oversize
+            + self.dropped_unencodable
             + self.dropped_disabled
         )
 
@@ -95,6 +102,10 @@ class Publisher:
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
+        # Orders submissions: a record's number, its place in the queue and the marker that
+        # flush() waits on change together, so the marker never moves backwards and the
+        # queues stay sorted by number (see docs/server-architecture.md, "Publisher").
+        self._submit_lock = threading.Lock()
         self._normal: deque[EventRecord] = deque()
         self._lifecycle: deque[EventRecord] = deque()
         self._seq = itertools.count(1)
@@ -111,8 +122,10 @@ class Publisher:
         self._dropped_overflow = 0
         self._dropped_lifecycle = 0
         self._dropped_oversize = 0
+        self._dropped_unencodable = 0
         self._dropped_disabled = 0
         self._send_failures = 0
+        self._rejected = 0
         # The next batch, taken and encoded while the current one was being sent (with the
         # submission number of its last record), and the helper thread that sends.
         self._ahead: tuple[list[EncodedEvent], int] | None = None
@@ -124,15 +137,14 @@ class Publisher:
         """Queue ``record`` for sending. Cheap, non-blocking, never raises."""
         if self._disabled or self._closed:
             return
-        seq = next(self._seq)
-        record.seq = seq
         normal, life = self._normal, self._lifecycle
-        # Appends take no lock (deque.append is atomic); only overflow does. Concurrent
-        # appends can overshoot the bound by at most one event per publishing thread.
-        if len(normal) + len(life) >= self._max_queue and not self._make_room(record):
-            return
-        (life if record.lifecycle else normal).append(record)
-        self._last_seq = seq
+        with self._submit_lock:
+            seq = next(self._seq)
+            record.seq = seq
+            if len(normal) + len(life) >= self._max_queue and not self._make_room(record):
+                return
+            (life if record.lifecycle else normal).append(record)
+            self._last_seq = seq
         if self._thread is None:
             self._start()
         if self._idle:
@@ -175,6 +187,8 @@ class Publisher:
             dropped_oversize=self._dropped_oversize,
             dropped_disabled=self._dropped_disabled,
             send_failures=self._send_failures,
+            dropped_unencodable=self._dropped_unencodable,
+            rejected=self._rejected,
         )
 
     def flush(self, timeout: float = 2.0, *, stop_on_failure: bool = False) -> bool:
@@ -302,6 +316,16 @@ class Publisher:
                 pending = []
                 self._mark_handled(pending_seq)
                 return
+            except TransportRejectedError as exc:
+                # Refused for good: the rest of the batch was delivered, these never will be.
+                rejected = min(max(0, exc.rejected), len(pending))
+                self._rejected += rejected
+                self._sent += len(pending) - rejected
+                self._healthy = True
+                backoff.reset()
+                pending = []
+                self._mark_handled(pending_seq)
+                continue
             except Exception as exc:
                 self._send_failures += 1
                 if self._healthy:
@@ -399,7 +423,7 @@ class Publisher:
                 rec.index,
                 type(exc).__name__,
             )
-            self._dropped_oversize += 1
+            self._dropped_unencodable += 1
             return None
         if len(encoded.json) > MAX_EVENT_BYTES:
             self._dropped_oversize += 1

@@ -3,7 +3,9 @@
 A transport is called only from the publisher's one sender thread, so it needs no locking of
 its own. ``send`` may block (the sender thread absorbs it) and may raise: the publisher keeps the
 batch queued and retries with backoff. Raising :class:`TransportDisabledError` turns publishing
-off for the process instead (for example a server that says streaming is disabled).
+off for the process instead (for example a server that says streaming is disabled), and
+:class:`TransportRejectedError` reports events the backend refused for good (counted as
+rejected, never as sent).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "NoopTransport",
     "Transport",
     "TransportDisabledError",
+    "TransportRejectedError",
 ]
 
 
@@ -32,12 +35,33 @@ class TransportDisabledError(KitaruBackendError):
     """
 
 
+class TransportRejectedError(KitaruBackendError):
+    """Raised by a transport after the backend refused some events of a batch for good.
+
+    The rest of the batch was delivered; the refused events are not retried (retrying a
+    permanent refusal would hold every later event behind it). The publisher counts them as
+    rejected, not sent.
+
+    Args:
+        rejected: How many events of the batch were refused.
+        reason: What the backend said, for the log.
+    """
+
+    def __init__(self, rejected: int, reason: str) -> None:
+        super().__init__(reason)
+        self.rejected = rejected
+
+
 @runtime_checkable
 class Transport(Protocol):
     """Where batches of encoded events go. Called from one sender thread only."""
 
     def send(self, batch: Sequence[EncodedEvent]) -> None:
-        """Deliver ``batch``; raise to have it retried, or :class:`TransportDisabledError`."""
+        """Deliver ``batch``; raise to have it retried.
+
+        Raise :class:`TransportDisabledError` to turn publishing off, or (after delivering the
+        rest) :class:`TransportRejectedError` when the backend refused some events for good.
+        """
         ...
 
     def shutdown(self) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kitaru import environment_variables as ev
+from kitaru._checks import parse_positive_int, positive_int
 from kitaru._config import resolve
 from kitaru.exceptions import KitaruUsageError
 
@@ -47,13 +48,6 @@ def _caller_span(raw: str) -> CallerSpan:
     raise ValueError("expected 'link' or 'parent'")
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value <= 0:
-        raise ValueError("expected a positive integer")
-    return value
-
-
 def _check_bool(name: str, value: object) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
@@ -61,11 +55,7 @@ def _check_bool(name: str, value: object) -> bool | None:
 
 
 def _check_positive(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise KitaruUsageError(f"{name} must be a positive int, got {value!r}")
-    return value
+    return None if value is None else positive_int(name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +122,7 @@ class BridgeSettings:
             max_span_events=resolve(
                 _check_positive("max_span_events", max_span_events),
                 ev.KITARU_OTEL_MAX_SPAN_EVENTS,
-                _positive_int,
+                parse_positive_int,
                 DEFAULT_MAX_SPAN_EVENTS,
             ),
             max_event_fields=_check_positive("max_event_fields", max_event_fields)

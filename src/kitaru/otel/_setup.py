@@ -48,6 +48,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, Sampler
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, TracerProvider
 
 from kitaru import environment_variables as ev
+from kitaru._checks import parse_positive_number, positive_number
 from kitaru._config import resolve
 from kitaru.exceptions import KitaruUsageError
 from kitaru.otel import _env, _registry
@@ -89,13 +90,6 @@ _exporters: dict[int, _TrackedExporter] = {}
 
 def _real(provider: TracerProvider) -> bool:
     return not isinstance(provider, (ProxyTracerProvider, NoOpTracerProvider))
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("expected a positive number of seconds")
-    return value
 
 
 def _traces_url(endpoint: str) -> str:
@@ -241,7 +235,9 @@ def _adopt(provider: SdkTracerProvider, *, set_global: bool) -> None:
 
 
 def _shutdown_timeout(arg: float | None) -> float:
-    return resolve(arg, ev.KITARU_OTEL_SHUTDOWN_TIMEOUT, _positive_float, DEFAULT_SHUTDOWN_TIMEOUT)
+    return resolve(
+        arg, ev.KITARU_OTEL_SHUTDOWN_TIMEOUT, parse_positive_number, DEFAULT_SHUTDOWN_TIMEOUT
+    )
 
 
 def _bounded(
@@ -361,14 +357,8 @@ def configure(
         raise KitaruUsageError("pass either tracer_provider or endpoint, not both")
     if endpoint is not None and (not isinstance(endpoint, str) or not endpoint.strip()):
         raise KitaruUsageError(f"endpoint must be a non-blank URL string, got {endpoint!r}")
-    if export_timeout is not None and (
-        isinstance(export_timeout, bool)
-        or not isinstance(export_timeout, (int, float))
-        or not export_timeout > 0
-    ):
-        raise KitaruUsageError(
-            f"export_timeout must be a positive number of seconds, got {export_timeout!r}"
-        )
+    if export_timeout is not None:
+        positive_number("export_timeout", export_timeout)
     if not isinstance(set_global_provider, bool):
         raise KitaruUsageError(
             f"set_global_provider must be True or False, got {set_global_provider!r}"

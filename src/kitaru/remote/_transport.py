@@ -15,7 +15,7 @@ import httpx
 
 from kitaru import _wire
 from kitaru._http import RETRYABLE_STATUSES, auth_headers, error_detail
-from kitaru.events._transport import EncodedEvent, TransportDisabledError
+from kitaru.events._transport import EncodedEvent, TransportDisabledError, TransportRejectedError
 from kitaru.exceptions import KitaruBackendError
 from kitaru.remote._store import auth_message, segment
 
@@ -70,21 +70,31 @@ class HttpTransport:
         groups: dict[str, list[bytes]] = {}
         for event in batch:
             groups.setdefault(str(event.data["exec_id"]), []).append(event.json)
+        rejected = 0
+        reason = ""
         for exec_id, items in groups.items():
             for chunk in _chunks(items, _MAX_REQUEST_BYTES):
                 resp = self._client.post(
                     _wire.path_events(segment(exec_id)), content=b"[" + b",".join(chunk) + b"]"
                 )
-                self._check(resp, exec_id, len(chunk))
+                refusal = self._check(resp, exec_id, len(chunk))
+                if refusal is not None:
+                    rejected += len(chunk)
+                    reason = refusal
+        if rejected:
+            # Reported once the whole batch was tried, so a retry of a later chunk never
+            # counts the same refusal twice.
+            raise TransportRejectedError(rejected, reason)
 
     def shutdown(self) -> None:
         """Close the connection pool."""
         self._client.close()
 
-    def _check(self, resp: httpx.Response, exec_id: str, count: int) -> None:
+    def _check(self, resp: httpx.Response, exec_id: str, count: int) -> str | None:
+        """``None`` when the chunk was stored, the refusal when it was refused for good."""
         status = resp.status_code
         if 200 <= status < 300:
-            return
+            return None
         kind, detail = error_detail(resp)
         if status == 501:
             raise TransportDisabledError(
@@ -95,8 +105,8 @@ class HttpTransport:
         if status in RETRYABLE_STATUSES or status >= 500:
             # The publisher keeps the batch and retries with backoff.
             raise KitaruBackendError(f"the kitaru server at {self.url} answered HTTP {status}")
-        # Any other 4xx is a permanent refusal of this batch: retrying would block every
-        # later event behind it, so it is dropped (one warning per status code).
+        # Any other 4xx is a permanent refusal of this chunk: retrying would block every
+        # later event behind it, so it is reported as rejected (one warning per status code).
         if status not in self._rejected:
             self._rejected.add(status)
             logger.warning(
@@ -108,6 +118,7 @@ class HttpTransport:
                 status,
                 kind or detail,
             )
+        return f"HTTP {status}: {kind or detail}"
 
 
 def _chunks(items: list[bytes], max_bytes: int) -> Iterator[list[bytes]]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -154,9 +156,17 @@ def _auth(state: ServerState, tokens: StreamTokens, *, allow_query: bool) -> Any
             # Short-lived read-only tokens (POST /api/v1/stream-tokens, for the web view's
             # EventSource) open reading routes only.
             if tokens.looks_like(supplied):
-                if tokens.verify(supplied) and request.method in _READ_METHODS:
-                    return
-                if tokens.verify(supplied):
+                grant = tokens.grant(supplied)
+                if grant is not None and request.method in _READ_METHODS:
+                    if grant.allows(request.path_params.get("exec_id")):
+                        return
+                    raise ApiError(
+                        403,
+                        _wire.ERROR_UNAUTHORIZED,
+                        f"this read-only token is scoped to execution {grant.exec_id!r}; it "
+                        f"cannot read {request.url.path}",
+                    )
+                if grant is not None:
                     raise ApiError(
                         403,
                         _wire.ERROR_UNAUTHORIZED,
@@ -244,7 +254,12 @@ def _add_record_routes(api: APIRouter, state: ServerState) -> None:
     )
     async def create_execution(request: Request) -> JsonResponse:
         """Record a new execution (idempotent for an identical body; 409 otherwise)."""
-        record = parse_execution(parse_json(await _read_body(request, limit)))
+        # Liveness is judged by the server's clock: the first heartbeat is the time the
+        # server received the create, whatever the producer wrote.
+        record = replace(
+            parse_execution(parse_json(await _read_body(request, limit))),
+            heartbeat_at=time.time(),
+        )
         existing = await state.call(store.get_execution, record.exec_id)
         if existing is None:
             try:

@@ -9,15 +9,18 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from kitaru import _wire
+from kitaru._sqlite_errors import describe
 from kitaru.backends import EventLogError
 from kitaru.exceptions import KitaruError
 from kitaru.store._base import StoreUnavailableError
@@ -105,8 +108,16 @@ def install_error_handlers(app: FastAPI) -> None:
         # Storage trouble (a locked or full disk, a closed log) is temporary from a client's
         # point of view: 503 is retried by kitaru's clients, and nothing was half-written
         # (every write is one transaction).
+        cause: object = exc
+        state = getattr(request.app.state, "kitaru", None)
+        if (
+            isinstance(exc, sqlite3.Error)
+            and state is not None
+            and isinstance(state.settings.db, Path)
+        ):
+            cause = describe(exc, state.settings.db)  # names a full disk, a read-only one
         logger.error(
-            "kitaru server: storage failed on %s %s: %s", request.method, request.url.path, exc
+            "kitaru server: storage failed on %s %s: %s", request.method, request.url.path, cause
         )
         return ApiError(
             503,
@@ -115,6 +126,18 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
         ).response()
 
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        # An ordinary event (a producer killed mid-request, a dropped network): one line, no
+        # traceback. The answer goes nowhere; uvicorn drops writes to a closed connection.
+        client = request.client
+        logger.info(
+            "kitaru server: client %s went away before sending all of %s %s",
+            f"{client.host}:{client.port}" if client else "(unknown)",
+            request.method,
+            request.url.path,
+        )
+        return Response(status_code=400)
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # Never leak internals (paths, values) in the answer; the log has the traceback.
         logger.exception(
@@ -122,6 +145,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return ApiError(500, _wire.ERROR_INTERNAL, "internal server error").response()
 
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -19,8 +20,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from kitaru import _config
+from kitaru._checks import check_token
 from kitaru.exceptions import KitaruBackendError, KitaruUsageError
 from kitaru.server._app import create_app
+from kitaru.server._connections import protocol_class
 from kitaru.server._settings import DEFAULT_HOST
 from kitaru.server._state import ServerState
 
@@ -48,6 +51,7 @@ def check_bind_address(host: str, token: str | None, *, allow_insecure_remote: b
         KitaruUsageError: ``host`` is not loopback, there is no token, and
             ``allow_insecure_remote`` is False.
     """
+    check_token("token", token or None)
     if token or allow_insecure_remote or _is_loopback(host):
         return
     raise KitaruUsageError(
@@ -93,17 +97,28 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _uvicorn_config(app: FastAPI, log_level: str, *, quiet: bool) -> uvicorn.Config:
+def _uvicorn_config(
+    app: FastAPI, log_level: str, *, quiet: bool, access_log: bool | None
+) -> uvicorn.Config:
+    settings = _state_of(app).settings
     options: dict[str, Any] = {
         "log_level": log_level,
         "lifespan": "on",
         "ws": "none",
+        "http": protocol_class(settings.header_timeout),
         "timeout_graceful_shutdown": _GRACEFUL_SECONDS,
-        "access_log": not quiet,
+        # One line per request is noise at any real rate: off unless asked for
+        # (argument, then KITARU_ACCESS_LOG; docs/deployment.md).
+        "access_log": _config.access_log(access_log),
     }
     if quiet:
         options["log_config"] = None  # leave the host process's logging configuration alone
-    return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, **options)
+    if quiet and options["access_log"]:
+        # uvicorn turns propagation of its (process-wide) access logger off whenever a server
+        # starts without access logging; a server that wants it hands its lines on again.
+        logging.getLogger("uvicorn.access").propagate = True
+    return config
 
 
 def _state_of(app: FastAPI) -> ServerState:
@@ -179,6 +194,7 @@ def serve_in_thread(
     log_level: str = "warning",
     allow_insecure_remote: bool = False,
     startup_timeout: float = 10.0,
+    access_log: bool | None = None,
     **options: Any,
 ) -> RunningServer:
     """Start a server in a daemon thread and return once it accepts connections.
@@ -190,6 +206,7 @@ def serve_in_thread(
         log_level: uvicorn's log level.
         allow_insecure_remote: Allow a non-loopback ``host`` without a token.
         startup_timeout: Seconds to wait for the server to start.
+        access_log: Log one line per request (default: ``KITARU_ACCESS_LOG``, else off).
         **options: :func:`create_app` options when ``app`` is not given.
 
     Returns:
@@ -199,7 +216,7 @@ def serve_in_thread(
     state = _state_of(app)
     sock = _bind(host, port)
     url = _url(sock)
-    server = _Server(_uvicorn_config(app, log_level, quiet=True), state)
+    server = _Server(_uvicorn_config(app, log_level, quiet=True, access_log=access_log), state)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="kitaru-server", daemon=True
     )
@@ -224,6 +241,7 @@ def serve(
     log_level: str = "info",
     allow_insecure_remote: bool = False,
     on_ready: Any = None,
+    access_log: bool | None = None,
     **options: Any,
 ) -> None:
     """Run a server in the foreground until interrupted (what ``kitaru server start`` does).
@@ -235,6 +253,7 @@ def serve(
         log_level: uvicorn's log level.
         allow_insecure_remote: Allow a non-loopback ``host`` without a token.
         on_ready: Called with the base URL once the socket is bound.
+        access_log: Log one line per request (default: ``KITARU_ACCESS_LOG``, else off).
         **options: :func:`create_app` options when ``app`` is not given.
     """
     app = _checked_app(app, host, allow_insecure_remote, options)
@@ -242,4 +261,5 @@ def serve(
     sock = _bind(host, port)
     if on_ready is not None:
         on_ready(_url(sock))
-    _Server(_uvicorn_config(app, log_level, quiet=False), state).run(sockets=[sock])
+    config = _uvicorn_config(app, log_level, quiet=False, access_log=access_log)
+    _Server(config, state).run(sockets=[sock])

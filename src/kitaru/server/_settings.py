@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from kitaru import _config
+from kitaru._checks import check_token, positive_int, positive_number
 from kitaru.exceptions import KitaruUsageError
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerSettings"]
@@ -37,7 +37,9 @@ class ServerSettings:
         ping_interval: Seconds between SSE heartbeat comments on an idle stream.
         retry_ms: The SSE ``retry:`` hint sent to clients, in milliseconds.
         send_timeout: Seconds a stream waits for a stalled client to take one write before
-            closing the connection.
+            aborting its connection.
+        header_timeout: Seconds a connection may take to send a request's headers (the first
+            request, and each next one on a kept-alive connection) before it is closed.
         read_batch: Events read from the log, and frames written to the socket, per step.
         max_events_per_execution: Retention: keep at most this many newest events of each
             execution (``None``: all).
@@ -56,6 +58,7 @@ class ServerSettings:
     ping_interval: float = 10.0
     retry_ms: int = 2000
     send_timeout: float = 30.0
+    header_timeout: float = 10.0
     read_batch: int = 500
     max_events_per_execution: int | None = None
     retain_ended: float | None = None
@@ -74,18 +77,17 @@ class ServerSettings:
                     f"event_log_url must be a URL or a file path, got {self.event_log_url!r}"
                 )
             object.__setattr__(self, "event_log_url", str(self.event_log_url))
-        if self.token is not None and not isinstance(self.token, str):
-            raise KitaruUsageError(f"token must be a string or None, got {type(self.token)}")
-        object.__setattr__(self, "token", self.token or None)
-        for name in ("lost_after", "ping_interval", "send_timeout"):
-            _positive(name, getattr(self, name))
+        # "" means no token; a blank or untypeable token is refused here, at startup.
+        object.__setattr__(self, "token", check_token("token", self.token) if self.token else None)
+        for name in ("lost_after", "ping_interval", "send_timeout", "header_timeout"):
+            positive_number(name, getattr(self, name))
         if self.retain_ended is not None:
-            _positive("retain_ended", self.retain_ended, allow_zero=True)
+            positive_number("retain_ended", self.retain_ended, allow_zero=True)
         for name in ("retry_ms", "read_batch", "max_body_bytes", "max_batch_events"):
-            _positive_int(name, getattr(self, name))
-        _positive_int("max_event_bytes", self.max_event_bytes)
+            positive_int(name, getattr(self, name))
+        positive_int("max_event_bytes", self.max_event_bytes)
         if self.max_events_per_execution is not None:
-            _positive_int("max_events_per_execution", self.max_events_per_execution)
+            positive_int("max_events_per_execution", self.max_events_per_execution)
 
     @classmethod
     def from_options(cls, **options: Any) -> ServerSettings:
@@ -117,20 +119,3 @@ def _db_location(value: Any) -> Path | str:
     if not isinstance(value, str | Path):
         raise KitaruUsageError(f"db must be a path or a URL, got {type(value).__name__}")
     return Path(value).expanduser()
-
-
-def _positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
-    if not ok:
-        expected = "a non-negative" if allow_zero else "a positive"
-        raise KitaruUsageError(f"{name} must be {expected} number of seconds, got {value!r}")
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise KitaruUsageError(f"{name} must be a positive integer, got {value!r}")

@@ -28,7 +28,7 @@ from kitaru.backends import CursorInvalidError, EventLog, LoggedEvent, ReadResul
 from kitaru.events._models import ExecutionEvent
 from kitaru.server._errors import ApiError, JsonResponse
 from kitaru.server._state import ServerState
-from kitaru.server._web import WebConfig
+from kitaru.server._web import WebConfig, is_trace_id
 
 __all__ = ["SnapshotCache", "add_snapshot_routes"]
 
@@ -122,7 +122,10 @@ def add_snapshot_routes(api: APIRouter, state: ServerState, web: WebConfig) -> N
             # As the stream does: also covers executions that ended while the server was down.
             await state.log.mark_ended(exec_id, record.status)
         snap = await cache.snapshot(exec_id)
-        lane_trace = next((lane.trace_id for lane in snap.lanes if lane.trace_id), None)
+        # A lane's trace ID comes from a producer: used only when it is a real trace ID.
+        lane_trace = next(
+            (lane.trace_id for lane in snap.lanes if is_trace_id(lane.trace_id)), None
+        )
         trace_id = lane_trace or trace_id_for(exec_id)
         snap = dataclasses.replace(
             snap,

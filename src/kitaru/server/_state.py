@@ -147,11 +147,13 @@ class ServerState:
         running = await self.call(self.store.running_executions)
         lost: list[str] = []
         for rec in running:
+            # Only the server's clock counts (docs/server-architecture.md, "Liveness"): the
+            # stored heartbeat is written with the server's time (also at create), never the
+            # producer's created_at, which a skewed or hostile clock could put in the future.
             # The server's own start counts as a heartbeat: producers that were retrying
             # while the server was down get a full lost_after to reach it again.
             last = max(
                 rec.heartbeat_at or 0.0,
-                rec.created_at or 0.0,
                 self._last_seen.get(rec.exec_id, 0.0),
                 self.started_at,
             )

@@ -11,7 +11,9 @@ shutdown signal race; the first to finish cancels the others. Deliberate diverge
   batch, and a slow watcher only falls behind in the log, it never loses events.
 * Pings are written only when the wait times out, and they double as a poll of the log, so
   watchers also see events written by another process on the same database.
-* A send that a stalled client does not take within ``send_timeout`` closes the stream.
+* A send that a stalled client does not take within ``send_timeout`` closes the stream and
+  aborts its TCP connection (``server/_connections.py``): returning from the handler alone
+  would leave the socket open with its send buffer full.
 * Each ``send`` carries at most about :data:`MAX_WRITE` bytes, cut at frame boundaries: a slow
   client holds at most one such piece in the server's socket buffer (uvicorn waits for it to
   drain before the next), and the writer never stops in the middle of a frame.
@@ -25,7 +27,6 @@ See ``docs/protocol.md`` for the frames and ``docs/server-architecture.md`` for 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from kitaru.backends import (
     ReadResult,
 )
 from kitaru.events._codec import unnamed_frame
+from kitaru.server._connections import abort_connection
 from kitaru.server._state import ServerState
 
 __all__ = ["EventStream", "StreamFilter", "data_frame"]
@@ -57,6 +59,10 @@ PING = b": ping\n\n"
 # last cursor. The Python watcher and EventSource both take it as their next delay.
 _RECONNECT_RETRY_MS = 250
 RECONNECT = b": reconnect\nretry: %d\n\n" % _RECONNECT_RETRY_MS
+
+# How long the last write of a closing stream may take. A client that does not take it in
+# this time has stopped reading; its connection is aborted, so shutdown never waits for it.
+_LAST_WRITE_SECONDS = 0.25
 
 MAX_WRITE = 64 * 1024
 """Largest ``send`` of a stream (unless one frame alone is larger)."""
@@ -199,7 +205,12 @@ class EventStream(Response):
             return  # the client went away: nothing more can be sent
         error = None if writer.cancelled() else writer.exception()
         if isinstance(error, _SendTimeoutError):
-            logger.info("kitaru server: closed a stalled stream of %s", self.exec_id)
+            logger.info(
+                "kitaru server: closed the stream of %s: the client took nothing for %.0f s",
+                self.exec_id,
+                self.state.settings.send_timeout,
+            )
+            await _abort(scope)
             return
         if error is not None:
             logger.error("kitaru server: stream of %s failed", self.exec_id, exc_info=error)
@@ -208,9 +219,13 @@ class EventStream(Response):
         # shutdown a short ``retry:`` hint first sends it to another replica at once. The
         # writer only ever stops between whole batches, so the hint starts a new frame.
         tail = RECONNECT if shutting_down else b""
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1.0):
+        try:
+            async with asyncio.timeout(_LAST_WRITE_SECONDS):
                 await send({"type": "http.response.body", "body": tail, "more_body": False})
+        except TimeoutError:
+            await _abort(scope)
+        except Exception:
+            logger.debug("kitaru server: the last write of a stream failed", exc_info=True)
 
     @staticmethod
     async def _listen(receive: Receive) -> None:
@@ -301,6 +316,17 @@ class EventStream(Response):
             if not await log.wait(self.exec_id, pos, settings.ping_interval):
                 await emit(PING)
             res = await read(self.exec_id, pos, limit)
+
+
+async def _abort(scope: Scope) -> None:
+    """Abort the stream's connection, then let the server see it closed.
+
+    The two yields let the transport's ``connection_lost`` run before the handler returns,
+    so uvicorn knows the client is gone and does not report an unfinished response.
+    """
+    if abort_connection(scope):
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
 
 
 def _pieces(chunk: bytes, size: int = MAX_WRITE) -> Iterable[bytes]:

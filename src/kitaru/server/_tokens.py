@@ -5,8 +5,10 @@ A browser's ``EventSource`` cannot send an ``Authorization`` header, so the stre
 never puts the API token there: it trades the API token for a read-only token that expires in
 minutes and opens ``GET`` routes only, and puts that one in the stream's URL.
 
-Format: ``kitaru-read.v1.<expiry, unix seconds>.<16 hex nonce>.<signature>``, the signature
-being an unpadded base64url HMAC-SHA256 of everything before it. The key is derived from the
+Format: ``kitaru-read.v1.<expiry, unix seconds>.<16 hex nonce>[.<scope>].<signature>``, the
+signature being an unpadded base64url HMAC-SHA256 of everything before it. The optional scope
+(``x`` and the unpadded base64url of an execution ID) limits the token to that one execution's
+routes, so a link to one run can be shared without opening the others. The key is derived from the
 server's API token, so the server keeps no extra secret, tokens survive a restart with the same
 API token (a reconnecting page keeps working), and changing the API token revokes them all.
 """
@@ -20,8 +22,9 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["DEFAULT_TTL", "MAX_TTL", "TOKEN_PREFIX", "StreamTokens"]
+__all__ = ["DEFAULT_TTL", "MAX_TTL", "TOKEN_PREFIX", "Grant", "StreamTokens"]
 
 TOKEN_PREFIX = "kitaru-read.v1"
 """Every read-only token starts with this (and a dot)."""
@@ -62,8 +65,12 @@ class StreamTokens:
         assert self._key is not None
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
-    def issue(self, ttl: float = DEFAULT_TTL) -> tuple[str, int]:
+    def issue(self, ttl: float = DEFAULT_TTL, exec_id: str | None = None) -> tuple[str, int]:
         """A new read-only token valid for ``ttl`` seconds, and its expiry (unix seconds).
+
+        Args:
+            ttl: Seconds of validity.
+            exec_id: Scope the token to this one execution (``None``: every execution).
 
         Raises:
             RuntimeError: The server has no API token to derive the signing key from.
@@ -72,6 +79,8 @@ class StreamTokens:
             raise RuntimeError("read-only tokens need a server API token")
         expires = math.ceil(self._clock() + ttl)
         body = f"{TOKEN_PREFIX}.{expires}.{os.urandom(8).hex()}"
+        if exec_id is not None:
+            body += ".x" + _b64(exec_id.encode())
         return f"{body}.{self._sign(body)}", expires
 
     @staticmethod
@@ -81,10 +90,40 @@ class StreamTokens:
 
     def verify(self, token: str) -> bool:
         """True when ``token`` was issued by this server's key and has not expired."""
+        return self.grant(token) is not None
+
+    def grant(self, token: str) -> Grant | None:
+        """What a valid, unexpired ``token`` opens; ``None`` when it is not one."""
         if self._key is None or not self.looks_like(token):
-            return False
+            return None
         body, _, signature = token.rpartition(".")
         if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
-            return False
-        expires = body[len(TOKEN_PREFIX) + 1 :].partition(".")[0]
-        return expires.isdigit() and int(expires) > self._clock()
+            return None
+        fields = body[len(TOKEN_PREFIX) + 1 :].split(".")
+        expires = fields[0]
+        if not expires.isdigit() or int(expires) <= self._clock():
+            return None
+        if len(fields) == 2:
+            return Grant(None)
+        if len(fields) == 3 and fields[2].startswith("x"):
+            raw = fields[2][1:]
+            try:
+                return Grant(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
+            except ValueError:
+                return None
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a valid read-only token opens.
+
+    Attributes:
+        exec_id: The one execution it is scoped to, or ``None`` for every execution.
+    """
+
+    exec_id: str | None
+
+    def allows(self, exec_id: str | None) -> bool:
+        """True when a route about ``exec_id`` (``None``: not about one execution) is open."""
+        return self.exec_id is None or self.exec_id == exec_id

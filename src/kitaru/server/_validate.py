@@ -8,11 +8,13 @@ and a batch with any bad event is rejected whole before anything is written.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, NoReturn
 
 import orjson
 
 from kitaru import _wire
+from kitaru._checks import execution_id_problem
 from kitaru.backends import NewEvent
 from kitaru.events._codec import WIRE_KEYS, wire_event
 from kitaru.events._kinds import RESERVED_KINDS
@@ -37,7 +39,17 @@ __all__ = [
 ]
 
 _MAX_INT = 2**63 - 1
-_MAX_ID_LEN = 256
+
+MAX_EVENT_DEPTH = 64
+"""Deepest nesting of arrays and objects in one event, the event object itself being level 1.
+
+Checked before anything re-encodes the event: orjson refuses to encode more than 254 levels,
+and every response that embeds events (the stream, the snapshot) adds levels of its own, so an
+unbounded depth would let one accepted event break every later read of its execution.
+"""
+
+MAX_CLOCK_SKEW = 24 * 3600.0
+"""How far (seconds) a producer's timestamps may lie ahead of the server's clock."""
 _VALUE_FORMATS = ("json", "pickle")
 
 
@@ -77,18 +89,16 @@ def parse_json(body: bytes) -> Any:
         raise bad_request(f"request body is not valid JSON: {exc}") from None
 
 
-def check_exec_id(exec_id: str, where: str = "execution ID") -> str:
-    """An execution ID: non-blank, no whitespace or ``/``, at most 256 characters."""
-    if (
-        not exec_id
-        or len(exec_id) > _MAX_ID_LEN
-        or "/" in exec_id
-        or any(c.isspace() for c in exec_id)
-    ):
-        raise bad_request(
-            f"{where} must be 1-{_MAX_ID_LEN} characters without whitespace or '/', "
-            f"got {_short(exec_id)}"
-        )
+def check_exec_id(exec_id: object) -> str:
+    """An execution ID, by the rules shared with the client (``kitaru._checks``).
+
+    Raises:
+        ApiError: 400 with the same message the client raises for the same value.
+    """
+    problem = execution_id_problem(exec_id)
+    if problem is not None:
+        raise bad_request(problem)
+    assert isinstance(exec_id, str)
     return exec_id
 
 
@@ -107,6 +117,38 @@ def check_kind(kind: Any, where: str) -> str:
             f"({', '.join(sorted(RESERVED_KINDS))})"
         )
     return kind
+
+
+def too_deep(root: Any, limit: int = MAX_EVENT_DEPTH, depth: int = 1) -> bool:
+    """True when ``root`` (at nesting level ``depth``) holds a container deeper than ``limit``.
+
+    Iterative, so a hostile depth costs neither the stack nor a recursion limit.
+    """
+    if type(root) is not dict and type(root) is not list:
+        return False
+    stack: list[tuple[Any, int]] = [(root, depth)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        obj, level = pop()
+        for value in obj.values() if type(obj) is dict else obj:
+            t = type(value)
+            if t is dict or t is list:
+                if level >= limit:
+                    return True
+                push((value, level + 1))
+    return False
+
+
+def latest_timestamp() -> float:
+    """The latest timestamp a producer may send now: the server's clock plus the skew."""
+    return time.time() + MAX_CLOCK_SKEW
+
+
+def _timestamp_problem(name: str, value: Any, latest: float) -> str:
+    return (
+        f"{name} must be a finite number of seconds since the epoch, at least 0 and at most "
+        f"{MAX_CLOCK_SKEW:.0f} s ahead of the server's clock ({latest:.0f}), got {_short(value)}"
+    )
 
 
 def parse_events(
@@ -128,6 +170,8 @@ def parse_events(
         )
     dumps = orjson.dumps
     reserved = RESERVED_KINDS
+    latest = latest_timestamp()
+    deep = MAX_EVENT_DEPTH
     out: list[NewEvent] = []
     append = out.append
     # One pass of cheap type tests; any event that fails them goes to _explain, which finds
@@ -151,9 +195,10 @@ def parse_events(
                 and (cid is None or type(cid) is str)
                 and (cname is None or type(cname) is str)
                 and (sname is None or type(sname) is str)
-                and (ts is None or type(ts) is float or type(ts) is int)
+                and (ts is None or ((type(ts) is float or type(ts) is int) and 0 <= ts <= latest))
                 and type(payload) is dict
                 and type(payload.get("kitaru")) is dict
+                and not too_deep(payload, deep, 2)
                 and "\n" not in kind
                 and "\r" not in kind
                 and corr.strip()
@@ -171,11 +216,11 @@ def parse_events(
                     if len(encoded) <= max_event_bytes:
                         append(NewEvent(kind, corr, index, cid, cname, sname, encoded))
                         continue
-        _explain(pos, item, exec_id, max_event_bytes)
+        _explain(pos, item, exec_id, max_event_bytes, latest)
     return out
 
 
-def _explain(pos: int, item: Any, exec_id: str, max_event_bytes: int) -> NoReturn:
+def _explain(pos: int, item: Any, exec_id: str, max_event_bytes: int, latest: float) -> NoReturn:
     """Raise the error that names what is wrong with event ``pos``."""
     where = f"event [{pos}]"
     if type(item) is not dict:
@@ -202,6 +247,8 @@ def _explain(pos: int, item: Any, exec_id: str, max_event_bytes: int) -> NoRetur
     ts = item.get("ts")
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
         raise bad_request(f"{where}: ts must be a number or null, got {json_type(ts)}")
+    if ts is not None and not 0 <= ts <= latest:
+        raise bad_request(f"{where}: " + _timestamp_problem("ts", ts, latest))
     payload = item.get("payload")
     if type(payload) is not dict:
         raise bad_request(f"{where}: payload must be a JSON object, got {json_type(payload)}")
@@ -209,6 +256,11 @@ def _explain(pos: int, item: Any, exec_id: str, max_event_bytes: int) -> NoRetur
         raise bad_request(
             f"{where}: payload.kitaru must be a JSON object (kitaru's event metadata), "
             f"got {json_type(payload.get('kitaru'))}"
+        )
+    if too_deep(payload, MAX_EVENT_DEPTH, 2):
+        raise bad_request(
+            f"{where}: payload is nested more than {MAX_EVENT_DEPTH} levels deep (arrays and "
+            "objects, counting the event itself)"
         )
     # Same keys in the same order as the publisher's encoding, so the size measured here is
     # the size the publisher measured against the same limit (docs/protocol.md).
@@ -255,7 +307,8 @@ class _Fields:
             raise self._bad(name, f"an integer >= {minimum}")
         return value
 
-    def number(self, name: str, *, optional: bool = False) -> Any:
+    def timestamp(self, name: str, *, optional: bool = False) -> Any:
+        """Seconds since the epoch, bounded by the server's clock (see ``MAX_CLOCK_SKEW``)."""
         value = self.obj.get(name)
         if value is None and optional:
             return None
@@ -265,6 +318,9 @@ class _Fields:
             or not math.isfinite(value)
         ):
             raise self._bad(name, "a number" + (" or null" if optional else ""))
+        latest = latest_timestamp()
+        if not 0 <= value <= latest:
+            raise bad_request(f"{self.what}: " + _timestamp_problem(name, value, latest))
         return float(value)
 
     def choice(self, name: str, choices: tuple[str, ...] | frozenset[str]) -> str:
@@ -285,7 +341,7 @@ class _Fields:
 def parse_execution(obj: Any) -> ExecutionRecord:
     """An execution record from ``ExecutionRecord.to_dict()`` (without checkpoints)."""
     f = _Fields(obj, "execution")
-    exec_id = check_exec_id(f.text("exec_id"), "execution: exec_id")
+    exec_id = check_exec_id(obj.get("exec_id"))
     checkpoints = obj.get("checkpoints")
     if checkpoints not in (None, []):
         raise bad_request(
@@ -297,13 +353,13 @@ def parse_execution(obj: Any) -> ExecutionRecord:
         flow_name=f.text("flow_name"),
         flow_ref=f.text("flow_ref", optional=True),
         status=f.choice("status", EXECUTION_STATUSES),
-        created_at=f.number("created_at"),
-        ended_at=f.number("ended_at", optional=True),
+        created_at=f.timestamp("created_at"),
+        ended_at=f.timestamp("ended_at", optional=True),
         original_exec_id=f.text("original_exec_id", optional=True),
         error_type=f.text("error_type", optional=True),
         inputs=f.stored_value("inputs"),
         output=f.stored_value("output"),
-        heartbeat_at=f.number("heartbeat_at", optional=True),
+        heartbeat_at=f.timestamp("heartbeat_at", optional=True),
     )
 
 
@@ -335,8 +391,8 @@ def _attempt(obj: Any, where: str) -> AttemptRecord:
         attempt=f.integer("attempt"),
         correlation_id=f.text("correlation_id"),
         status=f.text("status"),
-        started_at=f.number("started_at"),
-        ended_at=f.number("ended_at", optional=True),
+        started_at=f.timestamp("started_at"),
+        ended_at=f.timestamp("ended_at", optional=True),
         error_type=f.text("error_type", optional=True),
     )
 
@@ -368,8 +424,8 @@ def parse_checkpoint(obj: Any, exec_id: str, checkpoint_id: str) -> CheckpointRe
         checkpoint_type=f.text("checkpoint_type"),
         status=f.choice("status", CHECKPOINT_STATUSES),
         attempts=[_attempt(a, f"checkpoint: attempts[{i}]") for i, a in enumerate(attempts)],
-        started_at=f.number("started_at"),
-        ended_at=f.number("ended_at", optional=True),
+        started_at=f.timestamp("started_at"),
+        ended_at=f.timestamp("ended_at", optional=True),
         cache_key=f.text("cache_key", optional=True),
         reused_from=f.text("reused_from", optional=True),
         error_type=f.text("error_type", optional=True),

@@ -15,8 +15,10 @@ page's URL. The page itself only ever puts event text into the DOM as text.
 from __future__ import annotations
 
 import importlib.resources
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import RedirectResponse, Response
@@ -24,9 +26,9 @@ from starlette.responses import RedirectResponse, Response
 from kitaru import _config, _wire
 from kitaru.server._errors import ApiError, JsonResponse, bad_request
 from kitaru.server._tokens import DEFAULT_TTL, MAX_TTL, StreamTokens
-from kitaru.server._validate import parse_json
+from kitaru.server._validate import check_exec_id, parse_json
 
-__all__ = ["WebConfig", "add_stream_token_routes", "add_ui_routes"]
+__all__ = ["WebConfig", "add_stream_token_routes", "add_ui_routes", "is_trace_id"]
 
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -64,11 +66,27 @@ class WebConfig:
         """The configuration from the server's environment."""
         return cls(trace_url_template=_config.trace_url_template())
 
-    def trace_url(self, trace_id: str) -> str | None:
-        """The link to ``trace_id``, when a template is configured."""
+    def trace_url(self, trace_id: str | None) -> str | None:
+        """The link to ``trace_id``, when a template is configured and the ID is valid.
+
+        The trace ID may come from a producer's event, so only a W3C trace ID (32 lowercase
+        hex digits, not all zero) is put into the link, and percent-encoded: anything else
+        could steer the link to another path of the trace viewer's site.
+        """
         template = self.trace_url_template
+        if not template or not is_trace_id(trace_id):
+            return None
+        assert trace_id is not None
         # A plain replace, not str.format: a template may hold other braces.
-        return template.replace("{trace_id}", trace_id) if template else None
+        return template.replace("{trace_id}", quote(trace_id, safe=""))
+
+
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_trace_id(value: object) -> bool:
+    """True for a W3C trace ID: 32 lowercase hex digits, not all zero."""
+    return isinstance(value, str) and _TRACE_ID.fullmatch(value) is not None and value != "0" * 32
 
 
 def _read_static(name: str) -> bytes:
@@ -131,7 +149,15 @@ def add_stream_token_routes(api: APIRouter, tokens: StreamTokens) -> None:
                         "schema": {
                             "type": "object",
                             "properties": {
-                                "ttl": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TTL}
+                                "ttl": {
+                                    "type": "number",
+                                    "exclusiveMinimum": 0,
+                                    "maximum": MAX_TTL,
+                                },
+                                "exec_id": {
+                                    "type": "string",
+                                    "description": "scope the token to this one execution",
+                                },
                             },
                         }
                     }
@@ -144,7 +170,8 @@ def add_stream_token_routes(api: APIRouter, tokens: StreamTokens) -> None:
 
         For browsers: ``EventSource`` cannot send headers, so the stream takes ``?token=``,
         and a token in a URL should be one that expires soon and cannot write. Body (optional):
-        ``{"ttl": seconds}``. Without server auth the answer's ``token`` is ``null``.
+        ``{"ttl": seconds, "exec_id": id}``; with ``exec_id`` the token opens that one
+        execution's routes only. Without server auth the answer's ``token`` is ``null``.
         """
         body = b""
         async for chunk in request.stream():
@@ -155,11 +182,28 @@ def add_stream_token_routes(api: APIRouter, tokens: StreamTokens) -> None:
         if not isinstance(data, dict):
             raise bad_request(f"request body must be a JSON object, got {type(data).__name__}")
         ttl = _ttl(data.get("ttl"))
+        exec_id = data.get("exec_id")
+        if exec_id is not None:
+            check_exec_id(exec_id)
         if not tokens.enabled:
-            return JsonResponse({"token": None, "scope": "read", "expires_at": None, "ttl": None})
-        token, expires = tokens.issue(ttl)
+            return JsonResponse(
+                {
+                    "token": None,
+                    "scope": "read",
+                    "exec_id": exec_id,
+                    "expires_at": None,
+                    "ttl": None,
+                }
+            )
+        token, expires = tokens.issue(ttl, exec_id)
         return JsonResponse(
-            {"token": token, "scope": "read", "expires_at": expires, "ttl": ttl},
+            {
+                "token": token,
+                "scope": "read",
+                "exec_id": exec_id,
+                "expires_at": expires,
+                "ttl": ttl,
+            },
             status_code=201,
             headers={"Cache-Control": "no-store"},
         )

@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from kitaru._sqlite_errors import describe, rollback
+from kitaru.exceptions import KitaruBackendError
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
 from kitaru.store._rows import (
     checkpoint_from_body,
@@ -64,12 +66,15 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._pid = os.getpid()
-        self._conn().executescript(_SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn().executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise KitaruBackendError(f"cannot open the store: {describe(exc, self.path)}") from exc
 
     def _conn(self) -> sqlite3.Connection:
         if self._pid != os.getpid():
@@ -223,4 +228,4 @@ class _Tx:
         if exc_type is None:
             self.conn.execute("COMMIT")
         else:
-            self.conn.execute("ROLLBACK")
+            rollback(self.conn)  # keeps the error that got here (a full disk, say)

@@ -114,6 +114,10 @@
   }
 
   // Only http(s) links: a misconfigured template must not become a javascript: URL.
+  function isTraceId(value) {
+    return typeof value === "string" && /^[0-9a-f]{32}$/.test(value) && !/^0+$/.test(value);
+  }
+
   function safeHref(url) {
     try {
       const parsed = new URL(url, location.href);
@@ -602,7 +606,10 @@
         this.events += lane.event_count || 0;
       }
       for (const ev of snap.timeline || []) this.addTimeline(ev);
-      const traceHref = snap.trace_url ? safeHref(snap.trace_url) : null;
+      // The server builds the link only from a real trace ID; checked again here, so a
+      // producer's text never becomes a link (docs/server-architecture.md, "Untrusted text").
+      const traceHref =
+        snap.trace_url && isTraceId(snap.trace_id) ? safeHref(snap.trace_url) : null;
       if (traceHref) {
         this.traceBox.replaceChildren(
           el(
