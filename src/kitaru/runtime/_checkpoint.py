@@ -320,7 +320,6 @@ class Checkpoint(Generic[P, R]):
             except BaseException as exc:
                 _current_checkpoint.reset(token)
                 self._end(scope, record, exc)
-                run.runtime.terminal_flush()
                 if self._should_retry(attempt, exc):
                     run.runtime.store.save_checkpoint(record)
                     if self.retry_delay:
@@ -331,7 +330,6 @@ class Checkpoint(Generic[P, R]):
             _current_checkpoint.reset(token)
             self._end(scope, record, None)
             self._store_output(run, record, result)
-            run.runtime.terminal_flush()
             return result
 
     async def _acall(self, run: FlowRun, step_name: str, seq: int, args: Any, kwargs: Any) -> Any:
@@ -349,7 +347,6 @@ class Checkpoint(Generic[P, R]):
             except BaseException as exc:
                 _current_checkpoint.reset(token)
                 self._end(scope, record, exc)
-                await asyncio.to_thread(run.runtime.terminal_flush)
                 if self._should_retry(attempt, exc):
                     run.runtime.store.save_checkpoint(record)
                     if self.retry_delay:
@@ -360,7 +357,6 @@ class Checkpoint(Generic[P, R]):
             _current_checkpoint.reset(token)
             self._end(scope, record, None)
             self._store_output(run, record, result)
-            await asyncio.to_thread(run.runtime.terminal_flush)
             return result
 
 
