@@ -8,12 +8,12 @@ import functools
 import inspect
 import itertools
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kitaru import _config
+from kitaru._ids import new_checkpoint_id
 from kitaru.events._kinds import (
     CHECKPOINT_FAILED_KIND,
     CHECKPOINT_RETURNED_KIND,
@@ -186,7 +186,7 @@ class Checkpoint(Generic[P, R]):
 
     def _new_record(self, run: FlowRun, step_name: str, seq: int) -> CheckpointRecord:
         return CheckpointRecord(
-            checkpoint_id=str(uuid.uuid4()),
+            checkpoint_id=new_checkpoint_id(),
             exec_id=run.exec_id,
             name=self.name,
             step_name=step_name,
