@@ -121,7 +121,17 @@ def measure_sqlite(home: Path, n: int, res: Result) -> dict[str, Any]:
         server.stop()
     with sqlite3.connect(db) as conn:  # fold the write-ahead log into the file
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        try:  # where the bytes are: pages per table and index (SQLite's dbstat table)
+            parts = dict(conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"))
+        except sqlite3.Error:
+            parts = {}
     after = _files_size(db)
+    breakdown = {name: size / n for name, size in parts.items() if size >= 16 * 4096}
+    if breakdown:
+        res.note(
+            "SQLite bytes per event by table/index: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in sorted(breakdown.items(), key=lambda x: -x[1]))
+        )
     if frames != n:
         res.fail(f"sqlite: the catch-up reader got {frames} of {n} events")
     return {
@@ -129,6 +139,7 @@ def measure_sqlite(home: Path, n: int, res: Result) -> dict[str, Any]:
         "json_bytes_per_event": json_size,
         "catchup_events_per_s": n / seconds,
         "file_bytes": after,
+        "bytes_per_event_by_table": breakdown,
     }
 
 
