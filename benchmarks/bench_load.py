@@ -2,7 +2,7 @@
 
 ``--executions`` (20) flow executions run at once in ``--producers`` (4) producer processes
 (``_load_producer.py``), each publishing ``--rate`` (100) progress events per second for
-``--seconds`` (30): 2,000 events/s in all. ``--per-execution`` (10) watchers follow each
+``--seconds`` (20): 2,000 events/s in all. ``--per-execution`` (10) watchers follow each
 execution (200 in all), as ``aevents()`` tasks spread over ``--watcher-procs`` (4) processes
 (``_load_watch.py``, at a lower CPU priority, ``nice 10``, as in the fan-out benchmark: on a
 2-core machine they would otherwise take the cores from the server they measure). Every
@@ -236,7 +236,7 @@ def main() -> int:
     args.executions = args.executions or (4 if smoke else 20)
     args.producers = args.producers or (2 if smoke else 4)
     args.rate = args.rate or (50.0 if smoke else 100.0)
-    args.seconds = args.seconds or (3.0 if smoke else 30.0)
+    args.seconds = args.seconds or (3.0 if smoke else 20.0)
     args.per_execution = args.per_execution or (3 if smoke else 10)
     args.watcher_procs = args.watcher_procs or 2 if smoke else args.watcher_procs or 4
     backends = (args.backends or ("sqlite" if smoke else "sqlite,redis+postgres")).split(",")

@@ -3,7 +3,7 @@
 A kitaru server in a subprocess, first with its default SQLite store and log (the baseline),
 then with a Redis event log (a Redis started for the run from ``scripts/services/``) and the
 same SQLite store. Each time one raw reader opens the stream of a running execution, ``--events``
-(100,000; 5,000 with ``--smoke``) progress events are posted in batches of 500 by one client,
+(50,000; 5,000 with ``--smoke``) progress events are posted in batches of 500 by one client,
 the execution is finished, and the reader is timed until ``end`` (frames counted on the socket,
 so client parsing does not cap the figure). This is ``quick_stream_throughput.py``'s "live"
 figure. Checked: the reader received every event.
@@ -74,7 +74,7 @@ def main() -> int:
     p = parser(__doc__)
     p.add_argument("--events", type=int, default=None)
     args = p.parse_args()
-    n = args.events or (5_000 if args.smoke else 100_000)
+    n = args.events or (5_000 if args.smoke else 50_000)
     res = Result("redis", args.smoke, params={"events": n})
     header(f"Redis log vs SQLite log, end to end, {n:,} events", res)
     with tempdir() as home:
