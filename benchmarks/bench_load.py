@@ -1,4 +1,4 @@
-"""Issue 16.6: a realistic load, many executions at a human pace, many watchers.
+"""A realistic load, many executions at a human pace, many watchers.
 
 ``--executions`` (20) flow executions run at once in ``--producers`` (4) producer processes
 (``_load_producer.py``), each publishing ``--rate`` (100) progress events per second for

@@ -1,4 +1,4 @@
-"""Issue 16.5: the Redis event log end to end, against the SQLite log end to end.
+"""The Redis event log end to end, against the SQLite log end to end.
 
 A kitaru server in a subprocess, first with its default SQLite store and log (the baseline),
 then with a Redis event log (a Redis started for the run from ``scripts/services/``) and the

@@ -1,4 +1,4 @@
-"""Issue 16.7: what one stored event costs: bytes on disk (SQLite), bytes of memory (Redis).
+"""What one stored event costs: bytes on disk (SQLite), bytes of memory (Redis).
 
 A kitaru server in a subprocess; ``--events`` (50,000; 3,000 with ``--smoke``) progress events
 encoded exactly as the publisher encodes ``kitaru.progress("Processing item", percent=...,
