@@ -34,7 +34,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, required=True)
     p.add_argument("--seconds", type=float, required=True)
     args = p.parse_args()
-    from kitaru.client._remote import build_server_runtime
+    from kitaru._compose import build_server_runtime
 
     rt = build_server_runtime(args.url, None)
     set_runtime(rt)

@@ -1,9 +1,10 @@
 """Make user data JSON-safe without ever exposing a value's ``repr()``: the one walker.
 
-Rules (``docs/live-events.md``, "JSON-safety of user data"): JSON-native values pass through; datetimes, UUIDs, enums,
-dataclasses, pydantic models, sets and tuples get their JSON forms; anything else becomes the
-one marker ``{"python_type": <class name>, "serialization_error": <reason>}`` at its position;
-a reference cycle replaces the whole top-level field with such a marker.
+Rules (``docs/live-events.md``, "JSON-safety of user data"): JSON-native values pass
+through; datetimes, UUIDs, enums, dataclasses, pydantic models, sets and tuples get their JSON
+forms; anything else becomes the one marker
+``{"python_type": <class name>, "serialization_error": <reason>}`` at its position; a reference
+cycle replaces the whole top-level field with such a marker.
 
 Every producer of user data in a live event uses this walker: the publisher (no bounds) and
 the adapters' opted-in payloads (with :class:`Bounds`: clipped strings, a few items per

@@ -10,8 +10,9 @@ goes first; lifecycle events are dropped only when nothing else is left, so a la
 lose its terminal event to a burst of progress. Every drop is counted.
 
 A failed send keeps its batch and is retried with capped, jittered backoff. No checkpoint waits
-for its events to be sent (``docs/protocol.md``, "Ordering on the producer"): only the flow's end flushes, bounded,
-before the execution is finished, so a dead backend costs a flow nothing but the enqueue.
+for its events to be sent (``docs/protocol.md``, "Ordering on the producer"): only the flow's
+end flushes, bounded, before the execution is finished, so a dead backend costs a flow nothing
+but the enqueue.
 
 While a batch is being sent and more events are waiting, the send runs on a helper thread and
 the sender takes and encodes the next batch meanwhile. Still only one batch is in flight: the
