@@ -289,7 +289,12 @@ class Process:
     """
 
     def __init__(
-        self, argv: list[str], *, env: dict[str, str] | None = None, quiet: bool = False
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        quiet: bool = False,
+        stdin: bool = False,
     ) -> None:
         self.argv = argv
         # Closed with the process object; a context manager cannot span its life.
@@ -299,6 +304,7 @@ class Process:
             env=env or child_env(),
             stdout=self._log if quiet else subprocess.PIPE,
             stderr=subprocess.STDOUT if quiet else subprocess.PIPE,
+            stdin=subprocess.PIPE if stdin else None,
             text=True,
         )
         _children.append(self.proc)
@@ -308,7 +314,17 @@ class Process:
         """The child's process ID."""
         return self.proc.pid
 
+    def send_line(self, line: str) -> None:
+        """Write one line to the child's stdin (started with ``stdin=True``)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
     def _collect(self, timeout: float) -> tuple[str, str]:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            self.proc.stdin = None
         out, err = self.proc.communicate(timeout=timeout)
         if self._log is not None:
             self._log.seek(0)

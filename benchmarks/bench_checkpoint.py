@@ -5,8 +5,8 @@ An empty ``@checkpoint`` called in a loop inside a flow, each call timed. Config
 * ``runtime only``: a store that writes nothing, no live events, no OpenTelemetry: the bare
   cost of the checkpoint machinery;
 * ``lifecycle``: the same plus live-event publishing (``started``/``returned`` built, queued,
-  encoded by the sender thread and handed to a transport that drops them, then kitaru's bounded
-  terminal flush);
+  encoded by the sender thread and handed to a transport that drops them; the checkpoint does
+  not wait for them, only the flow's end flushes);
 * ``lifecycle+span``: the same plus the OpenTelemetry bridge on an SDK provider whose exporter
   drops everything (a checkpoint span with its attributes, started and ended);
 * ``local database``: the default local database mode (records written to SQLite; live events

@@ -26,6 +26,9 @@ ORDER = [
     "fanout",
     "backend_down",
     "otel_exporter_down",
+    "load",
+    "storage",
+    "redis",
 ]
 
 

@@ -55,6 +55,9 @@ run catchup $smoke
 run latency $smoke
 run fanout $smoke
 run otel_exporter_down $smoke
+run load $smoke
+run storage $smoke
+run redis $smoke
 
 echo
 echo "==> results (load now $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -75,7 +75,7 @@ def queue_size(arg: int | None = None) -> int:
 
 
 def flush_timeout(arg: float | None = None) -> float:
-    """Seconds of the bounded flush after a checkpoint's terminal lifecycle event."""
+    """Seconds a ``flush=True`` call waits; times four, the bound of the flush at a flow's end."""
     return resolve(arg, ev.KITARU_FLUSH_TIMEOUT, parse_positive_number, DEFAULT_FLUSH_TIMEOUT)
 
 

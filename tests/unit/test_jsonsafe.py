@@ -146,3 +146,53 @@ def test_big_integers_are_json_native(kitaru_events):
     assert len(progress) == 1
     assert progress[0].payload["data"] == {"value": big, "negative": -big}
     assert kitaru_events.runtime.publisher.stats().dropped == 0
+
+
+def test_json_native_payloads_pass_unchanged_and_others_are_walked():
+    from collections import OrderedDict
+
+    from kitaru.events._jsonsafe import is_json_native
+
+    native = {"step": 3, "loss": 0.25, "tags": ["a", None, True], "nested": {"k": [1, {"x": ""}]}}
+    assert json_safe_mapping(native) is native  # no copy for what is already JSON
+    for bad in (
+        {"nan": float("nan")},
+        {"inf": [float("inf")]},
+        {"when": dt.date(2026, 1, 1)},
+        {"tuple": (1, 2)},
+        {"sub": OrderedDict(a=1)},
+        {"enum": Level.HIGH},
+        {3: "int key"},
+    ):
+        assert not is_json_native(bad), bad
+        out = json_safe_mapping(bad)
+        assert out is not bad
+        assert is_json_native(out), out
+    deep: dict = {}
+    node = deep
+    for _ in range(100):
+        node["n"] = {}
+        node = node["n"]
+    assert not is_json_native(deep)
+
+
+def test_one_marker_for_unbounded_and_bounded_walks():
+    import re
+
+    from kitaru.adapters.langgraph import bounded_payload
+    from kitaru.events._jsonsafe import Bounds, json_safe, marker
+
+    assert json_safe(Opaque()) == marker(Opaque(), "not JSON serializable")
+    assert bounded_payload(Opaque(), limit=10) == marker(Opaque(), "unsupported_stream_value")
+    bounds = Bounds(max_string=6, max_items=2, max_depth=2, redact=re.compile("token"))
+    out = json_safe({"token": "s3cret", "text": "abcdefghij", "more": {"deep": {"x": 1}}}, bounds)
+    assert out == {
+        "token": "[redacted]",
+        "text": "abc...",
+        "_kitaru_omitted_keys": 1,
+    }
+    assert json_safe({"d": {"e": {"f": 1}}}, bounds)["d"] == {
+        "e": {"python_type": "dict", "serialization_error": "nested too deeply"}
+    }
+    assert json_safe([1, 2, 3], bounds) == [1, 2, {"_kitaru_omitted_items": 1}]
+    assert json_safe({dt.date(2026, 1, 1)}, bounds) == ["2026-01-01"]

@@ -9,9 +9,10 @@ for lifecycle events and one for everything else. When full, the oldest non-life
 goes first; lifecycle events are dropped only when nothing else is left, so a lane does not
 lose its terminal event to a burst of progress. Every drop is counted.
 
-A failed send keeps its batch and is retried with capped, jittered backoff; while the transport
-is failing, the bounded terminal flush after each checkpoint is skipped so a dead backend costs a
-flow nothing but the enqueue.
+A failed send keeps its batch and is retried with capped, jittered backoff. No checkpoint waits
+for its events to be sent (``docs/protocol.md``, "Ordering on the producer"): only the flow's
+end flushes, bounded, before the execution is finished, so a dead backend costs a flow nothing
+but the enqueue.
 
 While a batch is being sent and more events are waiting, the send runs on a helper thread and
 the sender takes and encodes the next batch meanwhile. Still only one batch is in flight: the
@@ -291,9 +292,8 @@ class Publisher:
                     if time.monotonic() - last_active < _LINGER:
                         # Poll briefly while publishing is active, so callers never pay for
                         # waking the sender (Event.set costs more than the enqueue itself).
-                        # Waiting on the event rather than sleeping lets flush() (the terminal
-                        # flush after every checkpoint) wake the sender at once instead of
-                        # paying up to a whole poll interval (benchmarks/bench_checkpoint.py).
+                        # Waiting on the event rather than sleeping lets flush() wake the sender
+                        # at once instead of paying up to a whole poll interval.
                         if self._wake.wait(_POLL):
                             self._wake.clear()
                         continue

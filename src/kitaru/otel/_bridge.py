@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -91,6 +91,11 @@ class _FlowState:
     tracer: Tracer
     pid: int
     trace_hex: str  # the flow span's trace ID as 32 hex digits (its checkpoints share it)
+    # Per (checkpoint name, type): the span name and the attributes every checkpoint span of
+    # this flow with that name shares, built once (checkpoints are the hot path).
+    checkpoint_bases: dict[tuple[str, str], tuple[str, dict[str, AttributeValue]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(slots=True)
@@ -257,20 +262,27 @@ class KitaruOtelObserver(RuntimeObserver):
         flow_state = flow if type(flow) is _FlowState else None
         tracer = flow_state.tracer if flow_state is not None else self._resolve()[0]
         parent, parent_span_id = self._parent_context(run, flow_state, tracer)
+        key = (scope.name, scope.checkpoint_type)
+        base = flow_state.checkpoint_bases.get(key) if flow_state is not None else None
+        if base is None:
+            base = (
+                attr.CHECKPOINT_SPAN_PREFIX + scope.name,
+                {
+                    attr.EXECUTION_ID: scope.exec_id,
+                    attr.FLOW_NAME: scope.flow_name,
+                    attr.CHECKPOINT_NAME: scope.name,
+                    attr.CHECKPOINT_TYPE: scope.checkpoint_type,
+                },
+            )
+            if flow_state is not None:
+                flow_state.checkpoint_bases[key] = base
+        attributes = base[1].copy()
+        attributes[attr.CHECKPOINT_ID] = scope.checkpoint_id
+        attributes[attr.CHECKPOINT_STEP] = scope.step_name
+        attributes[attr.CHECKPOINT_ATTEMPT] = scope.attempt
+        attributes[attr.CORRELATION_ID] = scope.correlation_id
         span = tracer.start_span(
-            attr.CHECKPOINT_SPAN_PREFIX + scope.name,
-            context=parent,
-            kind=SpanKind.INTERNAL,
-            attributes={
-                attr.EXECUTION_ID: scope.exec_id,
-                attr.FLOW_NAME: scope.flow_name,
-                attr.CHECKPOINT_NAME: scope.name,
-                attr.CHECKPOINT_ID: scope.checkpoint_id,
-                attr.CHECKPOINT_STEP: scope.step_name,
-                attr.CHECKPOINT_TYPE: scope.checkpoint_type,
-                attr.CHECKPOINT_ATTEMPT: scope.attempt,
-                attr.CORRELATION_ID: scope.correlation_id,
-            },
+            base[0], context=parent, kind=SpanKind.INTERNAL, attributes=attributes
         )
         # Current while the body runs: the user's instrumented calls (and threads or tasks
         # that copy this context) become children of the checkpoint span.

@@ -8,12 +8,12 @@ import functools
 import inspect
 import itertools
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from kitaru import _config
+from kitaru._ids import new_checkpoint_id
 from kitaru.events._kinds import (
     CHECKPOINT_FAILED_KIND,
     CHECKPOINT_RETURNED_KIND,
@@ -186,7 +186,7 @@ class Checkpoint(Generic[P, R]):
 
     def _new_record(self, run: FlowRun, step_name: str, seq: int) -> CheckpointRecord:
         return CheckpointRecord(
-            checkpoint_id=str(uuid.uuid4()),
+            checkpoint_id=new_checkpoint_id(),
             exec_id=run.exec_id,
             name=self.name,
             step_name=step_name,
@@ -320,7 +320,6 @@ class Checkpoint(Generic[P, R]):
             except BaseException as exc:
                 _current_checkpoint.reset(token)
                 self._end(scope, record, exc)
-                run.runtime.terminal_flush()
                 if self._should_retry(attempt, exc):
                     run.runtime.store.save_checkpoint(record)
                     if self.retry_delay:
@@ -331,7 +330,6 @@ class Checkpoint(Generic[P, R]):
             _current_checkpoint.reset(token)
             self._end(scope, record, None)
             self._store_output(run, record, result)
-            run.runtime.terminal_flush()
             return result
 
     async def _acall(self, run: FlowRun, step_name: str, seq: int, args: Any, kwargs: Any) -> Any:
@@ -349,7 +347,6 @@ class Checkpoint(Generic[P, R]):
             except BaseException as exc:
                 _current_checkpoint.reset(token)
                 self._end(scope, record, exc)
-                await asyncio.to_thread(run.runtime.terminal_flush)
                 if self._should_retry(attempt, exc):
                     run.runtime.store.save_checkpoint(record)
                     if self.retry_delay:
@@ -360,7 +357,6 @@ class Checkpoint(Generic[P, R]):
             _current_checkpoint.reset(token)
             self._end(scope, record, None)
             self._store_output(run, record, result)
-            await asyncio.to_thread(run.runtime.terminal_flush)
             return result
 
 

@@ -120,14 +120,6 @@ class Runtime:
         if self.publishing:
             self.publisher.submit(record)
 
-    def terminal_flush(self) -> None:
-        """The short bounded flush after a terminal lifecycle event.
-
-        Skipped while the transport is failing, so a dead backend costs a flow nothing.
-        """
-        if self.publishing and self.publisher.healthy:
-            self.publisher.flush(self.flush_timeout)
-
     # -- heartbeats -----------------------------------------------------------------------
 
     def execution_started(self, exec_id: str) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kitaru.adapters._common import LiveStream, clip_text, display_text
 from kitaru.adapters.langgraph._policy import STREAM_MODES, LangGraphStreamPolicy
+from kitaru.events._jsonsafe import Bounds, json_safe
 
 __all__ = [
     "LANGGRAPH_STREAM_EVENT_KINDS",
@@ -71,53 +71,30 @@ def _label(value: object) -> str:
     return clip_text(str(value), _MAX_LABEL)
 
 
-def _unsupported(value: object, reason: str = "unsupported_stream_value") -> dict[str, Any]:
-    return {"python_type": type(value).__name__, "serialization_error": reason}
+_PAYLOAD_REASON = "unsupported_stream_value"
 
 
 def bounded_payload(value: Any, *, limit: int, depth: int = 0) -> Any:
     """An opted-in payload made small and safe: bounded size, credentials redacted, no repr.
 
-    Strings are clipped to ``limit``; mappings keep 20 keys (``_kitaru_omitted_keys`` counts the
-    rest) and lists 20 items (a trailing ``{"_kitaru_omitted_items": n}``); nesting stops at
-    depth 4; values of keys that look like credentials become ``"[redacted]"``; anything else
-    becomes ``{"python_type", "serialization_error": "unsupported_stream_value"}``.
+    The one JSON-safety walker of kitaru (:func:`kitaru.events._jsonsafe.json_safe`) with
+    bounds: strings are clipped to ``limit``; mappings keep 20 keys (``_kitaru_omitted_keys``
+    counts the rest) and lists 20 items (a trailing ``{"_kitaru_omitted_items": n}``); nesting
+    stops at depth 4; values of keys that look like credentials become ``"[redacted]"``;
+    anything else becomes ``{"python_type", "serialization_error": "unsupported_stream_value"}``.
     """
-    if value is None or isinstance(value, (bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else _unsupported(value)
-    if isinstance(value, str):
-        return clip_text(value, limit)
-    if depth >= _MAX_DEPTH:
-        return _unsupported(value, "max_depth_exceeded")
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for i, (key, item) in enumerate(value.items()):
-            if i >= _MAX_ITEMS:
-                out["_kitaru_omitted_keys"] = len(value) - _MAX_ITEMS
-                break
-            name = _label(key) if isinstance(key, (str, int)) else type(key).__name__
-            if isinstance(key, str) and _SECRET_KEY.search(key):
-                out[name] = "[redacted]"
-            else:
-                out[name] = bounded_payload(item, limit=limit, depth=depth + 1)
-        return out
-    if isinstance(value, (list, tuple)):
-        items = [bounded_payload(v, limit=limit, depth=depth + 1) for v in value[:_MAX_ITEMS]]
-        if len(value) > _MAX_ITEMS:
-            items.append({"_kitaru_omitted_items": len(value) - _MAX_ITEMS})
-        return items
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):  # pydantic models, LangChain messages
-        try:
-            return bounded_payload(dump(), limit=limit, depth=depth + 1)
-        except Exception:
-            return _unsupported(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
-        return bounded_payload(fields, limit=limit, depth=depth + 1)
-    return _unsupported(value)
+    return json_safe(value, _bounds(limit), depth=depth)
+
+
+@functools.lru_cache(maxsize=16)
+def _bounds(limit: int) -> Bounds:
+    return Bounds(
+        max_string=limit,
+        max_items=_MAX_ITEMS,
+        max_depth=_MAX_DEPTH,
+        redact=_SECRET_KEY,
+        unsupported=_PAYLOAD_REASON,
+    )
 
 
 def _bounded_list(values: Sequence[Any]) -> list[Any]:
