@@ -22,6 +22,7 @@ __all__ = [
     "ERROR_TOO_LARGE",
     "ERROR_UNAUTHORIZED",
     "HEADER_LAST_EVENT_ID",
+    "LOG_EVENT",
     "PATH_EXECUTIONS",
     "PATH_HEALTH",
     "PATH_INFO",
@@ -37,8 +38,11 @@ __all__ = [
     "path_checkpoint",
     "path_events",
     "path_execution",
+    "path_execution_metadata",
     "path_finish",
     "path_heartbeat",
+    "path_logs",
+    "path_logs_stream",
     "path_snapshot",
     "path_stream",
 ]
@@ -52,6 +56,8 @@ CONTROL_CURSOR = "cursor"
 CONTROL_GAP = "gap"
 CONTROL_END = "end"
 CONTROL_ERROR = "error"
+# The ``event:`` name of a runtime log line on the logs stream.
+LOG_EVENT = "log"
 
 # Machine-readable error kinds in JSON ``detail`` objects and ``error`` frames.
 ERROR_STREAMING_DISABLED = "streaming_disabled"
@@ -124,3 +130,18 @@ def path_snapshot(exec_id: str) -> str:
 def path_stream(exec_id: str) -> str:
     """``GET`` the SSE stream of one execution's live events."""
     return f"{PATH_EXECUTIONS}/{exec_id}/events/stream"
+
+
+def path_logs(exec_id: str) -> str:
+    """``POST`` a JSON array of captured log lines; ``GET`` them (``?after=&checkpoint=``)."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/logs"
+
+
+def path_logs_stream(exec_id: str) -> str:
+    """``GET`` the SSE stream of one execution's runtime log lines (follow)."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/logs/stream"
+
+
+def path_execution_metadata(exec_id: str) -> str:
+    """``PUT`` ``{"metadata", "usage"}`` recorded in a flow body."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/metadata"

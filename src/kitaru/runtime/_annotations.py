@@ -1,4 +1,4 @@
-"""``kitaru.log(**fields)`` and ``kitaru.record_usage(...)``: what a checkpoint attaches to its record.
+"""``kitaru.log(**fields)`` and ``kitaru.record_usage(...)``: what a checkpoint attaches.
 
 Both write to the running checkpoint execution (the ``contextvars`` scope, so threads and tasks
 that copy the checkpoint's context attach to it too), or to the execution when called in the
@@ -151,7 +151,9 @@ def record_usage(
         KitaruContextError: Called outside a running flow.
     """
     if not isinstance(model, str) or not model.strip():
-        raise KitaruUsageError(f"kitaru.record_usage(): model must be a non-blank str, got {model!r}")
+        raise KitaruUsageError(
+            f"kitaru.record_usage(): model must be a non-blank str, got {model!r}"
+        )
     inp = _count("input_tokens", input_tokens)
     out = _count("output_tokens", output_tokens)
     cached = _count("cache_read_tokens", cache_read_tokens)

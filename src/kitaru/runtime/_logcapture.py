@@ -442,6 +442,6 @@ def _install() -> None:
             logging.setLogRecordFactory(_make_factory(current))
         # Streams are wrapped again when someone (a test runner, a library) replaced them.
         if not isinstance(sys.stdout, _Tee) and sys.stdout is not None:
-            sys.stdout = _Tee(sys.stdout, "stdout")  # type: ignore[assignment]
+            sys.stdout = _Tee(sys.stdout, "stdout")
         if not isinstance(sys.stderr, _Tee) and sys.stderr is not None:
-            sys.stderr = _Tee(sys.stderr, "stderr")  # type: ignore[assignment]
+            sys.stderr = _Tee(sys.stderr, "stderr")

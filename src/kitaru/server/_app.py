@@ -24,6 +24,7 @@ from kitaru.exceptions import KitaruUsageError
 from kitaru.server import _schemas
 from kitaru.server._backends import open_event_log, open_store
 from kitaru.server._errors import ApiError, JsonResponse, bad_request, install_error_handlers
+from kitaru.server._logs import add_log_routes
 from kitaru.server._settings import ServerSettings
 from kitaru.server._snapshot import add_snapshot_routes
 from kitaru.server._state import ServerState, ServerStore
@@ -120,6 +121,7 @@ def create_app(
     _add_record_routes(api, state)
     _add_event_routes(api, stream_api, state)
     add_snapshot_routes(api, state, web)
+    add_log_routes(api, stream_api, state)
     add_stream_token_routes(api, tokens)
     app.include_router(api)
     app.include_router(stream_api)

@@ -20,8 +20,8 @@ __all__ = [
     "LOG_STREAMS",
     "LogLine",
     "LogStore",
-    "log_line_row",
     "log_line_from_row",
+    "log_line_row",
     "logs_filter",
 ]
 
