@@ -403,7 +403,14 @@ class _Tee:
     def write(self, text: str) -> int:
         n = self._kitaru_inner.write(text)
         scope = _current_checkpoint.get()
-        if scope is not None and text and not getattr(_guard, "busy", False):
+        if (
+            scope is not None
+            and text
+            and not getattr(_guard, "busy", False)
+            # A logging handler writing a record to the terminal: the record itself was
+            # captured already, as a ``log`` line.
+            and sys._getframe(1).f_globals.get("__name__") != "logging"
+        ):
             cap = _capture_for(scope)
             if cap is not None:
                 _guard.busy = True
