@@ -11,10 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-import kitaru
 from kitaru import KitaruClient, checkpoint, flow
 from kitaru.cli import main
-from kitaru.exceptions import KitaruContextError, KitaruUsageError
+from kitaru.exceptions import KitaruUsageError
 from kitaru.store import SqliteStore
 from kitaru.store._logs import LogLine
 

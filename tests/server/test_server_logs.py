@@ -12,8 +12,7 @@ import pytest
 from _serverkit import collect, new_execution
 
 import kitaru
-from kitaru import KitaruClient, checkpoint, flow
-from kitaru import _wire
+from kitaru import KitaruClient, _wire, checkpoint, flow
 from kitaru.runtime._runtime import reset_runtime
 
 pytestmark = [pytest.mark.server]
