@@ -28,6 +28,7 @@ __all__ = [
     "PATH_INFO",
     "PATH_STREAM_TOKENS",
     "PATH_UI",
+    "PATH_USAGE",
     "QUERY_CHECKPOINT",
     "QUERY_CORRELATION_ID",
     "QUERY_KINDS",
@@ -85,6 +86,7 @@ QUERY_MESSAGE_EVENTS = "message_events"
 PATH_HEALTH = "/health"
 PATH_INFO = f"{API_PREFIX}/info"
 PATH_EXECUTIONS = f"{API_PREFIX}/executions"
+PATH_USAGE = f"{API_PREFIX}/usage"  # GET: tokens and cost per checkpoint name (dashboard)
 PATH_STREAM_TOKENS = f"{API_PREFIX}/stream-tokens"  # POST: a short-lived read-only token
 PATH_UI = "/ui/"  # the web view
 

@@ -91,5 +91,22 @@ def test_lane_logs_metadata_and_usage(
     ]
     assert "120 tokens" in (page.locator("#usage-total").text_content() or "")
     screenshot(page, "web-lane-logs.png")
+
+    # The list page's dashboard panel: tokens and cost per checkpoint name, over executions.
+    second = web_flow.run()
+    second.wait()
+    page.goto(f"{server.url}/ui/")
+    cells = page.locator('#usage-panel tr[data-checkpoint="graded"] td')
+    cells.first.wait_for(timeout=WAIT_MS)
+    assert [cells.nth(i).text_content() for i in range(6)] == [
+        "graded",
+        "2",
+        "200",
+        "40",
+        "0",
+        "0.0250",
+    ]
+    assert page.locator('#usage-panel tr[data-checkpoint="silent"]').count() == 0
+    screenshot(page, "web-usage-panel.png")
     assert log_.dialogs == [] and log_.page_errors == []
     assert page.evaluate("window.__alerts") == []

@@ -26,6 +26,7 @@ from kitaru.server._state import ServerState
 from kitaru.server._stream import PING, RECONNECT, end_frame
 from kitaru.server._validate import _Fields, json_type, parse_json, parse_metadata, parse_usage
 from kitaru.store._logs import LOG_STREAMS, LogLine
+from kitaru.store._usage import usage_by_checkpoint_name
 
 __all__ = ["add_log_routes", "parse_log_lines"]
 
@@ -37,6 +38,7 @@ POLL_INTERVAL = 0.1
 _MAX_LINES_PER_REQUEST = 5000
 _MAX_MESSAGE_CHARS = 16 * 1024
 _MAX_READ = 5000
+_MAX_USAGE_EXECUTIONS = 500
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-store"),
@@ -156,6 +158,25 @@ def add_log_routes(api: APIRouter, stream_api: APIRouter, state: ServerState) ->
         )
         state.seen(exec_id)
         return JsonResponse({"exec_id": exec_id})
+
+    @api.get(_wire.PATH_USAGE, tags=["records"])
+    async def usage_dashboard(
+        flow: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=_MAX_USAGE_EXECUTIONS)] = 100,
+    ) -> JsonResponse:
+        """Tokens and cost per checkpoint name over the newest ``limit`` executions."""
+        listed = await state.call(state.store.list_executions, flow_name=flow, limit=limit)
+
+        def load() -> list[Any]:
+            out = []
+            for rec in listed:
+                full = state.store.get_execution(rec.exec_id)
+                if full is not None:
+                    out.append(full.checkpoints)
+            return out
+
+        per_name = usage_by_checkpoint_name(await state.call(load))
+        return JsonResponse({"executions": len(listed), "checkpoints": per_name})
 
     @stream_api.get(
         _wire.path_logs_stream("{exec_id}"),

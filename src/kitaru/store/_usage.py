@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kitaru.store._records import CheckpointRecord
 
-__all__ = ["UsageRecord", "UsageTotals", "summarize_usage"]
+__all__ = ["UsageRecord", "UsageTotals", "summarize_usage", "usage_by_checkpoint_name"]
 
 
 @dataclass(slots=True)
@@ -158,3 +158,28 @@ def summarize_usage(
         "by_model": {k: v.to_dict() for k, v in by_model.items()},
         "by_checkpoint": {k: v.to_dict() for k, v in by_step.items()},
     }
+
+
+def usage_by_checkpoint_name(
+    executions: Iterable[Iterable[CheckpointRecord]],
+) -> dict[str, dict[str, Any]]:
+    """Usage summed per checkpoint *name* over several executions (the usage dashboard).
+
+    Args:
+        executions: Each execution's checkpoint records.
+
+    Returns:
+        ``{checkpoint name: UsageTotals.to_dict() + {"executions": n}}``, where ``executions``
+        counts the executions in which that checkpoint reported usage.
+    """
+    totals: dict[str, UsageTotals] = {}
+    seen: dict[str, int] = {}
+    for checkpoints in executions:
+        names: set[str] = set()
+        for cp in checkpoints:
+            for rec in cp.usage:
+                totals.setdefault(cp.name, UsageTotals()).add(rec)
+                names.add(cp.name)
+        for name in names:
+            seen[name] = seen.get(name, 0) + 1
+    return {name: {**t.to_dict(), "executions": seen[name]} for name, t in totals.items()}

@@ -354,6 +354,7 @@
         body,
       ),
       empty,
+      usagePanel(),
     );
     let timer = null;
     let stopped = false;
@@ -364,6 +365,7 @@
         notice(null);
         body.replaceChildren(...rows.map(executionRow));
         empty.hidden = rows.length > 0;
+        await refreshUsagePanel();
       });
       if (!stopped && document.getElementById("executions-body") === body) {
         timer = setTimeout(poll, LIST_POLL_MS);
@@ -374,6 +376,54 @@
       clearTimeout(timer);
     };
     poll();
+  }
+
+  // Tokens and cost per checkpoint name over the newest executions (GET /usage).
+  function usagePanel() {
+    return el(
+      "section",
+      { class: "usage-panel", id: "usage-panel", hidden: true },
+      el("h2", {}, "Tokens and cost per checkpoint"),
+      el(
+        "table",
+        { class: "usage" },
+        el(
+          "thead",
+          {},
+          el("tr", {}, ...["Checkpoint", "Executions", "Input", "Output", "Reused", "Cost (USD)"].map((h) => el("th", {}, h))),
+        ),
+        el("tbody", { id: "usage-panel-body" }),
+      ),
+    );
+  }
+
+  async function refreshUsagePanel() {
+    const panel = document.getElementById("usage-panel");
+    const body = document.getElementById("usage-panel-body");
+    if (!panel || !body) return;
+    let data;
+    try {
+      data = await getJson("/usage?limit=100");
+    } catch (_err) {
+      return; // an extra: the list works without it
+    }
+    const entries = Object.entries((data && data.checkpoints) || {});
+    entries.sort((a, b) => (num(b[1].total_tokens) || 0) - (num(a[1].total_tokens) || 0));
+    body.replaceChildren(
+      ...entries.map(([name, t]) =>
+        el(
+          "tr",
+          { dataset: { checkpoint: name } },
+          el("td", {}, name),
+          el("td", {}, String(num(t.executions) || 0)),
+          el("td", {}, String(num(t.input_tokens) || 0)),
+          el("td", {}, String(num(t.output_tokens) || 0)),
+          el("td", {}, String((num(t.reused_input_tokens) || 0) + (num(t.reused_output_tokens) || 0))),
+          el("td", {}, num(t.cost_usd) === null ? "—" : num(t.cost_usd).toFixed(4)),
+        ),
+      ),
+    );
+    panel.hidden = entries.length === 0;
   }
 
   function executionRow(rec) {
