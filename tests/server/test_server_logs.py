@@ -130,3 +130,16 @@ def test_follow_stream_resumes_after_a_cursor(server: Any, client: httpx.Client)
     resumed = read({"Last-Event-ID": cursors[1]})
     assert [orjson.loads(s.data)["message"] for s in resumed[:-1]] == ["m2", "m3"]
     assert orjson.loads(resumed[-1].data)["status"] == "completed"
+
+
+def test_usage_dashboard_sums_per_checkpoint_name(server_mode: Any) -> None:
+    for _ in range(2):
+        handle = secret_flow.run()
+        handle.wait()
+    with httpx.Client(base_url=server_mode.url, timeout=10) as c:
+        body = c.get(_wire.PATH_USAGE, params={"limit": 10}).json()
+        assert body["executions"] == 2
+        row = body["checkpoints"]["secretive"]
+        assert (row["executions"], row["input_tokens"], row["output_tokens"]) == (2, 6, 4)
+        assert row["cost_usd"] == pytest.approx(0.2)
+        assert c.get(_wire.PATH_USAGE, params={"flow": "other"}).json()["checkpoints"] == {}
