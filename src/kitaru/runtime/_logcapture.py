@@ -138,6 +138,9 @@ class LogCapture(RuntimeObserver):
         self._inflight = 0
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        # One append at a time (the shipper thread, or a flush): lines reach the store in the
+        # order they were queued, so each checkpoint execution's lines get increasing cursors.
+        self._ship_lock = threading.Lock()
         self._stopped = False
         self._warned = False
 
@@ -227,6 +230,10 @@ class LogCapture(RuntimeObserver):
         with state.lock:
             buffered = state.partial.get(stream, "") + text
             *complete, rest = buffered.split("\n")
+            if len(rest) > MAX_LINE_CHARS:
+                # A very long write without a line break: keep memory bounded, cut it here.
+                complete.append(rest)
+                rest = ""
             state.partial[stream] = rest
         now = time.time()
         for line in complete:
@@ -245,7 +252,7 @@ class LogCapture(RuntimeObserver):
     ) -> None:
         if len(message) > MAX_LINE_CHARS:
             message = message[:MAX_LINE_CHARS] + " [kitaru: line cut]"
-        size = len(message)
+        size = len(message.encode("utf-8", "replace"))
         with state.lock:
             if (
                 state.lines >= self.settings.max_lines
@@ -313,6 +320,10 @@ class LogCapture(RuntimeObserver):
 
     def _ship_once(self) -> bool:
         """Append what is pending; False when the store failed (the lines stay pending)."""
+        with self._ship_lock:
+            return self._ship_locked()
+
+    def _ship_locked(self) -> bool:
         batch: list[LogLine] = []
         with self._idle:
             while self._pending and len(batch) < 2000:
