@@ -293,3 +293,35 @@ def test_old_sqlite_database_gets_the_new_tables(tmp_path: Path) -> None:
     record = store.get_execution("e1")
     assert record is not None and record.metadata == {"k": 1} and record.flow_name == "old"
     store.close()
+
+
+def test_handler_output_to_stderr_is_not_captured_twice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    @checkpoint
+    def warns() -> int:
+        # A handler writing to the (teed) stderr, as logging.basicConfig sets up.
+        handler = logging.StreamHandler(sys.stderr)
+        user_log.addHandler(handler)
+        try:
+            user_log.warning("once")
+        finally:
+            user_log.removeHandler(handler)
+        sys.stdout.write("x" * 20_000)  # no line break: cut, not buffered without bound
+        sys.stdout.write("tail\n")
+        return 1
+
+    @flow
+    def f() -> int:
+        return warns()
+
+    handle = f.run()
+    handle.wait()
+    assert "once" in capsys.readouterr().err  # the terminal still got it
+    lines = KitaruClient().executions.logs(handle.exec_id)
+    assert [(x.stream, x.message[:4]) for x in lines][0] == ("log", "once")
+    assert [x.stream for x in lines].count("stderr") == 0
+    printed = [x.message for x in lines if x.stream == "stdout"]
+    assert len(printed) == 2 and len(printed[0]) > 8000 and printed[1].endswith("tail")
