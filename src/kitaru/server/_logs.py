@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from kitaru import _wire
+from kitaru.server._body import read_body
 from kitaru.server._errors import ApiError, JsonResponse, bad_request
 from kitaru.server._state import ServerState
 from kitaru.server._stream import PING, RECONNECT, end_frame
@@ -107,9 +108,7 @@ def add_log_routes(api: APIRouter, stream_api: APIRouter, state: ServerState) ->
         """Store captured runtime log lines (idempotent per checkpoint execution and line)."""
         store = _log_store(state)
         await state.require_known(exec_id)
-        from kitaru.server._app import _read_body
-
-        lines = parse_log_lines(parse_json(await _read_body(request, limit)), exec_id)
+        lines = parse_log_lines(parse_json(await read_body(request, limit)), exec_id)
         await state.call(store.append_logs, lines)
         state.seen(exec_id)
         return JsonResponse({"stored": len(lines)})
@@ -146,9 +145,7 @@ def add_log_routes(api: APIRouter, stream_api: APIRouter, state: ServerState) ->
         """Store the metadata and usage a flow body recorded (replacing earlier ones)."""
         store = _log_store(state)
         await state.require_known(exec_id)
-        from kitaru.server._app import _read_body
-
-        obj = parse_json(await _read_body(request, limit))
+        obj = parse_json(await read_body(request, limit))
         if type(obj) is not dict:
             raise bad_request(f"metadata body must be a JSON object, got {json_type(obj)}")
         metadata = parse_metadata(obj.get("metadata"), "metadata")
