@@ -88,7 +88,7 @@ class Runtime:
         capture = CaptureSettings.resolve(capture_logs)
         self.log_capture = LogCapture(self, capture) if capture.enabled else None
         if self.log_capture is not None:
-            self.observers = (self.log_capture,)
+            self.add_observer(self.log_capture)
 
     # -- observers ------------------------------------------------------------------------
 
