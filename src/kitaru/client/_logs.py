@@ -18,7 +18,8 @@ import orjson
 from httpx_sse import EventSource
 
 from kitaru import _wire
-from kitaru.client._http import RETRYABLE_STATUSES, Backoff, auth_headers, error_detail
+from kitaru._backoff import Backoff
+from kitaru._http import RETRYABLE_STATUSES, auth_headers, error_detail
 from kitaru.exceptions import KitaruBackendError, KitaruStateError
 from kitaru.store._logs import LogLine
 

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -193,7 +193,7 @@ class HttpStore:
             self._request(
                 f"store log lines of execution {exec_id}",
                 "POST",
-                _wire.path_logs(_seg(exec_id)),
+                _wire.path_logs(segment(exec_id)),
                 json_list=items,
                 retry=False,
             )
@@ -216,7 +216,7 @@ class HttpStore:
         if correlation_id is not None:
             params["correlation_id"] = correlation_id
         op = f"read log lines of execution {exec_id}"
-        resp = self._request(op, "GET", _wire.path_logs(_seg(exec_id)), params=params)
+        resp = self._request(op, "GET", _wire.path_logs(segment(exec_id)), params=params)
         assert resp is not None
         body = self._json(resp, op)
         return [LogLine.from_dict(item) for item in body.get("lines") or []]
@@ -228,7 +228,7 @@ class HttpStore:
         self._request(
             f"save metadata of execution {exec_id}",
             "PUT",
-            _wire.path_execution_metadata(_seg(exec_id)),
+            _wire.path_execution_metadata(segment(exec_id)),
             json={"metadata": dict(metadata), "usage": [dict(u) for u in usage]},
         )
 
