@@ -12,6 +12,7 @@ from kitaru import _config
 from kitaru._checks import positive_int
 from kitaru._snapshot import ExecutionSnapshot
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
+from kitaru.client._logs import follow_logs, read_all_logs
 from kitaru.client._snapshot import fetch_snapshot
 from kitaru.client._watch_options import check_exec_id
 from kitaru.client._watcher import awatch, open_session, watch
@@ -190,8 +191,6 @@ class Executions:
             KitaruStateError: No execution has this ID.
         """
         self.get(exec_id)
-        from kitaru.client._logs import read_all_logs
-
         return read_all_logs(self._client, exec_id, checkpoint=checkpoint)
 
     def follow_logs(
@@ -211,8 +210,6 @@ class Executions:
         check_exec_id(exec_id)
         if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint.strip()):
             raise KitaruUsageError(f"checkpoint must be a non-blank str, got {checkpoint!r}")
-        from kitaru.client._logs import follow_logs
-
         return follow_logs(self._client, exec_id, checkpoint=checkpoint, since=since)
 
     def snapshot(self, exec_id: str) -> ExecutionSnapshot:

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from kitaru.exceptions import KitaruContextError, KitaruUsageError
 from kitaru.runtime._scope import _current_checkpoint, current_flow
 from kitaru.store._usage import UsageRecord
@@ -60,8 +62,6 @@ def _check_value(name: str, value: object, depth: int = 0) -> Any:
 
 
 def _check_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    import orjson
-
     checked: dict[str, Any] = {}
     for name, value in fields.items():
         if not name.strip() or len(name) > _MAX_KEY or any(c in name for c in "\r\n"):
