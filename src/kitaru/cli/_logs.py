@@ -23,21 +23,17 @@ import orjson
 
 from kitaru import _config
 from kitaru.cli import _events
+from kitaru.cli._terminal import terminal_safe
 from kitaru.client._client import KitaruClient
 from kitaru.exceptions import KitaruError
 from kitaru.store._logs import LogLine
 
 __all__ = ["add_parser", "format_line", "printable"]
 
-_ESCAPES = {i: f"\\x{i:02x}" for i in range(32) if i not in (9,)}
-_ESCAPES[127] = "\\x7f"
-for _c in range(0x80, 0xA0):
-    _ESCAPES[_c] = f"\\u{_c:04x}"
-
 
 def printable(text: str) -> str:
     """``text`` with control characters (line breaks included) shown as escapes."""
-    return text.translate(_ESCAPES)
+    return terminal_safe(text)
 
 
 def add_parser(commands: Any) -> None:

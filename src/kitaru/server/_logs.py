@@ -71,7 +71,7 @@ def parse_log_lines(obj: Any, exec_id: str) -> list[LogLine]:
                 step_name=f.text("step_name"),
                 attempt=f.integer("attempt"),
                 line=f.integer("line"),
-                ts=f.number("ts"),
+                ts=f.timestamp("ts"),
                 stream=f.choice("stream", LOG_STREAMS),
                 level=f.text("level"),
                 message=message,

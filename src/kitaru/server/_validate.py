@@ -326,6 +326,20 @@ class _Fields:
             raise bad_request(f"{self.what}: " + _timestamp_problem(name, value, latest))
         return float(value)
 
+    def amount(self, name: str, *, optional: bool = False) -> Any:
+        """A finite number >= 0 (a cost, a count of money)."""
+        value = self.obj.get(name)
+        if value is None and optional:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise self._bad(name, "a number >= 0" + (" or null" if optional else ""))
+        return float(value)
+
     def choice(self, name: str, choices: tuple[str, ...] | frozenset[str]) -> str:
         value = self.obj.get(name)
         if not isinstance(value, str) or value not in choices:
@@ -424,8 +438,8 @@ def parse_usage(obj: Any, where: str) -> list[UsageRecord]:
     out: list[UsageRecord] = []
     for i, item in enumerate(obj):
         f = _Fields(item, f"{where}[{i}]")
-        cost = f.number("cost_usd", optional=True)
-        reused_cost = f.number("reused_cost_usd", optional=True)
+        cost = f.amount("cost_usd", optional=True)
+        reused_cost = f.amount("reused_cost_usd", optional=True)
         reused = item.get("reused", False)
         if not isinstance(reused, bool):
             raise bad_request(f"{where}[{i}]: reused must be a boolean")
