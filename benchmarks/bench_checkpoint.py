@@ -18,10 +18,17 @@ kind of provider. The durable record write is also timed on its own:
 mode, against a kitaru server in a subprocess); a checkpoint writes its record twice.
 
 Target: ≤ 50 µs per checkpoint for lifecycle plus span (median).
+
+Runtime log capture: ``logger.info`` timed inside a checkpoint with capture on, as a ratio to
+the same call in the same flow outside any checkpoint (where capture is installed but skips the
+record). The logger has a user handler writing formatted lines to memory, as an application
+would; the capture bound is raised above the number of calls so every timed call is kept.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import time
 import uuid
 from array import array
@@ -41,6 +48,7 @@ from _common import (
 from kitaru import checkpoint, flow
 from kitaru.events._transport import NoopTransport
 from kitaru.runtime import Runtime, set_runtime
+from kitaru.runtime._logcapture import CaptureSettings, LogCapture
 from kitaru.store import SqliteStore
 from kitaru.store._records import AttemptRecord, CheckpointRecord, ExecutionRecord
 
@@ -97,6 +105,54 @@ def time_checkpoints(n: int) -> array[int]:
 
     run()
     return times
+
+
+def time_logger_info(n: int) -> tuple[array[int], array[int], int]:
+    """Per-call ns of ``logger.info`` outside, then inside, a checkpoint; and lines captured."""
+    log = logging.getLogger("kitaru_bench.user")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    log.addHandler(handler)
+    outside: array[int] = array("q", bytes(8 * n))
+    inside: array[int] = array("q", bytes(8 * n))
+    captured = 0
+    clock = time.perf_counter_ns
+
+    @checkpoint(name="logging")
+    def logging_body() -> None:
+        for i in range(n):
+            t0 = clock()
+            log.info("item %d of %d", i, n)
+            inside[i] = clock() - t0
+
+    @flow(name="bench_logging")
+    def run() -> None:
+        logging_body()  # warm-up: installs the capture hooks
+        for i in range(n):
+            t0 = clock()
+            log.info("item %d of %d", i, n)
+            outside[i] = clock() - t0
+        logging_body()
+
+    class Counting(NullStore):
+        def append_logs(self, lines: Any) -> None:
+            nonlocal captured
+            captured += len(lines)
+
+    rt = Runtime(Counting(), None, mode="local", capture_logs=True)
+    cap = rt.log_capture
+    assert isinstance(cap, LogCapture)
+    cap.settings = CaptureSettings(enabled=True, max_lines=n + 10, max_bytes=64 * n + 1024)
+    previous = set_runtime(rt)
+    try:
+        run()
+    finally:
+        set_runtime(previous)
+        rt.shutdown()
+        log.removeHandler(handler)
+    return outside, inside, captured
 
 
 def time_plain_span(n: int) -> array[int]:
@@ -228,6 +284,12 @@ def main() -> int:
         finally:
             server.stop()
 
+    outside, inside, captured = time_logger_info(n)
+    stats["logger_info_outside"] = summary_ns(outside)
+    stats["logger_info_captured"] = summary_ns(inside)
+    if captured != 2 * n:
+        res.fail(f"log capture kept {captured} of {2 * n} logged lines")
+
     res.figures["per_checkpoint_ns"] = stats
     base = stats["plain_function_in_otel_span"]["median"] / 1000
     for name in ("runtime only", "lifecycle", "lifecycle+span", "local database"):
@@ -250,6 +312,20 @@ def main() -> int:
             "µs",
         )
         res.row(f"record write p99 ({label})", stats[name]["p99"] / 1000, "µs")
+    res.row(
+        "logger.info median, in a checkpoint (capture on)",
+        stats["logger_info_captured"]["median"] / 1000,
+        "µs",
+        baseline=stats["logger_info_outside"]["median"] / 1000,
+        baseline_name="outside a checkpoint",
+    )
+    res.row(
+        "logger.info p99, in a checkpoint (capture on)",
+        stats["logger_info_captured"]["p99"] / 1000,
+        "µs",
+        baseline=stats["logger_info_outside"]["p99"] / 1000,
+        baseline_name="outside a checkpoint",
+    )
     return res.finish()
 
 

@@ -6,6 +6,8 @@ The core public API::
     from kitaru import checkpoint, flow, KitaruClient, ExecutionEvent
 
     kitaru.progress(...)            # a progress update from a running checkpoint
+    kitaru.log(score=0.9)           # metadata on the running checkpoint execution's record
+    kitaru.record_usage("m", input_tokens=10)  # token usage and cost of a model call
     kitaru.events.publish(...)      # a custom live event
     kitaru.events.flush(...)        # drain the process-local publisher
 
@@ -27,6 +29,7 @@ from kitaru.exceptions import (
     KitaruStateError,
     KitaruUsageError,
 )
+from kitaru.runtime._annotations import log, record_usage
 from kitaru.runtime._checkpoint import Checkpoint, checkpoint
 from kitaru.runtime._flow import Flow, FlowHandle, flow
 from kitaru.store._records import AttemptRecord, CheckpointRecord, ExecutionRecord
@@ -56,5 +59,7 @@ __all__ = [
     "checkpoint",
     "events",
     "flow",
+    "log",
     "progress",
+    "record_usage",
 ]

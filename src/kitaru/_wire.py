@@ -22,11 +22,13 @@ __all__ = [
     "ERROR_TOO_LARGE",
     "ERROR_UNAUTHORIZED",
     "HEADER_LAST_EVENT_ID",
+    "LOG_EVENT",
     "PATH_EXECUTIONS",
     "PATH_HEALTH",
     "PATH_INFO",
     "PATH_STREAM_TOKENS",
     "PATH_UI",
+    "PATH_USAGE",
     "QUERY_CHECKPOINT",
     "QUERY_CORRELATION_ID",
     "QUERY_KINDS",
@@ -37,8 +39,11 @@ __all__ = [
     "path_checkpoint",
     "path_events",
     "path_execution",
+    "path_execution_metadata",
     "path_finish",
     "path_heartbeat",
+    "path_logs",
+    "path_logs_stream",
     "path_snapshot",
     "path_stream",
 ]
@@ -52,6 +57,8 @@ CONTROL_CURSOR = "cursor"
 CONTROL_GAP = "gap"
 CONTROL_END = "end"
 CONTROL_ERROR = "error"
+# The ``event:`` name of a runtime log line on the logs stream.
+LOG_EVENT = "log"
 
 # Machine-readable error kinds in JSON ``detail`` objects and ``error`` frames.
 ERROR_STREAMING_DISABLED = "streaming_disabled"
@@ -79,6 +86,7 @@ QUERY_MESSAGE_EVENTS = "message_events"
 PATH_HEALTH = "/health"
 PATH_INFO = f"{API_PREFIX}/info"
 PATH_EXECUTIONS = f"{API_PREFIX}/executions"
+PATH_USAGE = f"{API_PREFIX}/usage"  # GET: tokens and cost per checkpoint name (dashboard)
 PATH_STREAM_TOKENS = f"{API_PREFIX}/stream-tokens"  # POST: a short-lived read-only token
 PATH_UI = "/ui/"  # the web view
 
@@ -124,3 +132,18 @@ def path_snapshot(exec_id: str) -> str:
 def path_stream(exec_id: str) -> str:
     """``GET`` the SSE stream of one execution's live events."""
     return f"{PATH_EXECUTIONS}/{exec_id}/events/stream"
+
+
+def path_logs(exec_id: str) -> str:
+    """``POST`` a JSON array of captured log lines; ``GET`` them (``?after=&checkpoint=``)."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/logs"
+
+
+def path_logs_stream(exec_id: str) -> str:
+    """``GET`` the SSE stream of one execution's runtime log lines (follow)."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/logs/stream"
+
+
+def path_execution_metadata(exec_id: str) -> str:
+    """``PUT`` ``{"metadata", "usage"}`` recorded in a flow body."""
+    return f"{PATH_EXECUTIONS}/{exec_id}/metadata"

@@ -9,9 +9,12 @@ from __future__ import annotations
 __all__ = [
     "KITARU_ACCESS_LOG",
     "KITARU_API_TOKEN",
+    "KITARU_CAPTURE_LOGS",
     "KITARU_FLUSH_TIMEOUT",
     "KITARU_HEARTBEAT_INTERVAL",
     "KITARU_HOME",
+    "KITARU_LOG_MAX_BYTES",
+    "KITARU_LOG_MAX_LINES",
     "KITARU_MAX_WORKERS",
     "KITARU_OTEL_CALLER_SPAN",
     "KITARU_OTEL_EVENT_ATTRIBUTES",
@@ -92,3 +95,13 @@ Default: ``link`` (the flow is its own trace, whose ID is computed from the exec
 
 KITARU_OTEL_SHUTDOWN_TIMEOUT = "KITARU_OTEL_SHUTDOWN_TIMEOUT"
 """Seconds the exporter kitaru set up may take to send its last spans at exit. Default: ``1``."""
+
+KITARU_CAPTURE_LOGS = "KITARU_CAPTURE_LOGS"
+"""Capture what checkpoints log and print as runtime log lines (``true``/``false``).
+Default: ``true``. See ``docs/runtime-logs-and-metadata.md``."""
+
+KITARU_LOG_MAX_LINES = "KITARU_LOG_MAX_LINES"
+"""Most captured log lines kept per checkpoint execution. Default: 1000."""
+
+KITARU_LOG_MAX_BYTES = "KITARU_LOG_MAX_BYTES"
+"""Most bytes of captured log text kept per checkpoint execution. Default: 262144 (256 KiB)."""

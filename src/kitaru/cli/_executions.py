@@ -26,7 +26,7 @@ import orjson
 
 from kitaru import _config
 from kitaru._ids import trace_id_for
-from kitaru.cli import _events
+from kitaru.cli import _events, _logs, _meta_output
 from kitaru.cli._args import positive_int
 from kitaru.cli._terminal import terminal_safe
 from kitaru.client._client import KitaruClient
@@ -85,6 +85,7 @@ def register(subparsers: Any) -> None:
     replay.set_defaults(func=_replay)
 
     _events.add_parser(commands, "events", help_text="watch an execution's live events")
+    _logs.add_parser(commands)
 
 
 def _client(args: argparse.Namespace) -> KitaruClient:
@@ -116,6 +117,8 @@ def _record_json(record: ExecutionRecord, *, checkpoints: bool) -> dict[str, Any
     if not checkpoints:
         data.pop("checkpoints", None)
     data["trace_id"] = trace_id_for(record.exec_id)
+    if checkpoints:
+        data["usage_summary"] = record.usage_summary()
     return data
 
 
@@ -175,6 +178,7 @@ def _describe(record: ExecutionRecord) -> list[str]:
         ]
         lines.append("")
         lines += _table(("STEP", "STATUS", "ATTEMPTS", "DURATION", "ERROR"), rows)
+    lines += _meta_output.describe_metadata_and_usage(record)
     return lines
 
 

@@ -12,6 +12,7 @@ from kitaru import _config
 from kitaru._checks import positive_int
 from kitaru._snapshot import ExecutionSnapshot
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
+from kitaru.client._logs import follow_logs, read_all_logs
 from kitaru.client._snapshot import fetch_snapshot
 from kitaru.client._watch_options import check_exec_id
 from kitaru.client._watcher import awatch, open_session, watch
@@ -25,6 +26,7 @@ from kitaru.remote import HttpStore
 from kitaru.runtime._flow import FlowHandle, find_flow
 from kitaru.runtime._runtime import get_runtime
 from kitaru.store._base import Store
+from kitaru.store._logs import LogLine
 from kitaru.store._records import EXECUTION_STATUSES, ExecutionRecord
 from kitaru.store._sqlite import SqliteStore
 
@@ -169,6 +171,46 @@ class Executions:
             options=options,
         )
         return watch(self._client, session)
+
+    def logs(self, exec_id: str, checkpoint: str | None = None) -> builtins.list[LogLine]:
+        """The runtime log lines captured while the execution's checkpoints ran.
+
+        Works in both modes (the local database, or the server). Lines come in the order they
+        were stored: in order within each checkpoint execution, interleaved across checkpoints
+        that ran at once. See ``docs/runtime-logs-and-metadata.md``.
+
+        Args:
+            exec_id: The exact execution ID.
+            checkpoint: Only lines of checkpoint calls with this checkpoint name or step name.
+
+        Returns:
+            :class:`~kitaru.store.LogLine` objects (``level``, ``message``, ``checkpoint``,
+            ``step_name``, ``attempt``, ``ts``...).
+
+        Raises:
+            KitaruStateError: No execution has this ID.
+        """
+        self.get(exec_id)
+        return read_all_logs(self._client, exec_id, checkpoint=checkpoint)
+
+    def follow_logs(
+        self, exec_id: str, checkpoint: str | None = None, *, since: int | None = None
+    ) -> Iterator[LogLine]:
+        """Follow the execution's runtime log lines while it runs; ends when it has ended.
+
+        In server mode this follows the server's SSE logs stream and resumes after a dropped
+        connection from the last line seen (no line repeated or skipped); in local database mode
+        it polls the database.
+
+        Args:
+            exec_id: The exact execution ID.
+            checkpoint: Only lines of checkpoint calls with this checkpoint name or step name.
+            since: Start after this line cursor (``LogLine.cursor``).
+        """
+        check_exec_id(exec_id)
+        if checkpoint is not None and (not isinstance(checkpoint, str) or not checkpoint.strip()):
+            raise KitaruUsageError(f"checkpoint must be a non-blank str, got {checkpoint!r}")
+        return follow_logs(self._client, exec_id, checkpoint=checkpoint, since=since)
 
     def snapshot(self, exec_id: str) -> ExecutionSnapshot:
         """The folded live state of one execution, to render before following its stream.

@@ -30,9 +30,13 @@ __all__ = [
     "LINK_TYPE",
     "LINK_TYPE_CALLER",
     "LINK_TYPE_REPLAY_OF",
+    "META_PREFIX",
     "ORIGINAL_EXECUTION_ID",
     "REPLAYED",
     "TRACER_NAME",
+    "USAGE_COST_USD",
+    "USAGE_INPUT_TOKENS",
+    "USAGE_OUTPUT_TOKENS",
 ]
 
 TRACER_NAME = "kitaru"
@@ -79,3 +83,12 @@ LINK_TYPE_CALLER = "caller"
 """A flow span's link to the span that was active where the flow was called."""
 LINK_TYPE_REPLAY_OF = "replay_of"
 """A replay's flow span's link to the flow span of the execution it replays."""
+
+META_PREFIX = "kitaru.meta."
+"""``kitaru.log(key=value)``: primitive values become ``kitaru.meta.<key>`` on the span."""
+USAGE_INPUT_TOKENS = "kitaru.usage.input_tokens"
+"""On a checkpoint span: input tokens ``kitaru.record_usage`` reported, summed over models."""
+USAGE_OUTPUT_TOKENS = "kitaru.usage.output_tokens"
+"""On a checkpoint span: output tokens ``kitaru.record_usage`` reported, summed over models."""
+USAGE_COST_USD = "kitaru.usage.cost_usd"
+"""On a checkpoint span: incurred cost ``kitaru.record_usage`` reported (when known)."""

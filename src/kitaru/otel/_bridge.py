@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from kitaru.events._models import EventRecord
     from kitaru.runtime._scope import CheckpointScope, FlowRun
     from kitaru.store._records import CheckpointRecord
+    from kitaru.store._usage import UsageRecord
 
 __all__ = ["KitaruOtelObserver"]
 
@@ -105,6 +107,26 @@ class _CheckpointState:
     recording: bool  # False: the span records nothing (sampled out, a no-op tracer)
     flow_pid: int
     events: SpanEventBuffer | None = None  # made at the first progress or custom event
+
+
+def set_metadata_attributes(
+    span: Span, metadata: Mapping[str, Any] | None, usage: Mapping[str, UsageRecord] | None
+) -> None:
+    """``kitaru.meta.<key>`` for primitive ``kitaru.log`` values, and the usage sums.
+
+    Lists, dicts and ``None`` stay in the durable record only (docs/runtime-logs-and-metadata.md).
+    """
+    if metadata and span.is_recording():
+        for key, value in metadata.items():
+            if isinstance(value, (bool, int, float, str)):
+                span.set_attribute(attr.META_PREFIX + key, value)
+    if usage and span.is_recording():
+        records = list(usage.values())
+        span.set_attribute(attr.USAGE_INPUT_TOKENS, sum(u.input_tokens for u in records))
+        span.set_attribute(attr.USAGE_OUTPUT_TOKENS, sum(u.output_tokens for u in records))
+        costs = [u.cost_usd for u in records if u.cost_usd is not None]
+        if costs:
+            span.set_attribute(attr.USAGE_COST_USD, float(sum(costs)))
 
 
 class KitaruOtelObserver(RuntimeObserver):
@@ -244,6 +266,7 @@ class KitaruOtelObserver(RuntimeObserver):
         if not isinstance(state, _FlowState):
             return
         try:
+            set_metadata_attributes(state.span, run.metadata, None)
             state.span.set_attribute(attr.FLOW_STATUS, status)
             if error is not None:
                 self._mark_failed(state.span, error)
@@ -337,6 +360,7 @@ class KitaruOtelObserver(RuntimeObserver):
             events = state.events
             if events is not None:
                 events.close(span, scope.correlation_id, self.settings)
+            set_metadata_attributes(span, scope.metadata, scope.usage)
             span.set_attribute(attr.CHECKPOINT_STATUS, status)
             if error is not None:
                 self._mark_failed(span, error)

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +25,7 @@ from kitaru import _config, _wire
 from kitaru._backoff import Backoff
 from kitaru._http import RETRYABLE_STATUSES, auth_headers, error_detail
 from kitaru.exceptions import KitaruBackendError
+from kitaru.store._logs import LogLine
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
 from kitaru.store._values import StoredValue
 
@@ -179,6 +180,58 @@ class HttpStore:
             return None
         return CheckpointRecord.from_dict(self._json(resp, "look up a cached checkpoint"))
 
+    # -- runtime logs and flow-body metadata (docs/runtime-logs-and-metadata.md) ----------
+
+    def append_logs(self, lines: Sequence[LogLine]) -> None:
+        """Post captured log lines (one attempt: the log shipper retries on its own)."""
+        by_exec: dict[str, list[dict[str, Any]]] = {}
+        for line in lines:
+            body = line.to_dict()
+            body.pop("cursor", None)
+            by_exec.setdefault(line.exec_id, []).append(body)
+        for exec_id, items in by_exec.items():
+            self._request(
+                f"store log lines of execution {exec_id}",
+                "POST",
+                _wire.path_logs(segment(exec_id)),
+                json_list=items,
+                retry=False,
+            )
+
+    def read_logs(
+        self,
+        exec_id: str,
+        *,
+        after: int | None = None,
+        checkpoint: str | None = None,
+        correlation_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[LogLine]:
+        """Log lines of one execution after cursor ``after``, in store order."""
+        params: dict[str, str | int] = {"limit": limit}
+        if after is not None:
+            params["after"] = str(after)
+        if checkpoint is not None:
+            params["checkpoint"] = checkpoint
+        if correlation_id is not None:
+            params["correlation_id"] = correlation_id
+        op = f"read log lines of execution {exec_id}"
+        resp = self._request(op, "GET", _wire.path_logs(segment(exec_id)), params=params)
+        assert resp is not None
+        body = self._json(resp, op)
+        return [LogLine.from_dict(item) for item in body.get("lines") or []]
+
+    def save_execution_metadata(
+        self, exec_id: str, metadata: Mapping[str, Any], usage: Sequence[Mapping[str, Any]] = ()
+    ) -> None:
+        """Store the flow-body metadata and usage of an execution on the server (retried)."""
+        self._request(
+            f"save metadata of execution {exec_id}",
+            "PUT",
+            _wire.path_execution_metadata(segment(exec_id)),
+            json={"metadata": dict(metadata), "usage": [dict(u) for u in usage]},
+        )
+
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
@@ -201,6 +254,7 @@ class HttpStore:
         path: str,
         *,
         json: Mapping[str, Any] | None = None,
+        json_list: list[Any] | None = None,
         params: Mapping[str, str | int] | None = None,
         none_on_404: bool = False,
         retry: bool = True,
@@ -210,9 +264,10 @@ class HttpStore:
         deadline = time.monotonic() + self.retry_seconds
         backoff = Backoff(_BACKOFF_START, _BACKOFF_CAP)
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        body: Any = json if json_list is None else json_list
         while True:
             try:
-                resp = self._client.request(method, path, json=json, params=params, **extra)
+                resp = self._client.request(method, path, json=body, params=params, **extra)
             except httpx.TransportError as exc:
                 failure = type(exc).__name__
             else:

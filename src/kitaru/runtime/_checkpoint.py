@@ -227,6 +227,8 @@ class Checkpoint(Generic[P, R]):
         record.output = source.output
         record.ended_at = record.started_at
         record.reused_from = f"{source.exec_id}/{source.checkpoint_id}"
+        # Reused work reports its tokens at zero incurred cost (docs/runtime-logs-and-metadata.md)
+        record.usage = [u.as_reused() for u in source.usage]
         store.save_checkpoint(record)
         run.runtime.notify("on_checkpoint_reused", run, record)
         return value, record
@@ -279,6 +281,10 @@ class Checkpoint(Generic[P, R]):
         attempt.ended_at = time.time()
         attempt.status = "completed" if error is None else "failed"
         attempt.error_type = None if error is None else type(error).__name__
+        if scope.metadata:
+            attempt.metadata = dict(scope.metadata)
+        if scope.usage:
+            record.usage.extend(scope.usage.values())
 
     def _store_output(self, run: FlowRun, record: CheckpointRecord, result: Any) -> None:
         try:

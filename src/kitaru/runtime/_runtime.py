@@ -21,6 +21,7 @@ from kitaru.events import _context as event_context
 from kitaru.events._publisher import Publisher
 from kitaru.events._transport import NoopTransport, Transport
 from kitaru.exceptions import KitaruStateError
+from kitaru.runtime._logcapture import CaptureSettings, LogCapture
 from kitaru.runtime._observer import ObserverGroup, RuntimeObserver
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class Runtime:
         api_token: The token sent to the server.
         queue_size: Bound of the live-event queue.
         heartbeat_interval: Seconds between execution heartbeats (``None``: none are sent).
+        capture_logs: Capture what checkpoints log and print (default: ``KITARU_CAPTURE_LOGS``,
+            on); see ``docs/runtime-logs-and-metadata.md``.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Runtime:
         api_token: str | None = None,
         queue_size: int | None = None,
         heartbeat_interval: float | None = None,
+        capture_logs: bool | None = None,
     ) -> None:
         self.store = store
         self.mode = mode
@@ -81,6 +85,10 @@ class Runtime:
         self._hb_thread: threading.Thread | None = None
         self._hb_stop = threading.Event()
         self._closed = False
+        capture = CaptureSettings.resolve(capture_logs)
+        self.log_capture = LogCapture(self, capture) if capture.enabled else None
+        if self.log_capture is not None:
+            self.add_observer(self.log_capture)
 
     # -- observers ------------------------------------------------------------------------
 

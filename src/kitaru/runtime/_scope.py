@@ -23,6 +23,7 @@ from kitaru.exceptions import KitaruUsageError
 if TYPE_CHECKING:
     from kitaru.runtime._replay import ReplayPlan
     from kitaru.runtime._runtime import Runtime
+    from kitaru.store._usage import UsageRecord
 
 __all__ = ["CheckpointScope", "FlowRun", "current_checkpoint", "current_flow"]
 
@@ -69,6 +70,9 @@ class FlowRun:
         self._step_counts: dict[str, int] = {}
         self._seq = 0
         self._executor: ThreadPoolExecutor | None = None
+        # What kitaru.log() and kitaru.record_usage() attached in the flow body.
+        self.metadata: dict[str, Any] = {}
+        self.usage: dict[str, UsageRecord] = {}
 
     def allocate_step(self, name: str) -> tuple[str, int]:
         """A unique step name (``name``, ``name_2``, ...) and start order for a checkpoint call.
@@ -118,6 +122,7 @@ class CheckpointScope:
         "correlation_id",
         "exec_id",
         "flow_name",
+        "metadata",
         "name",
         "otel",
         "run",
@@ -125,6 +130,7 @@ class CheckpointScope:
         "started_at",
         "step_name",
         "trace_id",
+        "usage",
     )
 
     def __init__(
@@ -153,6 +159,9 @@ class CheckpointScope:
         self._index_lock = threading.Lock()
         self._next_index = 0
         self._meta: dict[str, Any] | None = None
+        # What kitaru.log() and kitaru.record_usage() attached (made on first use).
+        self.metadata: dict[str, Any] | None = None
+        self.usage: dict[str, UsageRecord] | None = None
 
     @property
     def meta(self) -> dict[str, Any]:

@@ -23,7 +23,9 @@ from kitaru.backends import CursorInvalidError, EventLog
 from kitaru.exceptions import KitaruUsageError
 from kitaru.server import _schemas
 from kitaru.server._backends import open_event_log, open_store
+from kitaru.server._body import read_body as _read_body
 from kitaru.server._errors import ApiError, JsonResponse, bad_request, install_error_handlers
+from kitaru.server._logs import add_log_routes
 from kitaru.server._settings import ServerSettings
 from kitaru.server._snapshot import add_snapshot_routes
 from kitaru.server._state import ServerState, ServerStore
@@ -120,6 +122,7 @@ def create_app(
     _add_record_routes(api, state)
     _add_event_routes(api, stream_api, state)
     add_snapshot_routes(api, state, web)
+    add_log_routes(api, stream_api, state)
     add_stream_token_routes(api, tokens)
     app.include_router(api)
     app.include_router(stream_api)
@@ -188,23 +191,6 @@ def _auth(state: ServerState, tokens: StreamTokens, *, allow_query: bool) -> Any
             )
 
     return require_token
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes without buffering it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(
-            413, _wire.ERROR_TOO_LARGE, f"request body of {declared} bytes is over {limit}"
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, _wire.ERROR_TOO_LARGE, f"request body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _streaming_off() -> ApiError:

@@ -27,6 +27,7 @@ from kitaru.store._records import (
     CheckpointRecord,
     ExecutionRecord,
 )
+from kitaru.store._usage import UsageRecord
 from kitaru.store._values import StoredValue
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "parse_execution",
     "parse_finish",
     "parse_json",
+    "parse_metadata",
+    "parse_usage",
 ]
 
 _MAX_INT = 2**63 - 1
@@ -323,6 +326,20 @@ class _Fields:
             raise bad_request(f"{self.what}: " + _timestamp_problem(name, value, latest))
         return float(value)
 
+    def amount(self, name: str, *, optional: bool = False) -> Any:
+        """A finite number >= 0 (a cost, a count of money)."""
+        value = self.obj.get(name)
+        if value is None and optional:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise self._bad(name, "a number >= 0" + (" or null" if optional else ""))
+        return float(value)
+
     def choice(self, name: str, choices: tuple[str, ...] | frozenset[str]) -> str:
         value = self.obj.get(name)
         if not isinstance(value, str) or value not in choices:
@@ -394,7 +411,52 @@ def _attempt(obj: Any, where: str) -> AttemptRecord:
         started_at=f.timestamp("started_at"),
         ended_at=f.timestamp("ended_at", optional=True),
         error_type=f.text("error_type", optional=True),
+        metadata=parse_metadata(obj.get("metadata"), f"{where}: metadata"),
     )
+
+
+_MAX_METADATA_BYTES = 1024 * 1024
+
+
+def parse_metadata(obj: Any, where: str) -> dict[str, Any]:
+    """``kitaru.log`` metadata: a JSON object (``null``: none), at most 1 MiB as JSON."""
+    if obj is None:
+        return {}
+    if type(obj) is not dict:
+        raise bad_request(f"{where} must be a JSON object, got {json_type(obj)}")
+    if len(orjson.dumps(obj)) > _MAX_METADATA_BYTES:
+        raise bad_request(f"{where} is over {_MAX_METADATA_BYTES} bytes as JSON")
+    return obj
+
+
+def parse_usage(obj: Any, where: str) -> list[UsageRecord]:
+    """A list of usage records (``null``: none)."""
+    if obj is None:
+        return []
+    if not isinstance(obj, list):
+        raise bad_request(f"{where} must be an array, got {json_type(obj)}")
+    out: list[UsageRecord] = []
+    for i, item in enumerate(obj):
+        f = _Fields(item, f"{where}[{i}]")
+        cost = f.amount("cost_usd", optional=True)
+        reused_cost = f.amount("reused_cost_usd", optional=True)
+        reused = item.get("reused", False)
+        if not isinstance(reused, bool):
+            raise bad_request(f"{where}[{i}]: reused must be a boolean")
+        out.append(
+            UsageRecord(
+                model=f.text("model"),
+                attempt=f.integer("attempt"),
+                input_tokens=f.integer("input_tokens"),
+                output_tokens=f.integer("output_tokens"),
+                cache_read_tokens=f.integer("cache_read_tokens"),
+                cost_usd=cost,
+                calls=f.integer("calls"),
+                reused=reused,
+                reused_cost_usd=reused_cost,
+            )
+        )
+    return out
 
 
 def parse_checkpoint(obj: Any, exec_id: str, checkpoint_id: str) -> CheckpointRecord:
@@ -430,4 +492,5 @@ def parse_checkpoint(obj: Any, exec_id: str, checkpoint_id: str) -> CheckpointRe
         reused_from=f.text("reused_from", optional=True),
         error_type=f.text("error_type", optional=True),
         output=f.stored_value("output"),
+        usage=parse_usage(obj.get("usage"), "checkpoint: usage"),
     )

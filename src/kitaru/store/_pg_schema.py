@@ -56,6 +56,31 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             WHERE cache_key IS NOT NULL;
         """,
     ),
+    (
+        2,
+        "runtime log lines and execution metadata",
+        """
+        -- Captured runtime log lines (docs/runtime-logs-and-metadata.md). ``id`` is the
+        -- follow cursor: one producer appends an execution's lines in order, one statement
+        -- at a time, so ids of one execution commit in increasing order.
+        CREATE TABLE kitaru_log_lines (
+            id BIGSERIAL PRIMARY KEY,
+            exec_id TEXT NOT NULL,
+            correlation_id TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            checkpoint TEXT NOT NULL,
+            step_name TEXT NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX kitaru_log_lines_key
+            ON kitaru_log_lines (exec_id, correlation_id, line);
+        CREATE INDEX kitaru_log_lines_exec ON kitaru_log_lines (exec_id, id);
+        CREATE TABLE kitaru_execution_metadata (
+            exec_id TEXT PRIMARY KEY,
+            body TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 

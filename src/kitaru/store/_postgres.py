@@ -14,21 +14,24 @@ verdict wins; the others see the stored outcome).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from kitaru.store._base import ExecutionExistsError, StoreUnavailableError
+from kitaru.store._logs import LogLine, log_line_from_row, log_line_row, logs_filter
 from kitaru.store._pg_schema import migrate
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
 from kitaru.store._rows import (
+    attach_metadata,
     checkpoint_from_body,
     checkpoint_row,
     execution_from_row,
     execution_row,
     list_filters,
+    metadata_body,
     value_text,
 )
 from kitaru.store._values import StoredValue
@@ -174,6 +177,11 @@ class PostgresStore:
                 "SELECT body FROM kitaru_checkpoints WHERE exec_id=%s ORDER BY seq", (exec_id,)
             ).fetchall()
             record.checkpoints = [checkpoint_from_body(r[0]) for r in rows]
+            meta = conn.execute(
+                "SELECT body FROM kitaru_execution_metadata WHERE exec_id=%s", (exec_id,)
+            ).fetchone()
+            if meta is not None:
+                attach_metadata(record, meta[0])
             return record
 
         return self._run(run)
@@ -221,6 +229,57 @@ class PostgresStore:
             ).fetchone()
         )
         return checkpoint_from_body(row[0]) if row else None
+
+    def append_logs(self, lines: Sequence[LogLine]) -> None:
+        """Store captured log lines (lines already stored under their key are skipped)."""
+        if not lines:
+            return
+        rows = [log_line_row(line) for line in lines]
+
+        def run(conn: psycopg.Connection[Any]) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO kitaru_log_lines (exec_id, correlation_id, line, checkpoint, "
+                    "step_name, body) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+                    rows,
+                )
+
+        self._run(run)
+
+    def read_logs(
+        self,
+        exec_id: str,
+        *,
+        after: int | None = None,
+        checkpoint: str | None = None,
+        correlation_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[LogLine]:
+        """Log lines of one execution after cursor ``after``, in the order they were stored."""
+        tail, args = logs_filter(
+            "%s",
+            exec_id=exec_id,
+            after=after,
+            checkpoint=checkpoint,
+            correlation_id=correlation_id,
+            limit=limit,
+        )
+        sql = "SELECT id, body FROM kitaru_log_lines" + tail
+        rows = self._run(lambda conn: conn.execute(sql, args).fetchall())
+        return [log_line_from_row(r[0], r[1]) for r in rows]
+
+    def save_execution_metadata(
+        self, exec_id: str, metadata: Mapping[str, Any], usage: Sequence[Mapping[str, Any]] = ()
+    ) -> None:
+        """Store the flow-body metadata and usage of an execution (replacing earlier ones)."""
+        args = (exec_id, metadata_body(metadata, usage))
+        self._run(
+            lambda conn: conn.execute(
+                "INSERT INTO kitaru_execution_metadata (exec_id, body) VALUES (%s,%s) "
+                "ON CONFLICT (exec_id) DO UPDATE SET body=excluded.body",
+                args,
+            )
+        )
 
     def close(self) -> None:
         """Close the pool (idempotent)."""

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kitaru.store._usage import UsageRecord, summarize_usage
 from kitaru.store._values import StoredValue, load_value
 
 __all__ = [
@@ -37,6 +38,8 @@ class AttemptRecord:
     started_at: float
     ended_at: float | None = None
     error_type: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """What ``kitaru.log(**fields)`` attached to this checkpoint execution."""
 
 
 @dataclass(slots=True)
@@ -58,6 +61,8 @@ class CheckpointRecord:
         reused_from: ``exec_id/checkpoint_id`` whose output a cached or replayed call reused.
         error_type: Exception class name of a failed call.
         output: The stored output (see :meth:`load_output`).
+        usage: Token usage and cost per attempt and model (``kitaru.record_usage``); for a
+            cached or replayed call, the reused work's usage with zero incurred cost.
     """
 
     checkpoint_id: str
@@ -74,6 +79,7 @@ class CheckpointRecord:
     reused_from: str | None = None
     error_type: str | None = None
     output: StoredValue | None = None
+    usage: list[UsageRecord] = field(default_factory=list)
 
     def load_output(self) -> Any:
         """Return the stored output as a Python value."""
@@ -92,6 +98,7 @@ class CheckpointRecord:
         values["attempts"] = [AttemptRecord(**a) for a in values.get("attempts") or []]
         out = values.get("output")
         values["output"] = StoredValue(**out) if isinstance(out, Mapping) else None
+        values["usage"] = [UsageRecord.from_dict(u) for u in values.get("usage") or []]
         return cls(**values)
 
 
@@ -112,6 +119,8 @@ class ExecutionRecord:
         output: The flow's stored result.
         heartbeat_at: Last heartbeat of the producing process (server mode).
         checkpoints: The checkpoint calls, in start order (filled by ``get``).
+        metadata: What ``kitaru.log(**fields)`` attached in the flow body (filled by ``get``).
+        usage: Token usage reported in the flow body, outside checkpoints (filled by ``get``).
     """
 
     exec_id: str
@@ -126,6 +135,8 @@ class ExecutionRecord:
     output: StoredValue | None = None
     heartbeat_at: float | None = None
     checkpoints: list[CheckpointRecord] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    usage: list[UsageRecord] = field(default_factory=list)
 
     @property
     def is_terminal(self) -> bool:
@@ -145,6 +156,13 @@ class ExecutionRecord:
                 return cp
         raise KeyError(step_name)
 
+    def usage_summary(self) -> dict[str, Any]:
+        """Token usage and cost: total, per model and per checkpoint call.
+
+        See :func:`kitaru.store.summarize_usage`.
+        """
+        return summarize_usage(self.checkpoints, self.usage)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary of this record."""
         return asdict(self)
@@ -159,4 +177,6 @@ class ExecutionRecord:
         values["checkpoints"] = [
             CheckpointRecord.from_dict(c) for c in values.get("checkpoints") or []
         ]
+        values["metadata"] = dict(values.get("metadata") or {})
+        values["usage"] = [UsageRecord.from_dict(u) for u in values.get("usage") or []]
         return cls(**values)

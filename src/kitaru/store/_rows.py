@@ -7,19 +7,23 @@ Both stores keep the same columns: an execution's scalar fields plus its ``input
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
+from kitaru.store._usage import UsageRecord
 from kitaru.store._values import StoredValue
 
 __all__ = [
+    "attach_metadata",
     "checkpoint_from_body",
     "checkpoint_row",
     "execution_from_row",
     "execution_row",
     "list_filters",
+    "metadata_body",
     "value_from",
     "value_text",
 ]
@@ -122,3 +126,15 @@ def list_filters(
     sql += f" ORDER BY created_at DESC LIMIT {placeholder}"
     args.append(max(0, int(limit)))
     return sql, args
+
+
+def metadata_body(metadata: Mapping[str, Any], usage: Sequence[Mapping[str, Any]]) -> str:
+    """The ``body`` column of an execution's flow-body metadata and usage."""
+    return orjson.dumps({"metadata": dict(metadata), "usage": [dict(u) for u in usage]}).decode()
+
+
+def attach_metadata(record: ExecutionRecord, body: str) -> None:
+    """Fill ``record.metadata`` and ``record.usage`` from a :func:`metadata_body` column."""
+    raw = orjson.loads(body)
+    record.metadata = dict(raw.get("metadata") or {})
+    record.usage = [UsageRecord.from_dict(u) for u in raw.get("usage") or []]

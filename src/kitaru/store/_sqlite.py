@@ -11,17 +11,22 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from kitaru._sqlite_errors import describe, rollback
 from kitaru.exceptions import KitaruBackendError
+from kitaru.store._logs import LogLine, log_line_from_row, log_line_row, logs_filter
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
 from kitaru.store._rows import (
+    attach_metadata,
     checkpoint_from_body,
     checkpoint_row,
     execution_from_row,
     execution_row,
     list_filters,
+    metadata_body,
     value_text,
 )
 from kitaru.store._values import StoredValue
@@ -54,6 +59,23 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 CREATE INDEX IF NOT EXISTS checkpoints_exec ON checkpoints (exec_id, seq);
 CREATE INDEX IF NOT EXISTS checkpoints_cache ON checkpoints (cache_key, status);
+-- Captured runtime log lines (docs/runtime-logs-and-metadata.md); ``id`` is the follow cursor.
+CREATE TABLE IF NOT EXISTS log_lines (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    exec_id TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    checkpoint TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS log_lines_key ON log_lines (exec_id, correlation_id, line);
+CREATE INDEX IF NOT EXISTS log_lines_exec ON log_lines (exec_id, id);
+-- What kitaru.log() attached in a flow body, and flow-body usage.
+CREATE TABLE IF NOT EXISTS execution_metadata (
+    exec_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
 """
 
 
@@ -148,6 +170,11 @@ class SqliteStore:
             "SELECT body FROM checkpoints WHERE exec_id=? ORDER BY seq", (exec_id,)
         ).fetchall()
         record.checkpoints = [checkpoint_from_body(r[0]) for r in rows]
+        meta = conn.execute(
+            "SELECT body FROM execution_metadata WHERE exec_id=?", (exec_id,)
+        ).fetchone()
+        if meta is not None:
+            attach_metadata(record, meta[0])
         return record
 
     def list_executions(
@@ -199,6 +226,51 @@ class SqliteStore:
             .fetchone()
         )
         return checkpoint_from_body(row[0]) if row else None
+
+    def append_logs(self, lines: Sequence[LogLine]) -> None:
+        """Store captured log lines (lines already stored under their key are skipped)."""
+        if not lines:
+            return
+        rows = [log_line_row(line) for line in lines]
+        with self._tx() as c:
+            c.executemany(
+                "INSERT OR IGNORE INTO log_lines (exec_id, correlation_id, line, checkpoint, "
+                "step_name, body) VALUES (?,?,?,?,?,?)",
+                rows,
+            )
+
+    def read_logs(
+        self,
+        exec_id: str,
+        *,
+        after: int | None = None,
+        checkpoint: str | None = None,
+        correlation_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[LogLine]:
+        """Log lines of one execution after cursor ``after``, in the order they were stored."""
+        tail, args = logs_filter(
+            "?",
+            exec_id=exec_id,
+            after=after,
+            checkpoint=checkpoint,
+            correlation_id=correlation_id,
+            limit=limit,
+        )
+        rows = self._conn().execute("SELECT id, body FROM log_lines" + tail, args).fetchall()
+        return [log_line_from_row(r[0], r[1]) for r in rows]
+
+    def save_execution_metadata(
+        self, exec_id: str, metadata: Mapping[str, Any], usage: Sequence[Mapping[str, Any]] = ()
+    ) -> None:
+        """Store the flow-body metadata and usage of an execution (replacing earlier ones)."""
+        body = metadata_body(metadata, usage)
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO execution_metadata (exec_id, body) VALUES (?,?) "
+                "ON CONFLICT(exec_id) DO UPDATE SET body=excluded.body",
+                (exec_id, body),
+            )
 
     def close(self) -> None:
         """Close every connection this store opened."""
