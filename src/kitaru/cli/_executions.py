@@ -82,6 +82,7 @@ def register(subparsers: Any) -> None:
         help="import this module or Python file first, to define the flow (repeatable)",
     )
     replay.add_argument("--json", action="store_true", help="print the new record as JSON")
+    _server_flag(replay)
     replay.set_defaults(func=_replay)
 
     _events.add_parser(commands, "events", help_text="watch an execution's live events")
@@ -207,6 +208,10 @@ def _import(target: str) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    if args.server_url:
+        # The replay runs the flow in this process: its runtime (records, live events) reads
+        # the server from the environment, so the flag goes there before anything starts.
+        os.environ["KITARU_SERVER_URL"] = _config.server_url(args.server_url) or ""
     # Like `python -m`: flows recorded as "module:qualname" import from the working directory.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
