@@ -129,18 +129,23 @@ def _print_json(data: Any) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        records = _client(args).executions.list(
-            flow=args.flow, status=args.status, limit=args.limit
-        )
+        client = _client(args)
+        records = client.executions.list(flow=args.flow, status=args.status, limit=args.limit)
     except KitaruError as exc:
         return _events.fail(exc)
+    # Which store was read goes to stderr: runs made without KITARU_SERVER_URL live in the
+    # local database, so an empty list must say where it looked.
+    where = client.location
+    if client.is_local:
+        where += " (KITARU_SERVER_URL is not set)"
     if args.json:
         for record in records:
             _print_json(_record_json(record, checkpoints=False))
         return 0
     if not records:
-        print("no executions", file=sys.stderr)
+        print(f"no executions in {where}", file=sys.stderr)
         return 0
+    print(f"executions in {where}, newest first:", file=sys.stderr)
     rows = [
         (r.exec_id, r.flow_name, r.status, _when(r.created_at), _took(r.created_at, r.ended_at))
         for r in records
