@@ -145,7 +145,13 @@ class HttpStore:
         return record if record.exec_id == exec_id else None
 
     def list_executions(
-        self, *, flow_name: str | None = None, status: str | None = None, limit: int = 50
+        self,
+        *,
+        flow_name: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        id_prefix: str | None = None,
+        offset: int = 0,
     ) -> list[ExecutionRecord]:
         """Executions, newest first (without checkpoint records)."""
         params: dict[str, str | int] = {"limit": limit}
@@ -153,6 +159,10 @@ class HttpStore:
             params["flow"] = flow_name
         if status is not None:
             params["status"] = status
+        if id_prefix:
+            params["id_prefix"] = id_prefix
+        if offset:
+            params["offset"] = offset
         resp = self._request("list executions", "GET", _wire.PATH_EXECUTIONS, params=params)
         assert resp is not None
         rows = self._json(resp, "list executions")
