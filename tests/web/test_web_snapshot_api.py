@@ -304,7 +304,9 @@ def test_web_routes_serve_the_page_with_a_strict_policy(make_server: Callable[..
             assert js.status_code == 200, name
             assert js.headers["content-type"].startswith("text/javascript")
             modules[name] = js.text
-            pending += [m for m in re.findall(r'from "\./([\w]+\.js)"', js.text) if m not in modules]
+            pending += [
+                m for m in re.findall(r'from "\./([\w]+\.js)"', js.text) if m not in modules
+            ]
         assert {"app.js", "lanes.js", "waterfall.js", "list.js", "execution.js"} <= set(modules)
         for name, text in modules.items():
             # The page never parses event text as HTML.

@@ -457,10 +457,8 @@ export class ExecutionView {
     const position = inputPosition(lane);
     row.dataset.position = position === null ? "" : String(position);
     setText(parts.name, lane.step_name || lane.checkpoint_name || "checkpoint");
-    const sub = [];
-    if (position !== null && position > 1) sub.push("#" + position);
-    if (lane.attempt !== null && lane.attempt > 1) sub.push("attempt " + lane.attempt);
-    setText(parts.sub, sub.join(" · "));
+    // The step name already says the input position; only a retry needs a word more.
+    setText(parts.sub, lane.attempt !== null && lane.attempt > 1 ? "attempt " + lane.attempt : "");
     setBadge(parts.status, lane.status);
     if (lane.percent === null) {
       parts.bar.hidden = true;
