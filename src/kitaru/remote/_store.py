@@ -331,8 +331,10 @@ class HttpStore:
 
 
 def unreachable(url: str, exc: httpx.TransportError, elapsed: float) -> KitaruBackendError:
-    """The one-line error of a server that could not be reached (never the exception's text,
-    which may carry a URL with credentials)."""
+    """The one-line error of a server that could not be reached.
+
+    Never the exception's text, which may carry a URL with credentials.
+    """
     if isinstance(exc, httpx.ConnectTimeout):
         return KitaruBackendError(
             f"cannot reach the kitaru server at {url}: no connection after {elapsed:.1f} s"

@@ -198,7 +198,12 @@ class PostgresStore:
         """Executions, newest first, without checkpoint records."""
         sql = f"SELECT {_COLUMNS.format(output='NULL')} FROM kitaru_executions"
         tail, args = list_filters(
-            "%s", flow_name=flow_name, status=status, limit=limit, id_prefix=id_prefix, offset=offset
+            "%s",
+            flow_name=flow_name,
+            status=status,
+            limit=limit,
+            id_prefix=id_prefix,
+            offset=offset,
         )
         sql += tail
         return self._run(

@@ -112,7 +112,7 @@ def list_filters(
     id_prefix: str | None = None,
     offset: int = 0,
 ) -> tuple[str, list[Any]]:
-    """The ``WHERE ... ORDER BY ... LIMIT ... OFFSET`` tail of ``list_executions``, and its arguments.
+    """The ``WHERE ... ORDER BY ... LIMIT ... OFFSET`` tail of ``list_executions``, and its args.
 
     Args:
         placeholder: The driver's parameter marker (``?`` for sqlite3, ``%s`` for psycopg).
