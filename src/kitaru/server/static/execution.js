@@ -419,7 +419,8 @@ export class ExecutionView {
       const end = lane.ended_at || (lane.status === "running" ? at : null);
       setText(parts.duration, lane.started_at && end ? fmtDuration(end - lane.started_at) : "");
       const base = this.createdAt || lane.started_at;
-      setText(parts.offset, lane.started_at && base ? "started " + fmtOffset(lane.started_at - base) : "");
+      setText(parts.offset, lane.started_at && base ? fmtOffset(lane.started_at - base) : "");
+      parts.offset.title = "started after the execution started";
     }
     this.waterfall.update(this.lanes.values(), this.createdAt, this.endedAt);
   }
@@ -474,6 +475,7 @@ export class ExecutionView {
     let message = lane.message || "";
     if (lane.status === "failed" && lane.error_type) message = lane.error_type + ": " + message;
     setText(parts.message, message);
+    parts.message.title = message; // the whole text when the line is cut short
     row.dataset.events = String(lane.event_count);
     setText(parts.events, plural(lane.event_count, "event"));
   }
