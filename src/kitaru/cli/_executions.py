@@ -28,6 +28,7 @@ from kitaru import _config
 from kitaru._ids import trace_id_for
 from kitaru.cli import _events, _logs, _meta_output
 from kitaru.cli._args import positive_int
+from kitaru.cli._target import add_target_arguments, check, resolve
 from kitaru.cli._terminal import terminal_safe
 from kitaru.client._client import KitaruClient
 from kitaru.exceptions import KitaruError, KitaruStateError
@@ -58,7 +59,7 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(func=_list)
 
     get = commands.add_parser("get", help="show one execution and its checkpoint calls")
-    get.add_argument("exec_id", metavar="EXEC_ID", help="the exact execution ID")
+    add_target_arguments(get)
     get.add_argument("--json", action="store_true", help="print the record as JSON")
     _server_flag(get)
     get.set_defaults(func=_get)
@@ -190,7 +191,8 @@ def _describe(record: ExecutionRecord) -> list[str]:
 
 def _get(args: argparse.Namespace) -> int:
     try:
-        record = _client(args).executions.get(args.exec_id)
+        check(args)
+        record = resolve(_client(args), args).record
     except KitaruError as exc:
         return _events.fail(exc)
     if args.json:
