@@ -35,6 +35,7 @@ SLOW = {3, 6, 7, 10}  # still running when the picture is taken
 
 
 def main() -> int:
+    """Start a server, take the picture, stop; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "web-view.png")
     args = parser.parse_args()
@@ -50,6 +51,7 @@ def main() -> int:
 
 
 def shoot(url: str, out: Path) -> None:
+    """Run the fan-out against ``url`` and save the page of its execution to ``out``."""
     import kitaru
     from kitaru import checkpoint, flow
 
@@ -80,7 +82,9 @@ def shoot(url: str, out: Path) -> None:
 
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
             page = browser.new_page(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
             page.goto(f"{url}/ui/executions/{handle.exec_id}")
             page.wait_for_function(
