@@ -106,7 +106,16 @@ export class ExecutionView {
       }
       if (!(err instanceof HttpError) || err.status !== 501) throw err;
       // Streaming is off on this server: show the durable record only.
-      const rec = await getJson(executionPath(this.execId));
+      let rec = null;
+      try {
+        rec = await getJson(executionPath(this.execId));
+      } catch (recErr) {
+        if (recErr instanceof HttpError && recErr.status === 404) {
+          this.showNotFound();
+          return;
+        }
+        throw recErr;
+      }
       this.applyRecord(rec);
       this.setConnection("off", "live events are disabled on this server");
       this.render();
