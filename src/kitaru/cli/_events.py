@@ -24,7 +24,8 @@ from kitaru._snapshot import ExecutionSnapshot
 from kitaru.cli._args import seconds
 from kitaru.cli._target import add_target_arguments, check, resolve
 from kitaru.cli._watch_output import JsonOutput, PlainOutput, WatchInfo, WatchOutput
-from kitaru.client._client import LOCAL_MODE_WATCH_MESSAGE, KitaruClient
+from kitaru.client._client import KitaruClient
+from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
 from kitaru.client._watch_options import parse_options, validate_request
 from kitaru.client._watcher import EventWatcher
 from kitaru.exceptions import KitaruError, KitaruFeatureNotAvailableError
