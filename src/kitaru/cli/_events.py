@@ -23,6 +23,7 @@ from kitaru import _config
 from kitaru._snapshot import ExecutionSnapshot
 from kitaru.cli._args import seconds
 from kitaru.cli._target import add_target_arguments, check, resolve
+from kitaru.cli._terminal import terminal_safe
 from kitaru.cli._watch_output import JsonOutput, PlainOutput, WatchInfo, WatchOutput
 from kitaru.client._client import KitaruClient
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
@@ -182,7 +183,9 @@ def run(args: argparse.Namespace) -> int:
         target = resolve(client, args)
         if args.exec_id is None:
             print(
-                f"kitaru: watching the newest execution{_of(args.flow)}: {target.exec_id}",
+                terminal_safe(
+                    f"kitaru: watching the newest execution{_of(args.flow)}: {target.exec_id}"
+                ),
                 file=sys.stderr,
                 flush=True,
             )
