@@ -3,7 +3,7 @@
 // Plain browser JavaScript modules, no build step, nothing loaded from elsewhere. Each
 // module is one concept: api.js (the server and its tokens), dom.js, time.js, lanes.js (the
 // lane fold and order), list.js (the executions list), execution.js (one execution's page),
-// waterfall.js, signin.js. This one routes. See docs/web-view.md.
+// waterfall.js, annotations.js (runtime logs, metadata, usage), signin.js. This one routes. See docs/web-view.md.
 //
 // Safety rule: text that comes from events or records is only ever put into the page as
 // text (text nodes, textContent), never parsed as HTML. The server also sends a strict
@@ -59,7 +59,7 @@ function route() {
       // A malformed escape: look it up as written (it will not be found).
     }
     document.title = "kitaru · " + execId;
-    const view = new ExecutionView(execId);
+    const view = new ExecutionView(execId, guarded);
     teardown = () => view.close();
     guarded(() => view.start());
   } else {

@@ -2,6 +2,7 @@
 // items in input order, finished lanes past a screenful collapsed), the waterfall, and the
 // custom events. Rendered at once from the snapshot, then followed over SSE from its cursor
 // and, after a drop, from the last cursor seen (docs/web-view.md).
+import { laneExtras, renderAnnotations } from "./annotations.js";
 import { HttpError, auth, exchange, executionPath, getJson, streamUrl } from "./api.js";
 import { app, badge, el, isTraceId, notice, parse, plural, safeHref, setBadge, setText } from "./dom.js";
 import { LIFECYCLE_PREFIX, eventMeta, foldEvent, groupLanes, inputPosition, newLane } from "./lanes.js";
@@ -25,8 +26,10 @@ function shortId(id) {
 }
 
 export class ExecutionView {
-  constructor(execId) {
+  constructor(execId, guarded) {
     this.execId = execId;
+    this.guarded = guarded; // runs a fetch and reports access problems like the page does
+    this.record = null;
     this.lanes = new Map(); // correlation ID -> lane object
     this.rows = new Map(); // correlation ID -> {row, parts}
     this.groups = new Map(); // checkpoint name -> {box, head, parts, more, expanded}
@@ -92,6 +95,7 @@ export class ExecutionView {
       el("h2", {}, "Custom events"),
       this.timeline,
       this.timelineEmpty,
+      (this.recordBox = el("section", { class: "record-annotations", id: "annotations" })),
     );
   }
 
@@ -117,6 +121,7 @@ export class ExecutionView {
         throw recErr;
       }
       this.applyRecord(rec);
+      renderAnnotations(this, rec);
       this.setConnection("off", "live events are disabled on this server");
       this.render();
       return;
@@ -165,6 +170,7 @@ export class ExecutionView {
         if (this.closed) return;
         this.applyRecord(rec);
         this.waterfall.setReused(rec.checkpoints);
+        renderAnnotations(this, rec);
         this.render();
       })
       .catch(() => {});
@@ -458,6 +464,7 @@ export class ExecutionView {
         el("div", { class: "lane-progress" }, parts.bar, parts.percent),
         parts.message,
         el("div", { class: "lane-stats" }, parts.events, parts.offset, parts.duration),
+        laneExtras(this, lane.correlation_id, this.guarded),
       );
       entry = { row, parts };
       this.rows.set(lane.correlation_id, entry);

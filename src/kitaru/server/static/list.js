@@ -2,6 +2,7 @@
 // newest-first order. Filters live in the address bar (?flow=&status=&id=&page=), so a
 // filtered list can be shared and survives a reload; the server does the filtering
 // (GET /api/v1/executions?flow=&status=&id_prefix=&limit=&offset=).
+import { refreshUsagePanel, usagePanel } from "./annotations.js";
 import { getJson } from "./api.js";
 import { app, badge, el, notice, setText } from "./dom.js";
 import { fmtAgo, fmtDate, fmtDuration, now } from "./time.js";
@@ -98,6 +99,7 @@ export function showList(guarded) {
     ),
     empty,
     el("div", { class: "pager" }, prev, pageInfo, next),
+    usagePanel(),
   );
 
   let timer = null;
@@ -139,6 +141,7 @@ export function showList(guarded) {
       prev.disabled = filters.page <= 1;
       next.disabled = !more;
       setText(pageInfo, rows.length ? `page ${filters.page}` : "");
+      await refreshUsagePanel();
     });
     if (!stopped && mine === generation) timer = setTimeout(poll, POLL_MS);
   };
