@@ -5,11 +5,13 @@ runs in the background while ``KitaruClient().executions.events(...)`` prints it
 events, filtered to one kind and one checkpoint, until the execution ends.
 
 Run it: ``python examples/quickstart.py`` (uses ``KITARU_SERVER_URL`` when set, else starts a
-kitaru server in this process: live events need a server-backed connection).
+kitaru server in this process: live events need a server-backed connection). kitaru's INFO
+lines are shown, among them the execution ID and the command that watches it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import kitaru
@@ -33,6 +35,9 @@ def report_flow(topic: str) -> str:
 
 
 def main() -> None:
+    # kitaru logs through `logging`; show its INFO lines (not every library's).
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("kitaru").setLevel(logging.INFO)
     with kitaru_server():
         handle = report_flow.run("otters")
         print(f"execution {handle.exec_id}")

@@ -5,17 +5,25 @@ execution is replayed from ``parse``: ``download`` is not run again (its recorde
 reused and it publishes no live events), while ``parse`` and ``publish`` run again as part of
 a new execution whose record names the original one.
 
-Replay works in local database mode too; no server is needed. From the terminal, the same is
-``kitaru executions replay EXEC_ID --from parse --import examples/replay.py``.
+Replay works in local database mode too; no server is needed.
 
 Run it: ``python examples/replay.py``.
+
+From the terminal, with the fix switched on by ``REPLAY_EXAMPLE_FIXED=1`` (without it the
+imported file still has the bug, and the replay fails in ``parse`` again)::
+
+    python examples/replay.py --fail-only      # prints the failed execution's ID
+    REPLAY_EXAMPLE_FIXED=1 kitaru executions replay EXEC_ID --from parse --import examples/replay.py
 """
 
 from __future__ import annotations
 
+import os
+import sys
+
 from kitaru import KitaruClient, checkpoint, flow
 
-BUGGY = True
+BUGGY = os.environ.get("REPLAY_EXAMPLE_FIXED") != "1"
 DOWNLOADS = 0
 
 
@@ -60,6 +68,9 @@ def main() -> None:
     except ValueError as exc:
         print(f"first run failed: {type(exc).__name__}")
     show(client, first.exec_id)
+    if "--fail-only" in sys.argv[1:]:
+        print(first.exec_id)
+        return
 
     BUGGY = False  # the fix
     second = client.executions.replay(first.exec_id, from_="parse")

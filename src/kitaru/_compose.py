@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from kitaru import _config
+from kitaru.exceptions import KitaruUsageError
 from kitaru.otel._auto import install_default as install_otel_bridge
 from kitaru.remote import HttpStore, HttpTransport
 from kitaru.runtime._runtime import Runtime, set_runtime_factory
@@ -63,6 +64,9 @@ def install_default_observers(runtime: Runtime) -> None:
         install_otel_bridge(runtime)
     except ImportError:  # OpenTelemetry is an optional dependency
         logger.debug("kitaru: OpenTelemetry is not installed; no spans", exc_info=True)
+    except KitaruUsageError as exc:
+        # A setting such as an OTLP endpoint without http://: one line that names it.
+        logger.warning("kitaru: OpenTelemetry is off: %s", exc)
     except Exception:
         logger.warning("kitaru: OpenTelemetry setup failed; continuing without it", exc_info=True)
 

@@ -228,7 +228,7 @@ def test_connection_and_usage_errors_exit_2(tmp_path: Path) -> None:
         ["events", str(uuid.uuid4()), "--max-outage", "0.5"], server_url=closed, timeout=30
     )
     assert unreachable.returncode == 2
-    assert "could not be reached" in unreachable.stderr
+    assert f"cannot reach the kitaru server at {closed}" in unreachable.stderr
     local = run_cli(["events", str(uuid.uuid4())])  # no KITARU_SERVER_URL: local mode
     assert local.returncode == 2
     assert "server-backed connection" in local.stderr

@@ -197,6 +197,36 @@ def test_replay() -> None:
     assert "download ran 1 time(s)" in out
 
 
+def test_replay_docstring_commands_work_as_written() -> None:
+    # The two terminal commands of the example's docstring, run as written (``kitaru`` is
+    # this interpreter's ``-m kitaru.cli``; EXEC_ID the ID the first command printed).
+    doc = (EXAMPLES / "replay.py").read_text().split('"""')[1]
+    commands = [line.split("#")[0].strip() for line in doc.splitlines() if "examples/" in line]
+    commands = [c for c in commands if c.startswith(("python ", "REPLAY_EXAMPLE_FIXED"))]
+    assert len(commands) == 2, commands
+    first = commands[0].split()
+    assert first[:2] == ["python", "examples/replay.py"]
+    exec_id = run("replay.py", *first[2:]).stdout.strip().splitlines()[-1]
+    assert re.fullmatch(UUID, exec_id)
+    assignment, *argv = commands[1].replace("EXEC_ID", exec_id).split()
+    name, value = assignment.split("=", 1)
+    assert argv[0] == "kitaru"
+    env = dict(os.environ)
+    env[name] = value
+    result = subprocess.run(
+        [sys.executable, "-m", "kitaru.cli", *argv[1:]],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"replaying {exec_id} as " in result.stdout
+    assert re.search(r"^  status\s+completed$", result.stdout, re.M), result.stdout
+
+
 @pytest.mark.server
 def test_demo() -> None:
     require_server()

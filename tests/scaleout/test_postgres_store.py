@@ -105,6 +105,9 @@ def test_list_filters_and_orders_newest_first(store: Any) -> None:
     assert [r.exec_id for r in store.list_executions(flow_name="a")] == ["e3", "e1"]
     assert [r.exec_id for r in store.list_executions(status="completed")] == ["e4"]
     assert len(store.list_executions(limit=2)) == 2
+    assert [r.exec_id for r in store.list_executions(limit=2, offset=2)] == ["e2", "e1"]
+    assert [r.exec_id for r in store.list_executions(id_prefix="e3")] == ["e3"]
+    assert store.list_executions(id_prefix="e%") == []  # text, not a LIKE pattern
 
 
 def test_heartbeat_and_cache_lookup(store: Any) -> None:

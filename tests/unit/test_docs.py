@@ -1,4 +1,4 @@
-"""The README documents every setting and the commands it promises exist."""
+"""The docs document every setting, and the commands and files they name exist."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import kitaru.environment_variables as ev
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
+CONTRIBUTING = (ROOT / "CONTRIBUTING.md").read_text()
 
 
-def test_every_kitaru_variable_is_in_the_readme_table():
+def test_every_kitaru_variable_is_in_the_configuration_table():
     names = [n for n in ev.__all__ if n.startswith("KITARU_")]
     assert names, "environment_variables.__all__ lists no variables"
     for name in names:
-        assert f"| `{name}` |" in README, f"{name} is missing from the README configuration table"
+        assert f"| `{name}` |" in CONFIGURATION, f"{name} is missing from docs/configuration.md"
 
 
 def test_every_variable_constant_is_exported_and_documented():
@@ -36,11 +38,15 @@ def test_every_variable_constant_is_exported_and_documented():
 
 def test_readme_commands_exist():
     makefile = (ROOT / "Makefile").read_text()
-    for target in re.findall(r"^make ([a-z-]+)", README, flags=re.M):
+    targets = re.findall(r"^make ([a-z-]+)", README + CONTRIBUTING, flags=re.M)
+    assert {"demo", "test"} <= set(re.findall(r"^make ([a-z-]+)", README, flags=re.M))
+    assert "make tools" in CONTRIBUTING
+    for target in targets:
         assert re.search(rf"^{re.escape(target)}:", makefile, flags=re.M), target
     assert "make test" in (ROOT / ".ci/run").read_text()
-    for rel in re.findall(r"\]\(((?:docs|collector-config)/[^)#]+)\)", README):
-        assert (ROOT / rel).exists(), rel
+    for doc in [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *(ROOT / "docs").glob("*.md")]:
+        for rel in re.findall(r"\]\(([\w./-]+\.(?:md|png|yaml))(?:#[^)]*)?\)", doc.read_text()):
+            assert (doc.parent / rel).exists(), f"{doc.name} links to {rel}, which is missing"
     for example in re.findall(r"^- `([a-z_/]+\.py)`", README, flags=re.M):
         assert (ROOT / "examples" / example).exists(), example
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -294,12 +295,23 @@ def test_web_routes_serve_the_page_with_a_strict_policy(make_server: Callable[..
             csp = r.headers["content-security-policy"]
             assert "script-src 'self'" in csp and "unsafe-inline" not in csp
             assert r.headers["referrer-policy"] == "no-referrer"
-            assert '<script src="/ui/app.js"' in r.text
-        js = c.get("/ui/app.js")
-        assert js.headers["content-type"].startswith("text/javascript")
-        # The page never parses event text as HTML.
-        assert "innerHTML" not in js.text and "insertAdjacentHTML" not in js.text
-        assert "document.write" not in js.text
+            assert '<script type="module" src="/ui/app.js"' in r.text
+        # The entry module and every module it imports, transitively, served from /ui/.
+        pending, modules = ["app.js"], {}
+        while pending:
+            name = pending.pop()
+            js = c.get("/ui/" + name)
+            assert js.status_code == 200, name
+            assert js.headers["content-type"].startswith("text/javascript")
+            modules[name] = js.text
+            pending += [
+                m for m in re.findall(r'from "\./([\w]+\.js)"', js.text) if m not in modules
+            ]
+        assert {"app.js", "lanes.js", "waterfall.js", "list.js", "execution.js"} <= set(modules)
+        for name, text in modules.items():
+            # The page never parses event text as HTML.
+            assert "innerHTML" not in text and "insertAdjacentHTML" not in text, name
+            assert "document.write" not in text and "outerHTML" not in text, name
         assert c.get("/ui/app.css").status_code == 200
         assert c.get("/ui/favicon.svg").status_code == 200
         assert c.get("/ui/secrets.txt").status_code == 404

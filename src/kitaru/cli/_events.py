@@ -1,5 +1,8 @@
 """``kitaru events EXEC_ID`` (also ``kitaru executions events``): watch an execution live.
 
+``kitaru events --latest`` watches the newest execution, ``--flow NAME`` the newest of a flow.
+The execution is looked up first, fail-fast: an unreachable server is one error line (exit 2).
+
 On a terminal it draws live lanes, one per checkpoint execution (:mod:`kitaru.cli._watch_live`);
 into a pipe or a file it prints plain lines; with ``--json`` one JSON object per event.
 
@@ -19,8 +22,12 @@ from typing import Any, cast
 from kitaru import _config
 from kitaru._snapshot import ExecutionSnapshot
 from kitaru.cli._args import seconds
+from kitaru.cli._target import add_target_arguments, check, resolve
+from kitaru.cli._terminal import terminal_safe
 from kitaru.cli._watch_output import JsonOutput, PlainOutput, WatchInfo, WatchOutput
 from kitaru.client._client import KitaruClient
+from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
+from kitaru.client._watch_options import parse_options, validate_request
 from kitaru.client._watcher import EventWatcher
 from kitaru.exceptions import KitaruError, KitaruFeatureNotAvailableError
 from kitaru.lanes import LaneBoard
@@ -48,7 +55,7 @@ def add_parser(subparsers: Any, name: str, *, help_text: str) -> argparse.Argume
         "(--json: one JSON object per event). Exit code 0 when the execution completed, "
         "1 when it failed or was lost, 2 for usage or connection errors.",
     )
-    parser.add_argument("exec_id", metavar="EXEC_ID", help="the exact execution ID")
+    add_target_arguments(parser)
     parser.add_argument(
         "--kind",
         dest="kinds",
@@ -124,11 +131,8 @@ def fail(message: object) -> int:
     return EXIT_CONNECTION
 
 
-def _flow_name(client: KitaruClient, exec_id: str) -> str | None:
-    try:
-        return client.executions.get(exec_id).flow_name
-    except KitaruError:
-        return None  # the watch itself reports what is wrong
+def _of(flow: str | None) -> str:
+    return f" of flow {flow!r}" if flow else ""
 
 
 def _wants_snapshot(args: argparse.Namespace, output: WatchOutput) -> bool:
@@ -151,7 +155,7 @@ def _snapshot(client: KitaruClient, exec_id: str) -> ExecutionSnapshot | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Watch ``args.exec_id`` until its stream ends; returns the exit code."""
+    """Watch the execution ``args`` name until its stream ends; returns the exit code."""
     options: dict[str, Any] = {}
     if args.max_outage is not None:
         options["max_outage"] = args.max_outage
@@ -161,11 +165,34 @@ def run(args: argparse.Namespace) -> int:
     try:
         # An explicit server URL (from the flag or the environment) keeps the CLI off the
         # process runtime: watching needs no publisher and no heartbeat thread.
+        check(args)
         client = KitaruClient(server_url=_config.server_url(args.server_url))
+        if client.is_local:
+            raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
+        # Arguments first (no request is made for a bad one), then the execution itself,
+        # which is also where an unreachable server is reported, at once.
+        validate_request(
+            args.exec_id or "latest",
+            kinds=args.kinds,
+            checkpoint=args.checkpoint,
+            correlation_ids=args.correlation_ids,
+            since=args.since,
+            reconnect=not args.no_reconnect,
+        )
+        parse_options(options)
+        target = resolve(client, args)
+        if args.exec_id is None:
+            print(
+                terminal_safe(
+                    f"kitaru: watching the newest execution{_of(args.flow)}: {target.exec_id}"
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
         if _wants_snapshot(args, output):
             # The lanes view only needs the folded state: a late joiner renders at once from
             # the snapshot and tails from its cursor instead of replaying every event.
-            snap = _snapshot(client, args.exec_id)
+            snap = _snapshot(client, target.exec_id)
             if snap is not None and snap.cursor is not None:
                 board = snap.board()
                 since = snap.cursor
@@ -173,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         watcher = cast(
             EventWatcher,
             client.executions.events(
-                args.exec_id,
+                target.exec_id,
                 kinds=args.kinds,
                 checkpoint=args.checkpoint,
                 correlation_ids=args.correlation_ids,
@@ -190,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     status: str | None = None
     code = EXIT_CONNECTION
     try:
-        info = WatchInfo.build(args.exec_id, _flow_name(client, args.exec_id))
+        info = WatchInfo.build(target.exec_id, target.flow_name)
         output.start(info, board, lock)
         for event in watcher:
             with lock:

@@ -28,6 +28,7 @@ from kitaru import _config
 from kitaru._ids import trace_id_for
 from kitaru.cli import _events, _logs, _meta_output
 from kitaru.cli._args import positive_int
+from kitaru.cli._target import add_target_arguments, check, resolve
 from kitaru.cli._terminal import terminal_safe
 from kitaru.client._client import KitaruClient
 from kitaru.exceptions import KitaruError, KitaruStateError
@@ -58,7 +59,7 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(func=_list)
 
     get = commands.add_parser("get", help="show one execution and its checkpoint calls")
-    get.add_argument("exec_id", metavar="EXEC_ID", help="the exact execution ID")
+    add_target_arguments(get)
     get.add_argument("--json", action="store_true", help="print the record as JSON")
     _server_flag(get)
     get.set_defaults(func=_get)
@@ -82,6 +83,7 @@ def register(subparsers: Any) -> None:
         help="import this module or Python file first, to define the flow (repeatable)",
     )
     replay.add_argument("--json", action="store_true", help="print the new record as JSON")
+    _server_flag(replay)
     replay.set_defaults(func=_replay)
 
     _events.add_parser(commands, "events", help_text="watch an execution's live events")
@@ -128,18 +130,23 @@ def _print_json(data: Any) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        records = _client(args).executions.list(
-            flow=args.flow, status=args.status, limit=args.limit
-        )
+        client = _client(args)
+        records = client.executions.list(flow=args.flow, status=args.status, limit=args.limit)
     except KitaruError as exc:
         return _events.fail(exc)
+    # Which store was read goes to stderr: runs made without KITARU_SERVER_URL live in the
+    # local database, so an empty list must say where it looked.
+    where = client.location
+    if client.is_local:
+        where += " (KITARU_SERVER_URL is not set)"
     if args.json:
         for record in records:
             _print_json(_record_json(record, checkpoints=False))
         return 0
     if not records:
-        print("no executions", file=sys.stderr)
+        print(f"no executions in {where}", file=sys.stderr)
         return 0
+    print(f"executions in {where}, newest first:", file=sys.stderr)
     rows = [
         (r.exec_id, r.flow_name, r.status, _when(r.created_at), _took(r.created_at, r.ended_at))
         for r in records
@@ -184,7 +191,8 @@ def _describe(record: ExecutionRecord) -> list[str]:
 
 def _get(args: argparse.Namespace) -> int:
     try:
-        record = _client(args).executions.get(args.exec_id)
+        check(args)
+        record = resolve(_client(args), args).record
     except KitaruError as exc:
         return _events.fail(exc)
     if args.json:
@@ -207,6 +215,10 @@ def _import(target: str) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    if args.server_url:
+        # The replay runs the flow in this process: its runtime (records, live events) reads
+        # the server from the environment, so the flag goes there before anything starts.
+        os.environ["KITARU_SERVER_URL"] = _config.server_url(args.server_url) or ""
     # Like `python -m`: flows recorded as "module:qualname" import from the working directory.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

@@ -63,6 +63,17 @@ class KitaruClient:
         return self.server_url is None
 
     @property
+    def location(self) -> str:
+        """Where this client reads executions, for messages: a server URL or a database path.
+
+        ``"the kitaru server at http://..."`` in server mode, else ``"the local database
+        <KITARU_HOME>/kitaru.db"``.
+        """
+        if self.server_url is not None:
+            return f"the kitaru server at {self.server_url}"
+        return f"the local database {Path(_config.home_dir(self._home)) / 'kitaru.db'}"
+
+    @property
     def store(self) -> Store:
         """The store this client reads (the process runtime's, unless configured otherwise)."""
         store = self._store
@@ -70,7 +81,8 @@ class KitaruClient:
             if not self._explicit:
                 store = get_runtime().store
             elif self.server_url is not None:
-                store = cast(Store, HttpStore(self.server_url, self.api_token))
+                # A reader fails fast: retrying is for the record writes of running flows.
+                store = cast(Store, HttpStore(self.server_url, self.api_token, fail_fast=True))
             else:
                 store = SqliteStore(Path(_config.home_dir(self._home)) / "kitaru.db")
             self._store = store

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 from typing import Literal
+from urllib.parse import urlsplit
 
 from kitaru.exceptions import KitaruUsageError
 
 __all__ = [
     "PROTOCOLS",
     "Protocol",
+    "check_endpoint",
+    "endpoint_from_env",
     "otlp_requested",
     "protocol",
     "sdk_disabled",
@@ -89,3 +92,43 @@ def protocol(arg: str | None = None) -> Protocol:
 def timeout_from_env() -> bool:
     """True when ``OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT`` is set (the exporter then reads it)."""
     return bool(_get(OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) or _get(OTEL_EXPORTER_OTLP_TIMEOUT))
+
+
+def check_endpoint(value: str, source: str) -> str:
+    """An OTLP endpoint as given, or a :class:`~kitaru.KitaruUsageError` naming ``source``.
+
+    The endpoint must be an ``http://`` or ``https://`` URL with a host (for gRPC too): a
+    value such as ``127.0.0.1:4318`` would otherwise be accepted here and fail at the first
+    export with a message about connection adapters.
+    """
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        hint = ""
+        if parts is not None and parts.scheme not in ("http", "https") and "//" not in text:
+            hint = f" (did you mean http://{text}?)"
+        raise KitaruUsageError(
+            f"{source} must be an http:// or https:// URL with a host, got {value!r}{hint}"
+        )
+    return text
+
+
+def endpoint_from_env() -> str | None:
+    """The traces endpoint the OTLP exporter will read, checked; ``None`` when unset.
+
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` wins over ``OTEL_EXPORTER_OTLP_ENDPOINT``; both are
+    checked when set, so a mistyped one is reported even when the other wins.
+
+    Raises:
+        KitaruUsageError: A set variable is not an http(s) URL with a host.
+    """
+    found: str | None = None
+    for name in (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT):
+        if _get(name):
+            checked = check_endpoint(_get(name), name)
+            found = found or checked
+    return found

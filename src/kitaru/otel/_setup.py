@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -142,29 +143,81 @@ def _sampler() -> Sampler | None:
     return ParentBased(ratio) if name.startswith("parentbased_") else ratio
 
 
+class _QuietExporterLogs(logging.Filter):
+    """Keeps the OTLP exporters' own retry and failure lines (and tracebacks) out of the logs.
+
+    kitaru's exporter wrapper says instead, in one warning per outage, that the collector
+    cannot be reached (see "Turning it on" in ``docs/opentelemetry.md``).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.CRITICAL
+
+
+_EXPORTER_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+)
+_QUIET = _QuietExporterLogs()
+
+
+def _quiet_exporter_logs() -> None:
+    for name in _EXPORTER_LOGGERS:
+        target = logging.getLogger(name)
+        if _QUIET not in target.filters:
+            target.addFilter(_QUIET)
+
+
+def _display(endpoint: str | None) -> str:
+    """The endpoint for a log line: scheme, host and port only (no credentials, no query)."""
+    if not endpoint:
+        return "the default OTLP endpoint"
+    try:
+        parts = urlsplit(endpoint)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "the configured OTLP endpoint"
+    return f"{parts.scheme}://{host}{port}"
+
+
 class _TrackedExporter(SpanExporter):
     """Passes exports on and remembers whether the collector is answering.
 
     At exit, kitaru stops waiting for the last spans once the collector failed the last export
     or has been stuck in one for a while: those spans would not arrive anyway, and the process
-    should not wait for them.
+    should not wait for them. A failing export never raises into the batch processor (which
+    would log a traceback): the first failure of an outage logs one warning, the first success
+    after it one line saying export works again.
     """
 
-    def __init__(self, inner: SpanExporter) -> None:
+    def __init__(self, inner: SpanExporter, endpoint: str | None = None) -> None:
         self.inner = inner
         self.failed = False
+        self.target = _display(endpoint)
         self._since: float | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self._since = time.monotonic()
+        reason = "the collector did not accept them"
         try:
             result = self.inner.export(spans)
-        except Exception:
-            self.failed = True
-            raise
+        except Exception as exc:
+            result = SpanExportResult.FAILURE
+            reason = type(exc).__name__
         finally:
             self._since = None
-        self.failed = result is not SpanExportResult.SUCCESS
+        ok = result is SpanExportResult.SUCCESS
+        if not ok and not self.failed:
+            logger.warning(
+                "kitaru: cannot export spans to %s (%s); spans are dropped until it answers "
+                "(flows are not affected)",
+                self.target,
+                reason,
+            )
+        elif ok and self.failed:
+            logger.warning("kitaru: span export to %s works again", self.target)
+        self.failed = not ok
         return result
 
     def healthy(self) -> bool:
@@ -199,9 +252,16 @@ def build_provider(
     """An SDK provider exporting over OTLP through a batch processor (see module docstring).
 
     Raises:
-        KitaruUsageError: The protocol is not ``http/protobuf`` or ``grpc``.
+        KitaruUsageError: The protocol is not ``http/protobuf`` or ``grpc``, or the endpoint
+            (argument or ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT``) is not an http(s) URL.
     """
     chosen = _env.protocol(protocol)
+    if endpoint is not None:
+        endpoint = _env.check_endpoint(endpoint, "endpoint")
+        target: str | None = endpoint
+    else:
+        target = _env.endpoint_from_env()
+    _quiet_exporter_logs()
     # Building exporters may touch instrumented libraries; none of that is worth a span.
     token = otel_context.attach(otel_context.set_value(_SUPPRESS_KEY, True))
     try:
@@ -211,7 +271,7 @@ def build_provider(
             id_generator=KitaruIdGenerator(),
             shutdown_on_exit=False,  # kitaru's own exit handler bounds the wait
         )
-        exporter = _TrackedExporter(_exporter(endpoint, chosen, export_timeout))
+        exporter = _TrackedExporter(_exporter(endpoint, chosen, export_timeout), target)
         provider.add_span_processor(BatchSpanProcessor(exporter))
         _exporters[id(provider)] = exporter
     finally:

@@ -29,7 +29,7 @@ from kitaru.store._logs import LogLine
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
 from kitaru.store._values import StoredValue
 
-__all__ = ["DEFAULT_RECORD_TIMEOUT", "HttpStore", "auth_message", "segment"]
+__all__ = ["DEFAULT_RECORD_TIMEOUT", "HttpStore", "auth_message", "segment", "unreachable"]
 
 logger = logging.getLogger("kitaru")
 
@@ -64,6 +64,9 @@ class HttpStore:
         retry_seconds: How long record writes are retried. Default: ``KITARU_RECORD_RETRY_SECONDS``.
         timeout: Seconds one request may take.
         transport: An ``httpx`` transport to use instead of the network (tests).
+        fail_fast: For readers (``KitaruClient``, the CLI), not running flows: a refused
+            connection or a request that times out raises at once, naming the server and
+            the time it took, instead of being retried for ``retry_seconds``.
     """
 
     def __init__(
@@ -74,9 +77,11 @@ class HttpStore:
         retry_seconds: float | None = None,
         timeout: float = DEFAULT_RECORD_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        fail_fast: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         self.retry_seconds = _config.record_retry_seconds(retry_seconds)
+        self.fail_fast = fail_fast
         self._client = httpx.Client(
             base_url=self.url,
             headers=auth_headers(token),
@@ -140,7 +145,13 @@ class HttpStore:
         return record if record.exec_id == exec_id else None
 
     def list_executions(
-        self, *, flow_name: str | None = None, status: str | None = None, limit: int = 50
+        self,
+        *,
+        flow_name: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        id_prefix: str | None = None,
+        offset: int = 0,
     ) -> list[ExecutionRecord]:
         """Executions, newest first (without checkpoint records)."""
         params: dict[str, str | int] = {"limit": limit}
@@ -148,6 +159,10 @@ class HttpStore:
             params["flow"] = flow_name
         if status is not None:
             params["status"] = status
+        if id_prefix:
+            params["id_prefix"] = id_prefix
+        if offset:
+            params["offset"] = offset
         resp = self._request("list executions", "GET", _wire.PATH_EXECUTIONS, params=params)
         assert resp is not None
         rows = self._json(resp, "list executions")
@@ -266,9 +281,12 @@ class HttpStore:
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         body: Any = json if json_list is None else json_list
         while True:
+            sent = time.monotonic()
             try:
                 resp = self._client.request(method, path, json=body, params=params, **extra)
             except httpx.TransportError as exc:
+                if self.fail_fast:
+                    raise unreachable(self.url, exc, time.monotonic() - sent) from None
                 failure = type(exc).__name__
             else:
                 status = resp.status_code
@@ -297,8 +315,8 @@ class HttpStore:
             if not self._warned.is_set():
                 self._warned.set()
                 logger.warning(
-                    "kitaru: the server at %s is unavailable (%s: %s); retrying record writes "
-                    "for up to %g s",
+                    "kitaru: the server at %s is unavailable (%s: %s); the running flow "
+                    "retries its record writes for up to %g s (KITARU_RECORD_RETRY_SECONDS)",
                     self.url,
                     op,
                     failure,
@@ -310,3 +328,28 @@ class HttpStore:
         if self._warned.is_set():
             self._warned.clear()
             logger.info("kitaru: the server at %s answers again (%s)", self.url, op)
+
+
+def unreachable(url: str, exc: httpx.TransportError, elapsed: float) -> KitaruBackendError:
+    """The one-line error of a server that could not be reached.
+
+    Never the exception's text, which may carry a URL with credentials.
+    """
+    if isinstance(exc, httpx.ConnectTimeout):
+        return KitaruBackendError(
+            f"cannot reach the kitaru server at {url}: no connection after {elapsed:.1f} s"
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return KitaruBackendError(
+            f"the kitaru server at {url} accepted the connection but did not answer "
+            f"within {elapsed:.1f} s"
+        )
+    if isinstance(exc, httpx.ConnectError):
+        cause = exc.__cause__ or exc.__context__
+        refused = isinstance(cause, ConnectionRefusedError) or "refused" in str(exc).lower()
+        reason = "connection refused" if refused else "cannot connect"
+        return KitaruBackendError(f"cannot reach the kitaru server at {url}: {reason}")
+    return KitaruBackendError(
+        f"lost the connection to the kitaru server at {url} after {elapsed:.1f} s "
+        f"({type(exc).__name__})"
+    )

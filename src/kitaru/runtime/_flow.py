@@ -181,6 +181,18 @@ class Flow(Generic[P, R]):
             )
         )
         runtime.execution_started(exec_id)
+        if runtime.mode == "server" and runtime.server_url:
+            # Once per execution: the ID and a command that works from any shell, so a run
+            # is watchable without listing executions first (docs/cli.md).
+            logger.info(
+                "kitaru: flow %s started execution %s on %s; watch it with: "
+                "kitaru events %s --server-url %s",
+                self.name,
+                exec_id,
+                runtime.server_url,
+                exec_id,
+                runtime.server_url,
+            )
         return run
 
     def _launch(self, run: FlowRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FlowHandle[R]:

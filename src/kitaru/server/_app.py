@@ -47,6 +47,7 @@ __all__ = ["create_app"]
 
 _MAX_FILTER_VALUES = 256
 _MAX_LIST_LIMIT = 1000
+_MAX_LIST_OFFSET = 1_000_000
 
 
 def create_app(
@@ -271,14 +272,25 @@ def _add_record_routes(api: APIRouter, state: ServerState) -> None:
         flow: str | None = None,
         status: str | None = None,
         limit: Annotated[int, Query(ge=1, le=_MAX_LIST_LIMIT)] = 50,
+        id_prefix: Annotated[str | None, Query(max_length=64)] = None,
+        offset: Annotated[int, Query(ge=0, le=_MAX_LIST_OFFSET)] = 0,
     ) -> JsonResponse:
-        """Executions, newest first, without checkpoint records."""
+        """Executions, newest first, without checkpoint records.
+
+        ``flow`` and ``status`` filter exactly, ``id_prefix`` keeps IDs that start with it,
+        ``limit`` and ``offset`` page through the newest-first order.
+        """
         if status is not None and status not in EXECUTION_STATUSES:
             raise bad_request(
                 f"status must be one of {', '.join(EXECUTION_STATUSES)}, got {status!r}"
             )
         records = await state.call(
-            store.list_executions, flow_name=flow, status=status, limit=limit
+            store.list_executions,
+            flow_name=flow,
+            status=status,
+            limit=limit,
+            id_prefix=id_prefix or None,
+            offset=offset,
         )
         return JsonResponse([r.to_dict() for r in records])
 

@@ -41,10 +41,10 @@ _PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-cache",
 }
-_ASSETS = {
-    "app.js": "text/javascript; charset=utf-8",
-    "app.css": "text/css; charset=utf-8",
-    "favicon.svg": "image/svg+xml",
+_MEDIA_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
 }
 _INDEX = "index.html"
 _MAX_TOKEN_BODY = 4096
@@ -93,11 +93,25 @@ def _read_static(name: str) -> bytes:
     return importlib.resources.files("kitaru.server").joinpath("static", name).read_bytes()
 
 
+def _assets() -> dict[str, tuple[bytes, str]]:
+    """Every file of ``static/`` the page loads (its JavaScript modules, styles, icon)."""
+    folder = importlib.resources.files("kitaru.server").joinpath("static")
+    found: dict[str, tuple[bytes, str]] = {}
+    for item in folder.iterdir():
+        media = _MEDIA_TYPES.get("." + item.name.rsplit(".", 1)[-1])
+        if media is not None and item.is_file():
+            found[item.name] = (item.read_bytes(), media)
+    return found
+
+
 def add_ui_routes(app: FastAPI) -> None:
     """Serve the web view under ``/ui/`` (and redirect ``/`` there)."""
     # Read once at startup: a missing file is a packaging error that should fail loudly.
     index = _read_static(_INDEX)
-    assets = {name: (_read_static(name), media) for name, media in _ASSETS.items()}
+    assets = _assets()
+    for required in ("app.js", "app.css"):
+        if required not in assets:
+            raise FileNotFoundError(f"the web view's {required} is missing from the package")
 
     def page() -> Response:
         return Response(index, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)

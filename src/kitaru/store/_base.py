@@ -47,9 +47,19 @@ class Store(Protocol):
         ...
 
     def list_executions(
-        self, *, flow_name: str | None = None, status: str | None = None, limit: int = 50
+        self,
+        *,
+        flow_name: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        id_prefix: str | None = None,
+        offset: int = 0,
     ) -> list[ExecutionRecord]:
-        """Executions, newest first (without checkpoint records)."""
+        """Executions, newest first (without checkpoint records).
+
+        ``id_prefix`` keeps executions whose ID starts with it; ``offset`` skips that many
+        rows of the newest-first order (paging).
+        """
         ...
 
     def save_checkpoint(self, record: CheckpointRecord) -> None:

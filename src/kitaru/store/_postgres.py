@@ -187,11 +187,24 @@ class PostgresStore:
         return self._run(run)
 
     def list_executions(
-        self, *, flow_name: str | None = None, status: str | None = None, limit: int = 50
+        self,
+        *,
+        flow_name: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        id_prefix: str | None = None,
+        offset: int = 0,
     ) -> list[ExecutionRecord]:
         """Executions, newest first, without checkpoint records."""
         sql = f"SELECT {_COLUMNS.format(output='NULL')} FROM kitaru_executions"
-        tail, args = list_filters("%s", flow_name=flow_name, status=status, limit=limit)
+        tail, args = list_filters(
+            "%s",
+            flow_name=flow_name,
+            status=status,
+            limit=limit,
+            id_prefix=id_prefix,
+            offset=offset,
+        )
         sql += tail
         return self._run(
             lambda conn: [execution_from_row(r) for r in conn.execute(sql, args).fetchall()]

@@ -178,14 +178,22 @@ class SqliteStore:
         return record
 
     def list_executions(
-        self, *, flow_name: str | None = None, status: str | None = None, limit: int = 50
+        self,
+        *,
+        flow_name: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        id_prefix: str | None = None,
+        offset: int = 0,
     ) -> list[ExecutionRecord]:
         """Executions, newest first, without checkpoint records."""
         sql = (
             "SELECT exec_id, flow_name, flow_ref, status, created_at, ended_at, "
             "original_exec_id, error_type, inputs, NULL, heartbeat_at FROM executions"
         )
-        tail, args = list_filters("?", flow_name=flow_name, status=status, limit=limit)
+        tail, args = list_filters(
+            "?", flow_name=flow_name, status=status, limit=limit, id_prefix=id_prefix, offset=offset
+        )
         rows = self._conn().execute(sql + tail, args).fetchall()
         return [execution_from_row(r) for r in rows]
 
