@@ -49,7 +49,9 @@ _ITEM_LABELS = {
 _TEXT_DELTA_TYPES = frozenset({"response.output_text.delta"})
 
 
-def new_stream(agent_name: str, surface: str, *, enabled: bool) -> LiveStream:
+def new_stream(
+    agent_name: str, surface: str, *, enabled: bool, delta_interval: float | None = None
+) -> LiveStream:
     """The live-event lane of one OpenAI Agents stream."""
     return LiveStream(
         _PREFIX,
@@ -57,6 +59,7 @@ def new_stream(agent_name: str, surface: str, *, enabled: bool) -> LiveStream:
         label="OpenAI Agents",
         base={"agent_name": agent_name, "surface": surface},
         enabled=enabled,
+        delta_interval=delta_interval,
     )
 
 
