@@ -197,7 +197,6 @@ def test_long_streamed_answer_is_coalesced_and_the_span_keeps_tool_events(
     traced: Traced, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from opentelemetry import trace
-
     from pydantic_ai.models.function import DeltaToolCall
 
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", traced.provider)
@@ -229,7 +228,11 @@ def test_long_streamed_answer_is_coalesced_and_the_span_keeps_tool_events(
 
     assert ask() == "".join(tokens)
     events = of_prefix(traced.capture.events, PREFIX)
-    deltas = [e for e in events if "delta_count" in e.payload["data"] and e.payload["data"]["category"] != "lifecycle"]
+    deltas = [
+        e
+        for e in events
+        if "delta_count" in e.payload["data"] and e.payload["data"]["category"] != "lifecycle"
+    ]
     assert 1 <= len(deltas) <= 5, len(deltas)
     assert sum(e.payload["data"]["delta_count"] for e in deltas) >= 499
     end = events[-1].payload["data"]
@@ -241,7 +244,9 @@ def test_long_streamed_answer_is_coalesced_and_the_span_keeps_tool_events(
     assert sum(1 for n in names if n == f"{PREFIX}.started") == 1
     assert sum(1 for n in names if n == f"{PREFIX}.completed") == 1
     tool_events = [
-        ev for ev in span.events if str(ev.attributes.get("kitaru.event.data.category", "")).startswith("function_tool")
+        ev
+        for ev in span.events
+        if str(ev.attributes.get("kitaru.event.data.category", "")).startswith("function_tool")
     ]
     assert len(tool_events) == 2
     spans = {s.name for s in traced.spans()}

@@ -40,24 +40,24 @@ from kitaru.runtime._checkpoint import Checkpoint
 __all__ = [
     "DELTA_INTERVAL_ENV",
     "DISPLAY_MAX_CHARS",
-    "AdapterPolicy",
-    "ToolClock",
-    "maybe_await",
-    "terminal_status",
     "MESSAGE_MAX_CHARS",
     "TEXT_DELTA_MAX_CHARS",
+    "AdapterPolicy",
     "LiveStream",
     "MissingExtraError",
+    "ToolClock",
     "adapter_checkpoint",
     "call_extras",
     "clip_text",
     "current_extras",
     "display_text",
     "failure_message",
+    "maybe_await",
     "normalize_name",
     "require_module",
     "resolve_delta_interval",
     "run_coroutine_sync",
+    "terminal_status",
 ]
 
 logger = logging.getLogger("kitaru.adapters")
@@ -400,8 +400,11 @@ class LiveStream:
             self.item(fields, kind=kind)
 
     def interrupt(self, **fields: Any) -> None:
-        """Mark the run as paused for a human or an approval: the terminal status becomes
-        ``interrupted`` and ``fields`` (counts and IDs, no content) join the terminal event."""
+        """Mark the run as paused for a human or an approval.
+
+        The terminal status becomes ``interrupted`` and ``fields`` (counts and IDs, no
+        content) join the terminal event.
+        """
         self.status = "interrupted"
         self.terminal.update(fields)
 

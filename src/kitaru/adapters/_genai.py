@@ -191,10 +191,15 @@ class GenAISpans:
         """The run's total token usage on the agent span."""
         span = self.agent_span
         if span is not None:
-            self._safe(span.set_attributes, {INPUT_TOKENS: input_tokens, OUTPUT_TOKENS: output_tokens})
+            self._safe(
+                span.set_attributes, {INPUT_TOKENS: input_tokens, OUTPUT_TOKENS: output_tokens}
+            )
 
     def interrupted(self, count: int) -> None:
         """Mark the agent span as paused for a human or an approval."""
         span = self.agent_span
         if span is not None:
-            self._safe(span.set_attributes, {"kitaru.agent.outcome": "interrupted", "kitaru.agent.interruptions": count})
+            self._safe(
+                span.set_attributes,
+                {"kitaru.agent.outcome": "interrupted", "kitaru.agent.interruptions": count},
+            )

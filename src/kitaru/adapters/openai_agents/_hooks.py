@@ -20,6 +20,7 @@ __all__ = ["run_hooks"]
 
 _ID_MAX_CHARS = 200
 
+
 def _name(obj: Any) -> str:
     value = getattr(obj, "name", None)
     return clip_text(value, _ID_MAX_CHARS) if isinstance(value, str) and value else "unknown"

@@ -12,8 +12,8 @@ from kitaru.adapters._common import (
     adapter_checkpoint,
     call_extras,
     current_extras,
-    normalize_name,
     maybe_await,
+    normalize_name,
     require_module,
     run_coroutine_sync,
 )
@@ -215,12 +215,14 @@ class KitaruRunner:
     # -- checkpoint bodies ----------------------------------------------------------------
 
     async def load_state(self, result: OpenAIRunResult) -> Any:
-        """The SDK ``RunState`` of an interrupted run, to approve or reject and run again::
+        """The SDK ``RunState`` of an interrupted run, to approve or reject and run again.
 
-            state = await runner.load_state(result)
-            for item in state.get_interruptions():
-                state.approve(item)
-            final = await runner.run(state)
+        For example::
+
+        state = await runner.load_state(result)
+        for item in state.get_interruptions():
+            state.approve(item)
+        final = await runner.run(state)
         """
         from agents import RunState
 
@@ -261,9 +263,7 @@ class KitaruRunner:
     def _finish(run: AgentRun, result: Any) -> OpenAIRunResult:
         out = OpenAIRunResult.from_sdk(result)
         if out.interruptions:
-            run.interrupt(
-                [str(i["call_id"]) for i in out.interruptions], kinds=["tool_approval"]
-            )
+            run.interrupt([str(i["call_id"]) for i in out.interruptions], kinds=["tool_approval"])
         return out
 
     async def _run_body(self, request: dict[str, Any]) -> OpenAIRunResult:

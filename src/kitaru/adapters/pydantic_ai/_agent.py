@@ -203,7 +203,9 @@ class KitaruAgent:
             delta_interval=self.capture.delta_interval,
         )
         # PydanticAI's own instrumentation makes the GenAI spans (see _instrumentation).
-        return AgentRun(live, GenAISpans(provider="pydantic_ai", agent_name=self.agent_name, enabled=False))
+        return AgentRun(
+            live, GenAISpans(provider="pydantic_ai", agent_name=self.agent_name, enabled=False)
+        )
 
     def _instrument(self, kwargs: dict[str, Any], run: AgentRun, *, stream: bool) -> None:
         caps = [*(kwargs.get("capabilities") or ())]

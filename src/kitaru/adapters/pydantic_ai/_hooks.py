@@ -94,9 +94,7 @@ def _classes() -> tuple[type[Any], type[Any]]:
                     }
                 )
 
-        async def wrap_model_request(
-            self, ctx: Any, *, request_context: Any, handler: Any
-        ) -> Any:
+        async def wrap_model_request(self, ctx: Any, *, request_context: Any, handler: Any) -> Any:
             start = time.time_ns()
             try:
                 response = await handler(request_context)
