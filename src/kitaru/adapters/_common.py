@@ -244,6 +244,7 @@ class ToolClock:
 class _Pending:
     fields: dict[str, Any]
     kind: str | None
+    text_limit: int = TEXT_DELTA_MAX_CHARS
     count: int = 0
     text: str = ""
     last_emit: float = float("-inf")
@@ -353,13 +354,15 @@ class LiveStream:
         *,
         text: str | None = None,
         kind: str | None = None,
+        text_limit: int = TEXT_DELTA_MAX_CHARS,
     ) -> None:
         """Coalesce one token or raw delta of message ``key``.
 
         The first delta of a message is published at once; later ones at most once per
         :attr:`delta_interval`, each event carrying ``delta_count`` (how many deltas it stands
         for) and, when ``text`` is given (the text opt-in), their joined text clipped to 240
-        characters as ``text_delta``. :meth:`flush_deltas` publishes what is still pending.
+        characters (``text_limit``) as ``text_delta``. :meth:`flush_deltas` publishes what is
+        still pending.
         """
         now = time.monotonic()
         with self._lock:
@@ -368,10 +371,10 @@ class LiveStream:
             self.delta_count += 1
             pending = self._pending.get(key)
             if pending is None:
-                pending = self._pending[key] = _Pending(dict(fields), kind)
+                pending = self._pending[key] = _Pending(dict(fields), kind, text_limit)
             pending.fields = dict(fields)
             pending.count += 1
-            if text and len(pending.text) <= TEXT_DELTA_MAX_CHARS:
+            if text and len(pending.text) <= pending.text_limit:
                 pending.text += text
             ready = now - pending.last_emit >= self.delta_interval
             out = self._take(pending, now) if ready else None
@@ -381,8 +384,10 @@ class LiveStream:
     def _take(self, pending: _Pending, now: float) -> tuple[dict[str, Any], str | None]:
         fields = {**pending.fields, "delta_count": pending.count}
         if pending.text:
-            fields["text_delta"] = clip_text(pending.text, TEXT_DELTA_MAX_CHARS)
-            fields["display"] = display_text(pending.text) or fields.get("display", "")
+            fields["text_delta"] = clip_text(pending.text, pending.text_limit)
+            fields["display"] = display_text(pending.text, pending.text_limit) or fields.get(
+                "display", ""
+            )
         pending.count, pending.text, pending.last_emit = 0, "", now
         return fields, pending.kind
 
