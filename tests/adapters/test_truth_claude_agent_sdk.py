@@ -37,7 +37,12 @@ def _assistant(blocks: list[dict[str, Any]], *, parent: str | None = None) -> di
         "type": "assistant",
         "session_id": SESSION,
         "parent_tool_use_id": parent,
-        "message": {"model": "claude-test", "content": blocks, "stop_reason": "tool_use"},
+        "message": {
+            "model": "claude-test",
+            "content": blocks,
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 8, "output_tokens": 3},
+        },
     }
 
 

@@ -47,13 +47,14 @@ class ClaudeRunTracker:
         model = _ident(getattr(message, "model", None))
         self._last_model = model or self._last_model
         usage = getattr(message, "usage", None)
-        if isinstance(usage, dict):
-            self.run.spans.chat(
-                model,
-                input_tokens=int(usage.get("input_tokens") or 0),
-                output_tokens=int(usage.get("output_tokens") or 0),
-                cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
-            )
+        usage = usage if isinstance(usage, dict) else {}
+        # One model response: its span (the run's usage comes from the ResultMessage).
+        self.run.spans.chat(
+            model,
+            input_tokens=int(usage.get("input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
+        )
         for block in getattr(message, "content", None) or ():
             if type(block).__name__ not in ("ToolUseBlock", "ServerToolUseBlock"):
                 continue
