@@ -1,6 +1,6 @@
 """What every adapter shares: lazy framework imports, live-event lanes, adapter checkpoints.
 
-The shared contract of adapter live events (ADAPTERS.md §1):
+The shared contract of adapter live events (docs/adapters.md, "Lifecycle"):
 
 * adapters publish through :func:`kitaru.events.publish`, so their fields arrive under
   ``payload["data"]`` and kitaru's metadata under ``payload["kitaru"]``;

@@ -1,4 +1,4 @@
-"""Describing Claude Agent SDK messages without their content (ADAPTERS.md §3)."""
+"""Describing Claude Agent SDK messages without their content (docs/adapters.md)."""
 
 from __future__ import annotations
 

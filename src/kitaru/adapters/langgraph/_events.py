@@ -1,4 +1,4 @@
-"""Describing LangGraph v2 stream parts without their content (ADAPTERS.md §4)."""
+"""Describing LangGraph v2 stream parts without their content (docs/adapters.md, "LangGraph")."""
 
 from __future__ import annotations
 

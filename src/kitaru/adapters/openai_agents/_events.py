@@ -1,4 +1,4 @@
-"""Describing OpenAI Agents SDK stream events without their content (ADAPTERS.md §5)."""
+"""Describing OpenAI Agents SDK stream events without their content (docs/adapters.md)."""
 
 from __future__ import annotations
 

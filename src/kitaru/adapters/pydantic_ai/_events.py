@@ -1,4 +1,4 @@
-"""Describing PydanticAI stream events without their content (ADAPTERS.md §2)."""
+"""Describing PydanticAI stream events without their content (docs/adapters.md, "PydanticAI")."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def describe_event(event: Any, *, transcripts: bool) -> dict[str, Any]:
     delta_kind = _text(getattr(delta, "part_delta_kind", None))
     if delta_kind:
         fields["delta_kind"] = delta_kind
-    # Tool identity only: arguments and results stay out (ADAPTERS.md §106).
+    # Tool identity only: arguments and results stay out (docs/adapters.md, "Privacy").
     tool_name = _text(getattr(event, "tool_name", None)) or _text(getattr(part, "tool_name", None))
     tool_name = tool_name or _text(getattr(delta, "tool_name_delta", None))
     if tool_name:
