@@ -7,8 +7,8 @@ SDK, constructing a :class:`KitaruRunner` does.
 (docs/adapters.md, "OpenAI Agents"): ``started`` -> one ``event`` per SDK stream event (raw
 deltas coalesced) -> exactly one ``completed`` or ``failed``. Item events carry
 ``adapter="openai_agents"``, ``agent_name``, ``surface``, ``category`` (the SDK event type)
-and ``display``; raw response events add ``event_type``; run item events add ``name``, ``item_type``, ``item_name`` and ``call_id``;
-agent updates add ``new_agent_name``. Tool arguments, tool output, prompts and model text never
+and ``display``; raw response events add ``event_type``; run item events add ``name``,
+``item_type``, ``item_name`` and ``call_id``; agent updates add ``new_agent_name``. Tool arguments, tool output, prompts and model text never
 appear unless ``OpenAICapturePolicy(include_stream_text_deltas=True)`` adds clipped
 ``text_delta`` fields.
 
