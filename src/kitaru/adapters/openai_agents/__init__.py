@@ -8,9 +8,9 @@ SDK, constructing a :class:`KitaruRunner` does.
 deltas coalesced) -> exactly one ``completed`` or ``failed``. Item events carry
 ``adapter="openai_agents"``, ``agent_name``, ``surface``, ``category`` (the SDK event type)
 and ``display``; raw response events add ``event_type``; run item events add ``name``,
-``item_type``, ``item_name`` and ``call_id``; agent updates add ``new_agent_name``. Tool arguments, tool output, prompts and model text never
-appear unless ``OpenAICapturePolicy(include_stream_text_deltas=True)`` adds clipped
-``text_delta`` fields.
+``item_type``, ``item_name`` and ``call_id``; agent updates add ``new_agent_name``. Tool
+arguments, tool output, prompts and model text never appear unless
+``OpenAICapturePolicy(include_stream_text_deltas=True)`` adds clipped ``text_delta`` fields.
 
 Every surface (``run`` too) publishes tool results (with their outcome) and handoffs through
 the SDK's ``RunHooks``; an approval-pending run ends ``interrupted`` and keeps the SDK's
