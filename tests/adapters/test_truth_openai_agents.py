@@ -134,3 +134,18 @@ def test_failed_tool_then_approval_then_resume(kitaru_events: EventCapture) -> N
     assert (done["input_tokens"], done["output_tokens"]) == (17, 2)
     for canary in CANARIES:
         assert canary not in dumped(kitaru_events.events)
+
+
+def test_resume_example_runs() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "adapters" / "resume_approval.py"
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert "waiting for approval: ['refund']" in out
+    assert "The refund is done." in out
+    statuses = [line.split()[-1] for line in out.splitlines() if line.startswith("openai_agents")]
+    assert statuses == ["interrupted", "completed"]
