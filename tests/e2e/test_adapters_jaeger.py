@@ -168,3 +168,59 @@ def test_adapter_runs_are_genai_traces_in_jaeger(jaeger: Any, framework: str) ->
         assert agent.attributes["gen_ai.provider.name"] == provider
     for canary in CANARIES:
         assert canary not in raw, canary
+
+
+def _agent_panel_queries() -> list[tuple[str, str]]:
+    tooling = _load("kitaru_e2e_tooling_helpers", _HERE / "test_collector_tooling.py")
+    return [(t, e) for t, e in tooling.dashboard_queries() if "gen_ai_" in e]
+
+
+def _run_all_frameworks() -> None:
+    for run_flow, *_ in CASES.values():
+        run_flow.run(PROMPT).wait(60)
+    provider = trace.get_tracer_provider()
+    flush = getattr(provider, "force_flush", None)
+    if flush is not None:
+        flush(10_000)
+
+
+@pytest.mark.jaeger
+@pytest.mark.collector
+@pytest.mark.prometheus
+def test_agent_panels_return_data(otelcol: Any, prometheus: Any) -> None:
+    queries = _agent_panel_queries()
+    assert len(queries) == 3, queries
+    kitaru.otel.configure(endpoint=str(otelcol.otlp_http_endpoint), protocol="http/protobuf")
+    _run_all_frameworks()
+    # A second round once Prometheus has scraped the first, so every rate() sees an increase.
+    jaeger_tests_procs = _load("kitaru_e2e_procs_helpers", _HERE / "_procs.py")
+    jaeger_tests_procs.wait_until(
+        lambda: prometheus.query(
+            'traces_span_metrics_calls_total{gen_ai_operation_name="execute_tool"}'
+        ),
+        timeout=30,
+        interval=0.3,
+        what="agent span metrics in Prometheus",
+    )
+    _run_all_frameworks()
+    pending = dict(queries)
+
+    def all_have_data() -> bool:
+        for title, expr in list(pending.items()):
+            values = [float(r["value"][1]) for r in prometheus.query(expr)]
+            if any(v > 0 and v == v for v in values):
+                del pending[title]
+        return not pending
+
+    try:
+        jaeger_tests_procs.wait_until(
+            all_have_data, timeout=40, interval=0.5, what="agent panel queries to return data"
+        )
+    except AssertionError as exc:
+        details = "\n".join(f"  {t}: {e} -> {prometheus.query(e)}" for t, e in pending.items())
+        raise AssertionError(f"{exc}\nqueries without data:\n{details}") from None
+    models = {r["metric"].get("gen_ai_request_model") for r in prometheus.query(queries[0][1])}
+    assert {"scripted-1", "claude-test"} <= models, models
+    ratio = prometheus.query(queries[1][1])
+    failing = {r["metric"].get("gen_ai_tool_name") for r in ratio if float(r["value"][1]) > 0}
+    assert {"broken", "Bash"} <= failing, ratio
