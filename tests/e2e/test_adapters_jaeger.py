@@ -166,6 +166,11 @@ def test_adapter_runs_are_genai_traces_in_jaeger(jaeger: Any, framework: str) ->
     assert tools[ok].attributes.get("gen_ai.tool.call.id")
     if provider is not None:
         assert agent.attributes["gen_ai.provider.name"] == provider
+    if framework == "openai_agents":
+        # The SDK's own trace, bridged: its agent span and its function spans, in this trace.
+        sdk_types = {s.attributes.get("openai_agents.span.type") for s in spans}
+        assert {"agent", "function"} <= sdk_types, sdk_types
+        assert tools[failing].attributes["openai_agents.span.type"] == "function"
     for canary in CANARIES:
         assert canary not in raw, canary
 

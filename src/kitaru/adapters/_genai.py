@@ -155,6 +155,11 @@ class GenAISpans:
         """Note when tool call ``call_id`` started (its span is made when it ends)."""
         self._tool_starts.setdefault(call_id, _ns())
 
+    def tool_starts_drop(self, call_id: str | None) -> None:
+        """Forget the start time of ``call_id`` (its span is made elsewhere)."""
+        if call_id:
+            self._tool_starts.pop(call_id, None)
+
     def tool(
         self,
         name: str,

@@ -69,10 +69,17 @@ class AgentRun:
         outcome: str,
         *,
         error_type: str | None = None,
+        span: bool = True,
     ) -> dict[str, Any]:
-        """A tool call ended with ``outcome``; returns the fields its result event carries."""
+        """A tool call ended with ``outcome``; returns the fields its result event carries.
+
+        ``span=False`` when the framework's own tracing already made the ``execute_tool`` span.
+        """
         duration = self.tools.finish(call_id, outcome) if call_id else None
-        self.spans.tool(name or "unknown", call_id, outcome=outcome, error_type=error_type)
+        if span:
+            self.spans.tool(name or "unknown", call_id, outcome=outcome, error_type=error_type)
+        else:
+            self.spans.tool_starts_drop(call_id)
         fields: dict[str, Any] = {"outcome": outcome}
         if duration is not None:
             fields["duration_s"] = duration

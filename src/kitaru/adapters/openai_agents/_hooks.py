@@ -15,10 +15,15 @@ from typing import Any
 
 from kitaru.adapters._common import clip_text
 from kitaru.adapters._run import AgentRun
+from kitaru.adapters.openai_agents._bridge import bridge_for
 
 __all__ = ["run_hooks"]
 
 _ID_MAX_CHARS = 200
+
+
+def _str(value: object) -> str | None:
+    return clip_text(value, _ID_MAX_CHARS) if isinstance(value, str) and value else None
 
 
 def _name(obj: Any) -> str:
@@ -33,9 +38,10 @@ def _hooks_class() -> type[Any]:
     class KitaruRunHooks(RunHooks[Any]):
         """Publishes tool and agent events; counts usage per model; makes GenAI spans."""
 
-        def __init__(self, run: AgentRun, user: Any) -> None:
+        def __init__(self, run: AgentRun, user: Any, bridge: Any) -> None:
             self.run = run
             self.user = user
+            self.bridge = bridge
             self.agent_name: str | None = None
             self._llm_start: int | None = None
 
@@ -83,13 +89,16 @@ def _hooks_class() -> type[Any]:
         async def on_tool_start(self, context: Any, agent: Any, tool: Any) -> None:
             call_id = getattr(context, "tool_call_id", None)
             self.run.tool_started(call_id, _name(tool))
+            self.bridge.tag_current(_str(call_id))
             await self._user("on_tool_start", context, agent, tool)
 
         async def on_tool_end(self, context: Any, agent: Any, tool: Any, result: Any) -> None:
             call_id = getattr(context, "tool_call_id", None)
             name = _name(tool)
             outcome = "error" if _current_span_failed() else "ok"
-            fields = self.run.tool_finished(call_id, name, outcome)
+            # With the SDK's tracing on, its function span is the execute_tool span.
+            span = not self.bridge.bridges_tools()
+            fields = self.run.tool_finished(call_id, name, outcome, span=span)
             self.run.live.item(
                 {
                     "category": "tool_result",
@@ -106,8 +115,11 @@ def _hooks_class() -> type[Any]:
 
 
 def run_hooks(run: AgentRun, user_hooks: Any) -> Any:
-    """``RunHooks`` reporting to ``run`` that also call the user's ``hooks`` (if any)."""
-    return _hooks_class()(run, user_hooks)
+    """``RunHooks`` reporting to ``run`` that also call the user's ``hooks`` (if any).
+
+    Also activates the SDK tracing bridge of ``run`` in this context.
+    """
+    return _hooks_class()(run, user_hooks, bridge_for(run))
 
 
 def _current_span_failed() -> bool:
