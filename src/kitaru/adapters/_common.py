@@ -102,6 +102,17 @@ def require_module(module: str, *, extra: str, feature: str) -> ModuleType:
         ) from exc
 
 
+def stream_kinds(prefix: str, *items: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(every kind, terminal kinds)`` of an adapter's stream.
+
+    Every kind: started, ``items`` (default ``event``), completed, failed; terminal kinds:
+    completed, failed.
+    """
+    middle = items or ("event",)
+    terminal = (f"{prefix}.completed", f"{prefix}.failed")
+    return (f"{prefix}.started", *(f"{prefix}.{i}" for i in middle), *terminal), terminal
+
+
 # -- text ---------------------------------------------------------------------------------
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kitaru.adapters._common import TEXT_DELTA_MAX_CHARS, LiveStream, clip_text, display_text
+from kitaru.adapters._common import (
+    TEXT_DELTA_MAX_CHARS,
+    LiveStream,
+    clip_text,
+    display_text,
+    stream_kinds,
+)
 
 __all__ = [
     "CLAUDE_STREAM_EVENT_KINDS",
@@ -16,18 +22,12 @@ __all__ = [
 
 _PREFIX = "claude_agent_sdk.stream"
 
-CLAUDE_STREAM_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.started",
-    f"{_PREFIX}.event",
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+_KINDS = stream_kinds(_PREFIX)
+
+CLAUDE_STREAM_EVENT_KINDS: tuple[str, ...] = _KINDS[0]
 """Every kind the Claude Agent SDK adapter publishes, in lifecycle order."""
 
-CLAUDE_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+CLAUDE_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = _KINDS[1]
 """The kinds that end one Claude stream."""
 
 _ID_MAX_CHARS = 200

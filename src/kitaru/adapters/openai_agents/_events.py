@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitaru.adapters._common import TEXT_DELTA_MAX_CHARS, LiveStream, clip_text, display_text
+from kitaru.adapters._common import (
+    TEXT_DELTA_MAX_CHARS,
+    LiveStream,
+    clip_text,
+    display_text,
+    stream_kinds,
+)
 
 __all__ = [
     "OPENAI_AGENTS_STREAM_EVENT_KINDS",
@@ -15,18 +21,12 @@ __all__ = [
 
 _PREFIX = "openai_agents.stream"
 
-OPENAI_AGENTS_STREAM_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.started",
-    f"{_PREFIX}.event",
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+_KINDS = stream_kinds(_PREFIX)
+
+OPENAI_AGENTS_STREAM_EVENT_KINDS: tuple[str, ...] = _KINDS[0]
 """Every kind the OpenAI Agents adapter publishes, in lifecycle order."""
 
-OPENAI_AGENTS_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+OPENAI_AGENTS_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = _KINDS[1]
 """The kinds that end one OpenAI Agents stream."""
 
 _ID_MAX_CHARS = 200

@@ -9,6 +9,7 @@ from kitaru.adapters._common import (
     LiveStream,
     clip_text,
     display_text,
+    stream_kinds,
     terminal_status,
 )
 
@@ -22,18 +23,12 @@ __all__ = [
 
 _PREFIX = "pydantic_ai.stream"
 
-PYDANTIC_AI_STREAM_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.started",
-    f"{_PREFIX}.event",
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+_KINDS = stream_kinds(_PREFIX)
+
+PYDANTIC_AI_STREAM_EVENT_KINDS: tuple[str, ...] = _KINDS[0]
 """Every kind the PydanticAI adapter publishes, in lifecycle order."""
 
-PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = _KINDS[1]
 """The kinds that end one PydanticAI stream (exactly one of them per stream)."""
 
 _ID_MAX_CHARS = 200
