@@ -176,8 +176,17 @@ def test_adapter_runs_are_genai_traces_in_jaeger(jaeger: Any, framework: str) ->
 
 
 def _agent_panel_queries() -> list[tuple[str, str]]:
-    tooling = _load("kitaru_e2e_tooling_helpers", _HERE / "test_collector_tooling.py")
-    return [(t, e) for t, e in tooling.dashboard_queries() if "gen_ai_" in e]
+    """(title, PromQL) of the dashboard's agent panels, Grafana's interval resolved."""
+    import json
+
+    dashboard = _HERE.parents[1] / "collector-config/grafana/dashboards/kitaru-checkpoints.json"
+    out = []
+    for panel in json.loads(dashboard.read_text())["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            if "gen_ai_" in expr:
+                out.append((panel["title"], expr.replace("$__rate_interval", "1m")))
+    return out
 
 
 def _run_all_frameworks() -> None:
