@@ -194,3 +194,31 @@ def test_importing_adapters_does_not_import_frameworks() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_policy_has_one_text_opt_in_and_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kitaru.adapters._common import resolve_delta_interval
+    from kitaru.exceptions import KitaruUsageError
+
+    policies: list[Any] = []
+    for module, name, field in (
+        ("kitaru.adapters.pydantic_ai", "CapturePolicy", "save_stream_transcripts"),
+        ("kitaru.adapters.openai_agents", "OpenAICapturePolicy", "include_stream_text_deltas"),
+        ("kitaru.adapters.claude_agent_sdk", "ClaudeCapturePolicy", "include_stream_text_deltas"),
+        ("kitaru.adapters.langgraph", "LangGraphStreamPolicy", "include_message_text_deltas"),
+    ):
+        cls = getattr(__import__(module, fromlist=[name]), name)
+        assert cls().include_text is False
+        assert cls(**{field: True}).include_text is True
+        with pytest.raises(KitaruUsageError, match=field):
+            cls(**{field: "yes"})
+        with pytest.raises(KitaruUsageError, match="delta_interval"):
+            cls(delta_interval=-1)
+        policies.append(cls)
+    assert len(policies) == 4
+    monkeypatch.setenv("KITARU_ADAPTER_DELTA_INTERVAL", "0.5")
+    assert resolve_delta_interval(None) == 0.5
+    assert resolve_delta_interval(2) == 2.0  # the argument wins
+    monkeypatch.setenv("KITARU_ADAPTER_DELTA_INTERVAL", "soon")
+    with pytest.raises(KitaruUsageError, match="KITARU_ADAPTER_DELTA_INTERVAL"):
+        resolve_delta_interval(None)

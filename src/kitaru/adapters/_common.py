@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar, TypeVar
 
+from kitaru import environment_variables as ev
 from kitaru import events
 from kitaru.exceptions import KitaruFeatureNotAvailableError, KitaruUsageError
 from kitaru.runtime._checkpoint import Checkpoint
@@ -73,7 +74,7 @@ MESSAGE_MAX_CHARS = 500
 TEXT_DELTA_MAX_CHARS = 240
 """Longest opted-in ``text_delta`` of an adapter event (``...`` when clipped)."""
 
-DELTA_INTERVAL_ENV = "KITARU_ADAPTER_DELTA_INTERVAL"
+DELTA_INTERVAL_ENV = ev.KITARU_ADAPTER_DELTA_INTERVAL
 """Environment variable: seconds between two delta events of one message (default 0.25)."""
 
 _DEFAULT_DELTA_INTERVAL = 0.25
@@ -192,6 +193,9 @@ class AdapterPolicy:
     def include_text(self) -> bool:
         """Whether live events may carry clipped model text (the adapter's text opt-in)."""
         return bool(getattr(self, self.TEXT_FIELD))
+
+    def __post_init__(self) -> None:
+        self._validate()
 
     def _validate(self) -> None:
         name = type(self).__name__

@@ -54,9 +54,6 @@ class ClaudeCapturePolicy(AdapterPolicy):
     emit_child_events: bool = True
     delta_interval: float | None = None
 
-    def __post_init__(self) -> None:
-        self._validate()
-
 
 class ClaudeResultMessageError(KitaruError, RuntimeError):
     """Claude finished with an error ``ResultMessage``.

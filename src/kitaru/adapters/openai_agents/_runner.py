@@ -48,9 +48,6 @@ class OpenAICapturePolicy(AdapterPolicy):
     emit_child_events: bool = True
     delta_interval: float | None = None
 
-    def __post_init__(self) -> None:
-        self._validate()
-
 
 @dataclass(frozen=True)
 class OpenAIRunResult:

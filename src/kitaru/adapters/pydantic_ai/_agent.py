@@ -57,9 +57,6 @@ class CapturePolicy(AdapterPolicy):
     delta_interval: float | None = None
     instrument: Any = None
 
-    def __post_init__(self) -> None:
-        self._validate()
-
 
 @dataclass(frozen=True, slots=True)
 class _Extras:
