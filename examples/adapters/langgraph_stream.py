@@ -29,7 +29,7 @@ runner = KitaruGraphRunner(builder.compile(name="triage"))
 
 @kitaru.flow
 def triage(ticket: str) -> str:
-    out = runner.stream({"messages": [HumanMessage(content=ticket)]})
+    out = runner.run_stream({"messages": [HumanMessage(content=ticket)]})
     return str(out["messages"][-1].content)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "KITARU_ACCESS_LOG",
+    "KITARU_ADAPTER_DELTA_INTERVAL",
     "KITARU_API_TOKEN",
     "KITARU_CAPTURE_LOGS",
     "KITARU_FLUSH_TIMEOUT",
@@ -79,6 +80,12 @@ KITARU_OTEL_EVENT_ATTRIBUTES = "KITARU_OTEL_EVENT_ATTRIBUTES"
 """``false``: span events of progress and custom events carry only their kind and index.
 
 Default: ``true`` (the event's message and primitive data fields become span event attributes).
+"""
+
+KITARU_ADAPTER_DELTA_INTERVAL = "KITARU_ADAPTER_DELTA_INTERVAL"
+"""Seconds between two coalesced delta events of one agent message. Default: ``0.25``.
+
+``0`` publishes every token delta; each adapter policy's ``delta_interval`` overrides it.
 """
 
 KITARU_OTEL_MAX_SPAN_EVENTS = "KITARU_OTEL_MAX_SPAN_EVENTS"

@@ -82,7 +82,13 @@ def test_run_stream_sync_publishes_documented_events(kitaru_events: EventCapture
         assert data["adapter"] == "claude_agent_sdk"
         assert data["runner_name"] == "analyst"
         assert data["scope"] == "invocation"
-    items = datas[1:-1]
+    # Every SDK message is described; the tracker adds tool_call and tool_result events.
+    items = [d for d in datas[1:-1] if d["category"] not in ("tool_call", "tool_result")]
+    tools = [d for d in datas[1:-1] if d["category"] in ("tool_call", "tool_result")]
+    assert [(d["category"], d["tool_name"], d.get("outcome")) for d in tools] == [
+        ("tool_call", "Read", None),
+        ("tool_result", "Read", "ok"),
+    ]
     assert len(items) == len(seen)
     assert [d["category"] for d in items] == [
         "system_message",
@@ -269,8 +275,10 @@ def test_spans_inside_the_invocation_nest_under_the_checkpoint(traced: Traced) -
 
     analyze()
     ckpt = traced.checkpoint_span("claude_agent_sdk_invocation")
+    agent = next(s for s in traced.spans() if s.name.startswith("invoke_agent "))
+    assert agent.parent.span_id == ckpt.context.span_id
     inner = [s for s in traced.spans() if s.name == "on_message"]
-    assert inner and all(s.parent.span_id == ckpt.context.span_id for s in inner)
+    assert inner and all(s.parent.span_id == agent.context.span_id for s in inner)
 
 
 @kitaru.flow

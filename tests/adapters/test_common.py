@@ -66,6 +66,59 @@ def test_lane_outside_a_checkpoint_is_silent(kitaru_events: EventCapture) -> Non
     assert kinds == ["x.stream.started", "x.stream.event", "x.stream.completed"]
 
 
+def test_lane_outside_a_checkpoint_logs_what_it_swallowed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from kitaru.exceptions import KitaruContextError
+
+    live = LiveStream("x.stream", adapter="x", label="X")
+    with caplog.at_level(logging.DEBUG, logger="kitaru.adapters"):
+        live.start()
+        live.item({"category": "c", "display": "d"})
+        live.complete()  # KitaruContextError from publish is swallowed
+    swallowed = [r for r in caplog.records if r.name == "kitaru.adapters" and r.exc_info]
+    assert len(swallowed) == 3
+    assert all(isinstance(r.exc_info[1], KitaruContextError) for r in swallowed)  # type: ignore[index]
+    assert live.finished and live.event_count == 1
+
+
+def test_track_publishes_exactly_one_terminal_with_status(kitaru_events: EventCapture) -> None:
+    import asyncio
+
+    @kitaru.checkpoint
+    def body() -> None:
+        live = LiveStream("x.stream", adapter="x", label="X", delta_interval=10.0)
+        with live.track():
+            for _ in range(5):
+                live.delta("m1", {"category": "text", "display": "Text delta"})
+            live.interrupt(interruption_count=1, interruption_ids=["i1"])
+        cancelled = LiveStream("y.stream", adapter="y", label="Y")
+        with pytest.raises(asyncio.CancelledError), cancelled.track():
+            raise asyncio.CancelledError
+
+    @kitaru.flow
+    def run() -> None:
+        body()
+
+    run()
+    xs = of_prefix(kitaru_events.events, "x.stream")
+    assert [e.kind for e in xs] == [
+        "x.stream.started",
+        "x.stream.event",
+        "x.stream.event",
+        "x.stream.completed",
+    ]
+    assert [e.payload["data"]["delta_count"] for e in xs[1:3]] == [1, 4]  # first, then the rest
+    end = xs[-1].payload["data"]
+    assert end["status"] == "interrupted" and end["interruption_ids"] == ["i1"]
+    assert end["delta_count"] == 5
+    ys = of_prefix(kitaru_events.events, "y.stream")
+    assert [e.kind for e in ys] == ["y.stream.started", "y.stream.failed"]
+    assert ys[-1].payload["data"]["status"] == "cancelled"
+
+
 def test_exactly_one_terminal_and_fallback(kitaru_events: EventCapture) -> None:
     def explode(obj: Any) -> dict[str, Any]:
         raise TypeError(PROMPT)
@@ -141,3 +194,31 @@ def test_importing_adapters_does_not_import_frameworks() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_policy_has_one_text_opt_in_and_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kitaru.adapters._common import resolve_delta_interval
+    from kitaru.exceptions import KitaruUsageError
+
+    policies: list[Any] = []
+    for module, name, field in (
+        ("kitaru.adapters.pydantic_ai", "CapturePolicy", "save_stream_transcripts"),
+        ("kitaru.adapters.openai_agents", "OpenAICapturePolicy", "include_stream_text_deltas"),
+        ("kitaru.adapters.claude_agent_sdk", "ClaudeCapturePolicy", "include_stream_text_deltas"),
+        ("kitaru.adapters.langgraph", "LangGraphStreamPolicy", "include_message_text_deltas"),
+    ):
+        cls = getattr(__import__(module, fromlist=[name]), name)
+        assert cls().include_text is False
+        assert cls(**{field: True}).include_text is True
+        with pytest.raises(KitaruUsageError, match=field):
+            cls(**{field: "yes"})
+        with pytest.raises(KitaruUsageError, match="delta_interval"):
+            cls(delta_interval=-1)
+        policies.append(cls)
+    assert len(policies) == 4
+    monkeypatch.setenv("KITARU_ADAPTER_DELTA_INTERVAL", "0.5")
+    assert resolve_delta_interval(None) == 0.5
+    assert resolve_delta_interval(2) == 2.0  # the argument wins
+    monkeypatch.setenv("KITARU_ADAPTER_DELTA_INTERVAL", "soon")
+    with pytest.raises(KitaruUsageError, match="KITARU_ADAPTER_DELTA_INTERVAL"):
+        resolve_delta_interval(None)

@@ -86,7 +86,14 @@ def test_run_stream_sync_publishes_documented_events(kitaru_events: EventCapture
     assert {d["adapter"] for d in datas} == {"openai_agents"}
     assert {d["agent_name"] for d in datas} == {"Researcher"}
     items = datas[1:-1]
-    assert [d["category"] for d in items] == seen
+    # Every SDK event is described (raw deltas coalesced), plus the hook's tool_result.
+    described = [d["category"] for d in items if d["category"] != "tool_result"]
+    assert [c for c in described if c != "raw_response_event"] == [
+        c for c in seen if c != "raw_response_event"
+    ]
+    assert described.count("raw_response_event") <= seen.count("raw_response_event")
+    results = [d for d in items if d["category"] == "tool_result"]
+    assert [(d["tool_name"], d["outcome"]) for d in results] == [("lookup", "ok")]
     assert items[0] == {
         **items[0],
         "category": "agent_updated_stream_event",
@@ -242,7 +249,10 @@ def test_spans_inside_the_run_nest_under_the_checkpoint(traced: Traced) -> None:
     ckpt = traced.checkpoint_span("openai_agents_run")
     tool_spans = [s for s in traced.spans() if s.name == "tool.lookup"]
     assert len(tool_spans) == 1
-    assert tool_spans[0].parent.span_id == ckpt.context.span_id
+    # checkpoint -> invoke_agent Researcher -> the tool's own span
+    agent_span = next(s for s in traced.spans() if s.name == "invoke_agent Researcher")
+    assert agent_span.parent.span_id == ckpt.context.span_id
+    assert tool_spans[0].parent.span_id == agent_span.context.span_id
     assert tool_spans[0].context.trace_id == ckpt.context.trace_id
 
 

@@ -176,15 +176,29 @@ def test_async_run_surface(kitaru_events: EventCapture) -> None:
     assert {e.payload["data"]["surface"] for e in events} == {"run"}
 
 
-def test_without_streaming_hook_only_checkpoint_events(kitaru_events: EventCapture) -> None:
-    durable = KitaruAgent(Agent(TestModel(custom_output_text="plain"), name="a"))
+def test_without_streaming_hook_events_come_from_the_run_hooks(
+    kitaru_events: EventCapture,
+) -> None:
+    # A function model without a stream function: the adapter must not turn the run into a
+    # streamed one, yet it still reports the model response through PydanticAI's hooks.
+    def answer(messages: Any, info: Any) -> Any:
+        from pydantic_ai.messages import ModelResponse, TextPart
+
+        return ModelResponse(parts=[TextPart("plain")])
+
+    from pydantic_ai.models.function import FunctionModel
+
+    durable = KitaruAgent(Agent(FunctionModel(answer), name="a"))
 
     @kitaru.flow
     def ask() -> str:
         return durable.run_sync("hi").output  # type: ignore[no-any-return]
 
     assert ask() == "plain"
-    assert kitaru_events.kinds() == ["kitaru.checkpoint.started", "kitaru.checkpoint.returned"]
+    events = of_prefix(kitaru_events.events, PREFIX)
+    assert_lifecycle(events, PREFIX, terminal="completed")
+    assert [e.payload["data"]["category"] for e in events[1:-1]] == ["model_response"]
+    assert events[0].payload["data"]["source"] == "hooks"
 
 
 def test_no_canary_without_opt_in(kitaru_events: EventCapture) -> None:

@@ -408,7 +408,9 @@ def _finite_values(result: list[dict[str, Any]]) -> list[float]:
 def test_dashboard_queries_return_data(
     otelcol: _procs.Otelcol, prometheus: _procs.Prometheus
 ) -> None:
-    queries = dashboard_queries()
+    # The agent panels (gen_ai_* labels) are checked with real adapter runs in
+    # test_adapters_jaeger.py; the synthetic flows here have no agent spans.
+    queries = [(t, e) for t, e in dashboard_queries() if "gen_ai_" not in e]
     assert len(queries) >= 9
     # Every panel query must use metric names the collector really produces.
     for title, expr in queries:

@@ -96,3 +96,34 @@ def test_a_closed_buffer_ignores_new_events():
     assert [e.attributes["kitaru.event.index"] for e in span.events] == [1, 2, 5]
     assert [e.timestamp for e in span.events] == [2_500_000_000, 3_500_000_000, 6_500_000_000]
     assert span.attributes["kitaru.events.dropped"] == 2
+
+
+def test_tool_and_lifecycle_events_outrank_coalesced_deltas():
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from kitaru.events._models import EventRecord
+    from kitaru.otel._events import SpanEventBuffer
+    from kitaru.otel._settings import BridgeSettings
+
+    settings = BridgeSettings.resolve()
+    span = TracerProvider().get_tracer("t").start_span("s")
+    buffer = SpanEventBuffer(4)
+
+    def record(i: int, category: str, *, delta: bool = False) -> EventRecord:
+        data: dict[str, object] = {"category": category}
+        if delta or category == "lifecycle":
+            data["delta_count"] = 3
+        body = {"data": data}
+        return EventRecord(None, "x.stream.event", "c", i, body, 1.0 + i)  # type: ignore[arg-type]
+
+    buffer.add(record(1, "lifecycle"))  # started
+    buffer.add(record(2, "text", delta=True))
+    buffer.add(record(3, "text", delta=True))
+    buffer.add(record(4, "tool_result"))  # evicts the newest kept delta (3)
+    buffer.add(record(5, "tool_result"))  # evicts delta 2
+    buffer.add(record(6, "text", delta=True))  # held back
+    buffer.add(record(7, "lifecycle"))  # completed: no delta left to evict, held instead
+    buffer.close(span, "c", settings)
+    span.end()
+    assert [e.attributes["kitaru.event.index"] for e in span.events] == [1, 4, 5, 7]
+    assert span.attributes["kitaru.events.dropped"] == 3

@@ -1,6 +1,6 @@
 """What every adapter shares: lazy framework imports, live-event lanes, adapter checkpoints.
 
-The shared contract of adapter live events (ADAPTERS.md §1):
+The shared contract of adapter live events (docs/adapters.md, "Lifecycle"):
 
 * adapters publish through :func:`kitaru.events.publish`, so their fields arrive under
   ``payload["data"]`` and kitaru's metadata under ``payload["kitaru"]``;
@@ -21,33 +21,44 @@ import asyncio
 import contextlib
 import contextvars
 import importlib
+import inspect
 import logging
+import os
 import re
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from kitaru import environment_variables as ev
 from kitaru import events
-from kitaru.exceptions import KitaruFeatureNotAvailableError
+from kitaru.exceptions import KitaruFeatureNotAvailableError, KitaruUsageError
 from kitaru.runtime._checkpoint import Checkpoint
 
 __all__ = [
+    "DELTA_INTERVAL_ENV",
     "DISPLAY_MAX_CHARS",
     "MESSAGE_MAX_CHARS",
     "TEXT_DELTA_MAX_CHARS",
+    "AdapterPolicy",
     "LiveStream",
     "MissingExtraError",
+    "ToolClock",
     "adapter_checkpoint",
     "call_extras",
     "clip_text",
     "current_extras",
     "display_text",
     "failure_message",
+    "maybe_await",
     "normalize_name",
     "require_module",
+    "resolve_delta_interval",
     "run_coroutine_sync",
+    "terminal_status",
 ]
 
 logger = logging.getLogger("kitaru.adapters")
@@ -62,6 +73,11 @@ MESSAGE_MAX_CHARS = 500
 
 TEXT_DELTA_MAX_CHARS = 240
 """Longest opted-in ``text_delta`` of an adapter event (``...`` when clipped)."""
+
+DELTA_INTERVAL_ENV = ev.KITARU_ADAPTER_DELTA_INTERVAL
+"""Environment variable: seconds between two delta events of one message (default 0.25)."""
+
+_DEFAULT_DELTA_INTERVAL = 0.25
 
 _ELLIPSIS = "..."
 _WS = re.compile(r"\s+")
@@ -85,6 +101,17 @@ def require_module(module: str, *, extra: str, feature: str) -> ModuleType:
             f"{feature} needs the optional dependency {module!r}, which is not installed: "
             f"pip install 'kitaru[{extra}]'"
         ) from exc
+
+
+def stream_kinds(prefix: str, *items: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(every kind, terminal kinds)`` of an adapter's stream.
+
+    Every kind: started, ``items`` (default ``event``), completed, failed; terminal kinds:
+    completed, failed.
+    """
+    middle = items or ("event",)
+    terminal = (f"{prefix}.completed", f"{prefix}.failed")
+    return (f"{prefix}.started", *(f"{prefix}.{i}" for i in middle), *terminal), terminal
 
 
 # -- text ---------------------------------------------------------------------------------
@@ -125,6 +152,119 @@ def normalize_name(name: object, fallback: str) -> str:
     return text[:100] or fallback
 
 
+# -- policies, awaitables, statuses -------------------------------------------------------
+
+
+def resolve_delta_interval(value: float | None) -> float:
+    """Seconds between two delta events of one message: argument > environment > 0.25.
+
+    Raises:
+        KitaruUsageError: The value (or the environment variable) is not a number >= 0.
+    """
+    source = "delta_interval"
+    if value is None:
+        raw = os.environ.get(DELTA_INTERVAL_ENV, "").strip()
+        if not raw:
+            return _DEFAULT_DELTA_INTERVAL
+        source = DELTA_INTERVAL_ENV
+        try:
+            value = float(raw)
+        except ValueError:
+            raise KitaruUsageError(f"{DELTA_INTERVAL_ENV} must be a number, got {raw!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise KitaruUsageError(f"{source} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+class AdapterPolicy:
+    """What every adapter's capture policy shares (each keeps its framework's field names).
+
+    Subclasses are frozen dataclasses with an ``emit_child_events`` flag, a ``delta_interval``
+    and one boolean text opt-in whose field name :attr:`TEXT_FIELD` names;
+    :attr:`include_text` reads it under one name for all adapters.
+    """
+
+    __slots__ = ()
+
+    TEXT_FIELD: ClassVar[str] = "include_text"
+    BOOL_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def include_text(self) -> bool:
+        """Whether live events may carry clipped model text (the adapter's text opt-in)."""
+        return bool(getattr(self, self.TEXT_FIELD))
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    def _validate(self) -> None:
+        name = type(self).__name__
+        for field in (self.TEXT_FIELD, "emit_child_events", *self.BOOL_FIELDS):
+            value = getattr(self, field)
+            if not isinstance(value, bool):
+                raise KitaruUsageError(f"{name}.{field} must be True or False, got {value!r}")
+        interval = getattr(self, "delta_interval", None)
+        if interval is not None:
+            resolve_delta_interval(interval)
+
+
+async def maybe_await(value: Any) -> Any:
+    """``await value`` when it is awaitable (a coroutine callback), else ``value`` itself."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+_CANCEL_NAMES = frozenset({"CancelledError", "KeyboardInterrupt", "RunCancelled"})
+
+
+def terminal_status(exc: BaseException) -> str:
+    """``cancelled`` for a cancelled run (asyncio, Ctrl-C, the framework's own), else ``failed``."""
+    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+        return "cancelled"
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return "cancelled" if names & _CANCEL_NAMES else "failed"
+
+
+class ToolClock:
+    """Start times, durations and outcomes of one run's tool calls, by call ID."""
+
+    __slots__ = ("_lock", "_outcomes", "_started")
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._outcomes: dict[str, tuple[str, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, call_id: str) -> None:
+        """Note that tool call ``call_id`` started now."""
+        with self._lock:
+            self._started.setdefault(call_id, time.monotonic())
+
+    def finish(self, call_id: str, outcome: str) -> float | None:
+        """Note the outcome of ``call_id``; returns its duration in seconds (``None`` if unseen)."""
+        with self._lock:
+            begun = self._started.pop(call_id, None)
+            duration = None if begun is None else round(time.monotonic() - begun, 6)
+            self._outcomes[call_id] = (outcome, duration)
+        return duration
+
+    def result(self, call_id: str) -> tuple[str, float | None] | None:
+        """``(outcome, duration_s)`` of a finished call, or ``None``."""
+        with self._lock:
+            return self._outcomes.get(call_id)
+
+
+@dataclass
+class _Pending:
+    fields: dict[str, Any]
+    kind: str | None
+    text_limit: int = TEXT_DELTA_MAX_CHARS
+    count: int = 0
+    text: str = ""
+    last_emit: float = float("-inf")
+
+
 # -- live-event lanes ---------------------------------------------------------------------
 
 
@@ -140,6 +280,13 @@ class LiveStream:
         base: Fields every event of this stream carries (after ``adapter``).
         enabled: ``False`` publishes nothing (the stream is still tracked).
         item_kind: Kind of item events (default ``<prefix>.event``).
+        delta_interval: Seconds between two delta events of one message (see
+            :func:`resolve_delta_interval`).
+
+    Attributes:
+        status: The terminal status :meth:`track` publishes (``interrupted`` via
+            :meth:`interrupt`).
+        terminal: Extra fields of the terminal event, filled while the stream runs.
     """
 
     def __init__(
@@ -151,6 +298,7 @@ class LiveStream:
         base: Mapping[str, Any] | None = None,
         enabled: bool = True,
         item_kind: str | None = None,
+        delta_interval: float | None = None,
     ) -> None:
         self.prefix = prefix
         self.label = label
@@ -160,6 +308,11 @@ class LiveStream:
         self.event_count = 0
         self.started = False
         self.finished = False
+        self.status = "completed"
+        self.terminal: dict[str, Any] = {}
+        self.delta_count = 0
+        self.delta_interval = resolve_delta_interval(delta_interval)
+        self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
 
     # The kind names of this stream.
@@ -209,6 +362,90 @@ class LiveStream:
             self.event_count += 1
         self._publish(kind or self.item_kind, fields, flush=False)
 
+    def delta(
+        self,
+        key: str,
+        fields: Mapping[str, Any],
+        *,
+        text: str | None = None,
+        kind: str | None = None,
+        text_limit: int = TEXT_DELTA_MAX_CHARS,
+    ) -> None:
+        """Coalesce one token or raw delta of message ``key``.
+
+        The first delta of a message is published at once; later ones at most once per
+        :attr:`delta_interval`, each event carrying ``delta_count`` (how many deltas it stands
+        for) and, when ``text`` is given (the text opt-in), their joined text clipped to 240
+        characters (``text_limit``) as ``text_delta``. :meth:`flush_deltas` publishes what is
+        still pending.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if self.finished:
+                return
+            self.delta_count += 1
+            pending = self._pending.get(key)
+            if pending is None:
+                pending = self._pending[key] = _Pending(dict(fields), kind, text_limit)
+            pending.fields = dict(fields)
+            pending.count += 1
+            if text and len(pending.text) <= pending.text_limit:
+                pending.text += text
+            ready = now - pending.last_emit >= self.delta_interval
+            out = self._take(pending, now) if ready else None
+        if out is not None:
+            self.item(out[0], kind=out[1])
+
+    def _take(self, pending: _Pending, now: float) -> tuple[dict[str, Any], str | None]:
+        fields = {**pending.fields, "delta_count": pending.count}
+        if pending.text:
+            fields["text_delta"] = clip_text(pending.text, pending.text_limit)
+            fields["display"] = display_text(pending.text, pending.text_limit) or fields.get(
+                "display", ""
+            )
+        pending.count, pending.text, pending.last_emit = 0, "", now
+        return fields, pending.kind
+
+    def flush_deltas(self, key: str | None = None) -> None:
+        """Publish the pending deltas of message ``key`` (of every message with ``None``)."""
+        now = time.monotonic()
+        with self._lock:
+            keys = list(self._pending) if key is None else [key]
+            outs = []
+            for name in keys:
+                pending = self._pending.pop(name, None)
+                if pending is not None and pending.count:
+                    outs.append(self._take(pending, now))
+        for fields, kind in outs:
+            self.item(fields, kind=kind)
+
+    def interrupt(self, **fields: Any) -> None:
+        """Mark the run as paused for a human or an approval.
+
+        The terminal status becomes ``interrupted`` and ``fields`` (counts and IDs, no
+        content) join the terminal event.
+        """
+        self.status = "interrupted"
+        self.terminal.update(fields)
+
+    @contextlib.contextmanager
+    def track(self, **start_fields: Any) -> Iterator[LiveStream]:
+        """Publish ``started`` now, then exactly one terminal event when the block ends.
+
+        A block that raises publishes ``failed`` (``status`` ``cancelled`` or ``failed``, see
+        :func:`terminal_status`) and re-raises; one that returns publishes ``completed`` with
+        :attr:`status` and :attr:`terminal`. Works in ``async`` code too.
+        """
+        self.start(status="started", **start_fields)
+        try:
+            yield self
+        except BaseException as exc:
+            self.flush_deltas()
+            self.fail(exc, status=terminal_status(exc), **self.terminal)
+            raise
+        self.flush_deltas()
+        self.complete(self.status, **self.terminal)
+
     def observe(
         self,
         obj: object,
@@ -250,6 +487,7 @@ class LiveStream:
                 "display": f"{self.label} stream completed: {status}",
                 "status": status,
                 "event_count": count,
+                "delta_count": self.delta_count,
                 **fields,
             },
             flush=True,
@@ -270,6 +508,7 @@ class LiveStream:
             count = self.event_count
         text = display_text(message, MESSAGE_MAX_CHARS) if message else failure_message(exc)
         error_type = fields.pop("error_type", type(exc).__name__)
+        fields.setdefault("status", terminal_status(exc))
         self._publish(
             self.failed_kind,
             {
@@ -278,6 +517,7 @@ class LiveStream:
                 "error_type": error_type,
                 "message": text,
                 "event_count": count,
+                "delta_count": self.delta_count,
                 **fields,
             },
             flush=True,

@@ -85,6 +85,14 @@ def event_attributes(
     return attrs
 
 
+def _is_delta(record: EventRecord) -> bool:
+    """A coalesced token/raw delta event of an agent adapter (``delta_count``, not lifecycle)."""
+    data = record.body.get("data") if isinstance(record.body, Mapping) else None
+    return (
+        isinstance(data, Mapping) and "delta_count" in data and data.get("category") != "lifecycle"
+    )
+
+
 class SpanEventBuffer:
     """The live events of one checkpoint span, at most ``cap``: the first ``cap - 1``, the latest.
 
@@ -95,8 +103,9 @@ class SpanEventBuffer:
     before the span ends, with each event's original timestamp; exporters only ever see ended
     spans, so they see the same span either way.
 
-    Events past the cap are held back one at a time (each newer one replaces the held one and
-    counts as dropped); :meth:`close` adds the held one last and records the drop count as
+    Past the cap, an event that is not an adapter's coalesced delta replaces the newest kept
+    delta, if any; other events are held back one at a time (each newer one replaces the held
+    one and counts as dropped); :meth:`close` adds the held one last and records the drop count as
     ``kitaru.events.dropped``. Safe to use from several threads; events added after
     :meth:`close` (from threads still running when the checkpoint ended) are ignored.
     """
@@ -120,6 +129,15 @@ class SpanEventBuffer:
             if len(kept) < self._cap:
                 kept.append(record)
                 return
+            if not _is_delta(record):
+                # Lifecycle, tool and node events outrank coalesced deltas (docs/adapters.md):
+                # the newest kept delta makes room.
+                for i in range(len(kept) - 1, -1, -1):
+                    if _is_delta(kept[i]):
+                        del kept[i]
+                        kept.append(record)
+                        self._dropped += 1
+                        return
             if self._held is not None:
                 self._dropped += 1
             self._held = record

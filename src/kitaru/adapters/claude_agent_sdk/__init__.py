@@ -3,9 +3,10 @@
 Install with ``pip install 'kitaru[claude-agent-sdk]'``; importing this module does not import
 the SDK, constructing a :class:`KitaruClaudeRunner` does.
 
-``KitaruClaudeRunner.run_stream(...)`` / ``run_stream_sync(...)`` publish
-``claude_agent_sdk.stream.*`` live events (ADAPTERS.md §3): ``started`` -> one ``event`` per SDK
-message or partial-message stream event -> exactly one ``completed`` or ``failed``. Events carry
+Every surface of ``KitaruClaudeRunner`` publishes ``claude_agent_sdk.stream.*`` live events
+(docs/adapters.md, "Claude Agent SDK"): ``started`` -> one ``event`` per SDK message (and,
+for ``run_stream``, per partial-message stream event, deltas coalesced) plus ``tool_call`` /
+``tool_result`` events -> exactly one ``completed`` or ``failed``. Events carry
 ``adapter="claude_agent_sdk"``, ``runner_name``, ``scope="invocation"``, ``category`` and
 ``display`` plus content-free facts per category (``tool_call_started`` with ``tool_name`` and
 ``tool_id``, ``text_delta``, ``tool_input_delta``, ``assistant_message``, ``result_message``,

@@ -1,11 +1,17 @@
-"""Describing Claude Agent SDK messages without their content (ADAPTERS.md §3)."""
+"""Describing Claude Agent SDK messages without their content (docs/adapters.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from kitaru.adapters._common import TEXT_DELTA_MAX_CHARS, LiveStream, clip_text, display_text
+from kitaru.adapters._common import (
+    TEXT_DELTA_MAX_CHARS,
+    LiveStream,
+    clip_text,
+    display_text,
+    stream_kinds,
+)
 
 __all__ = [
     "CLAUDE_STREAM_EVENT_KINDS",
@@ -16,25 +22,21 @@ __all__ = [
 
 _PREFIX = "claude_agent_sdk.stream"
 
-CLAUDE_STREAM_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.started",
-    f"{_PREFIX}.event",
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+_KINDS = stream_kinds(_PREFIX)
+
+CLAUDE_STREAM_EVENT_KINDS: tuple[str, ...] = _KINDS[0]
 """Every kind the Claude Agent SDK adapter publishes, in lifecycle order."""
 
-CLAUDE_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+CLAUDE_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = _KINDS[1]
 """The kinds that end one Claude stream."""
 
 _ID_MAX_CHARS = 200
 _TOOL_BLOCK_TYPES = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
 
 
-def new_stream(runner_name: str, *, enabled: bool) -> LiveStream:
+def new_stream(
+    runner_name: str, *, enabled: bool, delta_interval: float | None = None
+) -> LiveStream:
     """The live-event lane of one Claude invocation."""
     return LiveStream(
         _PREFIX,
@@ -42,6 +44,7 @@ def new_stream(runner_name: str, *, enabled: bool) -> LiveStream:
         label="Claude",
         base={"runner_name": runner_name, "scope": "invocation"},
         enabled=enabled,
+        delta_interval=delta_interval,
     )
 
 
@@ -219,6 +222,9 @@ class ClaudeStreamDescriber:
         error = _ident(getattr(message, "error", None))
         if error:
             fields["assistant_error"] = error
+        parent = _ident(getattr(message, "parent_tool_use_id", None))
+        if parent:
+            fields["parent_tool_use_id"] = parent
         return fields
 
     def _user(self, message: Any) -> dict[str, Any]:
@@ -232,6 +238,9 @@ class ClaudeStreamDescriber:
             fields["content_block_count"] = len(content)
         else:
             fields["content_kind"] = "text" if isinstance(content, str) else type(content).__name__
+        parent = _ident(getattr(message, "parent_tool_use_id", None))
+        if parent:
+            fields["parent_tool_use_id"] = parent
         return fields
 
 

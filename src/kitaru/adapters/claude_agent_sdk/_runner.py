@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from kitaru.adapters._common import (
+    AdapterPolicy,
+    LiveStream,
     adapter_checkpoint,
     call_extras,
     current_extras,
+    maybe_await,
     normalize_name,
     require_module,
     run_coroutine_sync,
 )
+from kitaru.adapters._genai import GenAISpans
+from kitaru.adapters._run import AgentRun
 from kitaru.adapters.claude_agent_sdk._events import ClaudeStreamDescriber, new_stream
+from kitaru.adapters.claude_agent_sdk._tracker import ClaudeRunTracker
 from kitaru.exceptions import KitaruError, KitaruUsageError
 
 __all__ = [
@@ -31,26 +36,23 @@ CHECKPOINT_TYPE = "claude_agent_sdk_invocation"
 
 
 @dataclass(frozen=True, slots=True)
-class ClaudeCapturePolicy:
+class ClaudeCapturePolicy(AdapterPolicy):
     """What the Claude Agent SDK adapter may put into live events.
 
     Attributes:
-        include_stream_text_deltas: Add each text delta, clipped to 240 characters, as
-            ``text_delta`` (and use it as ``display``). Off by default. The flag is part of
-            the streaming checkpoint's cache identity.
+        include_stream_text_deltas: The text opt-in (:attr:`include_text`): coalesced text
+            deltas, clipped to 240 characters, as ``text_delta`` (and ``display``). Off by
+            default. Part of the streaming checkpoint's cache identity.
         emit_child_events: Publish ``claude_agent_sdk.stream.*`` events at all.
+        delta_interval: Seconds between two delta events of one content block (default: the
+            ``KITARU_ADAPTER_DELTA_INTERVAL`` environment variable, else 0.25).
     """
+
+    TEXT_FIELD: ClassVar[str] = "include_stream_text_deltas"
 
     include_stream_text_deltas: bool = False
     emit_child_events: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("include_stream_text_deltas", "emit_child_events"):
-            value = getattr(self, name)
-            if not isinstance(value, bool):
-                raise KitaruUsageError(
-                    f"ClaudeCapturePolicy.{name} must be True or False, got {value!r}"
-                )
+    delta_interval: float | None = None
 
 
 class ClaudeResultMessageError(KitaruError, RuntimeError):
@@ -126,6 +128,7 @@ class ClaudeRunResult:
 class _Extras:
     options: Any
     on_message: Callable[[Any], Any] | None
+    prompt: Any = None
 
 
 def _diagnostic(message: Any) -> dict[str, Any]:
@@ -183,6 +186,7 @@ class KitaruClaudeRunner:
         self.runner_name = normalize_name(name, "claude")
         self.capture = capture or ClaudeCapturePolicy()
         self.transport_factory = transport_factory
+        self.cache = cache
         base = f"{self.runner_name}_claude_invocation"
         opts: dict[str, Any] = {"type": CHECKPOINT_TYPE, "cache": cache, "retries": retries}
         self._run_ckpt = adapter_checkpoint(self._run_body, name=base, **opts)
@@ -193,19 +197,23 @@ class KitaruClaudeRunner:
 
     # -- public surfaces ------------------------------------------------------------------
 
-    async def run(self, prompt: str, *, options: Any = None) -> ClaudeRunResult:
-        """One invocation as a checkpoint, without partial messages or live item events."""
-        with call_extras(_Extras(options, None)):
+    async def run(self, prompt: Prompt, *, options: Any = None) -> ClaudeRunResult:
+        """One invocation as a checkpoint: item events from whole messages (no partials).
+
+        ``prompt`` is a string or an async iterable of stream-JSON user messages (the SDK's
+        streaming input; it cannot be part of a cache key, so ``cache=True`` refuses it).
+        """
+        with call_extras(_Extras(options, None, prompt)):
             return await self._run_ckpt(self._request("run", prompt, stream=False))  # type: ignore[no-any-return]
 
-    def run_sync(self, prompt: str, *, options: Any = None) -> ClaudeRunResult:
+    def run_sync(self, prompt: Prompt, *, options: Any = None) -> ClaudeRunResult:
         """Synchronous :meth:`run`."""
-        with call_extras(_Extras(options, None)):
+        with call_extras(_Extras(options, None, prompt)):
             return self._run_sync_ckpt(self._request("run_sync", prompt, stream=False))  # type: ignore[no-any-return]
 
     async def run_stream(
         self,
-        prompt: str,
+        prompt: Prompt,
         *,
         options: Any = None,
         on_message: Callable[[Any], Any] | None = None,
@@ -213,7 +221,7 @@ class KitaruClaudeRunner:
         """One invocation as a checkpoint, publishing live events for every SDK message.
 
         Args:
-            prompt: The prompt.
+            prompt: The prompt (a string or an async iterable of user messages).
             options: ``ClaudeAgentOptions`` for this call (default: the runner's); copied, with
                 ``include_partial_messages=True`` on the copy.
             on_message: Called with every SDK message as it arrives (sync or async).
@@ -226,28 +234,40 @@ class KitaruClaudeRunner:
             RuntimeError: The SDK stream ended without a ``ResultMessage``.
             KitaruContextError: Called outside a ``@flow``.
         """
-        with call_extras(_Extras(options, on_message)):
+        with call_extras(_Extras(options, on_message, prompt)):
             return await self._run_ckpt(self._request("run_stream", prompt, stream=True))  # type: ignore[no-any-return]
 
     def run_stream_sync(
         self,
-        prompt: str,
+        prompt: Prompt,
         *,
         options: Any = None,
         on_message: Callable[[Any], Any] | None = None,
     ) -> ClaudeRunResult:
         """Synchronous :meth:`run_stream`."""
-        with call_extras(_Extras(options, on_message)):
+        with call_extras(_Extras(options, on_message, prompt)):
             return self._run_sync_ckpt(self._request("run_stream_sync", prompt, stream=True))  # type: ignore[no-any-return]
 
     # -- checkpoint bodies ----------------------------------------------------------------
 
-    def _request(self, surface: str, prompt: str, *, stream: bool) -> dict[str, Any]:
-        if not isinstance(prompt, str):
-            raise KitaruUsageError(f"prompt must be a str, got {type(prompt).__name__}")
+    def _request(self, surface: str, prompt: Prompt, *, stream: bool) -> dict[str, Any]:
+        if isinstance(prompt, AsyncIterable):
+            if self.cache:
+                raise KitaruUsageError(
+                    "KitaruClaudeRunner(cache=True) needs a str prompt: an async iterable of "
+                    "messages cannot be part of a cache key (use cache=False)"
+                )
+            key: Any = {"prompt_kind": "async_iterable"}
+        elif isinstance(prompt, str):
+            key = prompt
+        else:
+            raise KitaruUsageError(
+                "prompt must be a str or an async iterable of messages, "
+                f"got {type(prompt).__name__}"
+            )
         return {
             "surface": surface,
-            "prompt": prompt,
+            "prompt": key,
             "stream": stream,
             # Streamed and plain calls differ in what they may publish, so in their identity.
             "include_stream_text_deltas": stream and self.capture.include_stream_text_deltas,
@@ -269,41 +289,68 @@ class KitaruClaudeRunner:
 
         extras: _Extras = current_extras() or _Extras(None, None)
         stream = bool(request["stream"])
-        live = new_stream(self.runner_name, enabled=stream and self.capture.emit_child_events)
+        live = new_stream(
+            self.runner_name,
+            enabled=self.capture.emit_child_events,
+            delta_interval=self.capture.delta_interval,
+        )
+        run = AgentRun(live, GenAISpans(provider="anthropic", agent_name=self.runner_name))
+        tracker = ClaudeRunTracker(run)
         describe = ClaudeStreamDescriber(text_deltas=request["include_stream_text_deltas"])
         messages: list[Any] = []
         final: Any = None
-        kwargs: dict[str, Any] = {"prompt": request["prompt"]}
+        prompt = extras.prompt if extras.prompt is not None else request["prompt"]
+        kwargs: dict[str, Any] = {"prompt": prompt}
         kwargs["options"] = self._options(extras, stream=stream)
         if self.transport_factory is not None:
             kwargs["transport"] = self.transport_factory()
-        live.start(status="started")
-        try:
-            async for message in claude_agent_sdk.query(**kwargs):
-                messages.append(message)
-                if isinstance(message, claude_agent_sdk.ResultMessage):
-                    final = message
-                live.observe(message, describe)
-                if extras.on_message is not None:
-                    outcome = extras.on_message(message)
-                    if inspect.isawaitable(outcome):
-                        await outcome
-            if final is None:
-                raise RuntimeError("Claude Agent SDK stream ended without a ResultMessage")
-            if final.is_error:
-                raise ClaudeResultMessageError(final)
-        except ClaudeResultMessageError as exc:
-            live.fail(
-                exc,
-                message=exc.safe_live_message,
-                claude_result_diagnostic=_diagnostic(exc.result_message),
-            )
-            raise
-        except BaseException as exc:
-            live.fail(exc)
-            raise
-        live.complete(session_id=final.session_id)
+        with run.track():
+            try:
+                async for message in claude_agent_sdk.query(**kwargs):
+                    messages.append(message)
+                    if isinstance(message, claude_agent_sdk.ResultMessage):
+                        final = message
+                    _publish(live, message, describe)
+                    tracker.observe(message)
+                    if extras.on_message is not None:
+                        await maybe_await(extras.on_message(message))
+                if final is None:
+                    raise RuntimeError("Claude Agent SDK stream ended without a ResultMessage")
+                tracker.finish(final)
+                if final.is_error:
+                    raise ClaudeResultMessageError(final)
+            except ClaudeResultMessageError as exc:
+                live.fail(
+                    exc,
+                    message=exc.safe_live_message,
+                    claude_result_diagnostic=_diagnostic(exc.result_message),
+                    **live.terminal,
+                )
+                raise
+            live.terminal["session_id"] = final.session_id
         return ClaudeRunResult.from_messages(final, messages)
 
     def _run_sync_body(self, request: dict[str, Any]) -> ClaudeRunResult:
         return run_coroutine_sync(lambda: self._run_body(request))
+
+
+Prompt = str | AsyncIterable[dict[str, Any]]
+"""A Claude prompt: a string, or an async iterable of stream-JSON user messages."""
+
+
+def _publish(live: LiveStream, message: Any, describe: ClaudeStreamDescriber) -> None:
+    """One SDK message as an event; text and tool-input deltas coalesced per content block."""
+    try:
+        fields = describe(message)
+    except Exception:
+        live.item(live.fallback_fields(message))
+        return
+    category = fields.get("category")
+    index = fields.get("content_block_index")
+    if category in ("text_delta", "tool_input_delta"):
+        text = fields.pop("text_delta", None)
+        live.delta(f"block:{index}", fields, text=text)
+        return
+    if category in ("content_block_stop", "message_stop"):
+        live.flush_deltas(f"block:{index}" if category == "content_block_stop" else None)
+    live.item(fields)

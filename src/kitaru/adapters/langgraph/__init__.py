@@ -3,11 +3,13 @@
 Install with ``pip install 'kitaru[langgraph]'``; importing this module does not import
 LangGraph, constructing a :class:`KitaruGraphRunner` does.
 
-``KitaruGraphRunner.stream(...)`` / ``astream(...)`` (``graph_call`` mode) publish
-``langgraph.stream.*`` live events (ADAPTERS.md §4): ``started``, one event per v2 stream part
-of the requested modes (kind ``langgraph.stream.<mode>``; malformed parts and unknown modes go
-to ``langgraph.stream.debug``), then exactly one ``completed`` or ``failed`` carrying
-``stream_event_counts_by_mode`` and ``stream_part_count``. Events carry
+Every surface of ``KitaruGraphRunner`` (``invoke``, ``ainvoke``, ``run_stream``,
+``arun_stream``; ``graph_call`` mode) publishes ``langgraph.stream.*`` live events
+(docs/adapters.md, "LangGraph"): ``started``, one event per v2 stream part of the watched
+modes (kind ``langgraph.stream.<mode>``, message chunks coalesced; malformed parts and unknown
+modes go to ``langgraph.stream.debug``), one ``langgraph.stream.tool`` per tool call, then
+exactly one ``completed`` (``status`` ``completed`` or ``interrupted``) or ``failed`` carrying
+``stream_event_counts_by_mode``, ``stream_part_count`` and token usage. Events carry
 ``adapter="langgraph"``, ``graph_name``, ``thread_id``, ``category``, ``display``, ``mode`` and
 ``langgraph={"stream_version": "v2", "namespace": [...], "subgraph": bool}`` plus content-free
 summaries; state values, message text and custom payloads appear only with the opt-ins of

@@ -1,4 +1,4 @@
-"""Describing LangGraph v2 stream parts without their content (ADAPTERS.md §4)."""
+"""Describing LangGraph v2 stream parts without their content (docs/adapters.md, "LangGraph")."""
 
 from __future__ import annotations
 
@@ -24,10 +24,12 @@ _PREFIX = "langgraph.stream"
 LANGGRAPH_STREAM_EVENT_KINDS: tuple[str, ...] = (
     f"{_PREFIX}.started",
     *(f"{_PREFIX}.{mode}" for mode in STREAM_MODES),
+    f"{_PREFIX}.tool",
     f"{_PREFIX}.completed",
     f"{_PREFIX}.failed",
 )
-"""Every kind the LangGraph adapter publishes: started, one per stream mode, then terminal."""
+"""Every kind the LangGraph adapter publishes: started, one per stream mode, ``tool`` (a tool's
+outcome, from LangChain's callbacks), then terminal."""
 
 LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = (
     f"{_PREFIX}.completed",
@@ -55,15 +57,23 @@ _SECRET_KEY = re.compile(
 )
 
 
-def new_stream(graph_name: str, thread_id: str | None, *, enabled: bool) -> LiveStream:
-    """The live-event lane of one graph stream."""
+def new_stream(
+    graph_name: str,
+    thread_id: str | None,
+    *,
+    enabled: bool,
+    surface: str = "stream",
+    delta_interval: float | None = None,
+) -> LiveStream:
+    """The live-event lane of one graph call."""
     return LiveStream(
         _PREFIX,
         adapter="langgraph",
         label="LangGraph",
-        base={"graph_name": graph_name, "thread_id": thread_id},
+        base={"graph_name": graph_name, "thread_id": thread_id, "surface": surface},
         enabled=enabled,
         item_kind=_DEBUG_KIND,
+        delta_interval=delta_interval,
     )
 
 
@@ -164,6 +174,7 @@ class GraphStreamObserver:
         self.counts: dict[str, int] = {}
         self.part_count = 0
         self.output: Any = None
+        self.interrupt_ids: list[str] = []
 
     def terminal_fields(self) -> dict[str, Any]:
         """``stream_event_counts_by_mode`` and ``stream_part_count`` for the terminal event."""
@@ -181,6 +192,9 @@ class GraphStreamObserver:
             self._remember_output(part)
         if mode in STREAM_MODES and mode not in self.requested:
             return False
+        data = part.get("data") if isinstance(part, Mapping) else None
+        if mode == "messages" and self._chunk(part, data):
+            return True
         try:
             kind, fields = self._describe(part, mode)
         except Exception:
@@ -197,9 +211,44 @@ class GraphStreamObserver:
         self.live.item(fields, kind=kind)
         return mode in self.requested
 
+    def _chunk(self, part: Mapping[str, Any], data: object) -> bool:
+        """Coalesce a streamed message chunk (token); ``False`` for whole messages."""
+        if not isinstance(data, tuple | list) or len(data) != 2:
+            return False
+        message, meta = data
+        if not type(message).__name__.endswith("Chunk"):
+            return False
+        self.counts["messages"] = self.counts.get("messages", 0) + 1
+        metadata = _metadata(meta)
+        namespace = part.get("ns") or ()
+        fields = {
+            "category": "stream_part",
+            "mode": "messages",
+            "langgraph": {
+                "stream_version": "v2",
+                "namespace": [_label(n) for n in namespace][:_MAX_ITEMS],
+                "subgraph": bool(namespace),
+            },
+            "message_type": type(message).__name__,
+            "metadata": metadata,
+            "node_name": metadata.get("langgraph_node"),
+            "display": type(message).__name__,
+        }
+        text = _message_text(message) if self.policy.include_message_text_deltas else None
+        key = f"msg:{getattr(message, 'id', None)}"
+        self.live.delta(
+            key,
+            fields,
+            text=text,
+            kind=f"{_PREFIX}.messages",
+            text_limit=self.policy.max_display_chars,
+        )
+        return True
+
     def _remember_output(self, part: Mapping[str, Any]) -> None:
         data = part.get("data")
         interrupts = part.get("interrupts") or ()
+        self.interrupt_ids = [str(getattr(i, "id", "")) for i in interrupts]
         if interrupts and isinstance(data, Mapping):
             # What ``graph.invoke`` returns for an interrupted run.
             data = {**data, "__interrupt__": list(interrupts)}
@@ -255,6 +304,14 @@ class GraphStreamObserver:
             "node_name": metadata.get("langgraph_node"),
             "display": display_text(message_type, limit),
         }
+        if message_type == "ToolMessage":
+            # A tool's result: its outcome, never its content.
+            status = getattr(message, "status", "success")
+            fields["outcome"] = "error" if status == "error" else "ok"
+            fields["tool_name"] = _label(getattr(message, "name", None) or "unknown")
+            call_id = getattr(message, "tool_call_id", None)
+            if isinstance(call_id, str):
+                fields["tool_call_id"] = _label(call_id)
         text = _message_text(message) if self.policy.include_message_text_deltas else None
         if text is not None:
             fields["text_delta"] = clip_text(text, limit)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
+from kitaru.adapters._common import AdapterPolicy
 from kitaru.exceptions import KitaruUsageError
 
 __all__ = ["STREAM_MODES", "LangGraphStreamPolicy", "resolve_modes"]
@@ -22,20 +24,29 @@ STREAM_MODES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
-class LangGraphStreamPolicy:
+class LangGraphStreamPolicy(AdapterPolicy):
     """What ``KitaruGraphRunner.stream()`` watches and what its live events may contain.
 
     Attributes:
         default_modes: Stream modes used when a call names none (non-empty, de-duplicated).
         include_raw_payloads: Add bounded, redacted ``raw`` payloads of ``updates`` and the
             structural modes. Off by default: state values stay out of live events.
-        include_message_text_deltas: Add the clipped text of ``messages`` chunks as
-            ``text_delta`` (and use it as ``display``).
+        include_message_text_deltas: The text opt-in (:attr:`include_text`): add the
+            coalesced, clipped text of ``messages`` chunks as ``text_delta`` (and ``display``).
         include_custom_payload: Add the bounded, redacted payload of ``custom`` parts.
         allow_debug: Permit the ``debug`` mode (it carries whole task inputs and results).
         max_display_chars: Longest ``display``/text field, 1 to 4000.
         emit_child_events: Publish ``langgraph.stream.*`` events at all.
+        delta_interval: Seconds between two delta events of one message (default: the
+            ``KITARU_ADAPTER_DELTA_INTERVAL`` environment variable, else 0.25).
     """
+
+    TEXT_FIELD: ClassVar[str] = "include_message_text_deltas"
+    BOOL_FIELDS: ClassVar[tuple[str, ...]] = (
+        "include_raw_payloads",
+        "include_custom_payload",
+        "allow_debug",
+    )
 
     default_modes: tuple[str, ...] = ("messages", "updates", "custom")
     include_raw_payloads: bool = False
@@ -44,20 +55,10 @@ class LangGraphStreamPolicy:
     allow_debug: bool = False
     max_display_chars: int = 240
     emit_child_events: bool = True
+    delta_interval: float | None = None
 
     def __post_init__(self) -> None:
-        for name in (
-            "include_raw_payloads",
-            "include_message_text_deltas",
-            "include_custom_payload",
-            "allow_debug",
-            "emit_child_events",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, bool):
-                raise KitaruUsageError(
-                    f"LangGraphStreamPolicy.{name} must be True or False, got {value!r}"
-                )
+        self._validate()
         limit = self.max_display_chars
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 4000:
             raise KitaruUsageError(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +11,13 @@ from kitaru.adapters._common import (
     adapter_checkpoint,
     call_extras,
     current_extras,
+    maybe_await,
     normalize_name,
     require_module,
 )
+from kitaru.adapters._genai import GenAISpans
+from kitaru.adapters._run import AgentRun
+from kitaru.adapters.langgraph._callbacks import run_callbacks
 from kitaru.adapters.langgraph._events import GraphStreamObserver, new_stream
 from kitaru.adapters.langgraph._policy import LangGraphStreamPolicy, resolve_modes
 from kitaru.exceptions import KitaruUsageError
@@ -29,6 +33,7 @@ class _Extras:
     config: Any
     kwargs: dict[str, Any]
     on_part: Callable[[Any], Any] | None
+    version: str = "v2"
 
 
 def _thread_id(config: object) -> str | None:
@@ -40,12 +45,15 @@ def _thread_id(config: object) -> str | None:
 class KitaruGraphRunner:
     """Runs a compiled LangGraph graph as durable kitaru checkpoints (``graph_call`` mode).
 
-    Each ``invoke``/``ainvoke``/``stream``/``astream`` call is one adapter-owned checkpoint in
-    the current ``@flow``: the graph's final output is stored, reused on replay and (with
-    ``cache=True``) cached. ``stream()`` and ``astream()`` also publish ``langgraph.stream.*``
-    live events: ``started``, one event per stream part of the requested modes
-    (``langgraph.stream.messages``, ``.updates``, ``.custom``, ...), then ``completed`` or
-    ``failed`` with per-mode counts.
+    Each ``invoke``/``ainvoke``/``run_stream``/``arun_stream`` call is one adapter-owned
+    checkpoint in the current ``@flow``: the graph's final output is stored, reused on replay
+    and (with ``cache=True``) cached. Every surface publishes ``langgraph.stream.*`` live
+    events: ``started``, one event per stream part of the watched modes
+    (``langgraph.stream.messages``, ``.updates``, ``.custom``, ...; message chunks coalesced),
+    one ``langgraph.stream.tool`` per tool call with its outcome, then ``completed`` (status
+    ``interrupted`` when the graph stopped in ``interrupt()``) or ``failed``, with per-mode
+    counts and token usage. ``run_stream`` returns the final output: it is not an iterator,
+    hence not named like LangGraph's ``stream`` (which is refused with a pointer here).
 
     Args:
         graph: A compiled LangGraph graph (anything with ``invoke``/``stream``).
@@ -85,8 +93,6 @@ class KitaruGraphRunner:
         self.stream_policy = stream_policy or LangGraphStreamPolicy()
         base = f"{self.graph_name}_langgraph_call"
         opts: dict[str, Any] = {"type": CHECKPOINT_TYPE, "cache": cache, "retries": retries}
-        self._invoke_ckpt = adapter_checkpoint(self._invoke_body, name=base, **opts)
-        self._ainvoke_ckpt = adapter_checkpoint(self._ainvoke_body, name=base, **opts)
         self._stream_ckpt = adapter_checkpoint(self._stream_body, name=base, **opts)
         self._astream_ckpt = adapter_checkpoint(self._astream_body, name=base, **opts)
 
@@ -96,57 +102,89 @@ class KitaruGraphRunner:
     # -- public surfaces ------------------------------------------------------------------
 
     def invoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
-        """``graph.invoke(input, config, **kwargs)`` as one checkpoint; returns its output."""
-        with call_extras(_Extras(config, kwargs, None)):
-            return self._invoke_ckpt(self._request("invoke", input, config, None))
+        """``graph.invoke(input, config, **kwargs)`` as one checkpoint; returns its output.
+
+        It runs the graph through its own stream (as ``invoke`` does) to publish the same
+        events as :meth:`run_stream` with the policy's default modes. ``Command(resume=...)``
+        as ``input`` resumes an interrupted thread.
+        """
+        version = kwargs.pop("version", "v2")
+        modes = self.stream_policy.default_modes
+        with call_extras(_Extras(config, kwargs, None, version)):
+            return self._stream_ckpt(self._request("invoke", input, config, modes))
 
     async def ainvoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:
-        """``graph.ainvoke(...)`` as one checkpoint; returns its output."""
-        with call_extras(_Extras(config, kwargs, None)):
-            return await self._ainvoke_ckpt(self._request("ainvoke", input, config, None))
+        """``graph.ainvoke(...)`` as one checkpoint; returns its output (see :meth:`invoke`)."""
+        version = kwargs.pop("version", "v2")
+        modes = self.stream_policy.default_modes
+        with call_extras(_Extras(config, kwargs, None, version)):
+            return await self._astream_ckpt(self._request("ainvoke", input, config, modes))
 
-    def stream(
+    def run_stream(
         self,
         input: Any,
         config: Any = None,
         *,
         stream_mode: str | Sequence[str] | None = None,
         on_part: Callable[[Any], Any] | None = None,
+        version: str = "v2",
         **kwargs: Any,
     ) -> Any:
         """Stream the graph to its end as one checkpoint, publishing ``langgraph.stream.*``.
 
         Args:
-            input: The graph input (or a ``Command``).
+            input: The graph input, or ``Command(resume=...)`` to resume an interrupt.
             config: The ``RunnableConfig`` (its ``thread_id`` appears in events).
             stream_mode: Modes to watch (default: the policy's ``default_modes``).
-            on_part: Called with every v2 stream part of the requested modes as it arrives.
+            on_part: Called with every stream part of the requested modes as it arrives, in
+                LangGraph's ``version`` format (``"v2"`` dicts or ``"v1"`` tuples).
+            version: The stream part format ``on_part`` receives.
             **kwargs: Passed to ``graph.stream`` (``subgraphs``, ``context``, ...).
 
         Returns:
-            The graph's final output (its last root-namespace state, as ``invoke`` returns).
+            The graph's final output (its last root-namespace state, as ``invoke`` returns,
+            with ``__interrupt__`` when it stopped in ``interrupt()``).
 
         Raises:
             KitaruUsageError: An unknown stream mode, or ``debug`` without ``allow_debug``.
             KitaruContextError: Called outside a ``@flow``.
         """
         modes = self._modes(stream_mode)
-        with call_extras(_Extras(config, kwargs, on_part)):
-            return self._stream_ckpt(self._request("stream", input, config, modes))
+        with call_extras(_Extras(config, kwargs, on_part, _version(version))):
+            return self._stream_ckpt(self._request("run_stream", input, config, modes))
 
-    async def astream(
+    async def arun_stream(
         self,
         input: Any,
         config: Any = None,
         *,
         stream_mode: str | Sequence[str] | None = None,
         on_part: Callable[[Any], Any] | None = None,
+        version: str = "v2",
         **kwargs: Any,
     ) -> Any:
-        """Async :meth:`stream` (``on_part`` may be a coroutine function)."""
+        """Async :meth:`run_stream` (``on_part`` may be a coroutine function)."""
         modes = self._modes(stream_mode)
-        with call_extras(_Extras(config, kwargs, on_part)):
-            return await self._astream_ckpt(self._request("astream", input, config, modes))
+        with call_extras(_Extras(config, kwargs, on_part, _version(version))):
+            return await self._astream_ckpt(self._request("arun_stream", input, config, modes))
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused: LangGraph's ``stream`` is an iterator, this adapter returns a final state.
+
+        Raises:
+            KitaruUsageError: Always; use :meth:`run_stream` (or ``on_part=`` for the parts).
+        """
+        raise KitaruUsageError(
+            "KitaruGraphRunner.stream() would return the final state, not an iterator of "
+            "parts; call run_stream(input, config, on_part=...) (or arun_stream) instead"
+        )
+
+    async def astream(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused like :meth:`stream`; use :meth:`arun_stream`."""
+        raise KitaruUsageError(
+            "KitaruGraphRunner.astream() would return the final state, not an async iterator "
+            "of parts; call arun_stream(input, config, on_part=...) instead"
+        )
 
     # -- checkpoint bodies ----------------------------------------------------------------
 
@@ -156,87 +194,95 @@ class KitaruGraphRunner:
         return resolve_modes(stream_mode, allow_debug=self.stream_policy.allow_debug)
 
     def _request(
-        self, surface: str, input: Any, config: Any, modes: tuple[str, ...] | None
+        self, surface: str, input: Any, config: Any, modes: tuple[str, ...]
     ) -> dict[str, Any]:
         policy = self.stream_policy
-        request: dict[str, Any] = {
+        return {
             "surface": surface,
             "input": input,
             "thread_id": _thread_id(config),
-        }
-        if modes is not None:
-            request["stream_modes"] = list(modes)
-            request["policy"] = {
+            "stream_modes": list(modes),
+            "policy": {
                 "include_raw_payloads": policy.include_raw_payloads,
                 "include_message_text_deltas": policy.include_message_text_deltas,
                 "include_custom_payload": policy.include_custom_payload,
                 "max_display_chars": policy.max_display_chars,
-            }
-        return request
+            },
+        }
 
     def _extras(self) -> _Extras:
         extras: _Extras | None = current_extras()
         return extras or _Extras(None, {}, None)
-
-    def _invoke_body(self, request: dict[str, Any]) -> Any:
-        extras = self._extras()
-        return self.graph.invoke(request["input"], extras.config, **extras.kwargs)
-
-    async def _ainvoke_body(self, request: dict[str, Any]) -> Any:
-        extras = self._extras()
-        return await self.graph.ainvoke(request["input"], extras.config, **extras.kwargs)
-
-    def _observer(self, request: dict[str, Any]) -> GraphStreamObserver:
-        live = new_stream(
-            self.graph_name,
-            request["thread_id"],
-            enabled=self.stream_policy.emit_child_events,
-        )
-        return GraphStreamObserver(live, self.stream_policy, request["stream_modes"])
 
     @staticmethod
     def _upstream(modes: list[str]) -> list[str]:
         # ``values`` is always requested: the final output is rebuilt from it.
         return modes if "values" in modes else [*modes, "values"]
 
-    def _stream_body(self, request: dict[str, Any]) -> Any:
+    @contextmanager
+    def _tracked(
+        self, request: dict[str, Any]
+    ) -> Iterator[tuple[_Extras, GraphStreamObserver, dict[str, Any]]]:
         extras = self._extras()
-        obs = self._observer(request)
-        obs.live.start(status="started", stream_modes=request["stream_modes"])
-        try:
-            for part in self.graph.stream(
-                request["input"],
-                extras.config,
-                stream_mode=self._upstream(request["stream_modes"]),
-                version="v2",
-                **extras.kwargs,
-            ):
+        live = new_stream(
+            self.graph_name,
+            request["thread_id"],
+            enabled=self.stream_policy.emit_child_events,
+            surface=request["surface"],
+            delta_interval=self.stream_policy.delta_interval,
+        )
+        run = AgentRun(live, GenAISpans(provider="langgraph", agent_name=self.graph_name))
+        obs = GraphStreamObserver(live, self.stream_policy, request["stream_modes"])
+        config = dict(extras.config or {})
+        callbacks = config.get("callbacks")
+        handler = run_callbacks(run)
+        if callbacks is None:
+            config["callbacks"] = [handler]
+        elif isinstance(callbacks, list):
+            config["callbacks"] = [*callbacks, handler]
+        else:  # a callback manager: LangChain's own way to add one
+            callbacks = callbacks.copy()
+            callbacks.add_handler(handler, inherit=True)
+            config["callbacks"] = callbacks
+        kwargs = {
+            **extras.kwargs,
+            "stream_mode": self._upstream(request["stream_modes"]),
+            "version": "v2",
+        }
+        with run.track(stream_modes=request["stream_modes"]):
+            try:
+                yield extras, obs, {"config": config, **kwargs}
+            finally:
+                live.terminal.update(obs.terminal_fields())
+            if obs.interrupt_ids:
+                run.interrupt(obs.interrupt_ids, kinds=["interrupt"])
+
+    def _stream_body(self, request: dict[str, Any]) -> Any:
+        with self._tracked(request) as (extras, obs, kwargs):
+            config = kwargs.pop("config")
+            for part in self.graph.stream(request["input"], config, **kwargs):
                 if obs.observe(part) and extras.on_part is not None:
-                    extras.on_part(part)
-        except BaseException as exc:
-            obs.live.fail(exc, **obs.terminal_fields())
-            raise
-        obs.live.complete(**obs.terminal_fields())
+                    extras.on_part(_as_version(part, extras.version))
         return obs.output
 
     async def _astream_body(self, request: dict[str, Any]) -> Any:
-        extras = self._extras()
-        obs = self._observer(request)
-        obs.live.start(status="started", stream_modes=request["stream_modes"])
-        try:
-            async for part in self.graph.astream(
-                request["input"],
-                extras.config,
-                stream_mode=self._upstream(request["stream_modes"]),
-                version="v2",
-                **extras.kwargs,
-            ):
+        with self._tracked(request) as (extras, obs, kwargs):
+            config = kwargs.pop("config")
+            async for part in self.graph.astream(request["input"], config, **kwargs):
                 if obs.observe(part) and extras.on_part is not None:
-                    outcome = extras.on_part(part)
-                    if inspect.isawaitable(outcome):
-                        await outcome
-        except BaseException as exc:
-            obs.live.fail(exc, **obs.terminal_fields())
-            raise
-        obs.live.complete(**obs.terminal_fields())
+                    await maybe_await(extras.on_part(_as_version(part, extras.version)))
         return obs.output
+
+
+def _version(version: str) -> str:
+    if version not in ("v1", "v2"):
+        raise KitaruUsageError(f"LangGraph stream version must be 'v1' or 'v2', got {version!r}")
+    return version
+
+
+def _as_version(part: Any, version: str) -> Any:
+    """A v2 stream part in the format the caller asked for (v1: ``(ns, mode, data)`` tuple)."""
+    if version == "v2" or not isinstance(part, Mapping):
+        return part
+    namespace = tuple(part.get("ns") or ())
+    return (namespace, part.get("type"), part.get("data"))

@@ -4,15 +4,18 @@ Install with ``pip install 'kitaru[openai-agents]'``; importing this module does
 SDK, constructing a :class:`KitaruRunner` does.
 
 ``run_stream()`` / ``run_stream_sync()`` publish ``openai_agents.stream.*`` live events
-(ADAPTERS.md §5): ``started`` -> one ``event`` per SDK stream event -> exactly one
-``completed`` or ``failed``. Item events carry ``adapter="openai_agents"``, ``agent_name``,
-``surface``, ``category`` (the SDK event type) and ``display``; raw response events add
-``event_type``; run item events add ``name``, ``item_type``, ``item_name`` and ``call_id``;
-agent updates add ``new_agent_name``. Tool arguments, tool output, prompts and model text never
-appear unless ``OpenAICapturePolicy(include_stream_text_deltas=True)`` adds clipped
-``text_delta`` fields.
+(docs/adapters.md, "OpenAI Agents"): ``started`` -> one ``event`` per SDK stream event (raw
+deltas coalesced) -> exactly one ``completed`` or ``failed``. Item events carry
+``adapter="openai_agents"``, ``agent_name``, ``surface``, ``category`` (the SDK event type)
+and ``display``; raw response events add ``event_type``; run item events add ``name``,
+``item_type``, ``item_name`` and ``call_id``; agent updates add ``new_agent_name``. Tool
+arguments, tool output, prompts and model text never appear unless
+``OpenAICapturePolicy(include_stream_text_deltas=True)`` adds clipped ``text_delta`` fields.
 
-The SDK's own tracing is left as you configured it (it is not OpenTelemetry).
+Every surface (``run`` too) publishes tool results (with their outcome) and handoffs through
+the SDK's ``RunHooks``; an approval-pending run ends ``interrupted`` and keeps the SDK's
+``RunState`` (:meth:`KitaruRunner.load_state`). The SDK's own tracing is left as you
+configured it; kitaru's GenAI spans come from the hooks.
 """
 
 from kitaru.adapters.openai_agents._events import (

@@ -1,10 +1,16 @@
-"""Describing OpenAI Agents SDK stream events without their content (ADAPTERS.md §5)."""
+"""Describing OpenAI Agents SDK stream events without their content (docs/adapters.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kitaru.adapters._common import TEXT_DELTA_MAX_CHARS, LiveStream, clip_text, display_text
+from kitaru.adapters._common import (
+    TEXT_DELTA_MAX_CHARS,
+    LiveStream,
+    clip_text,
+    display_text,
+    stream_kinds,
+)
 
 __all__ = [
     "OPENAI_AGENTS_STREAM_EVENT_KINDS",
@@ -15,18 +21,12 @@ __all__ = [
 
 _PREFIX = "openai_agents.stream"
 
-OPENAI_AGENTS_STREAM_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.started",
-    f"{_PREFIX}.event",
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+_KINDS = stream_kinds(_PREFIX)
+
+OPENAI_AGENTS_STREAM_EVENT_KINDS: tuple[str, ...] = _KINDS[0]
 """Every kind the OpenAI Agents adapter publishes, in lifecycle order."""
 
-OPENAI_AGENTS_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+OPENAI_AGENTS_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = _KINDS[1]
 """The kinds that end one OpenAI Agents stream."""
 
 _ID_MAX_CHARS = 200
@@ -49,7 +49,9 @@ _ITEM_LABELS = {
 _TEXT_DELTA_TYPES = frozenset({"response.output_text.delta"})
 
 
-def new_stream(agent_name: str, surface: str, *, enabled: bool) -> LiveStream:
+def new_stream(
+    agent_name: str, surface: str, *, enabled: bool, delta_interval: float | None = None
+) -> LiveStream:
     """The live-event lane of one OpenAI Agents stream."""
     return LiveStream(
         _PREFIX,
@@ -57,6 +59,7 @@ def new_stream(agent_name: str, surface: str, *, enabled: bool) -> LiveStream:
         label="OpenAI Agents",
         base={"agent_name": agent_name, "surface": surface},
         enabled=enabled,
+        delta_interval=delta_interval,
     )
 
 

@@ -3,7 +3,7 @@
 Install with ``pip install 'kitaru[pydantic-ai]'``; importing this module does not import
 PydanticAI, constructing a :class:`KitaruAgent` does.
 
-Live events (``pydantic_ai.stream.*``) follow ADAPTERS.md §2: ``started`` -> one ``event`` per
+Live events (``pydantic_ai.stream.*``) follow docs/adapters.md: ``started`` -> one ``event`` per
 PydanticAI stream event -> exactly one ``completed`` or ``failed``. Their ``data`` holds
 ``adapter="pydantic_ai"``, ``agent_name``, ``surface`` (``run``, ``run_sync``, ``run_stream``,
 ``iter``), ``source`` (``event_stream_handler`` or ``node_stream``), ``category`` and

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 from kitaru.adapters._common import (
-    LiveStream,
+    AdapterPolicy,
     adapter_checkpoint,
     call_extras,
     current_extras,
     normalize_name,
     require_module,
 )
-from kitaru.adapters.pydantic_ai._events import (
-    failure_status,
-    kitaru_stream_capability,
-    new_stream,
-)
+from kitaru.adapters._genai import GenAISpans
+from kitaru.adapters._run import AgentRun
+from kitaru.adapters.pydantic_ai._events import new_stream
+from kitaru.adapters.pydantic_ai._hooks import run_capability
+from kitaru.adapters.pydantic_ai._identity import run_identity
 from kitaru.exceptions import KitaruContextError, KitaruUsageError
 from kitaru.runtime._scope import current_checkpoint
 
@@ -31,28 +31,31 @@ CHECKPOINT_TYPE = "pydantic_ai_agent"
 
 
 @dataclass(frozen=True, slots=True)
-class CapturePolicy:
-    """What the PydanticAI adapter may put into live events.
+class CapturePolicy(AdapterPolicy):
+    """What the PydanticAI adapter may put into live events and spans.
 
     Attributes:
-        save_stream_transcripts: Add each text delta, clipped to 240 characters, as
-            ``text_delta`` (and use it as ``display``). Off by default: model output stays out
-            of live events.
+        save_stream_transcripts: The text opt-in (:attr:`include_text`): coalesced text deltas,
+            clipped to 240 characters, as ``text_delta`` (and ``display``). Off by default:
+            model output stays out of live events.
         emit_child_events: Publish ``pydantic_ai.stream.*`` events at all. With ``False`` the
             adapter publishes nothing while your ``event_stream_handler`` still receives every
             event.
+        delta_interval: Seconds between two delta events of one part (default: the
+            ``KITARU_ADAPTER_DELTA_INTERVAL`` environment variable, else 0.25).
+        instrument: PydanticAI's own OpenTelemetry instrumentation for each run, under the
+            checkpoint span: ``None`` (default) turns it on without content (no prompts,
+            tool arguments, tool results or output in spans); a PydanticAI
+            ``InstrumentationSettings`` is used as given (your opt-in to content); ``False``
+            adds none.
     """
+
+    TEXT_FIELD: ClassVar[str] = "save_stream_transcripts"
 
     save_stream_transcripts: bool = False
     emit_child_events: bool = True
-
-    def __post_init__(self) -> None:
-        for field in ("save_stream_transcripts", "emit_child_events"):
-            value = getattr(self, field)
-            if not isinstance(value, bool):
-                raise KitaruUsageError(
-                    f"CapturePolicy.{field} must be True or False, got {value!r}"
-                )
+    delta_interval: float | None = None
+    instrument: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,9 @@ class KitaruAgent:
             ``name``); normalised to letters, digits and ``_``.
         capture: What live events may contain (default :class:`CapturePolicy`).
         cache: Reuse the stored result of an earlier run with the same prompt, message
-            history and capture policy (``deps`` and settings are not part of the key).
+            history, model, output type, instructions, tools, model settings, deferred tool
+            results and capture policy (``deps`` is not part of the key); a call whose inputs
+            cannot be keyed raises :class:`~kitaru.KitaruUsageError`.
         retries: Extra attempts of a failing run.
 
     Raises:
@@ -119,6 +124,7 @@ class KitaruAgent:
         self.agent = agent
         self.agent_name = normalize_name(name or getattr(agent, "name", None), "agent")
         self.capture = capture or CapturePolicy()
+        self.cache = cache
         checkpoint_name = f"{self.agent_name}_pydantic_ai"
         self._async_checkpoint = adapter_checkpoint(
             self._run_body, name=checkpoint_name, type=CHECKPOINT_TYPE, cache=cache, retries=retries
@@ -151,7 +157,7 @@ class KitaruAgent:
         Raises:
             KitaruContextError: Called outside a ``@flow``.
         """
-        request = self._request("run", user_prompt, message_history)
+        request = self._request("run", user_prompt, message_history, kwargs)
         with call_extras(_Extras(kwargs, event_stream_handler)):
             return await self._async_checkpoint(request)
 
@@ -164,70 +170,89 @@ class KitaruAgent:
         **kwargs: Any,
     ) -> Any:
         """Synchronous :meth:`run` (PydanticAI's ``run_sync``), one checkpoint."""
-        request = self._request("run_sync", user_prompt, message_history)
+        request = self._request("run_sync", user_prompt, message_history, kwargs)
         with call_extras(_Extras(kwargs, event_stream_handler)):
             return self._sync_checkpoint(request)
 
     def _request(
-        self, surface: str, user_prompt: Any, message_history: Sequence[Any] | None
+        self,
+        surface: str,
+        user_prompt: Any,
+        message_history: Sequence[Any] | None,
+        kwargs: Mapping[str, Any],
     ) -> dict[str, Any]:
-        # The durable identity of the call: the cache key and what replay matches on.
+        # The durable identity of the call: the cache key and what replay matches on. It holds
+        # everything that changes the answer (docs/adapters.md, "Cache keys").
         return {
             "surface": surface,
             "user_prompt": user_prompt,
             "message_history": None if message_history is None else list(message_history),
             "save_stream_transcripts": self.capture.save_stream_transcripts,
+            **run_identity(self.agent, kwargs, strict=self.cache),
         }
 
-    def _prepare(self, request: dict[str, Any]) -> tuple[dict[str, Any], LiveStream | None]:
+    def _new_run(self, surface: str, source: str) -> AgentRun:
+        live = new_stream(
+            self.agent_name,
+            surface,
+            source,
+            enabled=self.capture.emit_child_events,
+            delta_interval=self.capture.delta_interval,
+        )
+        # PydanticAI's own instrumentation makes the GenAI spans (see _instrumentation).
+        return AgentRun(
+            live, GenAISpans(provider="pydantic_ai", agent_name=self.agent_name, enabled=False)
+        )
+
+    def _instrument(self, kwargs: dict[str, Any], run: AgentRun, *, stream: bool) -> None:
+        caps = [*(kwargs.get("capabilities") or ())]
+        caps.append(run_capability(run, transcripts=self.capture.include_text, stream=stream))
+        instrumentation = self._instrumentation(caps)
+        if instrumentation is not None:
+            caps.append(instrumentation)
+        kwargs["capabilities"] = caps
+
+    def _instrumentation(self, run_caps: list[Any]) -> Any:
+        setting = self.capture.instrument
+        if setting is False:
+            return None
+        from pydantic_ai.capabilities.instrumentation import Instrumentation
+        from pydantic_ai.models.instrumented import InstrumentationSettings
+
+        if setting is None and _has_instrumentation(self.agent, run_caps, Instrumentation):
+            return None  # the user's own Instrumentation capability is used as given
+
+        if setting is None:
+            # Privacy first: spans say what happened, never prompts, arguments or output.
+            setting = InstrumentationSettings(include_content=False, include_binary_content=False)
+        return Instrumentation(settings=setting)
+
+    @contextmanager
+    def _tracked(self, request: dict[str, Any]) -> Iterator[tuple[dict[str, Any], AgentRun]]:
         extras: _Extras = current_extras() or _Extras({}, None)
         kwargs = dict(extras.kwargs)
         if request["message_history"] is not None:
             kwargs["message_history"] = request["message_history"]
-        if extras.handler is None:
-            # No streaming hook: the run is not streamed, so there is nothing to publish.
-            return kwargs, None
-        kwargs["event_stream_handler"] = extras.handler
-        live = self._instrument(kwargs, request["surface"], "event_stream_handler")
-        return kwargs, live
+        streamed = extras.handler is not None
+        if streamed:
+            kwargs["event_stream_handler"] = extras.handler
+        run = self._new_run(request["surface"], "event_stream_handler" if streamed else "hooks")
+        self._instrument(kwargs, run, stream=streamed)
+        with run.track():
+            yield kwargs, run
 
-    def _instrument(self, kwargs: dict[str, Any], surface: str, source: str) -> LiveStream | None:
-        if not self.capture.emit_child_events:
-            return None
-        live = new_stream(self.agent_name, surface, source, enabled=True)
-        capability = kitaru_stream_capability(
-            live, transcripts=self.capture.save_stream_transcripts
-        )
-        kwargs["capabilities"] = [*(kwargs.get("capabilities") or ()), capability]
-        return live
+    @staticmethod
+    def _finish(run: AgentRun, result: Any) -> Any:
+        _note_deferred(run, getattr(result, "output", None))
+        return result
 
     async def _run_body(self, request: dict[str, Any]) -> Any:
-        kwargs, live = self._prepare(request)
-        if live is not None:
-            live.start(status="started")
-        try:
-            result = await self.agent.run(request["user_prompt"], **kwargs)
-        except BaseException as exc:
-            if live is not None:
-                live.fail(exc, status=failure_status(exc))
-            raise
-        if live is not None:
-            live.complete()
-        return result
+        with self._tracked(request) as (kwargs, run):
+            return self._finish(run, await self.agent.run(request["user_prompt"], **kwargs))
 
     def _run_sync_body(self, request: dict[str, Any]) -> Any:
-        kwargs, live = self._prepare(request)
-        if live is not None:
-            live.start(status="started")
-        try:
-            result = self.agent.run_sync(request["user_prompt"], **kwargs)
-        except BaseException as exc:
-            if live is not None:
-                live.fail(exc, status=failure_status(exc))
-            raise
-        if live is not None:
-            live.complete()
-        return result
+        with self._tracked(request) as (kwargs, run):
+            return self._finish(run, self.agent.run_sync(request["user_prompt"], **kwargs))
 
     # -- streaming surfaces (inside an explicit checkpoint) -------------------------------
 
@@ -255,18 +280,11 @@ class KitaruAgent:
                 a PydanticAI ``UserError``).
         """
         self._require_checkpoint("run_stream")
-        live = self._instrument(kwargs, "run_stream", "node_stream")
-        if live is not None:
-            live.start(status="started")
-        try:
+        run = self._new_run("run_stream", "node_stream")
+        self._instrument(kwargs, run, stream=True)
+        with run.track():
             async with self.agent.run_stream(user_prompt, **kwargs) as result:
                 yield result
-        except BaseException as exc:
-            if live is not None:
-                live.fail(exc, status=failure_status(exc))
-            raise
-        if live is not None:
-            live.complete()
 
     @asynccontextmanager
     async def iter(self, user_prompt: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
@@ -277,15 +295,32 @@ class KitaruAgent:
                 a PydanticAI ``UserError``).
         """
         self._require_checkpoint("iter")
-        live = self._instrument(kwargs, "iter", "node_stream")
-        if live is not None:
-            live.start(status="started")
-        try:
+        run = self._new_run("iter", "node_stream")
+        self._instrument(kwargs, run, stream=True)
+        with run.track():
             async with self.agent.iter(user_prompt, **kwargs) as agent_run:
                 yield agent_run
-        except BaseException as exc:
-            if live is not None:
-                live.fail(exc, status=failure_status(exc))
-            raise
-        if live is not None:
-            live.complete()
+                _note_deferred(run, getattr(agent_run.result, "output", None))
+
+
+def _has_instrumentation(agent: Any, run_caps: list[Any], cls: type[Any]) -> bool:
+    found: list[Any] = [c for c in run_caps if isinstance(c, cls)]
+    root = getattr(agent, "_root_capability", None)
+    apply = getattr(root, "apply", None)
+    if callable(apply):
+        try:
+            apply(lambda cap: found.append(cap) if isinstance(cap, cls) else None)
+        except Exception:  # a private detail of PydanticAI: when it moves, add ours
+            return bool(found)
+    return bool(found)
+
+
+def _note_deferred(run: AgentRun, output: Any) -> None:
+    """A ``DeferredToolRequests`` output: the run waits for approvals or external results."""
+    if type(output).__name__ != "DeferredToolRequests":
+        return
+    approvals = list(getattr(output, "approvals", ()) or ())
+    calls = list(getattr(output, "calls", ()) or ())
+    ids = [str(getattr(c, "tool_call_id", "")) for c in [*approvals, *calls]]
+    kinds = ["approval"] * len(approvals) + ["external_call"] * len(calls)
+    run.interrupt(ids, kinds=kinds)

@@ -1,10 +1,7 @@
-"""Describing PydanticAI stream events without their content (ADAPTERS.md §2)."""
+"""Describing PydanticAI stream events without their content (docs/adapters.md, "PydanticAI")."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterable, AsyncIterator
-from functools import cache
 from typing import Any
 
 from kitaru.adapters._common import (
@@ -12,30 +9,26 @@ from kitaru.adapters._common import (
     LiveStream,
     clip_text,
     display_text,
+    stream_kinds,
+    terminal_status,
 )
 
 __all__ = [
     "PYDANTIC_AI_STREAM_EVENT_KINDS",
     "PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS",
     "describe_event",
-    "kitaru_stream_capability",
     "new_stream",
+    "tool_result_outcome",
 ]
 
 _PREFIX = "pydantic_ai.stream"
 
-PYDANTIC_AI_STREAM_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.started",
-    f"{_PREFIX}.event",
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+_KINDS = stream_kinds(_PREFIX)
+
+PYDANTIC_AI_STREAM_EVENT_KINDS: tuple[str, ...] = _KINDS[0]
 """Every kind the PydanticAI adapter publishes, in lifecycle order."""
 
-PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = _KINDS[1]
 """The kinds that end one PydanticAI stream (exactly one of them per stream)."""
 
 _ID_MAX_CHARS = 200
@@ -51,7 +44,14 @@ _TOOL_LABELS = {
 }
 
 
-def new_stream(agent_name: str, surface: str, source: str, *, enabled: bool) -> LiveStream:
+def new_stream(
+    agent_name: str,
+    surface: str,
+    source: str,
+    *,
+    enabled: bool,
+    delta_interval: float | None = None,
+) -> LiveStream:
     """The live-event lane of one PydanticAI stream."""
     return LiveStream(
         _PREFIX,
@@ -59,7 +59,26 @@ def new_stream(agent_name: str, surface: str, source: str, *, enabled: bool) -> 
         label="PydanticAI",
         base={"agent_name": agent_name, "surface": surface, "source": source},
         enabled=enabled,
+        delta_interval=delta_interval,
     )
+
+
+# PydanticAI's own tool-return outcomes, in the adapters' shared words.
+_RETURN_OUTCOMES = {
+    "success": "ok",
+    "failed": "error",
+    "denied": "denied",
+    "retried": "retry",
+    "interrupted": "error",
+}
+
+
+def tool_result_outcome(event: Any) -> str:
+    """The outcome of a ``FunctionToolResultEvent``: ``ok``, ``error``, ``retry`` or ``denied``."""
+    part = getattr(event, "part", None) or getattr(event, "result", None)
+    if type(part).__name__ == "RetryPromptPart":
+        return "retry"
+    return _RETURN_OUTCOMES.get(str(getattr(part, "outcome", "success")), "ok")
 
 
 def _text(value: object) -> str | None:
@@ -89,13 +108,17 @@ def describe_event(event: Any, *, transcripts: bool) -> dict[str, Any]:
     delta_kind = _text(getattr(delta, "part_delta_kind", None))
     if delta_kind:
         fields["delta_kind"] = delta_kind
-    # Tool identity only: arguments and results stay out (ADAPTERS.md §106).
+    # Tool identity only: arguments and results stay out (docs/adapters.md, "Privacy").
     tool_name = _text(getattr(event, "tool_name", None)) or _text(getattr(part, "tool_name", None))
     tool_name = tool_name or _text(getattr(delta, "tool_name_delta", None))
     if tool_name:
         fields["tool_name"] = clip_text(tool_name, _ID_MAX_CHARS)
+    result_part = getattr(event, "result", None)
+    tool_name = tool_name or _text(getattr(result_part, "tool_name", None))
     tool_call_id = _text(getattr(event, "tool_call_id", None)) or _text(
-        getattr(part, "tool_call_id", None) or getattr(delta, "tool_call_id", None)
+        getattr(part, "tool_call_id", None)
+        or getattr(delta, "tool_call_id", None)
+        or getattr(result_part, "tool_call_id", None)
     )
     if tool_call_id:
         fields["tool_call_id"] = clip_text(tool_call_id, _ID_MAX_CHARS)
@@ -135,39 +158,6 @@ def _display(
     return f"PydanticAI event: {event_kind or event_type}"
 
 
-@cache
-def _capability_class() -> type[Any]:
-    """The PydanticAI capability that publishes node-stream events (built on first use)."""
-    from pydantic_ai.capabilities import AbstractCapability
-
-    class KitaruStreamCapability(AbstractCapability[Any]):
-        """Publishes each event of every node stream, however the run is driven."""
-
-        def __init__(self, live: LiveStream, transcripts: bool) -> None:
-            self._live = live
-            self._transcripts = transcripts
-
-        async def wrap_run_event_stream(
-            self, ctx: Any, *, stream: AsyncIterable[Any]
-        ) -> AsyncIterator[Any]:
-            live, transcripts = self._live, self._transcripts
-            try:
-                async for event in stream:
-                    live.observe(event, lambda e: describe_event(e, transcripts=transcripts))
-                    yield event
-            finally:
-                aclose = getattr(stream, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-
-    return KitaruStreamCapability
-
-
-def kitaru_stream_capability(live: LiveStream, *, transcripts: bool) -> Any:
-    """A PydanticAI capability publishing every node-stream event to ``live``."""
-    return _capability_class()(live, transcripts)
-
-
 def failure_status(exc: BaseException) -> str:
     """``cancelled`` for a cancelled run, else ``failed``."""
-    return "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
+    return terminal_status(exc)

@@ -1,0 +1,205 @@
+"""Claude Agent SDK runs that tell the truth: tool outcomes, subagents, usage, deferral."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import kitaru
+from conftest import (
+    CANARIES,
+    OUTPUT,
+    PROMPT,
+    TOOL_ARG,
+    TOOL_RESULT,
+    assert_lifecycle,
+    dumped,
+    require_framework,
+)
+from kitaru.exceptions import KitaruUsageError
+from kitaru.testing import EventCapture
+
+require_framework("claude_agent_sdk", "claude-agent-sdk")
+
+from _claude_fake import SESSION, FakeClaudeTransport  # noqa: E402
+from claude_agent_sdk import ClaudeAgentOptions  # noqa: E402
+
+from kitaru.adapters.claude_agent_sdk import KitaruClaudeRunner  # noqa: E402
+
+PREFIX = "claude_agent_sdk.stream"
+
+
+def _assistant(blocks: list[dict[str, Any]], *, parent: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "assistant",
+        "session_id": SESSION,
+        "parent_tool_use_id": parent,
+        "message": {
+            "model": "claude-test",
+            "content": blocks,
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 8, "output_tokens": 3},
+        },
+    }
+
+
+def _result_for(call_id: str, *, error: bool, parent: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "user",
+        "session_id": SESSION,
+        "parent_tool_use_id": parent,
+        "message": {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": call_id,
+                    "content": TOOL_RESULT,
+                    "is_error": error,
+                }
+            ],
+        },
+    }
+
+
+def _use(call_id: str, name: str) -> dict[str, Any]:
+    return {"type": "tool_use", "id": call_id, "name": name, "input": {"q": TOOL_ARG}}
+
+
+def first_frames() -> list[dict[str, Any]]:
+    return [
+        {"type": "system", "subtype": "init", "session_id": SESSION, "model": "claude-test"},
+        _assistant([_use("toolu_ok", "Read"), _use("toolu_bad", "Bash")]),
+        _result_for("toolu_ok", error=False),
+        _result_for("toolu_bad", error=True),
+        _assistant([_use("toolu_task", "Task")]),
+        _assistant([_use("toolu_sub", "Grep")], parent="toolu_task"),
+        _result_for("toolu_sub", error=False, parent="toolu_task"),
+        _assistant([_use("toolu_deploy", "Deploy")]),
+        {
+            "type": "result",
+            "subtype": "success",
+            "duration_ms": 10,
+            "duration_api_ms": 5,
+            "is_error": False,
+            "num_turns": 3,
+            "session_id": SESSION,
+            "result": OUTPUT,
+            "total_cost_usd": 0.0123,
+            "usage": {"input_tokens": 24, "output_tokens": 12},
+            "modelUsage": {
+                "claude-test": {
+                    "inputTokens": 24,
+                    "outputTokens": 12,
+                    "cacheReadInputTokens": 3,
+                    "cacheCreationInputTokens": 0,
+                    "webSearchRequests": 0,
+                    "costUSD": 0.0123,
+                    "contextWindow": 1000,
+                    "maxOutputTokens": 100,
+                }
+            },
+            "deferred_tool_use": {"id": "toolu_deploy", "name": "Deploy", "input": {"q": TOOL_ARG}},
+        },
+    ]
+
+
+def resumed_frames() -> list[dict[str, Any]]:
+    return [
+        _result_for("toolu_deploy", error=False),
+        {
+            "type": "result",
+            "subtype": "success",
+            "duration_ms": 10,
+            "duration_api_ms": 5,
+            "is_error": False,
+            "num_turns": 1,
+            "session_id": SESSION,
+            "result": OUTPUT,
+            "total_cost_usd": 0.001,
+            "usage": {"input_tokens": 17, "output_tokens": 2},
+        },
+    ]
+
+
+def _lanes(capture: EventCapture) -> list[list[Any]]:
+    lanes: dict[str, list[Any]] = {}
+    for event in capture.events:
+        if event.kind.startswith(PREFIX):
+            lanes.setdefault(event.correlation_id, []).append(event)
+    return [sorted(lane, key=lambda e: e.index) for lane in lanes.values()]
+
+
+def test_failed_tool_subagent_then_deferral_then_resume(kitaru_events: EventCapture) -> None:
+    scripts = iter([first_frames(), resumed_frames()])
+    runner = KitaruClaudeRunner(transport_factory=lambda: FakeClaudeTransport(next(scripts)))
+
+    @kitaru.flow
+    def analyze(q: str) -> Any:
+        first = runner.run_sync(q)
+        options = ClaudeAgentOptions(resume=first.session_id)
+        return first, runner.run_sync("approved", options=options)
+
+    first, second = analyze(PROMPT)
+    assert first.session_id == SESSION and second.result == OUTPUT
+    run1, run2 = _lanes(kitaru_events)
+    assert_lifecycle(run1, PREFIX, terminal="completed")
+    assert_lifecycle(run2, PREFIX, terminal="completed")
+    tools = [
+        (d["category"], d["tool_name"], d.get("outcome"), d["agent"], d.get("parent_tool_use_id"))
+        for d in (e.payload["data"] for e in run1)
+        if d["category"] in ("tool_call", "tool_result")
+    ]
+    assert tools == [
+        ("tool_call", "Read", None, "main", None),
+        ("tool_call", "Bash", None, "main", None),
+        ("tool_result", "Read", "ok", "main", None),
+        ("tool_result", "Bash", "error", "main", None),
+        ("tool_call", "Task", None, "main", None),
+        ("tool_call", "Grep", None, "subagent", "toolu_task"),
+        ("tool_result", "Grep", "ok", "subagent", "toolu_task"),
+        ("tool_call", "Deploy", None, "main", None),
+    ]
+    for event in run1:
+        data = event.payload["data"]
+        if data["category"] == "tool_result":
+            assert data["duration_s"] >= 0 and data["tool_use_id"].startswith("toolu_")
+    end = run1[-1].payload["data"]
+    assert end["status"] == "interrupted"
+    assert end["interruption_ids"] == ["toolu_deploy"]
+    assert end["interruption_kinds"] == ["deferred_tool_use"]
+    assert end["usage"] == [
+        {
+            "model": "claude-test",
+            "requests": 0,
+            "input_tokens": 24,
+            "output_tokens": 12,
+            "cache_read_tokens": 3,
+            "cost_usd": 0.0123,
+        }
+    ]
+    assert end["cost_usd"] == 0.0123
+    done = run2[-1].payload["data"]
+    assert done["status"] == "completed"
+    assert (done["input_tokens"], done["output_tokens"], done["cost_usd"]) == (17, 2, 0.001)
+    for canary in CANARIES:
+        assert canary not in dumped(kitaru_events.events)
+
+
+def test_async_iterable_prompt(kitaru_events: EventCapture) -> None:
+    runner = KitaruClaudeRunner(transport_factory=lambda: FakeClaudeTransport(resumed_frames()))
+
+    async def prompt() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "user", "message": {"role": "user", "content": PROMPT}}
+
+    @kitaru.flow
+    async def analyze() -> Any:
+        return (await runner.run(prompt())).result
+
+    assert asyncio.run(analyze()) == OUTPUT
+    cached = KitaruClaudeRunner(cache=True)
+    with pytest.raises(KitaruUsageError, match="cannot be part of a cache key"):
+        cached._request("run", prompt(), stream=False)
