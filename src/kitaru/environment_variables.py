@@ -18,6 +18,7 @@ __all__ = [
     "KITARU_MAX_WORKERS",
     "KITARU_OTEL_CALLER_SPAN",
     "KITARU_OTEL_EVENT_ATTRIBUTES",
+    "KITARU_OTEL_LOG_RECORDS",
     "KITARU_OTEL_MAX_SPAN_EVENTS",
     "KITARU_OTEL_RECORD_EXCEPTIONS",
     "KITARU_OTEL_SHUTDOWN_TIMEOUT",
@@ -79,6 +80,13 @@ KITARU_OTEL_EVENT_ATTRIBUTES = "KITARU_OTEL_EVENT_ATTRIBUTES"
 """``false``: span events of progress and custom events carry only their kind and index.
 
 Default: ``true`` (the event's message and primitive data fields become span event attributes).
+"""
+
+KITARU_OTEL_LOG_RECORDS = "KITARU_OTEL_LOG_RECORDS"
+"""``false``: live events do not become OpenTelemetry log records.
+
+Default: ``true`` (whenever there is a logger provider: the application's, or the one kitaru
+builds from the ``OTEL_*`` variables). ``OTEL_LOGS_EXPORTER=none`` turns them off too.
 """
 
 KITARU_OTEL_MAX_SPAN_EVENTS = "KITARU_OTEL_MAX_SPAN_EVENTS"
