@@ -1,7 +1,7 @@
 """Process helpers for kitaru's end-to-end tests against real observability tools.
 
 Starts the binaries that ``scripts/tools/build-tools.sh`` builds into ``.tools/bin/``
-(``jaeger``, ``otelcol``) and Debian's ``prometheus`` on free 127.0.0.1 ports, waits
+(``jaeger``, ``otelcol``, ``victoria-logs``) and Debian's ``prometheus`` on free 127.0.0.1 ports, waits
 until they listen, and stops them again. Every process gets its own process group and
 log file; a failed start raises with the tail of that log.
 
@@ -34,7 +34,8 @@ TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 CONFIG_DIR = REPO_ROOT / "collector-config"
 BUILD_HINT = (
     "run scripts/tools/build-tools.sh"
-    " (builds .tools/bin/jaeger and .tools/bin/otelcol, installs prometheus)"
+    " (builds .tools/bin/jaeger, .tools/bin/otelcol and .tools/bin/victoria-logs,"
+    " installs prometheus)"
 )
 
 T = TypeVar("T")
@@ -406,15 +407,20 @@ def start_otelcol(
     log_dir: Path,
     *,
     jaeger_endpoint: str,
+    victorialogs_url: str | None = None,
     env: Mapping[str, str] | None = None,
     extra_configs: Sequence[Path] = (),
     name: str = "otelcol",
     host: str = "127.0.0.1",
     timeout: float = 20.0,
 ) -> Otelcol:
-    """Starts the collector with FAST_OTELCOL_ENV, then ``env`` on top, on free ports."""
+    """Starts the collector with FAST_OTELCOL_ENV, then ``env`` on top, on free ports.
+
+    Without ``victorialogs_url`` its logs pipeline points at a port nobody listens on (never
+    the default port, which another VictoriaLogs on this machine may use).
+    """
     binary = require_tool("otelcol")
-    grpc_port, http_port, prom_port, telemetry_port = free_ports(4, host)
+    grpc_port, http_port, prom_port, telemetry_port, nowhere = free_ports(5, host)
     full_env = {
         **FAST_OTELCOL_ENV,
         "KITARU_OTELCOL_GRPC_ENDPOINT": f"{host}:{grpc_port}",
@@ -423,6 +429,7 @@ def start_otelcol(
         "KITARU_OTELCOL_TELEMETRY_HOST": host,
         "KITARU_OTELCOL_TELEMETRY_PORT": str(telemetry_port),
         "KITARU_OTELCOL_JAEGER_ENDPOINT": jaeger_endpoint,
+        "KITARU_OTELCOL_VICTORIALOGS_URL": victorialogs_url or f"http://{host}:{nowhere}",
         **(env or {}),
     }
     argv: list[str | os.PathLike[str]] = [binary, "--config", CONFIG_DIR / "otelcol.yaml"]
@@ -436,6 +443,65 @@ def start_otelcol(
         proc.stop()
         raise
     return Otelcol(proc, host, grpc_port, http_port, prom_port, telemetry_port, full_env)
+
+
+# --------------------------------------------------------------------------- VictoriaLogs
+
+
+@dataclass
+class VictoriaLogs:
+    """A running VictoriaLogs single node (OTLP/HTTP ingestion, LogsQL queries, web UI)."""
+
+    process: ManagedProcess
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Base URL: the Collector's ``KITARU_OTELCOL_VICTORIALOGS_URL``."""
+        return f"http://{self.host}:{self.port}"
+
+    def ui_url(self, query: str) -> str:
+        """The built-in web UI, opened on ``query``."""
+        return f"{self.url}/select/vmui/#/?" + urllib.parse.urlencode({"query": query})
+
+    def query(self, logsql: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Log entries matching a LogsQL query (``/select/logsql/query``), oldest first."""
+        qs = urllib.parse.urlencode({"query": logsql, "limit": str(limit)})
+        status, body = http_get(f"{self.url}/select/logsql/query?{qs}")
+        if status != 200:
+            raise AssertionError(f"LogsQL {logsql!r}: HTTP {status}: {body[:500]!r}")
+        rows = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+        return sorted(rows, key=lambda row: str(row.get("_time", "")))
+
+
+def start_victorialogs(
+    work_dir: Path, *, host: str = "127.0.0.1", timeout: float = 20.0
+) -> VictoriaLogs:
+    """Starts VictoriaLogs on a free port with its data in ``work_dir``; returns once healthy."""
+    binary = require_tool("victoria-logs")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port(host)
+    argv = [
+        binary,
+        f"-httpListenAddr={host}:{port}",
+        f"-storageDataPath={work_dir / 'data'}",
+        "-loggerLevel=WARN",
+        "-retentionPeriod=1d",
+    ]
+    proc = ManagedProcess.start("victoria-logs", argv, log_dir=work_dir)
+    store = VictoriaLogs(proc, host, port)
+    try:
+        wait_until(
+            lambda: http_get(f"{store.url}/health", timeout=1)[0] == 200,
+            timeout=timeout,
+            what="victoria-logs /health",
+            proc=proc,
+        )
+    except BaseException:
+        proc.stop()
+        raise
+    return store
 
 
 # --------------------------------------------------------------------------- Prometheus
