@@ -1,8 +1,8 @@
 """Process helpers for kitaru's end-to-end tests against real observability tools.
 
 Starts the binaries that ``scripts/tools/build-tools.sh`` builds into ``.tools/bin/``
-(``jaeger``, ``otelcol``, ``victoria-logs``) and Debian's ``prometheus`` on free 127.0.0.1 ports, waits
-until they listen, and stops them again. Every process gets its own process group and
+(``jaeger``, ``otelcol``, ``victoria-logs``) and Debian's ``prometheus`` on free 127.0.0.1
+ports, waits until they listen, and stops them again. Every process gets its own process group and
 log file; a failed start raises with the tail of that log.
 
 When a tool is missing, :func:`require_tool` skips the test, or fails it when the

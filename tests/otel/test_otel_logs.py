@@ -22,6 +22,7 @@ from otlp_sink import OtlpSink
 import kitaru
 import kitaru.otel
 from kitaru import checkpoint, flow
+from kitaru.events._kinds import FAILED_MESSAGE
 from kitaru.otel import KitaruOtelObserver
 from kitaru.otel._logs import emit_checkpoint_log
 from kitaru.runtime._runtime import reset_runtime
@@ -93,20 +94,22 @@ def test_every_live_event_becomes_a_log_record_with_its_span_ids(tmp_path, spans
     assert set(by_span) == {s.context.span_id for s in checkpoint_spans}
 
     failed_span, returned_span = checkpoint_spans
-    first = [(r.event_name, r.severity_number, r.body) for r in by_span[failed_span.context.span_id]]
+    first_attempt = by_span[failed_span.context.span_id]
+    first = [(r.event_name, r.severity_number, r.body) for r in first_attempt]
     assert first == [
         ("kitaru.checkpoint.started", SeverityNumber.INFO, "kitaru.checkpoint.started"),
         ("kitaru.checkpoint.progress", SeverityNumber.INFO, "step one"),
         ("doc.saved", SeverityNumber.INFO, "saved"),
-        ("kitaru.checkpoint.failed", SeverityNumber.ERROR, "Checkpoint function raised an exception."),
+        ("kitaru.checkpoint.failed", SeverityNumber.ERROR, FAILED_MESSAGE),
     ]
     second = [r.event_name for r in by_span[returned_span.context.span_id]]
     assert second[-1] == "kitaru.checkpoint.returned"
     for record in records:
         assert record.trace_id == failed_span.context.trace_id
-        assert record.attributes["kitaru.execution.id"] == failed_span.attributes[
-            "kitaru.execution.id"
-        ]
+        assert (
+            record.attributes["kitaru.execution.id"]
+            == failed_span.attributes["kitaru.execution.id"]
+        )
         assert record.attributes["kitaru.checkpoint.name"] == "work"
     progress = next(r for r in records if r.event_name == "kitaru.checkpoint.progress")
     assert progress.attributes["kitaru.event.data.percent"] == 0.25
@@ -161,9 +164,7 @@ def test_records_are_emitted_while_the_checkpoint_runs(tmp_path, spans):
     def slow() -> None:
         kitaru.progress("early")
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not any(
-            r.body == "early" for r in logs.records()
-        ):
+        while time.monotonic() < deadline and not any(r.body == "early" for r in logs.records()):
             time.sleep(0.01)
         seen.append([str(r.body) for r in logs.records()])
         seen.append([s.name for s in span_exporter.get_finished_spans()])
