@@ -559,7 +559,8 @@ class Prometheus:
 def prometheus_config(targets: Sequence[str], *, scrape_interval: str = "1s") -> str:
     """collector-config/prometheus.yml with its span-metrics target replaced by ``targets``.
 
-    The collector self-telemetry job is dropped; everything else stays as in the file.
+    The collector self-telemetry and kitaru server jobs get no targets; everything else stays
+    as in the file.
     """
     text = (CONFIG_DIR / "prometheus.yml").read_text()
     default_target = '"127.0.0.1:8889"'
@@ -568,6 +569,7 @@ def prometheus_config(targets: Sequence[str], *, scrape_interval: str = "1s") ->
     )
     text = text.replace(default_target, ", ".join(f'"{t}"' for t in targets))
     text = text.replace('["127.0.0.1:8888"]', "[]")
+    text = text.replace('["127.0.0.1:8765"]', "[]")  # no kitaru server in these tests
     lines = []
     for line in text.splitlines():
         stripped = line.strip()
@@ -579,6 +581,22 @@ def prometheus_config(targets: Sequence[str], *, scrape_interval: str = "1s") ->
     return "\n".join(lines) + "\n"
 
 
+def kitaru_server_scrape_config(target: str, token: str, *, interval: str = "1s") -> str:
+    """collector-config/prometheus.yml's ``kitaru-server`` job alone, aimed at ``target``.
+
+    The job (and its bearer-token setting) is taken from the shipped file, so the test scrapes
+    the server the way the documentation tells operators to.
+    """
+    yaml = pytest.importorskip("yaml")
+    shipped = yaml.safe_load((CONFIG_DIR / "prometheus.yml").read_text())
+    (job,) = [j for j in shipped["scrape_configs"] if j["job_name"] == "kitaru-server"]
+    job["static_configs"] = [{"targets": [target]}]
+    job["scrape_interval"] = interval
+    job["authorization"] = {"type": "Bearer", "credentials": token}
+    config = {"global": {"scrape_interval": interval}, "scrape_configs": [job]}
+    return str(yaml.safe_dump(config, sort_keys=False))
+
+
 def start_prometheus(
     work_dir: Path,
     targets: Sequence[str],
@@ -587,13 +605,19 @@ def start_prometheus(
     host: str = "127.0.0.1",
     timeout: float = 20.0,
     wait_scraped: bool = True,
+    config_text: str | None = None,
 ) -> Prometheus:
     """Starts Prometheus on a free port with collector-config/prometheus.yml aimed at
-    ``targets``; returns once it is ready and (``wait_scraped``) has scraped every target."""
+    ``targets`` (or with ``config_text``); returns once it is ready and (``wait_scraped``) has
+    scraped every target."""
     binary = require_tool("prometheus")
     work_dir.mkdir(parents=True, exist_ok=True)
     config = work_dir / "prometheus.yml"
-    config.write_text(prometheus_config(targets, scrape_interval=scrape_interval))
+    config.write_text(
+        config_text
+        if config_text is not None
+        else prometheus_config(targets, scrape_interval=scrape_interval)
+    )
     port = free_port(host)
     argv = [
         binary,
