@@ -121,9 +121,7 @@ def test_prometheus_scrapes_the_server_while_ten_watchers_follow_a_run(
         assert _values(prom.query(open_streams)) == [WATCHERS]
         ingested = _values(prom.query("sum(kitaru_server_events_ingested_total)"))
         assert ingested and ingested[0] > 0
-        assert (
-            _values(prom.query('up{job="kitaru-server"}')) == [1.0]
-        )  # scraped with the token
+        assert _values(prom.query('up{job="kitaru-server"}')) == [1.0]  # scraped with the token
 
         gate.set()
         assert handle.wait(30) > 0
