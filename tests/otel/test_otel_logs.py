@@ -362,3 +362,18 @@ def test_span_event_cap_drops_are_counted(tmp_path, spans):
         for p in _points(reader)["kitaru.events.dropped"]
     }
     assert drops["span_event_cap"] == 6  # 10 events, 3 first + the latest kept
+
+
+def test_configure_again_moves_log_records_to_the_new_endpoint(monkeypatch):
+    first, second = OtlpSink(), OtlpSink()
+    try:
+        kitaru.otel.configure(endpoint=first.url)
+        kitaru.otel.configure(endpoint=second.url)
+        tries.clear()
+        assert work_flow(CANARY_IN) == CANARY_OUT
+        assert kitaru.otel.shutdown(timeout=5.0)
+        assert "/v1/logs" not in first.paths
+        assert any(r.event_name == "kitaru.checkpoint.returned" for r in second.log_records())
+    finally:
+        first.close()
+        second.close()

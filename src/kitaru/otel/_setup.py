@@ -392,26 +392,34 @@ def _setup_logs_and_metrics(
         if endpoint is not None
         else _env.logs_requested() and _log_setup.application_logger_provider() is None
     )
-    if wants_logs and _log_setup.owned_logger_provider() is None:
+    # A new endpoint replaces what kitaru built before; the variables only fill a gap.
+    if wants_logs and (endpoint is not None or _log_setup.owned_logger_provider() is None):
         logs, log_exporter = _log_setup.build_logger_provider(
             resource=_resource(service_name),
             endpoint=endpoint,
             protocol=protocol,
             export_timeout=export_timeout,
         )
-        _log_setup.adopt_logger_provider(logs, log_exporter, set_global=set_global)
+        previous_logs = _log_setup.adopt_logger_provider(logs, log_exporter, set_global=set_global)
+        if previous_logs is not None:
+            _bounded(previous_logs.shutdown, _shutdown_timeout(None))
         _register_exit()
     wants_metrics = (
         not _env.exporter_off("metrics") if endpoint is not None else _env.metrics_requested()
     )
-    if wants_metrics and _metric_setup.owned_meter_provider() is None:
+    if wants_metrics and (endpoint is not None or _metric_setup.owned_meter_provider() is None):
         meters, meter_exporter = _metric_setup.build_meter_provider(
             resource=_resource(service_name),
             endpoint=endpoint,
             protocol=protocol,
             export_timeout=export_timeout,
         )
-        _metric_setup.adopt_meter_provider(meters, meter_exporter, set_global=set_global)
+        previous_meters = _metric_setup.adopt_meter_provider(
+            meters, meter_exporter, set_global=set_global
+        )
+        if previous_meters is not None:
+            timeout = _shutdown_timeout(None)
+            _bounded(lambda: previous_meters.shutdown(timeout_millis=timeout * 1000), timeout)
         _register_exit()
 
 
