@@ -50,6 +50,11 @@ DEFAULT_MAX_QUEUE = 4096
 """Most log records waiting for the emitter thread; newer ones are dropped and counted."""
 
 _IDLE_WAIT_SECONDS = 0.5
+# After a wake-up the emitter waits this long before draining, so it takes the interpreter
+# lock once per burst of events rather than once per event: a thread woken for every
+# progress() call would interrupt the flow's thread that often. Records still leave within
+# tens of milliseconds (the SDK's batch processor then adds its own schedule delay).
+_COALESCE_SECONDS = 0.05
 
 _SEVERITY_TEXT = {
     SeverityNumber.TRACE: "TRACE",
@@ -128,6 +133,8 @@ class LogEmitter:
         self._thread: threading.Thread | None = None
         self._pid = -1
         self._closed = False
+        self._busy = False  # the thread is handing records to the SDK
+        self._urgent = False  # a drain is waiting: skip the coalescing pause
 
     # -- producer side (the publishing thread) --------------------------------------------
 
@@ -178,15 +185,18 @@ class LogEmitter:
         wake = self._wake
         while True:
             wake.clear()  # before draining: a record queued from here on wakes us again
+            self._busy = True
             while queue:
                 try:
                     item = queue.popleft()
                 except IndexError:
                     break
                 self._emit(item)
+            self._busy = False
             if self._closed:
                 return
-            wake.wait(_IDLE_WAIT_SECONDS)
+            if wake.wait(_IDLE_WAIT_SECONDS) and not (self._closed or self._urgent):
+                time.sleep(_COALESCE_SECONDS)
 
     def _emit(self, item: _Item) -> None:
         context, fixed, record, event_name, severity, body, extra, ts = item
@@ -216,15 +226,20 @@ class LogEmitter:
     def drain(self, timeout: float) -> bool:
         """Wait at most ``timeout`` seconds until every queued record was handed to the SDK."""
         deadline = time.monotonic() + timeout
-        while self._queue:
-            if self._pid != _PID or self._thread is None or not self._thread.is_alive():
-                return not self._queue
-            self._wake.set()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(remaining, 0.005))
-        return True
+        self._urgent = True
+        try:
+            while self._queue or self._busy:
+                thread = self._thread
+                if self._pid != _PID or thread is None or not thread.is_alive():
+                    return not self._queue
+                self._wake.set()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                time.sleep(min(remaining, 0.005))
+            return True
+        finally:
+            self._urgent = False
 
     def close(self, timeout: float) -> bool:
         """Hand over what is queued (within ``timeout``) and stop the thread."""
