@@ -38,7 +38,10 @@ __all__ = [
     "owned_meter_provider",
 ]
 
-DEFAULT_EXPORT_TIMEOUT = 1.0
+# Shorter than the span and log exporters' 1 s: metrics are cumulative, so an export that
+# times out loses nothing the next one does not carry, and a periodic export that happens to
+# be in flight at exit (a hung collector) holds the process for at most this long.
+DEFAULT_EXPORT_TIMEOUT = 0.5
 _STUCK_SECONDS = 0.5
 _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 
