@@ -34,11 +34,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from kitaru._compose import install_default_observers
 from kitaru.events._models import ExecutionEvent
 from kitaru.events._transport import InMemoryTransport
 from kitaru.runtime._observer import RuntimeObserver
 from kitaru.runtime._runtime import Runtime, set_runtime
-from kitaru.runtime._runtime import _install_default_observers as install_default_observers
 from kitaru.store._base import Store
 from kitaru.store._sqlite import SqliteStore
 
