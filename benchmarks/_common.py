@@ -467,6 +467,36 @@ def null_otel_provider() -> Any:
     return provider
 
 
+def null_otel_logger_provider() -> Any:
+    """An SDK ``LoggerProvider`` whose batch processor hands log records to an exporter that
+    drops them (``.exporter.records`` counts them)."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import (
+        BatchLogRecordProcessor,
+        LogRecordExporter,
+        LogRecordExportResult,
+    )
+
+    class NullLogExporter(LogRecordExporter):
+        def __init__(self) -> None:
+            self.records = 0
+
+        def export(self, batch: Any) -> LogRecordExportResult:
+            self.records += len(batch)
+            return LogRecordExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return True
+
+        def shutdown(self) -> None:
+            pass
+
+    provider = LoggerProvider()
+    provider.exporter = NullLogExporter()  # type: ignore[attr-defined]
+    provider.add_log_record_processor(BatchLogRecordProcessor(provider.exporter))  # type: ignore[attr-defined]
+    return provider
+
+
 # -- wire events ---------------------------------------------------------------------------------
 
 

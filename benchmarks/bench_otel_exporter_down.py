@@ -2,7 +2,10 @@
 
 Each scenario runs in a fresh process (so provider setup and exit handlers are the real ones): a
 flow of ``N`` empty checkpoints, each call timed, in local database mode, with OpenTelemetry set
-up only through the standard ``OTEL_*`` variables. Scenarios:
+up only through the standard ``OTEL_*`` variables, with all three signals on: spans, live events
+as log records (``OTEL_LOGS_EXPORTER=otlp``) and kitaru's SDK metrics
+(``OTEL_METRICS_EXPORTER=otlp``, exported every 0.5 s so the dead collector is hit during the
+run, not only at exit). Scenarios:
 
 * ``off``: no OpenTelemetry configuration (the baseline: the bridge is not even installed);
 * ``healthy-http``: a local OTLP/HTTP receiver that answers 200 (the normal cost of tracing);
@@ -96,12 +99,14 @@ class _Healthy:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.paths: set[str] = set()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 outer.requests += 1
+                outer.paths.add(self.path)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -158,6 +163,14 @@ def main() -> int:
             "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
         },
     }
+    signals = {
+        "OTEL_LOGS_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_METRIC_EXPORT_INTERVAL": "500",
+    }
+    for name, env in scenarios.items():
+        if name != "off":
+            env.update(signals)
     figures: dict[str, Any] = {}
     try:
         for name, env in scenarios.items():
@@ -168,8 +181,12 @@ def main() -> int:
         healthy.close()
     res.figures["scenarios"] = figures
     res.figures["healthy_receiver_requests"] = healthy.requests
+    res.figures["healthy_receiver_paths"] = sorted(healthy.paths)
     if healthy.requests == 0:
         res.fail("the healthy receiver got no export: tracing was not set up from OTEL_*")
+    missing = {"/v1/traces", "/v1/logs", "/v1/metrics"} - healthy.paths
+    if missing:
+        res.fail(f"the healthy receiver got nothing on {sorted(missing)}: a signal was off")
     base_ms = figures["off"]["median_ns"] / 1e6
     base_mean_ms = figures["off"]["mean_ns"] / 1e6
     for name, fig in figures.items():

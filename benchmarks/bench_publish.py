@@ -8,6 +8,9 @@ call with ``perf_counter_ns``, in three modes:
   publisher's sender thread encodes and posts it, competing for the interpreter lock);
 * ``server+otel``: the same with ``kitaru.otel.configure()`` on an SDK provider whose batch
   processor feeds an exporter that drops everything (so every call also adds a span event).
+* ``server+otel+logs``: the same with an SDK logger provider too (same kind of null exporter),
+  so every call also becomes an OpenTelemetry log record (queued on the calling thread,
+  emitted by kitaru's emitter thread, which competes for the interpreter lock).
 
 Each checkpoint publishes 50 events (below the bridge's per-span cap of 64, so every call pays
 for a span event). A checkpoint does not wait for its events to be sent; the sender drains the
@@ -22,7 +25,8 @@ Baselines, same process, same run, same per-call timing:
   recording SDK span of the same provider setup;
 * ``deque.append`` of a prebuilt dict (the floor: what enqueueing alone costs).
 
-Targets: median ≤ 3 µs without OpenTelemetry, ≤ 8 µs with it.
+Targets: median ≤ 3 µs without OpenTelemetry, ≤ 8 µs with it (spans, or spans and log
+records) and, with log records on, at most one ``Logger.info`` (ratio ≤ 1).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from _common import (
     KitaruServer,
     Result,
     header,
+    null_otel_logger_provider,
     null_otel_provider,
     parser,
     run_main,
@@ -189,16 +194,24 @@ def main() -> int:
         try:
             from kitaru._compose import build_server_runtime
 
-            for mode in ("server", "server+otel"):
+            for mode in ("server", "server+otel", "server+otel+logs"):
                 rt = build_server_runtime(server.url, None)
                 previous = set_runtime(rt)
                 provider = None
+                log_provider = None
+                observer = None
                 try:
-                    if mode == "server+otel":
+                    if mode.startswith("server+otel"):
                         import kitaru.otel
 
                         provider = null_otel_provider()
-                        kitaru.otel.configure(tracer_provider=provider)
+                        if mode.endswith("+logs"):
+                            log_provider = null_otel_logger_provider()
+                        observer = kitaru.otel.configure(
+                            tracer_provider=provider,
+                            logger_provider=log_provider,
+                            log_records=log_provider is not None,
+                        )
                     times, batched = time_progress(n)
                     pstats = rt.publisher.stats()
                     stats[mode] = {
@@ -215,12 +228,23 @@ def main() -> int:
                         stats[mode]["spans_exported"] = spans
                         if spans < n // CHUNK:
                             res.fail(f"{mode}: only {spans} spans reached the exporter")
+                    if log_provider is not None and observer is not None:
+                        emitter = observer.log_emitter
+                        if emitter is not None:
+                            emitter.force_flush(30.0)
+                        log_provider.force_flush()
+                        stats[mode]["log_records_exported"] = log_provider.exporter.records
+                        stats[mode]["log_records_dropped"] = emitter.dropped if emitter else 0
+                        if log_provider.exporter.records == 0:
+                            res.fail(f"{mode}: no log record reached the exporter")
                 finally:
                     if provider is not None:
                         import kitaru.otel
 
                         kitaru.otel.shutdown()
                         provider.shutdown()
+                    if log_provider is not None:
+                        log_provider.shutdown()
                     set_runtime(previous)
                     rt.shutdown()
         finally:
@@ -240,6 +264,7 @@ def main() -> int:
         ("local", TARGET_PLAIN_US),
         ("server", TARGET_PLAIN_US),
         ("server+otel", TARGET_OTEL_US),
+        ("server+otel+logs", TARGET_OTEL_US),
     ):
         s = stats[mode]
         med_us = s["median"] / 1000
@@ -267,6 +292,18 @@ def main() -> int:
             baseline_name="add_event",
         )
         res.row(f"progress() mean without timer, {mode}", s["batched_mean"] / 1000, "µs")
+    logs = stats["server+otel+logs"]
+    res.row(
+        "progress() median with spans + log records, as a ratio to Logger.info",
+        logs["median"] / log_med,
+        "x",
+        target="≤ 1 (one Logger.info)",
+        met=logs["median"] <= log_med,
+    )
+    print(
+        f"  log records: {logs.get('log_records_exported', 0)} exported, "
+        f"{logs.get('log_records_dropped', 0)} dropped by the emitter's bound"
+    )
     return res.finish()
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "PATH_EXECUTIONS",
     "PATH_HEALTH",
     "PATH_INFO",
+    "PATH_METRICS",
     "PATH_STREAM_TOKENS",
     "PATH_UI",
     "PATH_USAGE",
@@ -84,6 +85,7 @@ QUERY_MESSAGE_EVENTS = "message_events"
 
 # Endpoint paths.
 PATH_HEALTH = "/health"
+PATH_METRICS = "/metrics"  # the server's own metrics, Prometheus text (token rules of the API)
 PATH_INFO = f"{API_PREFIX}/info"
 PATH_EXECUTIONS = f"{API_PREFIX}/executions"
 PATH_USAGE = f"{API_PREFIX}/usage"  # GET: tokens and cost per checkpoint name (dashboard)

@@ -19,6 +19,7 @@ __all__ = [
     "KITARU_MAX_WORKERS",
     "KITARU_OTEL_CALLER_SPAN",
     "KITARU_OTEL_EVENT_ATTRIBUTES",
+    "KITARU_OTEL_LOG_RECORDS",
     "KITARU_OTEL_MAX_SPAN_EVENTS",
     "KITARU_OTEL_RECORD_EXCEPTIONS",
     "KITARU_OTEL_SHUTDOWN_TIMEOUT",
@@ -86,6 +87,13 @@ KITARU_ADAPTER_DELTA_INTERVAL = "KITARU_ADAPTER_DELTA_INTERVAL"
 """Seconds between two coalesced delta events of one agent message. Default: ``0.25``.
 
 ``0`` publishes every token delta; each adapter policy's ``delta_interval`` overrides it.
+"""
+
+KITARU_OTEL_LOG_RECORDS = "KITARU_OTEL_LOG_RECORDS"
+"""``false``: live events do not become OpenTelemetry log records.
+
+Default: ``true`` (whenever there is a logger provider: the application's, or the one kitaru
+builds from the ``OTEL_*`` variables). ``OTEL_LOGS_EXPORTER=none`` turns them off too.
 """
 
 KITARU_OTEL_MAX_SPAN_EVENTS = "KITARU_OTEL_MAX_SPAN_EVENTS"

@@ -19,7 +19,11 @@ Anywhere else, use the context manager::
     print(captured.events)
 
 Each capture runs on a fresh runtime (its own temporary SQLite store and an in-memory
-transport) and restores the previous runtime afterwards, so no state leaks between tests.
+transport) and restores the previous runtime afterwards, so no state leaks between tests. The
+runtime gets the same observers the default runtime gets, so a test sees what production
+sees: with OpenTelemetry set up (a global provider, ``kitaru.otel.configure()``, or the
+``OTEL_*`` variables) the captured events carry ``span_id`` and spans are made. Pass
+``default_observers=False`` to leave them out.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from kitaru._compose import install_default_observers
 from kitaru.events._models import ExecutionEvent
 from kitaru.events._transport import InMemoryTransport
 from kitaru.runtime._observer import RuntimeObserver
@@ -92,14 +97,20 @@ def capture_events(
     *,
     observers: tuple[RuntimeObserver, ...] = (),
     queue_size: int | None = None,
+    default_observers: bool = True,
 ) -> Iterator[EventCapture]:
     """Run the enclosed code on a fresh runtime that keeps every live event in memory.
 
     Args:
         home: Folder for the capture's SQLite store (default: a temporary folder, removed
             afterwards).
-        observers: Runtime observers to add (for example an OpenTelemetry bridge).
+        observers: Runtime observers to add (for example an OpenTelemetry bridge), after the
+            default ones.
         queue_size: Bound of the publisher queue.
+        default_observers: Wire the observers the default runtime gets (the OpenTelemetry
+            bridge, when OpenTelemetry is set up). ``False``: only ``observers``; use it when
+            you pass your own bridge while OpenTelemetry is also set up globally, or two
+            bridges would record every span.
 
     Yields:
         The :class:`EventCapture`.
@@ -114,6 +125,8 @@ def capture_events(
         runtime = Runtime(
             SqliteStore(folder / "kitaru.db"), transport, mode="local", queue_size=queue_size
         )
+        if default_observers:
+            install_default_observers(runtime)
         for obs in observers:
             runtime.add_observer(obs)
         previous = set_runtime(runtime)

@@ -1,8 +1,8 @@
 """Process helpers for kitaru's end-to-end tests against real observability tools.
 
 Starts the binaries that ``scripts/tools/build-tools.sh`` builds into ``.tools/bin/``
-(``jaeger``, ``otelcol``) and Debian's ``prometheus`` on free 127.0.0.1 ports, waits
-until they listen, and stops them again. Every process gets its own process group and
+(``jaeger``, ``otelcol``, ``victoria-logs``) and Debian's ``prometheus`` on free 127.0.0.1
+ports, waits until they listen, and stops them again. Every process gets its own process group and
 log file; a failed start raises with the tail of that log.
 
 When a tool is missing, :func:`require_tool` skips the test, or fails it when the
@@ -34,7 +34,8 @@ TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 CONFIG_DIR = REPO_ROOT / "collector-config"
 BUILD_HINT = (
     "run scripts/tools/build-tools.sh"
-    " (builds .tools/bin/jaeger and .tools/bin/otelcol, installs prometheus)"
+    " (builds .tools/bin/jaeger, .tools/bin/otelcol and .tools/bin/victoria-logs,"
+    " installs prometheus)"
 )
 
 T = TypeVar("T")
@@ -406,15 +407,20 @@ def start_otelcol(
     log_dir: Path,
     *,
     jaeger_endpoint: str,
+    victorialogs_url: str | None = None,
     env: Mapping[str, str] | None = None,
     extra_configs: Sequence[Path] = (),
     name: str = "otelcol",
     host: str = "127.0.0.1",
     timeout: float = 20.0,
 ) -> Otelcol:
-    """Starts the collector with FAST_OTELCOL_ENV, then ``env`` on top, on free ports."""
+    """Starts the collector with FAST_OTELCOL_ENV, then ``env`` on top, on free ports.
+
+    Without ``victorialogs_url`` its logs pipeline points at a port nobody listens on (never
+    the default port, which another VictoriaLogs on this machine may use).
+    """
     binary = require_tool("otelcol")
-    grpc_port, http_port, prom_port, telemetry_port = free_ports(4, host)
+    grpc_port, http_port, prom_port, telemetry_port, nowhere = free_ports(5, host)
     full_env = {
         **FAST_OTELCOL_ENV,
         "KITARU_OTELCOL_GRPC_ENDPOINT": f"{host}:{grpc_port}",
@@ -423,6 +429,7 @@ def start_otelcol(
         "KITARU_OTELCOL_TELEMETRY_HOST": host,
         "KITARU_OTELCOL_TELEMETRY_PORT": str(telemetry_port),
         "KITARU_OTELCOL_JAEGER_ENDPOINT": jaeger_endpoint,
+        "KITARU_OTELCOL_VICTORIALOGS_URL": victorialogs_url or f"http://{host}:{nowhere}",
         **(env or {}),
     }
     argv: list[str | os.PathLike[str]] = [binary, "--config", CONFIG_DIR / "otelcol.yaml"]
@@ -436,6 +443,65 @@ def start_otelcol(
         proc.stop()
         raise
     return Otelcol(proc, host, grpc_port, http_port, prom_port, telemetry_port, full_env)
+
+
+# --------------------------------------------------------------------------- VictoriaLogs
+
+
+@dataclass
+class VictoriaLogs:
+    """A running VictoriaLogs single node (OTLP/HTTP ingestion, LogsQL queries, web UI)."""
+
+    process: ManagedProcess
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Base URL: the Collector's ``KITARU_OTELCOL_VICTORIALOGS_URL``."""
+        return f"http://{self.host}:{self.port}"
+
+    def ui_url(self, query: str) -> str:
+        """The built-in web UI, opened on ``query``."""
+        return f"{self.url}/select/vmui/#/?" + urllib.parse.urlencode({"query": query})
+
+    def query(self, logsql: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Log entries matching a LogsQL query (``/select/logsql/query``), oldest first."""
+        qs = urllib.parse.urlencode({"query": logsql, "limit": str(limit)})
+        status, body = http_get(f"{self.url}/select/logsql/query?{qs}")
+        if status != 200:
+            raise AssertionError(f"LogsQL {logsql!r}: HTTP {status}: {body[:500]!r}")
+        rows = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+        return sorted(rows, key=lambda row: str(row.get("_time", "")))
+
+
+def start_victorialogs(
+    work_dir: Path, *, host: str = "127.0.0.1", timeout: float = 20.0
+) -> VictoriaLogs:
+    """Starts VictoriaLogs on a free port with its data in ``work_dir``; returns once healthy."""
+    binary = require_tool("victoria-logs")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port(host)
+    argv = [
+        binary,
+        f"-httpListenAddr={host}:{port}",
+        f"-storageDataPath={work_dir / 'data'}",
+        "-loggerLevel=WARN",
+        "-retentionPeriod=1d",
+    ]
+    proc = ManagedProcess.start("victoria-logs", argv, log_dir=work_dir)
+    store = VictoriaLogs(proc, host, port)
+    try:
+        wait_until(
+            lambda: http_get(f"{store.url}/health", timeout=1)[0] == 200,
+            timeout=timeout,
+            what="victoria-logs /health",
+            proc=proc,
+        )
+    except BaseException:
+        proc.stop()
+        raise
+    return store
 
 
 # --------------------------------------------------------------------------- Prometheus
@@ -493,7 +559,8 @@ class Prometheus:
 def prometheus_config(targets: Sequence[str], *, scrape_interval: str = "1s") -> str:
     """collector-config/prometheus.yml with its span-metrics target replaced by ``targets``.
 
-    The collector self-telemetry job is dropped; everything else stays as in the file.
+    The collector self-telemetry and kitaru server jobs get no targets; everything else stays
+    as in the file.
     """
     text = (CONFIG_DIR / "prometheus.yml").read_text()
     default_target = '"127.0.0.1:8889"'
@@ -502,6 +569,7 @@ def prometheus_config(targets: Sequence[str], *, scrape_interval: str = "1s") ->
     )
     text = text.replace(default_target, ", ".join(f'"{t}"' for t in targets))
     text = text.replace('["127.0.0.1:8888"]', "[]")
+    text = text.replace('["127.0.0.1:8765"]', "[]")  # no kitaru server in these tests
     lines = []
     for line in text.splitlines():
         stripped = line.strip()
@@ -513,6 +581,22 @@ def prometheus_config(targets: Sequence[str], *, scrape_interval: str = "1s") ->
     return "\n".join(lines) + "\n"
 
 
+def kitaru_server_scrape_config(target: str, token: str, *, interval: str = "1s") -> str:
+    """collector-config/prometheus.yml's ``kitaru-server`` job alone, aimed at ``target``.
+
+    The job (and its bearer-token setting) is taken from the shipped file, so the test scrapes
+    the server the way the documentation tells operators to.
+    """
+    yaml = pytest.importorskip("yaml")
+    shipped = yaml.safe_load((CONFIG_DIR / "prometheus.yml").read_text())
+    (job,) = [j for j in shipped["scrape_configs"] if j["job_name"] == "kitaru-server"]
+    job["static_configs"] = [{"targets": [target]}]
+    job["scrape_interval"] = interval
+    job["authorization"] = {"type": "Bearer", "credentials": token}
+    config = {"global": {"scrape_interval": interval}, "scrape_configs": [job]}
+    return str(yaml.safe_dump(config, sort_keys=False))
+
+
 def start_prometheus(
     work_dir: Path,
     targets: Sequence[str],
@@ -521,13 +605,19 @@ def start_prometheus(
     host: str = "127.0.0.1",
     timeout: float = 20.0,
     wait_scraped: bool = True,
+    config_text: str | None = None,
 ) -> Prometheus:
     """Starts Prometheus on a free port with collector-config/prometheus.yml aimed at
-    ``targets``; returns once it is ready and (``wait_scraped``) has scraped every target."""
+    ``targets`` (or with ``config_text``); returns once it is ready and (``wait_scraped``) has
+    scraped every target."""
     binary = require_tool("prometheus")
     work_dir.mkdir(parents=True, exist_ok=True)
     config = work_dir / "prometheus.yml"
-    config.write_text(prometheus_config(targets, scrape_interval=scrape_interval))
+    config.write_text(
+        config_text
+        if config_text is not None
+        else prometheus_config(targets, scrape_interval=scrape_interval)
+    )
     port = free_port(host)
     argv = [
         binary,

@@ -6,6 +6,9 @@
                 metrics flushed every second, privacy mode ``hash`` with salt
                 ``OTELCOL_TEST_SALT``.
 ``prometheus``  Prometheus scraping ``otelcol``'s span metrics every second.
+``victorialogs`` VictoriaLogs (single node, data in a temporary folder) on a free port.
+``otelcol_logs`` a second collector like ``otelcol`` whose logs pipeline exports to
+                ``victorialogs``.
 
 The binaries come from scripts/tools/build-tools.sh; without them the tests that use
 these fixtures skip, or fail when CI=true.
@@ -31,6 +34,7 @@ MARKERS = {
     "collector": "needs the OpenTelemetry Collector built by scripts/tools/build-tools.sh",
     "jaeger": "needs Jaeger built by scripts/tools/build-tools.sh (.tools/bin/jaeger)",
     "prometheus": "needs a prometheus binary (scripts/tools/install-prometheus.sh)",
+    "victorialogs": "needs VictoriaLogs built by scripts/tools/build-tools.sh",
 }
 
 
@@ -71,6 +75,32 @@ def otelcol(e2e_log_dir: Path, jaeger: _procs.Jaeger) -> Iterator[_procs.Otelcol
 @pytest.fixture(scope="session")
 def prometheus(e2e_log_dir: Path, otelcol: _procs.Otelcol) -> Iterator[_procs.Prometheus]:
     instance = _procs.start_prometheus(e2e_log_dir / "prometheus", [otelcol.prometheus_target])
+    try:
+        yield instance
+    finally:
+        instance.process.stop()
+
+
+@pytest.fixture(scope="session")
+def victorialogs(e2e_log_dir: Path) -> Iterator[_procs.VictoriaLogs]:
+    instance = _procs.start_victorialogs(e2e_log_dir / "victoria-logs")
+    try:
+        yield instance
+    finally:
+        instance.process.stop()
+
+
+@pytest.fixture(scope="session")
+def otelcol_logs(
+    e2e_log_dir: Path, jaeger: _procs.Jaeger, victorialogs: _procs.VictoriaLogs
+) -> Iterator[_procs.Otelcol]:
+    instance = _procs.start_otelcol(
+        e2e_log_dir,
+        jaeger_endpoint=jaeger.otlp_grpc_endpoint,
+        victorialogs_url=victorialogs.url,
+        env={"KITARU_OTELCOL_PRIVACY": "hash", "KITARU_OTELCOL_HASH_SALT": OTELCOL_TEST_SALT},
+        name="otelcol-logs",
+    )
     try:
         yield instance
     finally:

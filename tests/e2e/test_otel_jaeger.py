@@ -94,6 +94,14 @@ def expected_tree(url: str, *, hashed: bool = False) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
+def traces_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These tests export straight to Jaeger, which takes traces only: configure(endpoint=...)
+    # would also send log records and metrics there (see tests/e2e/test_live_logs_*.py).
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+
+
+@pytest.fixture(autouse=True)
 def clean_otel() -> Any:
     def reset() -> None:
         kitaru.otel.shutdown(timeout=5.0)

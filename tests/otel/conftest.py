@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
+from opentelemetry._logs import _internal as logs_api
+from opentelemetry.metrics import _internal as metrics_api
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -20,9 +22,13 @@ from kitaru.testing import EventCapture, capture_events
 
 
 def reset_trace_globals() -> None:
-    """The global tracer provider can be set once per process; tests need it unset again."""
+    """The global providers can be set once per process; tests need them unset again."""
     trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
     trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
+    logs_api._LOGGER_PROVIDER_SET_ONCE = Once()
+    logs_api._LOGGER_PROVIDER = None
+    metrics_api._METER_PROVIDER_SET_ONCE = Once()
+    metrics_api._METER_PROVIDER = None
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,11 @@
-"""A tiny local OTLP/HTTP receiver: keeps every request body, answers 200."""
+"""A tiny local OTLP/HTTP receiver: keeps every request body (and its path), answers 200."""
 
 from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -47,11 +48,24 @@ class OtlpSink:
         with self._lock:
             return b"".join(self.bodies)
 
+    def _bodies(self, path: str) -> list[bytes]:
+        with self._lock:
+            return [b for b, p in zip(self.bodies, self.paths, strict=True) if p == path]
+
+    def log_records(self) -> list:
+        """Every OTLP log record received on ``/v1/logs``."""
+        out = []
+        for body in self._bodies("/v1/logs"):
+            request = ExportLogsServiceRequest()
+            request.ParseFromString(body)
+            for rl in request.resource_logs:
+                for sl in rl.scope_logs:
+                    out.extend(sl.log_records)
+        return out
+
     def spans(self) -> list:
         out = []
-        with self._lock:
-            bodies = list(self.bodies)
-        for body in bodies:
+        for body in self._bodies("/v1/traces"):
             request = ExportTraceServiceRequest()
             request.ParseFromString(body)
             for rs in request.resource_spans:

@@ -49,7 +49,9 @@ def _run_and_ship(sink: OtlpSink, **options: object) -> bytes:
         "kitaru.checkpoint handle_secret",
         "kitaru.flow secret_flow",
     ]
-    assert set(sink.paths) == {"/v1/traces"}
+    # configure(endpoint=...) sends all three signals there; live events as log records too.
+    assert set(sink.paths) == {"/v1/traces", "/v1/logs", "/v1/metrics"}
+    assert any(r.event_name == "kitaru.checkpoint.progress" for r in sink.log_records())
     return raw
 
 

@@ -5,7 +5,11 @@
 * one child span per checkpoint execution (each retry attempt is its own sibling span), made
   the current span while the body runs, so the user's own instrumented calls nest under it;
 * progress and custom live events as span events; ``started``/``returned``/``failed`` as the
-  span's start, end and status; cache hits and replayed checkpoints as zero-length spans.
+  span's start, end and status; cache hits and replayed checkpoints as zero-length spans;
+* with a logger provider, every live event also as a log record emitted at once, carrying the
+  checkpoint span's IDs (see :mod:`kitaru.otel._logs`);
+* with a meter provider, checkpoint durations and event and drop counts as metrics (see
+  :mod:`kitaru.otel._metrics`).
 
 The bridge uses the OpenTelemetry API only; the SDK is touched in ``_sdk_tracer.py`` (to force
 the flow span's IDs on an SDK tracer) and ``_setup.py`` (provider and exporters).
@@ -44,7 +48,7 @@ from opentelemetry.trace import (
 from kitaru._ids import trace_id_for
 from kitaru._version import __version__
 from kitaru.otel import _attributes as attr
-from kitaru.otel import _registry
+from kitaru.otel import _env, _registry
 from kitaru.otel._events import SpanEventBuffer
 from kitaru.otel._forced import forced_ids
 from kitaru.otel._ids import flow_span_id_for_execution
@@ -52,9 +56,15 @@ from kitaru.otel._settings import BridgeSettings
 from kitaru.runtime._observer import RuntimeObserver
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from opentelemetry._logs import LoggerProvider, SeverityNumber
+    from opentelemetry.metrics import MeterProvider
     from opentelemetry.util.types import AttributeValue
 
     from kitaru.events._models import EventRecord
+    from kitaru.otel._logs import LogEmitter
+    from kitaru.otel._metrics import BridgeMetrics
     from kitaru.runtime._scope import CheckpointScope, FlowRun
     from kitaru.store._records import CheckpointRecord
     from kitaru.store._usage import UsageRecord
@@ -107,6 +117,32 @@ class _CheckpointState:
     recording: bool  # False: the span records nothing (sampled out, a no-op tracer)
     flow_pid: int
     events: SpanEventBuffer | None = None  # made at the first progress or custom event
+    emitter: LogEmitter | None = None  # log records on: where they go
+    log_context: otel_context.Context | None = None  # the context holding the span
+    log_fixed: dict[str, AttributeValue] | None = None  # attributes of every log record
+    started: float = 0.0  # perf_counter() at the start, when metrics are on
+
+    def emit_log(
+        self,
+        body: str | None,
+        severity: SeverityNumber,
+        event_name: str | None,
+        attributes: Mapping[str, AttributeValue] | None,
+        timestamp_ns: int,
+    ) -> None:
+        """Queue a log record for this checkpoint execution (no-op with log records off)."""
+        emitter = self.emitter
+        if emitter is not None and self.log_context is not None:
+            emitter.submit(
+                self.log_context,
+                self.log_fixed or {},
+                None,
+                event_name,
+                severity,
+                body,
+                attributes,
+                timestamp_ns,
+            )
 
 
 def set_metadata_attributes(
@@ -157,6 +193,13 @@ class KitaruOtelObserver(RuntimeObserver):
         caller_span: ``"link"`` (default, or ``KITARU_OTEL_CALLER_SPAN``): a flow called while
             another span is active starts its own trace and links to that span; ``"parent"``:
             its flow span becomes a child of that span (and so joins the caller's trace).
+        logger_provider: Where live events go as log records, used as it is. ``None``: the
+            provider kitaru built from the ``OTEL_*`` variables, else the application's global
+            one, else no log records.
+        log_records: ``False`` turns kitaru's log records off. Default: on, or
+            ``KITARU_OTEL_LOG_RECORDS`` (``OTEL_LOGS_EXPORTER=none`` also turns them off).
+        meter_provider: Where checkpoint metrics go, used as it is. ``None``: the provider
+            kitaru built from the ``OTEL_*`` variables, if any, else no metrics.
     """
 
     def __init__(
@@ -170,6 +213,9 @@ class KitaruOtelObserver(RuntimeObserver):
         max_event_fields: int | None = None,
         max_value_length: int | None = None,
         caller_span: str | None = None,
+        logger_provider: LoggerProvider | None = None,
+        log_records: bool | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.settings = BridgeSettings.resolve(
             record_exception_messages=record_exception_messages,
@@ -178,7 +224,14 @@ class KitaruOtelObserver(RuntimeObserver):
             max_event_fields=max_event_fields,
             max_value_length=max_value_length,
             caller_span=caller_span,
+            log_records=log_records,
         )
+        self._logger_provider = logger_provider
+        self._emitter: LogEmitter | None = None
+        self._emitter_final = False  # True once the provider is known (or logs are off)
+        self._meter_provider = meter_provider
+        self._metrics: BridgeMetrics | None = None
+        self._metrics_final = False
         self._provider = tracer_provider
         self._resolved_provider: TracerProvider | None = tracer_provider
         self._tracer: Tracer | None = None
@@ -217,6 +270,56 @@ class KitaruOtelObserver(RuntimeObserver):
     def tracer(self) -> Tracer:
         """The tracer kitaru's spans are started with."""
         return self._resolve()[0]
+
+    # -- log records and metrics ----------------------------------------------------------
+
+    def _log_emitter(self) -> LogEmitter | None:
+        """The emitter of this bridge's log records, or ``None`` while there is no provider."""
+        with self._lock:
+            if self._emitter_final:
+                return self._emitter
+            if not self.settings.log_records or (
+                self._logger_provider is None and _env.exporter_off("logs")
+            ):
+                self._emitter_final = True
+                return None
+            from kitaru.otel import _log_setup
+            from kitaru.otel._logs import LogEmitter
+
+            provider = (
+                self._logger_provider
+                or _log_setup.owned_logger_provider()
+                or _log_setup.application_logger_provider()
+            )
+            if provider is None:
+                return None  # the application may set one later: look again next time
+            self._emitter = LogEmitter(provider, self.settings, version=_version())
+            self._emitter_final = True
+            return self._emitter
+
+    @property
+    def log_emitter(self) -> LogEmitter | None:
+        """Where this bridge's log records go (``None``: log records are off)."""
+        return self._log_emitter()
+
+    def _bridge_metrics(self) -> BridgeMetrics | None:
+        with self._lock:
+            if self._metrics_final:
+                return self._metrics
+            from kitaru.otel import _metric_setup
+
+            provider = self._meter_provider or _metric_setup.owned_meter_provider()
+            if provider is not None:
+                from kitaru.otel._metrics import BridgeMetrics
+
+                self._metrics = BridgeMetrics(provider, self, version=_version())
+            self._metrics_final = True
+            return self._metrics
+
+    def close_logs(self, timeout: float) -> bool:
+        """Hand the queued log records to the provider within ``timeout``; emit no more."""
+        emitter = self._emitter
+        return True if emitter is None else emitter.close(timeout)
 
     # -- flows ----------------------------------------------------------------------------
 
@@ -313,6 +416,21 @@ class KitaruOtelObserver(RuntimeObserver):
         state = _CheckpointState(
             span, token, span.is_recording(), flow_state.pid if flow_state is not None else -1
         )
+        emitter = self._emitter if self._emitter_final else self._log_emitter()
+        if emitter is not None:
+            state.emitter = emitter
+            state.log_context = trace.set_span_in_context(span, parent)
+            state.log_fixed = {
+                attr.EXECUTION_ID: scope.exec_id,
+                attr.FLOW_NAME: scope.flow_name,
+                attr.CHECKPOINT_NAME: scope.name,
+                attr.CHECKPOINT_ATTEMPT: scope.attempt,
+                attr.CORRELATION_ID: scope.correlation_id,
+            }
+        metrics = self._metrics if self._metrics_final else self._bridge_metrics()
+        if metrics is not None:
+            state.started = time.perf_counter()
+            metrics.remember(scope)
         scope_states = scope.otel
         if type(scope_states) is dict:
             scope_states[self] = state
@@ -330,14 +448,21 @@ class KitaruOtelObserver(RuntimeObserver):
             _registry.register(scope.correlation_id, span_context)
 
     def on_event(self, record: EventRecord, scope: CheckpointScope) -> None:
-        if record.lifecycle:
-            return  # started/returned/failed are the span's start, end and status
         # Runs on the publishing thread for every progress() call: keep a reference to the
-        # record only; attributes and span events are made when the span ends.
+        # record only; attributes and span events are made when the span ends, log records
+        # on the emitter's thread.
         states = scope.otel
         state = states.get(self) if type(states) is dict else None
         if type(state) is not _CheckpointState:
             return
+        emitter = state.emitter
+        if emitter is not None:
+            emitter.submit(state.log_context, state.log_fixed, record)  # type: ignore[arg-type]
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.count_event(record)
+        if record.lifecycle:
+            return  # started/returned/failed are the span's start, end and status
         events = state.events
         if events is None:
             if not state.recording:
@@ -356,10 +481,15 @@ class KitaruOtelObserver(RuntimeObserver):
         if type(state) is not _CheckpointState:
             return
         span = state.span
+        metrics = self._metrics
+        if metrics is not None and state.started:
+            metrics.checkpoint_ended(scope, status, time.perf_counter() - state.started)
         try:
             events = state.events
             if events is not None:
-                events.close(span, scope.correlation_id, self.settings)
+                dropped = events.close(span, scope.correlation_id, self.settings)
+                if dropped and metrics is not None:
+                    metrics.span_events_dropped(dropped)
             set_metadata_attributes(span, scope.metadata, scope.usage)
             span.set_attribute(attr.CHECKPOINT_STATUS, status)
             if error is not None:
@@ -479,17 +609,22 @@ class KitaruOtelObserver(RuntimeObserver):
         Returns:
             What the provider answered (True when there is nothing to flush).
         """
+        deadline = time.monotonic() + timeout
         target: Any = self._resolved_provider
         if target is None and self._tracer is not None:
             target = getattr(self._tracer, "span_processor", None)
         flush = getattr(target, "force_flush", None)
-        if flush is None:
-            return True
-        try:
-            return bool(flush(int(timeout * 1000)))
-        except Exception:
-            logger.debug("kitaru: flushing spans failed", exc_info=True)
-            return False
+        ok = True
+        if flush is not None:
+            try:
+                ok = bool(flush(int(timeout * 1000)))
+            except Exception:
+                logger.debug("kitaru: flushing spans failed", exc_info=True)
+                ok = False
+        emitter = self._emitter
+        if emitter is not None:
+            ok = emitter.force_flush(max(0.0, deadline - time.monotonic())) and ok
+        return ok
 
     def shutdown(self) -> None:
         """Nothing to release: the provider's lifecycle belongs to its owner.

@@ -16,13 +16,20 @@ from kitaru.exceptions import KitaruUsageError
 __all__ = [
     "PROTOCOLS",
     "Protocol",
+    "Signal",
     "check_endpoint",
     "endpoint_from_env",
+    "exporter_off",
+    "logs_requested",
+    "metrics_requested",
     "otlp_requested",
     "protocol",
     "sdk_disabled",
+    "signal_requested",
     "timeout_from_env",
 ]
+
+Signal = Literal["traces", "logs", "metrics"]
 
 Protocol = Literal["http/protobuf", "grpc"]
 PROTOCOLS: tuple[Protocol, ...] = ("http/protobuf", "grpc")
@@ -35,6 +42,8 @@ OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 OTEL_EXPORTER_OTLP_TIMEOUT = "OTEL_EXPORTER_OTLP_TIMEOUT"
 OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
+OTEL_LOGS_EXPORTER = "OTEL_LOGS_EXPORTER"
+OTEL_METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
 OTEL_TRACES_SAMPLER = "OTEL_TRACES_SAMPLER"
 OTEL_TRACES_SAMPLER_ARG = "OTEL_TRACES_SAMPLER_ARG"
 
@@ -48,23 +57,50 @@ def sdk_disabled() -> bool:
     return _get(OTEL_SDK_DISABLED).lower() == "true"
 
 
-def otlp_requested() -> bool:
-    """True when the environment asks for OTLP trace export.
+def _exporters(signal: Signal) -> list[str]:
+    raw = _get(f"OTEL_{signal.upper()}_EXPORTER")
+    return [e.strip().lower() for e in raw.split(",") if e.strip()]
 
-    ``OTEL_TRACES_EXPORTER``, when set, decides (``otlp`` among its values); otherwise an
-    ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` does. An unset
+
+def signal_requested(signal: Signal) -> bool:
+    """True when the environment asks for OTLP export of ``signal``.
+
+    ``OTEL_<SIGNAL>_EXPORTER``, when set, decides (``otlp`` among its values); otherwise an
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` does. An unset
     environment exports nothing: the SDK's default exporter is not assumed.
     """
     if sdk_disabled():
         return False
-    exporters = [e.strip().lower() for e in _get(OTEL_TRACES_EXPORTER).split(",") if e.strip()]
+    exporters = _exporters(signal)
     if exporters:
         return "otlp" in exporters
-    return bool(_get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or _get(OTEL_EXPORTER_OTLP_ENDPOINT))
+    return bool(
+        _get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT") or _get(OTEL_EXPORTER_OTLP_ENDPOINT)
+    )
 
 
-def protocol(arg: str | None = None) -> Protocol:
-    """The OTLP protocol: argument, ``..._TRACES_PROTOCOL``, ``..._PROTOCOL``, ``http/protobuf``.
+def exporter_off(signal: Signal) -> bool:
+    """True when the user turned ``signal`` off (``OTEL_<SIGNAL>_EXPORTER=none``, or the SDK)."""
+    return sdk_disabled() or _exporters(signal) == ["none"]
+
+
+def otlp_requested() -> bool:
+    """True when the environment asks for OTLP trace export (see :func:`signal_requested`)."""
+    return signal_requested("traces")
+
+
+def logs_requested() -> bool:
+    """True when the environment asks for OTLP log export (see :func:`signal_requested`)."""
+    return signal_requested("logs")
+
+
+def metrics_requested() -> bool:
+    """True when the environment asks for OTLP metric export (see :func:`signal_requested`)."""
+    return signal_requested("metrics")
+
+
+def protocol(arg: str | None = None, signal: Signal = "traces") -> Protocol:
+    """The OTLP protocol: argument, ``..._<SIGNAL>_PROTOCOL``, ``..._PROTOCOL``, ``http/protobuf``.
 
     Raises:
         KitaruUsageError: The protocol is not one the Python exporters support.
@@ -72,7 +108,8 @@ def protocol(arg: str | None = None) -> Protocol:
     source = "protocol"
     raw = arg
     if raw is None:
-        for name in (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL):
+        signal_name = f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL"
+        for name in (signal_name, OTEL_EXPORTER_OTLP_PROTOCOL):
             if _get(name):
                 raw, source = _get(name), name
                 break
@@ -89,9 +126,11 @@ def protocol(arg: str | None = None) -> Protocol:
     )
 
 
-def timeout_from_env() -> bool:
-    """True when ``OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT`` is set (the exporter then reads it)."""
-    return bool(_get(OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) or _get(OTEL_EXPORTER_OTLP_TIMEOUT))
+def timeout_from_env(signal: Signal = "traces") -> bool:
+    """True when ``OTEL_EXPORTER_OTLP_(<SIGNAL>_)TIMEOUT`` is set (the exporter then reads it)."""
+    return bool(
+        _get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_TIMEOUT") or _get(OTEL_EXPORTER_OTLP_TIMEOUT)
+    )
 
 
 def check_endpoint(value: str, source: str) -> str:

@@ -142,11 +142,15 @@ class SpanEventBuffer:
                 self._dropped += 1
             self._held = record
 
-    def close(self, span: Span, scope_correlation_id: str, settings: BridgeSettings) -> None:
-        """Add the kept events to ``span`` (before it ends) and stop taking new ones."""
+    def close(self, span: Span, scope_correlation_id: str, settings: BridgeSettings) -> int:
+        """Add the kept events to ``span`` (before it ends) and stop taking new ones.
+
+        Returns:
+            How many events the cap dropped.
+        """
         with self._lock:
             if self._closed:
-                return
+                return 0
             self._closed = True
             records, self._kept = self._kept, []
             held, self._held = self._held, None
@@ -162,3 +166,4 @@ class SpanEventBuffer:
             )
         if dropped:
             span.set_attribute(attr.EVENTS_DROPPED, dropped)
+        return dropped

@@ -72,6 +72,7 @@ class BridgeSettings:
         max_value_length: Strings longer than this are clipped.
         caller_span: ``link`` (default): a flow called inside another span starts its own
             trace and links to that span; ``parent``: the flow span becomes its child.
+        log_records: Live events also become log records (when there is a logger provider).
     """
 
     record_exception_messages: bool = False
@@ -80,6 +81,7 @@ class BridgeSettings:
     max_event_fields: int = DEFAULT_MAX_EVENT_FIELDS
     max_value_length: int = DEFAULT_MAX_VALUE_LENGTH
     caller_span: CallerSpan = "link"
+    log_records: bool = True
 
     @classmethod
     def resolve(
@@ -91,6 +93,7 @@ class BridgeSettings:
         max_event_fields: int | None = None,
         max_value_length: int | None = None,
         caller_span: str | None = None,
+        log_records: bool | None = None,
     ) -> BridgeSettings:
         """Resolve each setting: argument, then its environment variable, then the default.
 
@@ -130,4 +133,10 @@ class BridgeSettings:
             max_value_length=_check_positive("max_value_length", max_value_length)
             or DEFAULT_MAX_VALUE_LENGTH,
             caller_span=resolve(checked_caller, ev.KITARU_OTEL_CALLER_SPAN, _caller_span, "link"),
+            log_records=resolve(
+                _check_bool("log_records", log_records),
+                ev.KITARU_OTEL_LOG_RECORDS,
+                parse_bool,
+                True,
+            ),
         )

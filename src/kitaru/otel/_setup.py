@@ -26,6 +26,10 @@ when the collector is down. kitaru's provider exports with a 1 s timeout (unless
 ``OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT`` says otherwise) and its shutdown at exit waits at most
 ``KITARU_OTEL_SHUTDOWN_TIMEOUT`` (1 s) before letting the process go, and less once the
 collector failed an export or hung on one for 0.5 s: those spans would not arrive anyway.
+
+Log records and metrics follow the same order with their own variables (``OTEL_LOGS_EXPORTER``,
+``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``, ``OTEL_METRICS_EXPORTER``, ...): their providers are set
+up in ``_log_setup.py`` and ``_metric_setup.py``, and shut down here, within the same bound.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry._logs import LoggerProvider
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
@@ -52,7 +58,7 @@ from kitaru import environment_variables as ev
 from kitaru._checks import parse_positive_number, positive_number
 from kitaru._config import resolve
 from kitaru.exceptions import KitaruUsageError
-from kitaru.otel import _env, _registry
+from kitaru.otel import _env, _log_setup, _metric_setup, _registry
 from kitaru.otel._bridge import KitaruOtelObserver
 from kitaru.otel._sdk_tracer import KitaruIdGenerator, TraceIdRatioSampler
 from kitaru.runtime._runtime import current_runtime
@@ -300,9 +306,7 @@ def _shutdown_timeout(arg: float | None) -> float:
     )
 
 
-def _bounded(
-    fn: Callable[[], object], timeout: float, exporter: _TrackedExporter | None = None
-) -> bool:
+def _bounded(fn: Callable[[], object], timeout: float, exporter: Any = None) -> bool:
     """Run ``fn`` on a daemon thread and wait at most ``timeout`` seconds for it.
 
     With ``exporter``, stop waiting as soon as it shows the collector is down or hung: the
@@ -334,10 +338,68 @@ def _bounded(
             return False
 
 
+def _close_logs(observers: Sequence[KitaruOtelObserver], timeout: float) -> None:
+    """Hand queued log records to their provider (milliseconds unless the SDK is stuck)."""
+    for observer in observers:
+        observer.close_logs(timeout)
+
+
+def _shutdown_all(
+    tracer_provider: SdkTracerProvider | None,
+    logger_provider: Any,
+    meter_provider: Any,
+    timeout: float,
+) -> bool:
+    """Shut the providers kitaru built down together, within one ``timeout``.
+
+    Waits no longer once any of their exporters shows the collector is down or hung.
+    """
+    tracked: list[Any] = []
+    steps: list[Callable[[], object]] = []
+    if tracer_provider is not None:
+        tracked.append(_exporters.get(id(tracer_provider)))
+        steps.append(tracer_provider.shutdown)
+    if logger_provider is not None:
+        tracked.append(_log_setup.owned_log_exporter())
+        steps.append(logger_provider.shutdown)
+    if meter_provider is not None:
+        tracked.append(_metric_setup.owned_meter_exporter())
+        steps.append(lambda: meter_provider.shutdown(timeout_millis=timeout * 1000))
+    if not steps:
+        return True
+    watched = [t for t in tracked if t is not None]
+
+    def run_all() -> None:
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                logger.debug("kitaru: OpenTelemetry shutdown failed", exc_info=True)
+
+    return _bounded(run_all, timeout, _AnyUnhealthy(watched) if watched else None)
+
+
+class _AnyUnhealthy:
+    """Healthy while every watched exporter is."""
+
+    def __init__(self, exporters: Sequence[Any]) -> None:
+        self.exporters = exporters
+
+    def healthy(self) -> bool:
+        return all(e.healthy() for e in self.exporters)
+
+
 def _at_exit() -> None:
-    provider = _provider
-    if provider is not None:
-        _bounded(provider.shutdown, _shutdown_timeout(None), _exporters.get(id(provider)))
+    timeout = _shutdown_timeout(None)
+    started = time.monotonic()
+    _close_logs([o for o in (_configured, _auto) if o is not None], timeout / 2)
+    remaining = max(0.05, timeout - (time.monotonic() - started))
+    _shutdown_all(
+        _provider,
+        _log_setup.owned_logger_provider(),
+        _metric_setup.owned_meter_provider(),
+        remaining,
+    )
 
 
 def owned_provider() -> SdkTracerProvider | None:
@@ -360,13 +422,72 @@ def auto_observer() -> KitaruOtelObserver | None:
             return _auto
         if _env.sdk_disabled():
             return None
+        _setup_logs_and_metrics(None, None, None, None, set_global=True)
         if _real(trace.get_tracer_provider()):
             _auto = KitaruOtelObserver()  # the application's provider, looked up per flow
         elif _env.otlp_requested():
             provider = build_provider()
             _adopt(provider, set_global=True)
             _auto = KitaruOtelObserver(tracer_provider=provider)
+        elif _log_setup.owned_logger_provider() or _metric_setup.owned_meter_provider():
+            _auto = KitaruOtelObserver()  # log records or metrics without exported spans
         return _auto
+
+
+def _setup_logs_and_metrics(
+    endpoint: str | None,
+    protocol: str | None,
+    service_name: str | None,
+    export_timeout: float | None,
+    *,
+    set_global: bool,
+) -> None:
+    """Build the OTLP logger and meter providers the arguments or variables ask for.
+
+    A logger provider only when the application has none; with ``endpoint`` both unless
+    their ``OTEL_<SIGNAL>_EXPORTER`` is ``none``; without it, as the variables say.
+    """
+    wants_logs = (
+        not _env.exporter_off("logs")
+        if endpoint is not None
+        else _env.logs_requested() and _log_setup.application_logger_provider() is None
+    )
+    # A new endpoint replaces what kitaru built before; the variables only fill a gap.
+    if wants_logs and (endpoint is not None or _log_setup.owned_logger_provider() is None):
+        logs, log_exporter = _log_setup.build_logger_provider(
+            resource=_resource(service_name),
+            endpoint=endpoint,
+            protocol=protocol,
+            export_timeout=export_timeout,
+        )
+        previous_logs = _log_setup.adopt_logger_provider(logs, log_exporter, set_global=set_global)
+        if previous_logs is not None:
+            _bounded(previous_logs.shutdown, _shutdown_timeout(None))
+        _register_exit()
+    wants_metrics = (
+        not _env.exporter_off("metrics") if endpoint is not None else _env.metrics_requested()
+    )
+    if wants_metrics and (endpoint is not None or _metric_setup.owned_meter_provider() is None):
+        meters, meter_exporter = _metric_setup.build_meter_provider(
+            resource=_resource(service_name),
+            endpoint=endpoint,
+            protocol=protocol,
+            export_timeout=export_timeout,
+        )
+        previous_meters = _metric_setup.adopt_meter_provider(
+            meters, meter_exporter, set_global=set_global
+        )
+        if previous_meters is not None:
+            timeout = _shutdown_timeout(None)
+            _bounded(lambda: previous_meters.shutdown(timeout_millis=timeout * 1000), timeout)
+        _register_exit()
+
+
+def _register_exit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(_at_exit)
+        _atexit_registered = True
 
 
 def configure(
@@ -381,6 +502,9 @@ def configure(
     event_attributes: bool | None = None,
     max_span_events: int | None = None,
     caller_span: str | None = None,
+    logger_provider: LoggerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    log_records: bool | None = None,
 ) -> KitaruOtelObserver:
     """Turn flows and checkpoints into OpenTelemetry spans, exported where you say.
 
@@ -405,6 +529,12 @@ def configure(
         max_span_events: Most span events per checkpoint span.
         caller_span: ``"link"`` (default) or ``"parent"``: how a flow span relates to a span
             active where the flow is called.
+        logger_provider: Send live events as log records to this provider, as it is (never
+            replaced or shut down by kitaru). Default: the application's global one, else one
+            kitaru builds for ``endpoint`` or the ``OTEL_*`` variables.
+        meter_provider: Record kitaru's metrics on this provider, as it is. Default: one
+            kitaru builds for ``endpoint`` or the ``OTEL_*`` variables, if they ask for it.
+        log_records: ``False``: no log records (default: on, or ``KITARU_OTEL_LOG_RECORDS``).
 
     Returns:
         The installed bridge.
@@ -429,6 +559,7 @@ def configure(
         "event_attributes": event_attributes,
         "max_span_events": max_span_events,
         "caller_span": caller_span,
+        "log_records": log_records,
     }
     KitaruOtelObserver(**options)  # validates the options before anything changes
     with _lock:
@@ -445,7 +576,20 @@ def configure(
             )
             _adopt(built, set_global=set_global_provider)
             provider = built
-        observer = KitaruOtelObserver(tracer_provider=provider, **options)
+        if logger_provider is None or meter_provider is None:
+            _setup_logs_and_metrics(
+                endpoint.strip() if endpoint else None,
+                protocol,
+                service_name,
+                export_timeout,
+                set_global=set_global_provider,
+            )
+        observer = KitaruOtelObserver(
+            tracer_provider=provider,
+            logger_provider=logger_provider,
+            meter_provider=meter_provider,
+            **options,
+        )
         _configured = observer
     _install(observer)
     return observer
@@ -481,15 +625,22 @@ def shutdown(timeout: float | None = None) -> bool:
         observers = [o for o in (_configured, _auto) if o is not None]
         provider = _provider
         _configured = _auto = _provider = None
+        logger_provider = _log_setup.owned_logger_provider()
+        meter_provider = _metric_setup.owned_meter_provider()
     runtime = current_runtime()
     if runtime is not None:
         for existing in runtime.observers:
             if any(existing is o for o in observers):
                 runtime.remove_observer(existing)
     _registry.forget_all()
-    if provider is None:
-        return True
+    budget = _shutdown_timeout(timeout)
+    started = time.monotonic()
+    _close_logs(observers, budget / 2)
+    remaining = max(0.05, budget - (time.monotonic() - started))
     try:
-        return _bounded(provider.shutdown, _shutdown_timeout(timeout), _exporters.get(id(provider)))
+        return _shutdown_all(provider, logger_provider, meter_provider, remaining)
     finally:
-        _exporters.pop(id(provider), None)
+        if provider is not None:
+            _exporters.pop(id(provider), None)
+        _log_setup.forget_logger_provider()
+        _metric_setup.forget_meter_provider()

@@ -26,6 +26,7 @@ from kitaru.server._backends import open_event_log, open_store
 from kitaru.server._body import read_body as _read_body
 from kitaru.server._errors import ApiError, JsonResponse, bad_request, install_error_handlers
 from kitaru.server._logs import add_log_routes
+from kitaru.server._metrics import CONTENT_TYPE
 from kitaru.server._settings import ServerSettings
 from kitaru.server._snapshot import add_snapshot_routes
 from kitaru.server._state import ServerState, ServerStore
@@ -203,6 +204,17 @@ def _streaming_off() -> ApiError:
 
 
 def _add_meta_routes(api: APIRouter, state: ServerState, web: WebConfig) -> None:
+    @api.get(
+        _wire.PATH_METRICS,
+        tags=["meta"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+    )
+    async def metrics() -> Response:
+        """The server's own metrics in Prometheus text format (see docs/opentelemetry.md)."""
+        body = state.metrics.render(started_at=state.started_at)
+        return Response(body, media_type=CONTENT_TYPE)
+
     @api.get(_wire.PATH_INFO, tags=["meta"])
     async def info() -> JsonResponse:
         """Server version and capabilities."""
@@ -365,22 +377,30 @@ def _add_event_routes(api: APIRouter, stream_api: APIRouter, state: ServerState)
     )
     async def ingest(exec_id: str, request: Request) -> JsonResponse:
         """Store a batch of live events (idempotent per correlation ID and index)."""
+        started = time.perf_counter()
+        metrics = state.metrics
         log = state.log
-        if log is None:
-            raise _streaming_off()
-        await state.require_known(exec_id)
-        events = parse_events(
-            await _read_body(request, settings.max_body_bytes),
-            exec_id,
-            max_events=settings.max_batch_events,
-            max_event_bytes=settings.max_event_bytes,
-        )
+        try:
+            if log is None:
+                raise _streaming_off()
+            await state.require_known(exec_id)
+            events = parse_events(
+                await _read_body(request, settings.max_body_bytes),
+                exec_id,
+                max_events=settings.max_batch_events,
+                max_event_bytes=settings.max_event_bytes,
+            )
+        except ApiError as exc:
+            metrics.rejected(exc.kind)
+            raise
         stored = dups = 0
         last: str | None = None
         if events:
             result = await log.append(exec_id, events)
             stored, dups, last = result.stored, result.duplicates, result.last_cursor
+            metrics.head(exec_id, last)
         state.seen(exec_id)
+        metrics.ingested(stored, dups, time.perf_counter() - started)
         return JsonResponse({"stored": stored, "duplicates": dups, "last_cursor": last})
 
     @stream_api.get(

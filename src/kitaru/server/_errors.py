@@ -119,6 +119,10 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.error(
             "kitaru server: storage failed on %s %s: %s", request.method, request.url.path, cause
         )
+        metrics = getattr(getattr(request.app.state, "kitaru", None), "metrics", None)
+        if metrics is not None:
+            metrics.backend_error("api")
+            metrics.backend_retry("503")
         return ApiError(
             503,
             _wire.ERROR_BACKEND,

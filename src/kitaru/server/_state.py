@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 from kitaru import _wire
 from kitaru.backends import EventLog, EventLogError
 from kitaru.server._errors import ApiError
+from kitaru.server._metrics import ServerMetrics
 from kitaru.server._settings import ServerSettings
 from kitaru.store._base import Store
 from kitaru.store._records import ExecutionRecord
@@ -59,6 +60,7 @@ class ServerState:
         self._flushed_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: asyncio.Event | None = None
+        self.metrics = ServerMetrics(settings.db)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class ServerState:
                 )
                 await self.ended(rec.exec_id, final.status)
                 lost.append(rec.exec_id)
+        self.metrics.lost(len(lost))
         return lost
 
     async def flush_seen(self) -> int:

@@ -46,6 +46,7 @@ from kitaru.backends import (
 )
 from kitaru.events._codec import unnamed_frame
 from kitaru.server._connections import abort_connection
+from kitaru.server._metrics import StreamTrack
 from kitaru.server._state import ServerState
 
 __all__ = ["EventStream", "StreamFilter", "data_frame"]
@@ -186,8 +187,17 @@ class EventStream(Response):
         self.position = position
         self.flt = flt
         self.first = first
+        self.track = StreamTrack(exec_id, position)  # what /metrics knows of this stream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = self.state.metrics
+        metrics.stream_opened(self.track)
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            metrics.stream_closed(self.track)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": list(_HEADERS)})
         writer = asyncio.ensure_future(self._write(send))
         listener = asyncio.ensure_future(self._listen(receive))
@@ -251,9 +261,12 @@ class EventStream(Response):
             # Temporary (Redis restarting, a failover): not terminal. Close as a disconnect;
             # the watcher reconnects with its cursor and gets 503 until the log is back.
             logger.warning("kitaru server: event log unavailable for %s: %s", self.exec_id, exc)
+            self.state.metrics.backend_error("stream")
+            self.state.metrics.backend_retry("reconnect")
             await emit(RECONNECT)
         except EventLogError as exc:
             logger.error("kitaru server: event log failed for %s: %s", self.exec_id, exc)
+            self.state.metrics.backend_error("stream")
             await emit(error_frame(_wire.ERROR_BACKEND, "the server's event log failed"))
 
     async def _follow(self, emit: _Emit) -> None:
@@ -272,10 +285,14 @@ class EventStream(Response):
         pos = self.position
         delivered = pos  # the newest position the client has been told about
         res: ReadResult | FrameBatch = self.first
+        track = self.track
+        metrics = state.metrics
         # Frames ready to go; written together at the next point where the stream would
         # otherwise pause (a wait, the end, or a full batch), so a short stream is one write.
         pending: list[bytes] = [b"retry: %d\n\n" % settings.retry_ms]
         while True:
+            if isinstance(res, ReadResult):
+                metrics.head(self.exec_id, res.last_cursor)
             if res.gap is not None:
                 pending.append(gap_frame(res.gap))
                 pos = delivered = res.gap.until
@@ -302,6 +319,7 @@ class EventStream(Response):
                     if pending:
                         await emit(b"".join(pending))
                         pending = []
+                        track.position = pos
                     res = await reading
                 finally:
                     reading.cancel()
@@ -313,6 +331,7 @@ class EventStream(Response):
             if pending:
                 await emit(b"".join(pending))
                 pending = []
+            track.position = pos
             if not await log.wait(self.exec_id, pos, settings.ping_interval):
                 await emit(PING)
             res = await read(self.exec_id, pos, limit)
