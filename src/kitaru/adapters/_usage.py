@@ -7,13 +7,18 @@ normalised per-model value that the terminal event carries (see ``docs/adapters.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from kitaru.adapters._common import LiveStream, clip_text
+from kitaru.exceptions import KitaruError
+from kitaru.runtime._annotations import record_usage
 
 __all__ = ["ModelUsage", "UsageTally", "report_usage"]
+
+logger = logging.getLogger("kitaru.adapters")
 
 _MODEL_MAX_CHARS = 200
 _UNKNOWN_MODEL = "unknown"
@@ -100,7 +105,10 @@ def report_usage(live: LiveStream, tally: UsageTally) -> list[dict[str, Any]]:
 
     The terminal event gets ``usage`` (one entry per model: ``model``, ``requests``,
     ``input_tokens``, ``output_tokens``, ``cache_read_tokens`` and ``cost_usd`` when reported)
-    and the run totals ``input_tokens``, ``output_tokens``, ``cache_read_tokens``.
+    and the run totals ``input_tokens``, ``output_tokens``, ``cache_read_tokens``. The same
+    figures go into the checkpoint execution's durable record through
+    :func:`kitaru.record_usage` (per model), so cost per checkpoint needs nothing more from the
+    user (see ``docs/runtime-logs-and-metadata.md``).
     """
     models = tally.models()
     value = [m.as_dict() for m in models]
@@ -111,4 +119,19 @@ def report_usage(live: LiveStream, tally: UsageTally) -> list[dict[str, Any]]:
     costs = [m.cost_usd for m in models if m.cost_usd is not None]
     if costs:
         live.terminal["cost_usd"] = sum(costs)
+    for m in models:
+        if not (m.input_tokens or m.output_tokens or m.cache_read_tokens or m.cost_usd):
+            continue
+        try:
+            record_usage(
+                m.model,
+                input_tokens=m.input_tokens,
+                output_tokens=m.output_tokens,
+                cache_read_tokens=m.cache_read_tokens,
+                cost_usd=m.cost_usd,
+            )
+        except KitaruError as exc:
+            # Outside a flow there is no record to add to; recording never changes the agent
+            # run (adapters are best-effort observers, docs/adapters.md).
+            logger.debug("kitaru: usage not recorded (%s)", type(exc).__name__)
     return value
