@@ -160,8 +160,12 @@ class _QuietExporterLogs(logging.Filter):
         return record.levelno >= logging.CRITICAL
 
 
+# The log and metric exporters send to the same collector: its outage is reported once, by the
+# span exporter's wrapper, rather than three times in the SDK's words.
 _EXPORTER_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
 )
 _QUIET = _QuietExporterLogs()
