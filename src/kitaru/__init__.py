@@ -22,6 +22,7 @@ from kitaru.events._api import progress
 from kitaru.events._models import ExecutionEvent
 from kitaru.exceptions import (
     KitaruBackendError,
+    KitaruCancelledError,
     KitaruContextError,
     KitaruError,
     KitaruFeatureNotAvailableError,
@@ -48,6 +49,7 @@ __all__ = [
     "Flow",
     "FlowHandle",
     "KitaruBackendError",
+    "KitaruCancelledError",
     "KitaruClient",
     "KitaruContextError",
     "KitaruError",

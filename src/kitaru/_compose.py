@@ -50,8 +50,17 @@ def build_server_runtime(url: str, token: str | None) -> Runtime:
 
 
 def build_local_runtime() -> Runtime:
-    """The runtime of local database mode: SQLite under ``KITARU_HOME``, no live events."""
-    return Runtime(SqliteStore(_config.home_dir() / "kitaru.db"), None, mode="local")
+    """The runtime of local database mode: SQLite under ``KITARU_HOME``, no live events.
+
+    It sends heartbeats to the database too: their answer carries cancel requests made from
+    another process (``docs/outcomes.md``).
+    """
+    return Runtime(
+        SqliteStore(_config.home_dir() / "kitaru.db"),
+        None,
+        mode="local",
+        heartbeat_interval=_config.heartbeat_interval(),
+    )
 
 
 def install_default_observers(runtime: Runtime) -> None:

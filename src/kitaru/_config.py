@@ -85,7 +85,7 @@ def max_workers(arg: int | None = None) -> int:
 
 
 def heartbeat_interval(arg: float | None = None) -> float:
-    """Seconds between execution heartbeats in server mode."""
+    """Seconds between execution heartbeats (they also carry cancel requests to the producer)."""
     return resolve(
         arg, ev.KITARU_HEARTBEAT_INTERVAL, parse_positive_number, DEFAULT_HEARTBEAT_INTERVAL
     )
@@ -102,3 +102,21 @@ def trace_url_template(arg: str | None = None) -> str | None:
     """Trace viewer URL template with ``{trace_id}``, or ``None``."""
     tpl = arg if arg is not None else os.environ.get(ev.KITARU_TRACE_URL_TEMPLATE, "").strip()
     return tpl or None
+
+
+ERROR_DETAIL_MODES = ("full", "type")
+"""Values of ``KITARU_ERROR_DETAIL``."""
+
+
+def _error_detail(raw: str) -> str:
+    value = raw.lower()
+    if value not in ERROR_DETAIL_MODES:
+        raise ValueError("expected 'full' or 'type'")
+    return value
+
+
+def error_detail(arg: str | None = None) -> str:
+    """What the durable record keeps of a failure: ``full`` or ``type`` (type only)."""
+    if arg is not None:
+        return _error_detail(arg)
+    return resolve(None, ev.KITARU_ERROR_DETAIL, _error_detail, "full")

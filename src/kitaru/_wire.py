@@ -37,6 +37,7 @@ __all__ = [
     "QUERY_SINCE",
     "QUERY_TOKEN",
     "path_cached_checkpoint",
+    "path_cancel",
     "path_checkpoint",
     "path_events",
     "path_execution",
@@ -106,6 +107,14 @@ def path_finish(exec_id: str) -> str:
 def path_heartbeat(exec_id: str) -> str:
     """``POST``: the producing process is alive."""
     return f"{PATH_EXECUTIONS}/{exec_id}/heartbeat"
+
+
+def path_cancel(exec_id: str) -> str:
+    """``POST``: ask the execution's producer to stop; answers the execution's record.
+
+    The producer learns of it from its next heartbeat's answer (``cancel_requested``).
+    """
+    return f"{PATH_EXECUTIONS}/{exec_id}/cancel"
 
 
 def path_checkpoint(exec_id: str, checkpoint_id: str) -> str:

@@ -11,6 +11,7 @@ __all__ = [
     "KITARU_ADAPTER_DELTA_INTERVAL",
     "KITARU_API_TOKEN",
     "KITARU_CAPTURE_LOGS",
+    "KITARU_ERROR_DETAIL",
     "KITARU_FLUSH_TIMEOUT",
     "KITARU_HEARTBEAT_INTERVAL",
     "KITARU_HOME",
@@ -62,7 +63,8 @@ KITARU_MAX_WORKERS = "KITARU_MAX_WORKERS"
 """Concurrency bound of ``.map()``, ``.product()`` and ``.submit()``. Default: ``8``."""
 
 KITARU_HEARTBEAT_INTERVAL = "KITARU_HEARTBEAT_INTERVAL"
-"""Seconds between heartbeats a running execution sends to the server. Default: ``2``."""
+"""Seconds between heartbeats of a running execution (to the server, or the local database);
+a cancel request reaches the producer with the next one. Default: ``2``."""
 
 KITARU_RECORD_RETRY_SECONDS = "KITARU_RECORD_RETRY_SECONDS"
 """How long writes of durable records to the server are retried before failing. Default: ``30``."""
@@ -120,3 +122,6 @@ KITARU_LOG_MAX_LINES = "KITARU_LOG_MAX_LINES"
 
 KITARU_LOG_MAX_BYTES = "KITARU_LOG_MAX_BYTES"
 """Most bytes of captured log text kept per checkpoint execution. Default: 262144 (256 KiB)."""
+KITARU_ERROR_DETAIL = "KITARU_ERROR_DETAIL"
+"""What the durable record keeps of a failure: ``full`` (default: type, message and a bounded
+traceback) or ``type`` (the exception's class name only). See ``docs/outcomes.md``."""

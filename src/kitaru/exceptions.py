@@ -22,6 +22,8 @@ here are the branches; the leaves live next to the code that raises them (public
     ├── KitaruStateError                     the stored state does not allow this (e.g. an
     │   │                                    ambiguous replay selector, an unknown execution)
     │   └── kitaru.store.ExecutionExistsError         an execution ID that is already stored
+    ├── KitaruCancelledError                 raised inside a running flow at its next
+    │                                        cancellation point once it was cancelled
     ├── kitaru.adapters.claude_agent_sdk.ClaudeResultMessageError (RuntimeError)
     │                                        Claude finished with an error result
     └── kitaru.server._errors.ApiError       inside the server: an error answer (status, kind,
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 __all__ = [
     "KitaruBackendError",
+    "KitaruCancelledError",
     "KitaruContextError",
     "KitaruError",
     "KitaruFeatureNotAvailableError",
@@ -80,3 +83,13 @@ class KitaruBackendError(KitaruError):
 
 class KitaruStateError(KitaruError):
     """The recorded state does not allow the operation (unknown execution, ambiguous selector)."""
+
+
+class KitaruCancelledError(KitaruError):
+    """The execution was cancelled; raised at its next cancellation point.
+
+    Cancellation points are the start of a checkpoint call (and of each retry),
+    ``kitaru.progress()`` and ``kitaru.events.publish()`` (see ``docs/outcomes.md``). A
+    checkpoint body that catches it and goes on is stopped at the next point again; it is never
+    retried.
+    """

@@ -23,7 +23,11 @@ different lanes interleave, nor on duplicates:
   whenever it arrives;
 * times come from ``payload["kitaru"]["ts"]`` (the publish time): a lane starts at the
   earliest time seen and ends at its terminal event's time;
-* lanes are ordered by start time, then correlation ID.
+* lanes are ordered by start time, then correlation ID; lanes of one ``.map()`` or
+  ``.product()`` (``payload["kitaru"]["item"]`` is the input position) are ordered by it;
+* when the execution ends ``lost`` or ``cancelled``, :meth:`LaneBoard.settle` gives every lane
+  that never reached a terminal event that verdict, its time stopping at the execution's end
+  (``docs/outcomes.md``).
 
 So ``LaneBoard.from_dict(snapshot).extend(tail)`` equals the fold of the whole stream when the
 snapshot was taken at a cursor and the tail is the stream after that cursor.
@@ -42,7 +46,9 @@ from kitaru.events._kinds import CHECKPOINT_FAILED_KIND, CHECKPOINT_RETURNED_KIN
 from kitaru.events._models import ExecutionEvent
 
 __all__ = [
+    "CANCELLED",
     "FAILED",
+    "LOST",
     "RETURNED",
     "RUNNING",
     "Lane",
@@ -51,8 +57,9 @@ __all__ = [
     "fold",
 ]
 
-LaneStatus = Literal["running", "returned", "failed"]
-"""Status of a lane: its checkpoint body is running, returned, or raised."""
+LaneStatus = Literal["running", "returned", "failed", "lost", "cancelled"]
+"""Status of a lane: its checkpoint body is running, returned, or raised; or the execution
+ended ``lost`` or ``cancelled`` before the lane reached a terminal event."""
 
 RUNNING: LaneStatus = "running"
 """The checkpoint body is running (no terminal lifecycle event seen yet)."""
@@ -63,11 +70,20 @@ RETURNED: LaneStatus = "returned"
 FAILED: LaneStatus = "failed"
 """The checkpoint body raised (``kitaru.checkpoint.failed``)."""
 
+LOST: LaneStatus = "lost"
+"""The execution was lost (its producer stopped) before this lane ended."""
+
+CANCELLED: LaneStatus = "cancelled"
+"""The execution was cancelled before this lane ended."""
+
+VERDICTS: frozenset[str] = frozenset({LOST, CANCELLED})
+"""Execution statuses that unfinished lanes take over when the execution ends."""
+
 _TERMINAL_STATUS: dict[str, LaneStatus] = {
     CHECKPOINT_RETURNED_KIND: RETURNED,
     CHECKPOINT_FAILED_KIND: FAILED,
 }
-_STATUSES: tuple[LaneStatus, ...] = (RUNNING, RETURNED, FAILED)
+_STATUSES: tuple[LaneStatus, ...] = (RUNNING, RETURNED, FAILED, LOST, CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +112,7 @@ class Lane:
         message_index: The index :attr:`message` came from (keeps the fold order-independent).
         percent_index: The index :attr:`percent` came from.
         terminal_index: The index of the terminal event, once known.
+        item: The input position of a ``.map()``/``.product()`` call, when it is one.
     """
 
     correlation_id: str
@@ -118,10 +135,11 @@ class Lane:
     message_index: int = -1
     percent_index: int = -1
     terminal_index: int = -1
+    item: int | None = None
 
     @property
     def finished(self) -> bool:
-        """True once the checkpoint body returned or failed."""
+        """True once the checkpoint body returned or failed, or the execution's end settled it."""
         return self.status != RUNNING
 
     @property
@@ -150,6 +168,19 @@ class Lane:
         if self.started_at is None:
             return (1, 0.0, self.correlation_id)
         return (0, self.started_at, self.correlation_id)
+
+    def settle(self, verdict: str, ended_at: float | None) -> Lane:
+        """This lane as the execution's end leaves it.
+
+        Unchanged once it finished; else it takes ``verdict`` (``lost`` or ``cancelled``) and
+        ends when the execution ended.
+        """
+        if self.finished or verdict not in VERDICTS:
+            return self
+        end = ended_at
+        if end is not None and self.started_at is not None:
+            end = max(end, self.started_at)
+        return replace(self, status=cast(LaneStatus, verdict), ended_at=end)
 
 
 def _meta(event: ExecutionEvent) -> Mapping[str, Any]:
@@ -195,6 +226,9 @@ def _merge(lane: Lane, event: ExecutionEvent) -> Lane:
     attempt = meta.get("attempt")
     if lane.attempt is None and isinstance(attempt, int) and not isinstance(attempt, bool):
         changes["attempt"] = attempt
+    item = meta.get("item")
+    if lane.item is None and isinstance(item, int) and not isinstance(item, bool):
+        changes["item"] = item
     if index > lane.last_index:
         changes["last_index"] = index
         changes["last_kind"] = event.kind
@@ -283,8 +317,55 @@ class LaneBoard:
         return self._lanes.get(correlation_id)
 
     def lanes(self) -> list[Lane]:
-        """Every lane, ordered by start time, then correlation ID."""
-        return sorted(self._lanes.values(), key=Lane._sort_key)
+        """Every lane, ordered by start time, then correlation ID.
+
+        Lanes of one fan-out (same checkpoint name, each with an input position) keep their
+        place among the others but are listed by input position.
+        """
+        ordered = sorted(self._lanes.values(), key=Lane._sort_key)
+        groups: dict[str | None, list[Lane]] = {}
+        for lane in ordered:
+            if lane.item is not None:
+                groups.setdefault(lane.checkpoint_name, []).append(lane)
+        if not groups:
+            return ordered
+        queues = {
+            name: iter(sorted(lanes, key=lambda ln: (ln.item or 0, ln.attempt or 0)))
+            for name, lanes in groups.items()
+        }
+        return [next(queues[ln.checkpoint_name]) if ln.item is not None else ln for ln in ordered]
+
+    def settle(self, status: str | None, ended_at: float | None = None) -> LaneBoard:
+        """Apply the execution's end; returns the board.
+
+        With ``status`` ``lost`` or ``cancelled``, every lane still running takes that verdict
+        and ends at ``ended_at``.
+        """
+        if status in VERDICTS:
+            for key, lane in list(self._lanes.items()):
+                self._lanes[key] = lane.settle(status, ended_at)
+        return self
+
+    def superseded(self) -> set[str]:
+        """Correlation IDs of failed attempts that a later attempt of the same call replaced.
+
+        A call that succeeded on its third attempt reads as returned (with two retries), not
+        as a failure.
+        """
+        calls: dict[str, list[Lane]] = {}
+        for lane in self._lanes.values():
+            key = lane.checkpoint_id or lane.step_name
+            if key is not None and lane.attempt is not None:
+                calls.setdefault(key, []).append(lane)
+        out: set[str] = set()
+        for attempts in calls.values():
+            if len(attempts) < 2:
+                continue
+            last = max(ln.attempt or 0 for ln in attempts)
+            out.update(
+                ln.correlation_id for ln in attempts if ln.attempt != last and ln.status == FAILED
+            )
+        return out
 
     def running(self) -> list[Lane]:
         """Lanes whose checkpoint body is still running, in :meth:`lanes` order."""

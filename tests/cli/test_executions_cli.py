@@ -63,10 +63,13 @@ def test_get_shows_checkpoints_trace_and_link(executions: tuple[str, str]) -> No
     assert "status     failed (ValueError)" in out
     assert f"trace      {uuid.UUID(failed).hex}" in out
     assert f"trace link http://127.0.0.1:16686/trace/{uuid.UUID(failed).hex}" in out
-    steps = {line.split()[0]: line.split()[1:] for line in out.splitlines()[-3:]}
+    lines = out.splitlines()
+    table = lines[lines.index(next(x for x in lines if x.startswith("STEP"))) + 1 :][:3]
+    steps = {line.split()[0]: line.split()[1:] for line in table}
     assert steps["fetch"][0] == "completed"
     assert steps["fetch_3"][0] == "failed" and steps["fetch_3"][-1] == "ValueError"
-    assert "do-not-print" not in out
+    # The record is the private place for the failure's text, and `get` prints it.
+    assert lines[-2:] == ["fetch_3 failed:", "    ValueError: api_key=do-not-print"]
     record = orjson.loads(run_cli(["executions", "get", ok, "--json"]).stdout)
     assert record["exec_id"] == ok and record["status"] == "completed"
     assert sorted(cp["step_name"] for cp in record["checkpoints"]) == [

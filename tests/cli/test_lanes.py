@@ -17,7 +17,7 @@ from kitaru.events import (
     CHECKPOINT_RETURNED_KIND,
     ExecutionEvent,
 )
-from kitaru.lanes import FAILED, RETURNED, RUNNING, Lane, LaneBoard, fold
+from kitaru.lanes import CANCELLED, FAILED, LOST, RETURNED, RUNNING, Lane, LaneBoard, fold
 
 
 def test_one_lane_in_order():
@@ -87,7 +87,7 @@ def test_lanes_order_counts_and_trace():
     c = list(lane_events("c", name="fetch", t0=15, fail=True))[:3]  # still running
     board = LaneBoard(b + c + a)
     assert [lane.correlation_id for lane in board.lanes()] == ["a", "c", "b"]
-    assert board.counts() == {RUNNING: 1, RETURNED: 2, FAILED: 0}
+    assert board.counts() == {RUNNING: 1, RETURNED: 2, FAILED: 0, LOST: 0, CANCELLED: 0}
     assert [lane.correlation_id for lane in board.running()] == ["c"]
     assert [lane.correlation_id for lane in board.finished()] == ["a", "b"]
     assert board.trace_id == TRACE

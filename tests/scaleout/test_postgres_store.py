@@ -205,3 +205,41 @@ def test_an_unreachable_database_is_unavailable_not_a_hang() -> None:
     with pytest.raises(StoreUnavailableError) as info:
         PostgresStore(f"postgresql://kitaru:secret-pw@127.0.0.1:{port}/kitaru", connect_timeout=2)
     assert "secret-pw" not in str(info.value)
+
+
+def test_failure_reason_and_cancel_requests_are_kept(store: Any) -> None:
+    """Both stores keep a failed call's message and traceback, and cancel requests."""
+    from kitaru.store import AttemptRecord
+
+    rec = execution()
+    store.create_execution(rec)
+    cp = checkpoint(
+        rec.exec_id,
+        0,
+        status="failed",
+        error_type="RuntimeError",
+        error_message="token=sk-canary-5150",
+        error_traceback="Traceback (most recent call last):\n  in explode\nRuntimeError: ...",
+        attempts=[
+            AttemptRecord(
+                attempt=1,
+                correlation_id="kitaru.checkpoint:cp:" + "0" * 32,
+                status="failed",
+                started_at=1.0,
+                ended_at=2.0,
+                error_type="RuntimeError",
+                error_message="token=sk-canary-5150",
+            )
+        ],
+    )
+    store.save_checkpoint(cp)
+    (got,) = store.get_execution(rec.exec_id).checkpoints
+    assert got.error_message == "token=sk-canary-5150"
+    assert got.error_traceback is not None and "in explode" in got.error_traceback
+    assert got.attempts[0].error_message == "token=sk-canary-5150"
+    assert store.heartbeat(rec.exec_id) is False
+    store.request_cancel(rec.exec_id)
+    store.request_cancel(rec.exec_id)  # idempotent
+    assert store.heartbeat(rec.exec_id) is True
+    store.finish_execution(rec.exec_id, "cancelled")
+    assert store.get_execution(rec.exec_id).status == "cancelled"

@@ -144,9 +144,27 @@ def test_heartbeat_records_time_and_answers_status(client: httpx.Client) -> None
     exec_id = new_execution(client)
     before = time.time()
     r = client.post(_wire.path_heartbeat(exec_id))
-    assert r.status_code == 200 and r.json() == {"exec_id": exec_id, "status": "running"}
+    assert r.status_code == 200 and r.json() == {
+        "exec_id": exec_id,
+        "status": "running",
+        "cancel_requested": False,
+    }
     got = client.get(_wire.path_execution(exec_id)).json()
     assert got["heartbeat_at"] >= before - 1
+
+
+def test_cancel_request_reaches_the_heartbeat_answer(client: httpx.Client) -> None:
+    exec_id = new_execution(client)
+    r = client.post(_wire.path_cancel(exec_id))
+    assert r.status_code == 200 and r.json()["status"] == "running"
+    assert client.post(_wire.path_cancel(exec_id)).status_code == 200  # idempotent
+    beat = client.post(_wire.path_heartbeat(exec_id)).json()
+    assert beat["cancel_requested"] is True
+    done = client.post(_wire.path_finish(exec_id), json={"status": "cancelled"})
+    assert done.status_code == 200 and done.json()["status"] == "cancelled"
+    assert client.post(_wire.path_cancel(exec_id)).json()["status"] == "cancelled"
+    unknown = client.post(_wire.path_cancel("no-such-execution"))
+    assert unknown.status_code == 404
 
 
 def test_checkpoints_and_cache_lookup(client: httpx.Client) -> None:

@@ -1,4 +1,7 @@
-"""Failed checkpoints publish the exception type and a generic message, never the text."""
+"""Failed checkpoints publish the exception type and a generic message, never the text.
+
+The text lives in the durable record only (docs/outcomes.md): see test_failure_record.py.
+"""
 
 from __future__ import annotations
 
@@ -64,7 +67,8 @@ def test_failed_event_has_type_and_generic_message_only(kitaru_events, exc):
     assert "api_key" not in everything
 
 
-def test_failed_execution_record(kitaru_events, caplog):
+def test_failed_execution_record_type_only(kitaru_events, caplog):
+    kitaru_events.runtime.error_detail = "type"  # as KITARU_ERROR_DETAIL=type sets it
     exc = RuntimeError(f"api_key={SECRET}")
     events = _run_failing(exc, kitaru_events)
     record = kitaru.KitaruClient().executions.get(events[0].exec_id)
@@ -73,6 +77,7 @@ def test_failed_execution_record(kitaru_events, caplog):
     (cp,) = record.checkpoints
     assert cp.status == "failed"
     assert cp.error_type == "RuntimeError"
+    # The type-only switch keeps the exception's text out of the record too.
     assert SECRET not in json.dumps(record.to_dict())
     assert SECRET not in caplog.text
 

@@ -6,9 +6,9 @@ The execution is looked up first, fail-fast: an unreachable server is one error 
 On a terminal it draws live lanes, one per checkpoint execution (:mod:`kitaru.cli._watch_live`);
 into a pipe or a file it prints plain lines; with ``--json`` one JSON object per event.
 
-Exit codes: 0 when the execution completed, 1 when it failed or was lost, 2 for a usage or
-connection error (an unknown execution ID included), 130 on Ctrl-C, 141 when the reader of the
-output went away.
+Exit codes: 0 when the execution completed, 1 when it failed or was lost, 3 when it was
+cancelled, 2 for a usage or connection error (an unknown execution ID included), 130 on Ctrl-C,
+141 when the reader of the output went away (the table is in ``docs/outcomes.md``).
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
 from kitaru.client._watch_options import parse_options, validate_request
 from kitaru.client._watcher import EventWatcher
 from kitaru.exceptions import KitaruError, KitaruFeatureNotAvailableError
-from kitaru.lanes import LaneBoard
+from kitaru.lanes import VERDICTS, LaneBoard
 
 __all__ = ["EXIT_CONNECTION", "add_parser", "exit_code_for", "fail", "register", "run"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONNECTION = 2
+EXIT_CANCELLED = 3
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
@@ -103,8 +104,10 @@ def register(subparsers: Any) -> None:
 
 
 def exit_code_for(status: str | None) -> int:
-    """The exit code for an execution's final status: 0 completed, 1 anything else."""
-    return EXIT_OK if status == "completed" else EXIT_FAILED
+    """The exit code for an execution's final status: 0 completed, 3 cancelled, 1 otherwise."""
+    if status == "completed":
+        return EXIT_OK
+    return EXIT_CANCELLED if status == "cancelled" else EXIT_FAILED
 
 
 def _output(args: argparse.Namespace) -> WatchOutput:
@@ -152,6 +155,51 @@ def _snapshot(client: KitaruClient, exec_id: str) -> ExecutionSnapshot | None:
         return client.executions.snapshot(exec_id)
     except KitaruFeatureNotAvailableError:
         return None  # an older server without snapshots: replay the stream instead
+
+
+def _ended_at(client: KitaruClient, exec_id: str) -> float | None:
+    try:
+        return client.executions.get(exec_id).ended_at
+    except KitaruError:
+        return None
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return bool(args.kinds or args.checkpoint is not None or args.correlation_ids)
+
+
+def _present(client: KitaruClient, exec_id: str) -> tuple[set[str], set[str]]:
+    """The event kinds and checkpoint names the execution's stream has (unfiltered)."""
+    kinds: set[str] = set()
+    names: set[str] = set()
+    try:
+        for event in client.executions.events(exec_id, reconnect=False):
+            kinds.add(event.kind)
+            if event.checkpoint_name:
+                names.add(event.checkpoint_name)
+    except KitaruError:
+        pass  # the hint is a courtesy: without it the watch's own outcome stands
+    return kinds, names
+
+
+def _hint_nothing_matched(args: argparse.Namespace, kinds: set[str], names: set[str]) -> None:
+    """Say on stderr that the filters matched nothing, and what the execution does have."""
+    used = []
+    if args.kinds:
+        used.append("--kind " + ", ".join(args.kinds))
+    if args.checkpoint is not None:
+        used.append(f"--checkpoint {args.checkpoint}")
+    if args.correlation_ids:
+        used.append("--correlation-id " + ", ".join(args.correlation_ids))
+    print(f"kitaru: no event matched {'; '.join(used)}", file=sys.stderr)
+    print(
+        "kitaru: hint: the execution has kinds: " + (", ".join(sorted(kinds)) or "none"),
+        file=sys.stderr,
+    )
+    print(
+        "kitaru: hint: and checkpoints: " + (", ".join(sorted(names)) or "none"),
+        file=sys.stderr,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -219,13 +267,26 @@ def run(args: argparse.Namespace) -> int:
     try:
         info = WatchInfo.build(target.exec_id, target.flow_name)
         output.start(info, board, lock)
+        follow = getattr(output, "follow_connection", None)
+        if follow is not None:
+            follow(lambda: watcher.reconnecting)
+        matched = 0
         for event in watcher:
+            matched += 1
             with lock:
                 board.apply(event)
             output.event(event, board)
         status = watcher.final_status
         code = exit_code_for(status)
+        if status in VERDICTS:
+            # Lanes that never ended take the execution's verdict (docs/outcomes.md).
+            ended_at = _ended_at(client, args.exec_id)
+            with lock:
+                board.settle(status, ended_at)
         output.finish(status, board)
+        if matched == 0 and _filtered(args) and status is not None:
+            kinds, names = _present(client, args.exec_id)
+            _hint_nothing_matched(args, kinds, names)
     except KitaruError as exc:
         output.finish(None, board)
         code = fail(exc)

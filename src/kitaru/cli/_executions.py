@@ -1,12 +1,15 @@
-"""``kitaru executions list | get | replay | events``: read, replay and watch executions.
+"""``kitaru executions list | get | replay | resume | cancel | events``.
 
 ``list`` and ``get`` read the same store as ``KitaruClient().executions`` (the server named by
 ``KITARU_SERVER_URL``, else the local database); ``events`` is :mod:`kitaru.cli._events`.
 Tables are plain aligned text, so they read the same on a terminal, in a pipe and without the
 ``cli`` extra; ``--json`` prints JSON instead.
 
-Exit codes: 0 on success (``replay``: the new execution completed), 1 when a replayed execution
-failed, 2 for usage or connection errors (an unknown execution ID included).
+Exit codes: 0 on success (``replay``/``resume``: the new execution completed; ``cancel``: the
+execution is now cancelled), 1 when a replayed or resumed execution failed or was lost, or a
+cancelled one ended otherwise or not within ``--wait``, 3 when a replayed or resumed execution
+was cancelled, 2 for usage or connection errors (an unknown execution ID included). The table
+is in ``docs/outcomes.md``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import orjson
 from kitaru import _config
 from kitaru._ids import trace_id_for
 from kitaru.cli import _events, _logs, _meta_output
-from kitaru.cli._args import positive_int
+from kitaru.cli._args import positive_int, seconds
 from kitaru.cli._target import add_target_arguments, check, resolve
 from kitaru.cli._terminal import terminal_safe
 from kitaru.client._client import KitaruClient
@@ -61,8 +64,48 @@ def register(subparsers: Any) -> None:
     get = commands.add_parser("get", help="show one execution and its checkpoint calls")
     add_target_arguments(get)
     get.add_argument("--json", action="store_true", help="print the record as JSON")
+    get.add_argument(
+        "--traceback", action="store_true", help="also print the tracebacks of failed calls"
+    )
     _server_flag(get)
     get.set_defaults(func=_get)
+
+    cancel = commands.add_parser(
+        "cancel",
+        help="stop a running execution (it ends cancelled)",
+        description="Ask a running execution to stop. Its process, here or elsewhere, sees the "
+        "request at its next heartbeat and stops at the next cancellation point "
+        "(kitaru.progress, kitaru.events.publish, or the start of a checkpoint call).",
+    )
+    cancel.add_argument("exec_id", metavar="EXEC_ID", help="the exact execution ID")
+    cancel.add_argument(
+        "--wait",
+        type=seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for the execution to end (default 10)",
+    )
+    _server_flag(cancel)
+    cancel.set_defaults(func=_cancel)
+
+    resume = commands.add_parser(
+        "resume",
+        help="continue a failed, lost or cancelled execution as a new one",
+        description="Run execution EXEC_ID again in this process as a new execution: every "
+        "checkpoint call that completed reuses its recorded output, the rest run. The flow "
+        "must be importable here (its module, or a file or module given with --import).",
+    )
+    resume.add_argument("exec_id", metavar="EXEC_ID", help="the execution to resume")
+    resume.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        metavar="MODULE_OR_FILE",
+        help="import this module or Python file first, to define the flow (repeatable)",
+    )
+    resume.add_argument("--json", action="store_true", help="print the new record as JSON")
+    _server_flag(resume)
+    resume.set_defaults(func=_resume)
 
     replay = commands.add_parser(
         "replay",
@@ -156,7 +199,30 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(record: ExecutionRecord) -> list[str]:
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10)) | {127: None}
+
+
+def _indent(text: str, prefix: str = "    ") -> list[str]:
+    # Exception text comes from the producer: no terminal control characters get through.
+    clean = text.translate(_CONTROL)
+    return [prefix + line for line in clean.rstrip("\n").splitlines()] or [prefix]
+
+
+def _failures(record: ExecutionRecord, *, tracebacks: bool) -> list[str]:
+    """Why each failed call failed, from the record (the private place for the text)."""
+    lines: list[str] = []
+    for cp in sorted(record.checkpoints, key=lambda c: c.seq):
+        if cp.status != "failed" or not cp.error_type:
+            continue
+        lines += ["", f"{cp.step_name} failed:"]
+        message = f": {cp.error_message}" if cp.error_message else ""
+        lines += _indent(cp.error_type + message)
+        if tracebacks and cp.error_traceback:
+            lines += _indent(cp.error_traceback)
+    return lines
+
+
+def _describe(record: ExecutionRecord, *, tracebacks: bool = False) -> list[str]:
     trace_id = trace_id_for(record.exec_id)
     template = _config.trace_url_template()
     fields = [
@@ -170,21 +236,29 @@ def _describe(record: ExecutionRecord) -> list[str]:
         fields.append(("trace link", template.replace("{trace_id}", trace_id)))
     if record.original_exec_id:
         fields.append(("replay of", record.original_exec_id))
+    verdict = record.status if record.status in ("lost", "cancelled") else None
     lines = [f"execution {record.exec_id}"]
     lines += [f"  {name:<11}{value}" for name, value in fields]
     if record.checkpoints:
-        rows = [
-            (
-                cp.step_name,
-                cp.status,
-                str(len(cp.attempts)),
-                _took(cp.started_at, cp.ended_at),
-                cp.error_type or "",
+        rows = []
+        for cp in sorted(record.checkpoints, key=lambda c: c.seq):
+            status, ended = cp.status, cp.ended_at
+            if status == "running" and verdict is not None:
+                # A call that never finished takes the execution's verdict, and its time
+                # stops at the execution's end (docs/outcomes.md).
+                status, ended = verdict, record.ended_at
+            rows.append(
+                (
+                    cp.step_name,
+                    status,
+                    str(len(cp.attempts)),
+                    _took(cp.started_at, ended),
+                    cp.error_type or "",
+                )
             )
-            for cp in sorted(record.checkpoints, key=lambda c: c.seq)
-        ]
         lines.append("")
         lines += _table(("STEP", "STATUS", "ATTEMPTS", "DURATION", "ERROR"), rows)
+        lines += _failures(record, tracebacks=tracebacks)
     lines += _meta_output.describe_metadata_and_usage(record)
     return lines
 
@@ -198,8 +272,28 @@ def _get(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(_record_json(record, checkpoints=True))
     else:
-        print("\n".join(terminal_safe(line) for line in _describe(record)))
+        print(
+            "\n".join(terminal_safe(line) for line in _describe(record, tracebacks=args.traceback))
+        )
     return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    try:
+        record = _client(args).executions.cancel(args.exec_id, wait=args.wait)
+    except KitaruError as exc:
+        return _events.fail(exc)
+    if record.status == "cancelled":
+        print(f"execution {record.exec_id} cancelled")
+        return 0
+    if record.is_terminal:
+        print(f"execution {record.exec_id} had already ended: {record.status}")
+    else:
+        print(
+            f"execution {record.exec_id}: cancel requested; it is still running (it stops at "
+            "its next cancellation point)"
+        )
+    return _events.EXIT_FAILED
 
 
 def _import(target: str) -> None:
@@ -215,8 +309,16 @@ def _import(target: str) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    return _rerun(args, "replaying")
+
+
+def _resume(args: argparse.Namespace) -> int:
+    return _rerun(args, "resuming")
+
+
+def _rerun(args: argparse.Namespace, verb: str) -> int:
     if args.server_url:
-        # The replay runs the flow in this process: its runtime (records, live events) reads
+        # The rerun executes the flow in this process: its runtime (records, live events) reads
         # the server from the environment, so the flag goes there before anything starts.
         os.environ["KITARU_SERVER_URL"] = _config.server_url(args.server_url) or ""
     # Like `python -m`: flows recorded as "module:qualname" import from the working directory.
@@ -230,7 +332,10 @@ def _replay(args: argparse.Namespace) -> int:
         return _events.EXIT_CONNECTION
     client = KitaruClient()
     try:
-        handle = client.executions.replay(args.exec_id, from_=args.from_)
+        if verb == "resuming":
+            handle = client.executions.resume(args.exec_id)
+        else:
+            handle = client.executions.replay(args.exec_id, from_=args.from_)
     except KitaruStateError as exc:
         _events.fail(exc)
         if not args.imports:
@@ -239,7 +344,7 @@ def _replay(args: argparse.Namespace) -> int:
     except KitaruError as exc:
         return _events.fail(exc)
     out = sys.stderr if args.json else sys.stdout
-    print(f"replaying {args.exec_id} as {handle.exec_id}", file=out, flush=True)
+    print(f"{verb} {args.exec_id} as {handle.exec_id}", file=out, flush=True)
     # The flow's own exception is not the CLI's error: the new record says what failed.
     with contextlib.suppress(Exception):
         handle.wait()

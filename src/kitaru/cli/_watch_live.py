@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
@@ -25,11 +25,16 @@ from rich.text import Text
 from kitaru.cli._terminal import terminal_safe
 from kitaru.cli._watch_output import WatchInfo, lane_label, summary_line
 from kitaru.events._models import ExecutionEvent
-from kitaru.lanes import FAILED, RETURNED, Lane, LaneBoard
+from kitaru.lanes import CANCELLED, FAILED, LOST, RETURNED, Lane, LaneBoard
 
 __all__ = ["LanesView", "LiveOutput"]
 
-_STATUS_STYLE = {"completed": "bold green", "failed": "bold red", "lost": "bold red"}
+_STATUS_STYLE = {
+    "completed": "bold green",
+    "failed": "bold red",
+    "lost": "bold red",
+    "cancelled": "bold yellow",
+}
 _MAX_ERROR_TYPES = 3
 
 
@@ -47,6 +52,8 @@ class LanesView:
         self.lock = lock
         self.info = info
         self.status: str | None = None
+        self.reconnecting: Callable[[], bool] | None = None
+        """Asked at each refresh: is the stream down and being reconnected?"""
         self._spinners: dict[str, Spinner] = {}
 
     def _spinner(self, lane: Lane) -> Spinner:
@@ -62,28 +69,47 @@ class LanesView:
         if self.status is not None:
             text.append("  ")
             text.append(self.status, style=_STATUS_STYLE.get(self.status, "bold"))
+        elif self.reconnecting is not None and self.reconnecting():
+            text.append("  ")
+            text.append("reconnecting…", style="bold yellow")
         trace = Text(f"trace {self.info.trace_id}", style="dim")
         if self.info.trace_url:
             trace.append("  ")
             trace.append(self.info.trace_url, style=f"link {self.info.trace_url} underline blue")
         return Group(text, trace)
 
-    def _finished_rows(self, finished: list[Lane]) -> Iterator[tuple[RenderableType, ...]]:
+    def _finished_rows(
+        self, finished: list[Lane], retried: set[str]
+    ) -> Iterator[tuple[RenderableType, ...]]:
         groups: dict[str, list[Lane]] = {}
         for lane in finished:
             name = terminal_safe(lane.checkpoint_name) if lane.checkpoint_name else lane_label(lane)
             groups.setdefault(name, []).append(lane)
-        for name, lanes in groups.items():
+        for name, group in groups.items():
+            # Attempts a later attempt replaced are retries of a call, not failures.
+            lanes = [lane for lane in group if lane.correlation_id not in retried]
+            retries = len(group) - len(lanes)
             ok = sum(lane.status == RETURNED for lane in lanes)
             failed = [lane for lane in lanes if lane.status == FAILED]
-            icon = Text("✗", style="bold red") if failed else Text("✓", style="bold green")
+            ended = Counter(lane.status for lane in lanes if lane.status in (LOST, CANCELLED))
+            if failed or ended[LOST]:
+                icon = Text("✗", style="bold red")
+            elif ended[CANCELLED]:
+                icon = Text("■", style="bold yellow")
+            else:
+                icon = Text("✓", style="bold green")
             detail = Text()
             if ok:
                 detail.append(f"{ok} returned", style="green")
+            if retries:
+                detail.append(f" ({retries} retr{'ies' if retries != 1 else 'y'})", style="dim")
             if failed:
                 types = Counter(terminal_safe(lane.error_type or "error") for lane in failed)
                 shown = ", ".join(t for t, _ in types.most_common(_MAX_ERROR_TYPES))
                 detail.append(("  " if ok else "") + f"{len(failed)} failed: {shown}", style="red")
+            for verdict, count in ended.items():
+                style = "red" if verdict == LOST else "yellow"
+                detail.append(("  " if len(detail) else "") + f"{count} {verdict}", style=style)
             durations = [lane.duration for lane in lanes if lane.duration is not None]
             if durations:
                 detail.append(f"  {sum(durations) / len(durations):.1f}s avg", style="dim")
@@ -109,6 +135,7 @@ class LanesView:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         with self.lock:
             lanes = self.board.lanes()
+            retried = self.board.superseded()
             summary = (
                 summary_line(self.info, self.status, self.board, trace=False)
                 if self.status
@@ -123,7 +150,7 @@ class LanesView:
         table.add_column(no_wrap=True, overflow="ellipsis", max_width=32)
         table.add_column(no_wrap=True)
         table.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        for row in self._finished_rows(finished):
+        for row in self._finished_rows(finished, retried):
             table.add_row(*row)
         # Keep the header, the finished summary and the last line on screen: running lanes
         # beyond the terminal's height are counted instead of drawn.
@@ -168,6 +195,11 @@ class LiveOutput:
 
     def event(self, event: ExecutionEvent, board: LaneBoard) -> None:
         """Nothing to do: the refresh thread draws the board."""
+
+    def follow_connection(self, reconnecting: Callable[[], bool]) -> None:
+        """Show "reconnecting…" in the header while ``reconnecting()`` is true."""
+        if self._view is not None:
+            self._view.reconnecting = reconnecting
 
     def finish(self, status: str | None, board: LaneBoard) -> None:
         """Draw the final frame with the execution's status and stop the display."""

@@ -26,7 +26,7 @@ from kitaru.events._kinds import (
     CHECKPOINT_STARTED_KIND,
 )
 from kitaru.events._models import ExecutionEvent
-from kitaru.lanes import FAILED, RETURNED, RUNNING, Lane, LaneBoard
+from kitaru.lanes import CANCELLED, FAILED, LOST, RETURNED, RUNNING, Lane, LaneBoard
 
 __all__ = [
     "JsonOutput",
@@ -96,6 +96,17 @@ def lane_label(lane: Lane) -> str:
     return name
 
 
+def failure_label(lane: Lane) -> str:
+    """``process_4 (item 3): RuntimeError``: which call failed, and how."""
+    name = lane.step_name or lane.checkpoint_name or lane.correlation_id
+    if lane.item is not None:
+        name += f" (item {lane.item})"
+    return f"{name}: {lane.error_type or 'error'}"
+
+
+_MAX_NAMED_FAILURES = 3
+
+
 def _clock(event: ExecutionEvent) -> str | None:
     meta = event.payload.get("kitaru")
     ts = meta.get("ts") if isinstance(meta, Mapping) else None
@@ -130,12 +141,32 @@ def plain_line(event: ExecutionEvent, lane: Lane) -> str:
 def summary_line(
     info: WatchInfo, status: str | None, board: LaneBoard, *, trace: bool = True
 ) -> str:
-    """``execution <id> completed · 5 lanes: 4 returned, 1 failed · trace <id>``."""
-    counts = board.counts()
-    shown = [f"{counts[s]} {s}" for s in (RETURNED, FAILED, RUNNING) if counts[s]]
-    lanes = f"{len(board)} lane{'s' if len(board) != 1 else ''}"
+    """``execution <id> failed · 6 lanes: 5 returned, 1 failed (process_4 (item 3): ...)``.
+
+    A failed attempt that a later attempt of the same call replaced counts as a retry, not as
+    a failure; failed lanes are named (step, input position, error type).
+    """
+    retried = board.superseded()
+    current = [lane for lane in board.lanes() if lane.correlation_id not in retried]
+    counts = {s: 0 for s in (RETURNED, FAILED, LOST, CANCELLED, RUNNING)}
+    for lane in current:
+        counts[lane.status] += 1
+    failed = [lane for lane in current if lane.status == FAILED]
+    shown: list[str] = []
+    for name, count in counts.items():
+        if not count:
+            continue
+        part = f"{count} {name}"
+        if name == FAILED:
+            named = ", ".join(failure_label(lane) for lane in failed[:_MAX_NAMED_FAILURES])
+            more = len(failed) - _MAX_NAMED_FAILURES
+            part += f" ({named}{f', {more} more' if more > 0 else ''})"
+        shown.append(part)
+    lanes = f"{len(current)} lane{'s' if len(current) != 1 else ''}"
     if shown:
         lanes += ": " + ", ".join(shown)
+    if retried:
+        lanes += f" · {len(retried)} retr{'ies' if len(retried) != 1 else 'y'}"
     state = status or "still running (watch stopped)"
     line = f"execution {info.exec_id} {state} · {lanes}"
     return line + (f" · trace {info.trace_id}" if trace else "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -24,7 +25,7 @@ from kitaru.exceptions import (
 )
 from kitaru.remote import HttpStore
 from kitaru.runtime._flow import FlowHandle, find_flow
-from kitaru.runtime._runtime import get_runtime
+from kitaru.runtime._runtime import cancel_in_process, get_runtime
 from kitaru.store._base import Store
 from kitaru.store._logs import LogLine
 from kitaru.store._records import EXECUTION_STATUSES, ExecutionRecord
@@ -114,7 +115,8 @@ class Executions:
 
         Args:
             flow: Only executions of the flow with this name.
-            status: Only executions with this status (running, completed, failed, lost).
+            status: Only executions with this status (running, completed, failed, lost,
+                cancelled).
             limit: At most this many.
         """
         if status is not None and status not in EXECUTION_STATUSES:
@@ -138,6 +140,53 @@ class Executions:
         """
         record = self.get(exec_id)
         return find_flow(record).replay(exec_id, from_=from_, **flow_kwargs)
+
+    def resume(self, exec_id: str, **flow_kwargs: Any) -> FlowHandle[Any]:
+        """Continue a ``failed``, ``lost`` or ``cancelled`` execution as a new execution.
+
+        Every checkpoint call that completed in ``exec_id`` reuses its recorded output; the
+        rest run in this process (the flow must be importable here). See
+        ``docs/outcomes.md``.
+
+        Returns:
+            The new execution's handle (its record's ``original_exec_id`` is ``exec_id``).
+
+        Raises:
+            KitaruStateError: No such execution, or it did not end ``failed``, ``lost`` or
+                ``cancelled``.
+        """
+        record = self.get(exec_id)
+        return find_flow(record).resume(exec_id, **flow_kwargs)
+
+    def cancel(self, exec_id: str, *, wait: float | None = None) -> ExecutionRecord:
+        """Ask a running execution to stop; it ends ``cancelled``.
+
+        The request is stored (locally or on the server); the producing process, here or in
+        another process, sees it at its next heartbeat and stops at the next cancellation
+        point (``docs/outcomes.md``). A terminal execution is left as it is.
+
+        Args:
+            exec_id: The exact execution ID.
+            wait: Seconds to wait for the execution to end (``None``: do not wait).
+
+        Returns:
+            The execution's record: terminal when it ended within ``wait``.
+
+        Raises:
+            KitaruStateError: No execution has this ID.
+        """
+        if wait is not None and (isinstance(wait, bool) or not wait >= 0):
+            raise KitaruUsageError(f"wait must be a number of seconds >= 0, got {wait!r}")
+        record = self.get(exec_id)
+        if record.is_terminal:
+            return record
+        cancel_in_process(exec_id)
+        self._client.store.request_cancel(exec_id)
+        deadline = time.monotonic() + (wait or 0.0)
+        while not record.is_terminal and time.monotonic() < deadline:
+            time.sleep(0.05)
+            record = self.get(exec_id)
+        return record
 
     def events(
         self,

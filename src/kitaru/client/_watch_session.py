@@ -363,6 +363,11 @@ class WatchSession:
 
     # -- connection life ------------------------------------------------------------------
 
+    @property
+    def reconnecting(self) -> bool:
+        """True while the stream is down and the watcher is trying to get it back."""
+        return self._outage_start is not None
+
     def _connected(self) -> None:
         self._streamed = True
         self._frames = 0

@@ -99,6 +99,11 @@ class _WatchState:
         """The execution's final status from the ``end`` frame, once the watch has ended."""
         return self._session.final_status
 
+    @property
+    def reconnecting(self) -> bool:
+        """True while the stream is down and the watcher is trying to get it back."""
+        return self._session.reconnecting
+
 
 def _http_options(client: KitaruClient, session: WatchSession, transport: Any) -> dict[str, Any]:
     """The ``httpx.Client``/``httpx.AsyncClient`` arguments of a watch."""

@@ -77,6 +77,8 @@ def _scope(api: str) -> PublishingScope:
         raise KitaruContextError(
             f"{api} must be called while a @checkpoint function body is running"
         )
+    # A cancellation point (docs/outcomes.md): a cancelled run stops here.
+    scope.check_cancelled()
     return scope
 
 
@@ -109,6 +111,8 @@ def publish(
     Raises:
         KitaruUsageError: An argument is invalid (checked before the scope).
         KitaruContextError: Called outside a running ``@checkpoint`` body.
+        KitaruCancelledError: The execution was cancelled (this call is a cancellation
+            point).
     """
     if payload is not None and not isinstance(payload, Mapping):
         raise KitaruUsageError(f"payload must be a Mapping or None, got {type(payload).__name__}")
@@ -162,6 +166,8 @@ def progress(
     Raises:
         KitaruUsageError: An argument is invalid (checked before the scope).
         KitaruContextError: Called outside a running ``@checkpoint`` body.
+        KitaruCancelledError: The execution was cancelled (this call is a cancellation
+            point).
     """
     # Fast checks first: this runs on the calling thread for every progress() call.
     if type(message) is not str or not message or message.isspace():

@@ -36,6 +36,13 @@ class PublishingScope(Protocol):
         """Wait, within the runtime's bound, until the events published so far are sent."""
         ...
 
+    def check_cancelled(self) -> None:
+        """A cancellation point: raise ``KitaruCancelledError`` once cancelled.
+
+        See ``docs/outcomes.md``.
+        """
+        ...
+
 
 current_scope: contextvars.ContextVar[PublishingScope | None] = contextvars.ContextVar(
     "kitaru_checkpoint", default=None

@@ -120,15 +120,28 @@ class HttpStore:
             f"finish execution {exec_id}", "POST", _wire.path_finish(segment(exec_id)), json=body
         )
 
-    def heartbeat(self, exec_id: str) -> None:
-        """Tell the server the execution's producer is alive (one short attempt, no retry)."""
-        self._request(
+    def heartbeat(self, exec_id: str) -> bool:
+        """Tell the server the execution's producer is alive (one short attempt, no retry).
+
+        Returns:
+            True when the server's answer says a cancel of the execution was requested.
+        """
+        resp = self._request(
             f"heartbeat of execution {exec_id}",
             "POST",
             _wire.path_heartbeat(segment(exec_id)),
             retry=False,
             timeout=_HEARTBEAT_TIMEOUT,
         )
+        try:
+            answer = resp.json() if resp is not None else None
+        except ValueError:
+            return False
+        return isinstance(answer, dict) and answer.get("cancel_requested") is True
+
+    def request_cancel(self, exec_id: str) -> None:
+        """Ask the server to have the execution's producer stop (retried; idempotent)."""
+        self._request(f"cancel execution {exec_id}", "POST", _wire.path_cancel(segment(exec_id)))
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:
         """The execution with its checkpoint records, or ``None`` when the server has none."""

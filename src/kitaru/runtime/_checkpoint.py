@@ -20,8 +20,20 @@ from kitaru.events._kinds import (
     CHECKPOINT_STARTED_KIND,
     FAILED_MESSAGE,
 )
-from kitaru.exceptions import KitaruContextError, KitaruOutputError, KitaruUsageError
-from kitaru.runtime._scope import CheckpointScope, FlowRun, _current_checkpoint, current_flow
+from kitaru.exceptions import (
+    KitaruCancelledError,
+    KitaruContextError,
+    KitaruOutputError,
+    KitaruUsageError,
+)
+from kitaru.runtime._scope import (
+    INTERRUPTED,
+    CheckpointScope,
+    FlowRun,
+    _current_checkpoint,
+    current_flow,
+)
+from kitaru.store._failure import describe_failure
 from kitaru.store._records import AttemptRecord, CheckpointRecord
 from kitaru.store._values import dump_value, fingerprint, load_value
 
@@ -149,14 +161,23 @@ class Checkpoint(Generic[P, R]):
             max_workers=min(bound, len(items)), thread_name_prefix=f"kitaru-{self.name}"
         ) as pool:
             futures = [
-                pool.submit(contextvars.copy_context().run, self._call, run, step, seq, item, {})
-                for (step, seq), item in zip(steps, items, strict=True)
+                pool.submit(
+                    contextvars.copy_context().run, self._call, run, step, seq, item, {}, position
+                )
+                for position, ((step, seq), item) in enumerate(zip(steps, items, strict=True))
             ]
             for i, fut in enumerate(futures):
-                try:
-                    results[i] = fut.result()
-                except BaseException as exc:
-                    errors[i] = exc
+                while True:
+                    try:
+                        results[i] = fut.result()
+                    except KeyboardInterrupt:
+                        # Ctrl-C while waiting: the items stop at their next cancellation
+                        # point, so keep collecting (docs/outcomes.md).
+                        run.cancel(INTERRUPTED)
+                        continue
+                    except BaseException as exc:
+                        errors[i] = exc
+                    break
         for err in errors:
             if err is not None:
                 raise err
@@ -171,12 +192,15 @@ class Checkpoint(Generic[P, R]):
     ) -> list[Any]:
         sem = asyncio.Semaphore(bound)
 
-        async def one(step: str, seq: int, item: tuple[Any, ...]) -> Any:
+        async def one(step: str, seq: int, item: tuple[Any, ...], position: int) -> Any:
             async with sem:
-                return await self._acall(run, step, seq, item, {})
+                return await self._acall(run, step, seq, item, {}, position)
 
         results = await asyncio.gather(
-            *(one(s, q, it) for (s, q), it in zip(steps, items, strict=True)),
+            *(
+                one(s, q, it, pos)
+                for pos, ((s, q), it) in enumerate(zip(steps, items, strict=True))
+            ),
             return_exceptions=True,
         )
         for res in results:
@@ -233,7 +257,9 @@ class Checkpoint(Generic[P, R]):
         run.runtime.notify("on_checkpoint_reused", run, record)
         return value, record
 
-    def _begin(self, run: FlowRun, record: CheckpointRecord, attempt: int) -> CheckpointScope:
+    def _begin(
+        self, run: FlowRun, record: CheckpointRecord, attempt: int, item: int | None = None
+    ) -> CheckpointScope:
         scope = CheckpointScope(
             run=run,
             name=self.name,
@@ -241,6 +267,7 @@ class Checkpoint(Generic[P, R]):
             step_name=record.step_name,
             checkpoint_type=self.checkpoint_type,
             attempt=attempt,
+            item=item,
         )
         record.attempts.append(
             AttemptRecord(
@@ -280,7 +307,12 @@ class Checkpoint(Generic[P, R]):
         attempt = record.attempts[-1]
         attempt.ended_at = time.time()
         attempt.status = "completed" if error is None else "failed"
-        attempt.error_type = None if error is None else type(error).__name__
+        if error is not None:
+            # The record is the private place for the exception's text (docs/outcomes.md).
+            detail = describe_failure(error, scope.run.runtime.error_detail)
+            attempt.error_type = detail.error_type
+            attempt.error_message = detail.message
+            attempt.error_traceback = detail.traceback
         if scope.metadata:
             attempt.metadata = dict(scope.metadata)
         if scope.usage:
@@ -290,13 +322,13 @@ class Checkpoint(Generic[P, R]):
         try:
             record.output = dump_value(result, what=f"output of checkpoint {self.name!r}")
         except KitaruOutputError as exc:
-            record.status = "failed"
-            record.error_type = type(exc).__name__
-            record.attempts[-1].status = "failed"
-            record.attempts[-1].error_type = type(exc).__name__
-            record.ended_at = time.time()
-            record.cache_key = None
-            run.runtime.store.save_checkpoint(record)
+            detail = describe_failure(exc, run.runtime.error_detail)
+            last = record.attempts[-1]
+            last.status = "failed"
+            last.error_type = detail.error_type
+            last.error_message = detail.message
+            last.error_traceback = detail.traceback
+            self._fail(run, record, exc)
             raise
         record.status = "completed"
         record.ended_at = time.time()
@@ -305,40 +337,80 @@ class Checkpoint(Generic[P, R]):
     def _fail(self, run: FlowRun, record: CheckpointRecord, error: BaseException) -> None:
         record.status = "failed"
         record.error_type = type(error).__name__
+        last = record.attempts[-1] if record.attempts else None
+        if last is not None and last.error_type == record.error_type:
+            record.error_message = last.error_message
+            record.error_traceback = last.error_traceback
         record.ended_at = time.time()
         record.cache_key = None
         run.runtime.store.save_checkpoint(record)
 
     def _should_retry(self, attempt: int, error: BaseException) -> bool:
-        return attempt <= self.retries and isinstance(error, Exception)
+        return (
+            attempt <= self.retries
+            and isinstance(error, Exception)
+            and not isinstance(error, KitaruCancelledError)
+        )
 
-    def _call(self, run: FlowRun, step_name: str, seq: int, args: Any, kwargs: Any) -> Any:
+    @staticmethod
+    def _as_cancel(run: FlowRun, error: BaseException) -> BaseException:
+        """Ctrl-C in a checkpoint body cancels the run; the lane fails as cancelled."""
+        if isinstance(error, KeyboardInterrupt):
+            run.cancel(INTERRUPTED)
+            cancelled = KitaruCancelledError(f"execution {run.exec_id} was cancelled (Ctrl-C)")
+            cancelled.__cause__ = error
+            cancelled.__traceback__ = error.__traceback__
+            return cancelled
+        return error
+
+    def _call(
+        self,
+        run: FlowRun,
+        step_name: str,
+        seq: int,
+        args: Any,
+        kwargs: Any,
+        item: int | None = None,
+    ) -> Any:
+        run.raise_if_cancelled()  # a cancellation point: a call of a cancelled run never starts
         value, record = self._prepare(run, step_name, seq, args, kwargs)
         if value is not _MISS:
             return value
         attempt = 0
         while True:
             attempt += 1
-            scope = self._begin(run, record, attempt)
+            scope = self._begin(run, record, attempt, item)
             token = _current_checkpoint.set(scope)
             try:
                 result = self.func(*args, **kwargs)
             except BaseException as exc:
                 _current_checkpoint.reset(token)
-                self._end(scope, record, exc)
-                if self._should_retry(attempt, exc):
+                error = self._as_cancel(run, exc)
+                self._end(scope, record, error)
+                if self._should_retry(attempt, error) and run.cancel_reason is None:
                     run.runtime.store.save_checkpoint(record)
                     if self.retry_delay:
                         time.sleep(self.retry_delay)
                     continue
-                self._fail(run, record, exc)
-                raise
+                self._fail(run, record, error)
+                if error is exc:
+                    raise
+                raise error from exc
             _current_checkpoint.reset(token)
             self._end(scope, record, None)
             self._store_output(run, record, result)
             return result
 
-    async def _acall(self, run: FlowRun, step_name: str, seq: int, args: Any, kwargs: Any) -> Any:
+    async def _acall(
+        self,
+        run: FlowRun,
+        step_name: str,
+        seq: int,
+        args: Any,
+        kwargs: Any,
+        item: int | None = None,
+    ) -> Any:
+        run.raise_if_cancelled()
         value, record = self._prepare(run, step_name, seq, args, kwargs)
         if value is not _MISS:
             return value
@@ -346,14 +418,14 @@ class Checkpoint(Generic[P, R]):
         attempt = 0
         while True:
             attempt += 1
-            scope = self._begin(run, record, attempt)
+            scope = self._begin(run, record, attempt, item)
             token = _current_checkpoint.set(scope)
             try:
                 result = await func(*args, **kwargs)
             except BaseException as exc:
                 _current_checkpoint.reset(token)
                 self._end(scope, record, exc)
-                if self._should_retry(attempt, exc):
+                if self._should_retry(attempt, exc) and run.cancel_reason is None:
                     run.runtime.store.save_checkpoint(record)
                     if self.retry_delay:
                         await asyncio.sleep(self.retry_delay)

@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import importlib
 import inspect
 import logging
+import sys
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, NoReturn, ParamSpec, TypeVar, overload
 
 from kitaru._ids import new_exec_id
-from kitaru.exceptions import KitaruOutputError, KitaruStateError, KitaruUsageError
-from kitaru.runtime._replay import ReplayPlan, plan_replay
+from kitaru.exceptions import (
+    KitaruCancelledError,
+    KitaruOutputError,
+    KitaruStateError,
+    KitaruUsageError,
+)
+from kitaru.runtime._replay import ReplayPlan, plan_replay, plan_resume
 from kitaru.runtime._runtime import Runtime, get_runtime
-from kitaru.runtime._scope import FlowRun, _current_flow
+from kitaru.runtime._scope import INTERRUPTED, FlowRun, _current_flow
 from kitaru.store._records import ExecutionRecord
 from kitaru.store._values import StoredValue, dump_value, load_value
 
 __all__ = ["Flow", "FlowHandle", "find_flow", "flow"]
 
 logger = logging.getLogger("kitaru")
+
+EXIT_INTERRUPTED = 130
+"""Exit status of a process whose flow Ctrl-C cancelled (128 + SIGINT, as shells expect)."""
+
+_INTERRUPT_GRACE = 1.5
+"""Seconds ``wait()`` gives a flow interrupted by Ctrl-C to reach a cancellation point."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,7 +64,7 @@ class FlowHandle(Generic[R]):
 
     @property
     def status(self) -> str:
-        """``running``, ``completed``, ``failed`` or ``lost``."""
+        """``running``, ``completed``, ``failed``, ``lost`` or ``cancelled``."""
         if self._done.is_set():
             return self._status
         try:
@@ -64,22 +77,63 @@ class FlowHandle(Generic[R]):
         """True once the execution finished in this process."""
         return self._done.is_set()
 
+    def cancel(self) -> None:
+        """Ask the execution to stop at its next cancellation point; it ends ``cancelled``.
+
+        Returns at once (call :meth:`wait` to wait for the end). The request is also stored,
+        so it reaches a producer in another process through its heartbeat. See
+        ``docs/outcomes.md`` for where a running flow stops.
+        """
+        self._runtime.cancel(self.exec_id)
+        if not self._done.is_set():
+            self._runtime.store.request_cancel(self.exec_id)
+
     def wait(self, timeout: float | None = None) -> R:
         """Wait for the execution and return its result, or re-raise its error.
 
+        Ctrl-C while waiting cancels the execution, gives it a moment to stop, prints one line
+        to stderr and exits the process with status 130 (``SystemExit``), without a traceback.
+
         Raises:
             TimeoutError: The execution did not finish within ``timeout`` seconds.
+            KitaruCancelledError: The execution was cancelled.
         """
-        if not self._done.wait(timeout):
+        try:
+            done = self._done.wait(timeout)
+        except KeyboardInterrupt:
+            self._runtime.cancel(self.exec_id, INTERRUPTED)
+            # A second Ctrl-C during the grace period still exits (nothing is printed twice).
+            with contextlib.suppress(KeyboardInterrupt):
+                self._done.wait(_INTERRUPT_GRACE)
+            exit_interrupted(self.exec_id)
+        if not done:
             raise TimeoutError(f"execution {self.exec_id} did not finish within {timeout} s")
         if self._error is not None:
             raise self._error
         return self._result  # type: ignore[no-any-return]
 
-    def _finish(self, result: Any, error: BaseException | None) -> None:
+    def _finish(self, result: Any, error: BaseException | None, status: str | None) -> None:
         self._result, self._error = result, error
-        self._status = "completed" if error is None else "failed"
+        self._status = status or ("completed" if error is None else "failed")
         self._done.set()
+
+
+def exit_interrupted(exec_id: str) -> NoReturn:
+    """Say in one line that Ctrl-C cancelled ``exec_id`` and exit with status 130."""
+    with contextlib.suppress(OSError, ValueError):
+        print(f"kitaru: execution {exec_id} cancelled (interrupted)", file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
+def final_status(run: FlowRun, error: BaseException | None) -> str:
+    """The execution's terminal status for the flow body's outcome ``error``."""
+    if error is None:
+        return "completed"
+    if run.cancel_reason is not None and isinstance(
+        error, (KitaruCancelledError, KeyboardInterrupt)
+    ):
+        return "cancelled"
+    return "failed"
 
 
 class Flow(Generic[P, R]):
@@ -131,21 +185,49 @@ class Flow(Generic[P, R]):
         Returns:
             The new execution's handle; its record names ``exec_id`` as ``original_exec_id``.
         """
-        runtime = get_runtime()
-        original = runtime.store.get_execution(exec_id)
-        if original is None:
-            raise KitaruStateError(f"no execution with ID {exec_id!r}")
-        if original.flow_name != self.name:
-            raise KitaruStateError(
-                f"execution {exec_id} belongs to flow {original.flow_name!r}, not {self.name!r}"
-            )
+        original = self._original(exec_id)
         plan = plan_replay(original, from_)
         args, kwargs = _recorded_inputs(original)
         kwargs.update(flow_kwargs)
         run = self._start(tuple(args), kwargs, replay=plan)
         return self._launch(run, tuple(args), kwargs)
 
+    def resume(self, exec_id: str, **flow_kwargs: Any) -> FlowHandle[R]:
+        """Continue a ``failed``, ``lost`` or ``cancelled`` execution as a new execution.
+
+        Every checkpoint call that completed in ``exec_id`` reuses its recorded output (its
+        body does not run, and it shows as a zero-length span marked as reused); the others
+        run. This is :meth:`replay` with the starting point found for you.
+
+        Args:
+            exec_id: The execution to resume (it must belong to this flow).
+            **flow_kwargs: Flow arguments that replace the recorded ones.
+
+        Returns:
+            The new execution's handle; its record names ``exec_id`` as ``original_exec_id``.
+
+        Raises:
+            KitaruStateError: No such execution, another flow's, or one that did not end
+                ``failed``, ``lost`` or ``cancelled``.
+        """
+        original = self._original(exec_id)
+        plan = plan_resume(original)
+        args, kwargs = _recorded_inputs(original)
+        kwargs.update(flow_kwargs)
+        run = self._start(tuple(args), kwargs, replay=plan)
+        return self._launch(run, tuple(args), kwargs)
+
     # -- internals ------------------------------------------------------------------------
+
+    def _original(self, exec_id: str) -> ExecutionRecord:
+        original = get_runtime().store.get_execution(exec_id)
+        if original is None:
+            raise KitaruStateError(f"no execution with ID {exec_id!r}")
+        if original.flow_name != self.name:
+            raise KitaruStateError(
+                f"execution {exec_id} belongs to flow {original.flow_name!r}, not {self.name!r}"
+            )
+        return original
 
     def _start(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], replay: ReplayPlan | None = None
@@ -180,7 +262,7 @@ class Flow(Generic[P, R]):
                 inputs=inputs,
             )
         )
-        runtime.execution_started(exec_id)
+        runtime.execution_started(exec_id, run)
         if runtime.mode == "server" and runtime.server_url:
             # Once per execution: the ID and a command that works from any shell, so a run
             # is watchable without listing executions first (docs/cli.md).
@@ -205,9 +287,9 @@ class Flow(Generic[P, R]):
                 else:
                     result = self._execute(run, args, kwargs)
             except BaseException as exc:
-                handle._finish(None, exc)
+                handle._finish(None, exc, run.final_status)
             else:
-                handle._finish(result, None)
+                handle._finish(result, None, run.final_status)
 
         ctx = contextvars.Context()  # a fresh context: the new run is nobody's child
         thread = threading.Thread(
@@ -236,7 +318,8 @@ class Flow(Generic[P, R]):
                 output = dump_value(result, what=f"output of flow {self.name!r}")
             except KitaruOutputError as exc:
                 error = exc
-        status = "completed" if error is None else "failed"
+        status = final_status(run, error)
+        run.final_status = status
         run.runtime.notify("on_flow_end", run, status, error)
         _current_flow.reset(token)
         runtime = run.runtime
@@ -261,7 +344,14 @@ class Flow(Generic[P, R]):
         try:
             result = self.func(*args, **kwargs)
         except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                run.cancel(INTERRUPTED)
             self._finish(run, token, None, exc)
+            if run.cancel_reason == INTERRUPTED and threading.current_thread() is (
+                threading.main_thread()
+            ):
+                # Ctrl-C in a plain flow call: the record says cancelled; exit quietly.
+                exit_interrupted(run.exec_id)
             raise
         error = self._finish(run, token, result, None)
         if error is not None:
@@ -274,6 +364,8 @@ class Flow(Generic[P, R]):
         try:
             result = await func(*args, **kwargs)
         except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                run.cancel(INTERRUPTED)
             self._finish(run, token, None, exc)
             raise
         error = self._finish(run, token, result, None)

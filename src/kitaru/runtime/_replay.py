@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 from kitaru.exceptions import KitaruStateError
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
 
-__all__ = ["ReplayPlan", "plan_replay"]
+__all__ = ["RESUMABLE_STATUSES", "ReplayPlan", "plan_replay", "plan_resume"]
 
 _REUSABLE = frozenset({"completed", "cached", "replayed"})
+
+RESUMABLE_STATUSES = ("failed", "lost", "cancelled")
+"""Statuses of an execution that ``resume`` continues."""
 
 
 @dataclass(slots=True)
@@ -61,5 +64,26 @@ def plan_replay(original: ExecutionRecord, from_: str | None) -> ReplayPlan:
     plan.from_step = target.step_name
     for call in calls:
         if call.seq < target.seq and call.status in _REUSABLE and call.output is not None:
+            plan.reuse[call.step_name] = call
+    return plan
+
+
+def plan_resume(original: ExecutionRecord) -> ReplayPlan:
+    """Plan a resume of ``original``: reuse every checkpoint call that completed, run the rest.
+
+    Calls are matched by step name (``fetch``, ``fetch_2``, ...), which a flow hands out in
+    call order, so the same code with the same inputs finds the same names again.
+
+    Raises:
+        KitaruStateError: ``original`` is not ``failed``, ``lost`` or ``cancelled``.
+    """
+    if original.status not in RESUMABLE_STATUSES:
+        raise KitaruStateError(
+            f"execution {original.exec_id} is {original.status}; only "
+            f"{', '.join(RESUMABLE_STATUSES)} executions can be resumed"
+        )
+    plan = ReplayPlan(original_exec_id=original.exec_id, from_step=None)
+    for call in original.checkpoints:
+        if call.status in _REUSABLE and call.output is not None:
             plan.reuse[call.step_name] = call
     return plan

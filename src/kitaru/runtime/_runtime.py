@@ -26,17 +26,22 @@ from kitaru.runtime._observer import ObserverGroup, RuntimeObserver
 
 if TYPE_CHECKING:
     from kitaru.events._models import EventRecord
-    from kitaru.runtime._scope import CheckpointScope
+    from kitaru.runtime._scope import CheckpointScope, FlowRun
     from kitaru.store._base import Store
 
 __all__ = [
+    "CANCEL_REQUESTED",
     "Runtime",
+    "cancel_in_process",
     "current_runtime",
     "get_runtime",
     "reset_runtime",
     "set_runtime",
     "set_runtime_factory",
 ]
+
+CANCEL_REQUESTED = "cancel requested"
+"""Cancel reason of a run stopped through the store (handle, client or CLI)."""
 
 logger = logging.getLogger("kitaru")
 
@@ -52,6 +57,9 @@ class Runtime:
         api_token: The token sent to the server.
         queue_size: Bound of the live-event queue.
         heartbeat_interval: Seconds between execution heartbeats (``None``: none are sent).
+            A heartbeat's answer also says whether someone asked to cancel the execution.
+        error_detail: What failed attempts keep in the record: ``full`` or ``type``.
+            Default: ``KITARU_ERROR_DETAIL``, then ``full``.
         capture_logs: Capture what checkpoints log and print (default: ``KITARU_CAPTURE_LOGS``,
             on); see ``docs/runtime-logs-and-metadata.md``.
     """
@@ -67,8 +75,10 @@ class Runtime:
         queue_size: int | None = None,
         heartbeat_interval: float | None = None,
         capture_logs: bool | None = None,
+        error_detail: str | None = None,
     ) -> None:
         self.store = store
+        self.error_detail = _config.error_detail(error_detail)
         self.mode = mode
         self.server_url = server_url
         self.api_token = api_token
@@ -81,7 +91,7 @@ class Runtime:
         self._observers = ObserverGroup()
         self._hb_lock = threading.Lock()
         self._heartbeat_interval = heartbeat_interval
-        self._active: set[str] = set()
+        self._active: dict[str, FlowRun | None] = {}
         self._hb_thread: threading.Thread | None = None
         self._hb_stop = threading.Event()
         self._closed = False
@@ -130,12 +140,12 @@ class Runtime:
 
     # -- heartbeats -----------------------------------------------------------------------
 
-    def execution_started(self, exec_id: str) -> None:
-        """Start sending heartbeats for ``exec_id`` (server mode)."""
-        if self._heartbeat_interval is None:
-            return
+    def execution_started(self, exec_id: str, run: FlowRun | None = None) -> None:
+        """Start sending heartbeats for ``exec_id``; ``run`` learns of cancel requests."""
         with self._hb_lock:
-            self._active.add(exec_id)
+            self._active[exec_id] = run
+            if self._heartbeat_interval is None:
+                return
             if self._hb_thread is None or not self._hb_thread.is_alive():
                 self._hb_stop.clear()
                 self._hb_thread = threading.Thread(
@@ -146,18 +156,30 @@ class Runtime:
     def execution_finished(self, exec_id: str) -> None:
         """Stop sending heartbeats for ``exec_id``."""
         with self._hb_lock:
-            self._active.discard(exec_id)
+            self._active.pop(exec_id, None)
+
+    def cancel(self, exec_id: str, reason: str = CANCEL_REQUESTED) -> bool:
+        """Cancel ``exec_id`` if it runs in this process; True when it does."""
+        with self._hb_lock:
+            run = self._active.get(exec_id)
+        if run is None:
+            return False
+        run.cancel(reason)
+        return True
 
     def _heartbeat_loop(self) -> None:
         interval = self._heartbeat_interval or 2.0
         while not self._hb_stop.wait(interval):
             with self._hb_lock:
-                active = list(self._active)
-            for exec_id in active:
+                active = list(self._active.items())
+            for exec_id, run in active:
                 try:
-                    self.store.heartbeat(exec_id)
+                    cancel = self.store.heartbeat(exec_id)
                 except Exception:
                     logger.debug("kitaru: heartbeat for %s failed", exec_id, exc_info=True)
+                    continue
+                if cancel and run is not None:
+                    run.cancel(CANCEL_REQUESTED)
 
     # -- shutdown -------------------------------------------------------------------------
 
@@ -238,6 +260,12 @@ def set_runtime(runtime: Runtime | None) -> Runtime | None:
         _runtime = runtime
         _runtime_pid = os.getpid()
         return previous
+
+
+def cancel_in_process(exec_id: str, reason: str = CANCEL_REQUESTED) -> bool:
+    """Cancel ``exec_id`` when it runs in this process's runtime (never builds one)."""
+    rt = current_runtime()
+    return rt is not None and rt.cancel(exec_id, reason)
 
 
 def reset_runtime() -> None:

@@ -18,14 +18,23 @@ from kitaru import _config
 from kitaru._ids import new_correlation_id, trace_id_for
 from kitaru.events._context import current_scope
 from kitaru.events._models import EventRecord
-from kitaru.exceptions import KitaruUsageError
+from kitaru.exceptions import KitaruCancelledError, KitaruUsageError
 
 if TYPE_CHECKING:
     from kitaru.runtime._replay import ReplayPlan
     from kitaru.runtime._runtime import Runtime
     from kitaru.store._usage import UsageRecord
 
-__all__ = ["CheckpointScope", "FlowRun", "current_checkpoint", "current_flow"]
+__all__ = [
+    "INTERRUPTED",
+    "CheckpointScope",
+    "FlowRun",
+    "current_checkpoint",
+    "current_flow",
+]
+
+INTERRUPTED = "interrupted"
+"""Cancel reason of a run stopped by Ctrl-C in its own process."""
 
 _current_flow: contextvars.ContextVar[FlowRun | None] = contextvars.ContextVar(
     "kitaru_flow", default=None
@@ -65,6 +74,9 @@ class FlowRun:
         self.replay = replay
         self.started_at = time.time()
         self.otel: Any = None  # state owned by the OpenTelemetry bridge
+        self.cancel_reason: str | None = None
+        """Why the run was cancelled, once it was (read at every cancellation point)."""
+        self.final_status: str | None = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._step_counts: dict[str, int] = {}
@@ -73,6 +85,20 @@ class FlowRun:
         # What kitaru.log() and kitaru.record_usage() attached in the flow body.
         self.metadata: dict[str, Any] = {}
         self.usage: dict[str, UsageRecord] = {}
+
+    def cancel(self, reason: str) -> None:
+        """Ask the run to stop at its next cancellation point (the first reason stays)."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+
+    def raise_if_cancelled(self) -> None:
+        """A cancellation point: raise :class:`~kitaru.KitaruCancelledError` once cancelled.
+
+        The points are listed in ``docs/outcomes.md``.
+        """
+        reason = self.cancel_reason
+        if reason is not None:
+            raise KitaruCancelledError(f"execution {self.exec_id} was cancelled ({reason})")
 
     def allocate_step(self, name: str) -> tuple[str, int]:
         """A unique step name (``name``, ``name_2``, ...) and start order for a checkpoint call.
@@ -122,6 +148,7 @@ class CheckpointScope:
         "correlation_id",
         "exec_id",
         "flow_name",
+        "item",
         "metadata",
         "name",
         "otel",
@@ -142,8 +169,10 @@ class CheckpointScope:
         step_name: str,
         checkpoint_type: str,
         attempt: int,
+        item: int | None = None,
     ) -> None:
         self.run = run
+        self.item = item
         self.exec_id = run.exec_id
         self.flow_name = run.flow_name
         self.name = name
@@ -179,6 +208,8 @@ class CheckpointScope:
                 "step_name": self.step_name,
                 "attempt": self.attempt,
             }
+            if self.item is not None:
+                meta["item"] = self.item  # input position inside .map()/.product()
             if self.trace_id:
                 meta["trace_id"] = self.trace_id
             if self.span_id:
@@ -223,6 +254,11 @@ class CheckpointScope:
             lifecycle,
         )
         self.run.runtime.dispatch(record, self)
+
+    def check_cancelled(self) -> None:
+        """A cancellation point: raise ``KitaruCancelledError`` once the run was cancelled."""
+        if self.run.cancel_reason is not None:
+            self.run.raise_if_cancelled()
 
     def flush_events(self) -> bool:
         """Wait, within the runtime's flush bound, until the events published so far are sent."""

@@ -334,12 +334,29 @@ def _add_record_routes(api: APIRouter, state: ServerState) -> None:
 
     @api.post(_wire.path_heartbeat("{exec_id}"), tags=["records"])
     async def heartbeat(exec_id: str) -> JsonResponse:
-        """The producer is alive; answers the execution's current status."""
+        """The producer is alive; answers the execution's status and whether to stop.
+
+        ``cancel_requested: true`` tells the producer to stop at its next cancellation point
+        and finish the execution ``cancelled`` (``docs/outcomes.md``).
+        """
         await state.require_known(exec_id)
-        await state.call(store.heartbeat, exec_id)
+        cancel = bool(await state.call(store.heartbeat, exec_id))
         state.seen(exec_id)
         record = await state.execution(exec_id)
-        return JsonResponse({"exec_id": exec_id, "status": record.status})
+        return JsonResponse(
+            {"exec_id": exec_id, "status": record.status, "cancel_requested": cancel}
+        )
+
+    @api.post(_wire.path_cancel("{exec_id}"), tags=["records"])
+    async def cancel_execution(exec_id: str) -> JsonResponse:
+        """Ask the execution's producer to stop; answers the record as it is now.
+
+        Idempotent; a terminal execution is left as it is.
+        """
+        record = await state.execution(exec_id)
+        if not record.is_terminal:
+            await state.call(store.request_cancel, exec_id)
+        return JsonResponse(record.to_dict())
 
     @api.put(
         _wire.path_checkpoint("{exec_id}", "{checkpoint_id}"),

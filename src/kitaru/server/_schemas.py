@@ -26,7 +26,7 @@ EXECUTION: dict[str, Any] = {
         "exec_id": {"type": "string", "minLength": 1},
         "flow_name": {"type": "string", "minLength": 1},
         "flow_ref": _STR_OR_NULL,
-        "status": {"enum": ["running", "completed", "failed", "lost"]},
+        "status": {"enum": ["running", "completed", "failed", "lost", "cancelled"]},
         "created_at": {"type": "number"},
         "ended_at": _NUM_OR_NULL,
         "original_exec_id": _STR_OR_NULL,
@@ -42,7 +42,7 @@ EXECUTION: dict[str, Any] = {
 FINISH: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "status": {"enum": ["completed", "failed", "lost"]},
+        "status": {"enum": ["completed", "failed", "lost", "cancelled"]},
         "output": STORED_VALUE,
         "error_type": _STR_OR_NULL,
     },
@@ -71,6 +71,8 @@ CHECKPOINT: dict[str, Any] = {
                     "started_at": {"type": "number"},
                     "ended_at": _NUM_OR_NULL,
                     "error_type": _STR_OR_NULL,
+                    "error_message": _STR_OR_NULL,
+                    "error_traceback": _STR_OR_NULL,
                 },
                 "required": ["attempt", "correlation_id", "status", "started_at"],
             },
@@ -81,6 +83,8 @@ CHECKPOINT: dict[str, Any] = {
         "reused_from": _STR_OR_NULL,
         "error_type": _STR_OR_NULL,
         "output": STORED_VALUE,
+        "error_message": _STR_OR_NULL,
+        "error_traceback": _STR_OR_NULL,
     },
     "required": [
         "checkpoint_id",

@@ -127,8 +127,13 @@ def add_snapshot_routes(api: APIRouter, state: ServerState, web: WebConfig) -> N
             (lane.trace_id for lane in snap.lanes if is_trace_id(lane.trace_id)), None
         )
         trace_id = lane_trace or trace_id_for(exec_id)
+        lanes = snap.lanes
+        if record.is_terminal:
+            # Lanes that never ended take the execution's verdict (docs/outcomes.md).
+            lanes = tuple(lane.settle(record.status, record.ended_at) for lane in lanes)
         snap = dataclasses.replace(
             snap,
+            lanes=lanes,
             status=record.status,
             flow_name=record.flow_name,
             created_at=record.created_at,

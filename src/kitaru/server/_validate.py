@@ -412,6 +412,8 @@ def _attempt(obj: Any, where: str) -> AttemptRecord:
         ended_at=f.timestamp("ended_at", optional=True),
         error_type=f.text("error_type", optional=True),
         metadata=parse_metadata(obj.get("metadata"), f"{where}: metadata"),
+        error_message=f.text("error_message", optional=True, nonblank=False),
+        error_traceback=f.text("error_traceback", optional=True, nonblank=False),
     )
 
 
@@ -493,4 +495,6 @@ def parse_checkpoint(obj: Any, exec_id: str, checkpoint_id: str) -> CheckpointRe
         error_type=f.text("error_type", optional=True),
         output=f.stored_value("output"),
         usage=parse_usage(obj.get("usage"), "checkpoint: usage"),
+        error_message=f.text("error_message", optional=True, nonblank=False),
+        error_traceback=f.text("error_traceback", optional=True, nonblank=False),
     )

@@ -38,8 +38,20 @@ class Store(Protocol):
         """Mark an execution terminal with its outcome."""
         ...
 
-    def heartbeat(self, exec_id: str) -> None:
-        """Note that the execution's producer is alive."""
+    def heartbeat(self, exec_id: str) -> bool:
+        """Note that the execution's producer is alive.
+
+        Returns:
+            True when someone asked to cancel the execution: its producer should stop at the
+            next cancellation point (``docs/outcomes.md``).
+        """
+        ...
+
+    def request_cancel(self, exec_id: str) -> None:
+        """Ask the execution's producer to stop (idempotent).
+
+        The producer sees the request at its next heartbeat and finishes ``cancelled``.
+        """
         ...
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:

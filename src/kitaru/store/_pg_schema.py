@@ -81,6 +81,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        3,
+        "cancel requests",
+        """
+        CREATE TABLE kitaru_cancel_requests (
+            exec_id TEXT PRIMARY KEY,
+            requested_at DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -150,13 +150,30 @@ class PostgresStore:
             )
         )
 
-    def heartbeat(self, exec_id: str) -> None:
-        """Note that the execution's producer is alive."""
+    def heartbeat(self, exec_id: str) -> bool:
+        """Note that the execution's producer is alive; True when a cancel was requested."""
         args = (time.time(), exec_id)
-        self._run(
-            lambda conn: conn.execute(
+
+        def run(conn: psycopg.Connection[Any]) -> bool:
+            conn.execute(
                 "UPDATE kitaru_executions SET heartbeat_at=GREATEST(COALESCE(heartbeat_at, 0), "
                 "%s) WHERE exec_id=%s",
+                args,
+            )
+            row = conn.execute(
+                "SELECT 1 FROM kitaru_cancel_requests WHERE exec_id=%s", (exec_id,)
+            ).fetchone()
+            return row is not None
+
+        return self._run(run)
+
+    def request_cancel(self, exec_id: str) -> None:
+        """Ask the execution's producer to stop (idempotent)."""
+        args = (exec_id, time.time())
+        self._run(
+            lambda conn: conn.execute(
+                "INSERT INTO kitaru_cancel_requests (exec_id, requested_at) VALUES (%s, %s) "
+                "ON CONFLICT (exec_id) DO NOTHING",
                 args,
             )
         )

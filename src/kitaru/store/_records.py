@@ -18,10 +18,10 @@ __all__ = [
     "ExecutionRecord",
 ]
 
-EXECUTION_STATUSES = ("running", "completed", "failed", "lost")
-"""Statuses of an execution."""
+EXECUTION_STATUSES = ("running", "completed", "failed", "lost", "cancelled")
+"""Statuses of an execution (``docs/outcomes.md``)."""
 
-TERMINAL_EXECUTION_STATUSES = frozenset({"completed", "failed", "lost"})
+TERMINAL_EXECUTION_STATUSES = frozenset({"completed", "failed", "lost", "cancelled"})
 """Statuses after which an execution never changes again."""
 
 CHECKPOINT_STATUSES = ("running", "completed", "failed", "cached", "replayed")
@@ -40,6 +40,8 @@ class AttemptRecord:
     error_type: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     """What ``kitaru.log(**fields)`` attached to this checkpoint execution."""
+    error_message: str | None = None
+    error_traceback: str | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +65,9 @@ class CheckpointRecord:
         output: The stored output (see :meth:`load_output`).
         usage: Token usage and cost per attempt and model (``kitaru.record_usage``); for a
             cached or replayed call, the reused work's usage with zero incurred cost.
+        error_message: The failed call's exception message (bounded; ``None`` when
+            ``KITARU_ERROR_DETAIL=type``).
+        error_traceback: Its formatted traceback (bounded, with a visible truncation mark).
     """
 
     checkpoint_id: str
@@ -80,6 +85,13 @@ class CheckpointRecord:
     error_type: str | None = None
     output: StoredValue | None = None
     usage: list[UsageRecord] = field(default_factory=list)
+    error_message: str | None = None
+    error_traceback: str | None = None
+
+    @property
+    def retries(self) -> int:
+        """How many attempts failed before the last one (0 for a call that ran once)."""
+        return max(0, len(self.attempts) - 1)
 
     def load_output(self) -> Any:
         """Return the stored output as a Python value."""
@@ -140,7 +152,7 @@ class ExecutionRecord:
 
     @property
     def is_terminal(self) -> bool:
-        """True once the execution completed, failed or was lost."""
+        """True once the execution completed, failed, was lost or was cancelled."""
         return self.status in TERMINAL_EXECUTION_STATUSES
 
     def load_output(self) -> Any:

@@ -76,6 +76,10 @@ CREATE TABLE IF NOT EXISTS execution_metadata (
     exec_id TEXT PRIMARY KEY,
     body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cancel_requests (
+    exec_id TEXT PRIMARY KEY,
+    requested_at REAL NOT NULL
+);
 """
 
 
@@ -147,11 +151,22 @@ class SqliteStore:
                 (status, time.time(), value_text(output), error_type, exec_id),
             )
 
-    def heartbeat(self, exec_id: str) -> None:
-        """Note that the execution's producer is alive."""
+    def heartbeat(self, exec_id: str) -> bool:
+        """Note that the execution's producer is alive; True when a cancel was requested."""
         with self._tx() as c:
             c.execute(
                 "UPDATE executions SET heartbeat_at=? WHERE exec_id=?", (time.time(), exec_id)
+            )
+            row = c.execute("SELECT 1 FROM cancel_requests WHERE exec_id=?", (exec_id,)).fetchone()
+        return row is not None
+
+    def request_cancel(self, exec_id: str) -> None:
+        """Ask the execution's producer to stop (idempotent)."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO cancel_requests (exec_id, requested_at) VALUES (?, ?) "
+                "ON CONFLICT(exec_id) DO NOTHING",
+                (exec_id, time.time()),
             )
 
     def get_execution(self, exec_id: str) -> ExecutionRecord | None:

@@ -5,7 +5,17 @@
 import { laneExtras, renderAnnotations } from "./annotations.js";
 import { HttpError, auth, exchange, executionPath, getJson, streamUrl } from "./api.js";
 import { app, badge, el, isTraceId, notice, parse, plural, safeHref, setBadge, setText } from "./dom.js";
-import { LIFECYCLE_PREFIX, eventMeta, foldEvent, groupLanes, inputPosition, newLane } from "./lanes.js";
+import {
+  KIND_FAILED,
+  LIFECYCLE_PREFIX,
+  eventMeta,
+  foldEvent,
+  groupLanes,
+  inputPosition,
+  newLane,
+  retriedLanes,
+  settleLanes,
+} from "./lanes.js";
 import { fmtAgo, fmtClock, fmtDate, fmtDuration, fmtOffset, now } from "./time.js";
 import { Waterfall } from "./waterfall.js";
 
@@ -34,6 +44,9 @@ export class ExecutionView {
     this.rows = new Map(); // correlation ID -> {row, parts}
     this.groups = new Map(); // checkpoint name -> {box, head, parts, more, expanded}
     this.seen = new Set(); // "correlation#index" folded since the snapshot
+    this.failures = new Map(); // correlation ID -> the record's failure of that attempt
+    this.retried = new Set(); // failed attempts a later attempt of the same call replaced
+    this.failuresLoading = false;
     this.timelineKeys = new Set();
     this.cursor = null;
     this.status = null;
@@ -189,6 +202,8 @@ export class ExecutionView {
     this.status = rec.status;
     this.createdAt = rec.created_at;
     this.endedAt = rec.ended_at;
+    this.settle();
+    if (Array.isArray(rec.checkpoints)) this.applyFailures(rec.checkpoints);
     setText(this.flowName, rec.flow_name || "execution");
     this.started.title = fmtDate(rec.created_at);
     document.title = "kitaru · " + (rec.flow_name || "") + " " + shortId(this.execId);
@@ -203,6 +218,7 @@ export class ExecutionView {
       this.dirty.add(lane.correlation_id);
       this.events += lane.event_count || 0;
     }
+    this.settle();
     for (const ev of snap.timeline || []) this.addTimeline(ev);
     // The server builds the link only from a real trace ID; checked again here, so a
     // producer's text never becomes a link (docs/server-architecture.md, "Untrusted text").
@@ -221,6 +237,45 @@ export class ExecutionView {
       );
     }
     this.render();
+  }
+
+  // A lane that never ended takes the execution's verdict; its time stops at the end.
+  settle() {
+    for (const corr of settleLanes(this.lanes.values(), this.status, this.endedAt)) {
+      this.dirty.add(corr);
+    }
+  }
+
+  // The failure text lives in the durable record, not in the stream (docs/outcomes.md):
+  // fetch the record when a lane fails, and show each failed attempt's message on its lane.
+  loadFailures() {
+    if (this.failuresLoading || this.closed) return;
+    this.failuresLoading = true;
+    getJson(executionPath(this.execId))
+      .then((rec) => {
+        if (this.closed) return;
+        if (Array.isArray(rec.checkpoints)) this.applyFailures(rec.checkpoints);
+        this.render();
+      })
+      .catch(() => {})
+      .finally(() => {
+        this.failuresLoading = false;
+      });
+  }
+
+  applyFailures(checkpoints) {
+    for (const cp of checkpoints) {
+      for (const attempt of cp && Array.isArray(cp.attempts) ? cp.attempts : []) {
+        if (!attempt || typeof attempt.correlation_id !== "string") continue;
+        if (typeof attempt.error_type !== "string") continue;
+        this.failures.set(attempt.correlation_id, {
+          type: attempt.error_type,
+          message: typeof attempt.error_message === "string" ? attempt.error_message : null,
+          traceback: typeof attempt.error_traceback === "string" ? attempt.error_traceback : null,
+        });
+        if (this.lanes.has(attempt.correlation_id)) this.dirty.add(attempt.correlation_id);
+      }
+    }
   }
 
   // -- the stream
@@ -249,6 +304,7 @@ export class ExecutionView {
       source.close();
       this.source = null;
       if (data.status) this.status = data.status;
+      this.settle();
       this.setConnection("ended", "ended");
       this.render();
       // The end frame has the final status; the record also has the end time.
@@ -320,6 +376,7 @@ export class ExecutionView {
     const lane = this.lanes.get(ev.correlation_id) || newLane(ev.correlation_id);
     this.lanes.set(ev.correlation_id, foldEvent(lane, ev));
     this.dirty.add(ev.correlation_id);
+    if (ev.kind === KIND_FAILED) this.loadFailures();
     if (typeof ev.kind === "string" && !ev.kind.startsWith(LIFECYCLE_PREFIX)) this.addTimeline(ev);
     this.scheduleRender();
   }
@@ -342,6 +399,12 @@ export class ExecutionView {
   }
 
   render() {
+    // A failed attempt that a later attempt of the same call replaced reads as retried.
+    const retried = retriedLanes(this.lanes.values());
+    for (const corr of new Set([...retried, ...this.retried])) {
+      if (retried.has(corr) !== this.retried.has(corr)) this.dirty.add(corr);
+    }
+    this.retried = retried;
     for (const corr of this.dirty) this.renderLane(this.lanes.get(corr));
     const reorder = this.dirty.size > 0;
     this.dirty.clear();
@@ -349,12 +412,20 @@ export class ExecutionView {
     this.lanesEmpty.hidden = this.lanes.size > 0;
     this.timelineEmpty.hidden = this.timeline.children.length > 0;
     setBadge(this.statusBadge, this.status);
-    const counts = { running: 0, returned: 0, failed: 0 };
-    for (const lane of this.lanes.values()) counts[lane.status] = (counts[lane.status] || 0) + 1;
+    const counts = { running: 0, returned: 0, failed: 0, lost: 0, cancelled: 0, retried: 0 };
+    for (const lane of this.lanes.values()) {
+      const shown = this.shownStatus(lane);
+      counts[shown] = (counts[shown] || 0) + 1;
+    }
+    const verdicts = ["lost", "cancelled", "retried"]
+      .filter((v) => counts[v] > 0)
+      .map((v) => `, ${counts[v]} ${v}`)
+      .join("");
     setText(
       this.counts,
       `${plural(this.lanes.size, "checkpoint execution")}: ` +
-        `${counts.running} running, ${counts.returned} returned, ${counts.failed} failed`,
+        `${counts.running} running, ${counts.returned} returned, ${counts.failed} failed` +
+        verdicts,
     );
     setText(this.eventCount, plural(this.events, "event"));
     if (this.lost > 0) {
@@ -394,7 +465,7 @@ export class ExecutionView {
       setText(
         box.summary,
         `${plural(total, "call")} · ${group.running.length} running · ` +
-          `${group.finished.filter((l) => l.status === "failed").length} failed`,
+          `${group.finished.filter((l) => this.shownStatus(l) === "failed").length} failed`,
       );
       box.node.dataset.running = String(group.running.length);
     });
@@ -422,6 +493,11 @@ export class ExecutionView {
       this.groups.set(name, box);
     }
     return box;
+  }
+
+  // A lane's status as shown: "retried" for a failed attempt that was retried.
+  shownStatus(lane) {
+    return this.retried.has(lane.correlation_id) ? "retried" : lane.status;
   }
 
   renderTimes() {
@@ -470,13 +546,14 @@ export class ExecutionView {
       this.rows.set(lane.correlation_id, entry);
     }
     const { row, parts } = entry;
-    row.dataset.status = lane.status;
+    const shown = this.shownStatus(lane);
+    row.dataset.status = shown;
     const position = inputPosition(lane);
     row.dataset.position = position === null ? "" : String(position);
     setText(parts.name, lane.step_name || lane.checkpoint_name || "checkpoint");
     // The step name already says the input position; only a retry needs a word more.
     setText(parts.sub, lane.attempt !== null && lane.attempt > 1 ? "attempt " + lane.attempt : "");
-    setBadge(parts.status, lane.status);
+    setBadge(parts.status, shown);
     if (lane.percent === null) {
       parts.bar.hidden = true;
       row.dataset.percent = "";
@@ -488,10 +565,28 @@ export class ExecutionView {
       row.dataset.percent = String(pct);
       setText(parts.percent, pct + "%");
     }
-    let message = lane.message || "";
-    if (lane.status === "failed" && lane.error_type) message = lane.error_type + ": " + message;
-    setText(parts.message, message);
-    parts.message.title = message; // the whole text when the line is cut short
+    const failure = lane.status === "failed" ? this.failures.get(lane.correlation_id) : null;
+    if (failure && failure.message !== null) {
+      // The record's text, shown as text (never as HTML), its traceback behind a toggle;
+      // built once, so an opened traceback stays open while the lane updates.
+      if (parts.failure === failure) return this.renderCount(row, parts, lane);
+      parts.failure = failure;
+      const summary = el("summary", { class: "lane-error-summary" }, failure.type + ": " + failure.message);
+      const details = el("details", { class: "lane-error" }, summary);
+      if (failure.traceback) details.append(el("pre", { class: "lane-traceback" }, failure.traceback));
+      parts.message.replaceChildren(details);
+      parts.message.title = "";
+    } else {
+      let message = lane.message || "";
+      if (lane.status === "failed" && lane.error_type) message = lane.error_type + ": " + message;
+      setText(parts.message, message);
+      parts.message.title = message; // the whole text when the line is cut short
+      parts.failure = null;
+    }
+    this.renderCount(row, parts, lane);
+  }
+
+  renderCount(row, parts, lane) {
     row.dataset.events = String(lane.event_count);
     setText(parts.events, plural(lane.event_count, "event"));
   }

@@ -6,14 +6,18 @@
 //
 // The order (docs/web-view.md): lanes are grouped by checkpoint; groups with running lanes
 // come first; inside a group running lanes come first, and fan-out items keep their input
-// order (the step number the flow gave each call: fetch, fetch_2, fetch_3, ...), retries
-// after their first attempt.
+// order (the call's input position, payload.kitaru.item, where the event carries it; else
+// the step number the flow gave each call: fetch, fetch_2, fetch_3, ...), retries after
+// their first attempt.
 
 export const KIND_STARTED = "kitaru.checkpoint.started";
 export const KIND_RETURNED = "kitaru.checkpoint.returned";
 export const KIND_FAILED = "kitaru.checkpoint.failed";
 export const LIFECYCLE_PREFIX = "kitaru.checkpoint.";
 const TERMINAL = { [KIND_RETURNED]: "returned", [KIND_FAILED]: "failed" };
+// An execution that ended with one of these gives it to every lane that never ended
+// (docs/outcomes.md).
+const VERDICTS = new Set(["lost", "cancelled"]);
 
 export function newLane(correlationId) {
   return {
@@ -37,6 +41,7 @@ export function newLane(correlationId) {
     message_index: -1,
     percent_index: -1,
     terminal_index: -1,
+    item: null,
   };
 }
 
@@ -72,6 +77,7 @@ export function foldEvent(lane, ev) {
     if (value && lane[field] === null) lane[field] = value;
   }
   if (lane.attempt === null && Number.isInteger(meta.attempt)) lane.attempt = meta.attempt;
+  if (lane.item === null && Number.isInteger(meta.item) && meta.item >= 0) lane.item = meta.item;
   if (index > lane.last_index) {
     lane.last_index = index;
     lane.last_kind = ev.kind;
@@ -97,10 +103,12 @@ export function foldEvent(lane, ev) {
   return lane;
 }
 
-// The call's position among the calls of its checkpoint (1 for "fetch", 3 for "fetch_3"),
-// or null when the step name does not say (another process's call: "fetch_3@1234" still
-// counts as 3).
+// The call's position among the calls of its checkpoint, counted from 1: the fan-out's
+// input position (payload.kitaru.item, counted from 0) where the events carry it, else the
+// step name's number (1 for "fetch", 3 for "fetch_3"), or null when neither says (another
+// process's call: "fetch_3@1234" still counts as 3).
 export function inputPosition(lane) {
+  if (Number.isInteger(lane.item) && lane.item >= 0) return lane.item + 1;
   const name = lane.checkpoint_name;
   const step = (lane.step_name || "").split("@")[0];
   if (!name || !step) return null;
@@ -164,4 +172,43 @@ export function groupLanes(lanes) {
 // Trace order for the waterfall: by start time, then input order.
 export function byStart(a, b) {
   return compareNullsLast(a.started_at, b.started_at) || inputOrder(a, b);
+}
+
+// Lanes that never ended take the execution's verdict when it ended lost or cancelled, and
+// their time stops at its end. Returns the correlation IDs of the lanes it changed.
+export function settleLanes(lanes, status, endedAt) {
+  const changed = [];
+  if (!VERDICTS.has(status)) return changed;
+  for (const lane of lanes) {
+    if (lane.status !== "running") continue;
+    lane.status = status;
+    if (endedAt) lane.ended_at = Math.max(endedAt, lane.started_at || 0);
+    changed.push(lane.correlation_id);
+  }
+  return changed;
+}
+
+function callKey(lane) {
+  return lane.checkpoint_id || lane.step_name;
+}
+
+// The failed attempts that a later attempt of the same call replaced: a retry, not a
+// failure (as kitaru.lanes.LaneBoard.superseded()). A set of correlation IDs.
+export function retriedLanes(lanes) {
+  const all = [...lanes];
+  const lastAttempt = new Map();
+  for (const lane of all) {
+    const call = callKey(lane);
+    if (call && lane.attempt !== null) {
+      lastAttempt.set(call, Math.max(lastAttempt.get(call) || 0, lane.attempt));
+    }
+  }
+  const retried = new Set();
+  for (const lane of all) {
+    const call = callKey(lane);
+    if (lane.status === "failed" && call && lane.attempt !== null && lane.attempt < lastAttempt.get(call)) {
+      retried.add(lane.correlation_id);
+    }
+  }
+  return retried;
 }

@@ -10,7 +10,7 @@ import { fmtAgo, fmtDate, fmtDuration, now } from "./time.js";
 const UI = "/ui/";
 const PAGE_SIZE = 25;
 const POLL_MS = 2000;
-const STATUSES = ["running", "completed", "failed", "lost"];
+const STATUSES = ["running", "completed", "failed", "lost", "cancelled"];
 const ENDED_STATUSES = new Set(["completed", "failed", "lost", "cancelled"]);
 
 function readFilters() {
