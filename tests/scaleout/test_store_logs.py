@@ -101,7 +101,7 @@ def test_postgres_migrates_a_version_1_database(postgres_schema_url: str) -> Non
     try:
         with psycopg.connect(postgres_schema_url, autocommit=True) as conn:
             done = [r[0] for r in conn.execute("SELECT version FROM kitaru_schema_migrations")]
-            assert sorted(done) == [1, 2]
+            assert sorted(done) == [v for v, _, _ in MIGRATIONS]  # every later migration ran
             assert migrate(conn) == []
         store.append_logs([line("old", "a", 0)])
         store.save_execution_metadata("old", {"k": "v"})
