@@ -277,28 +277,38 @@ class LogCapture(RuntimeObserver):
         with state.lock:
             index = state.lines
             state.lines += 1
-            # Appended under the scope's lock: one checkpoint execution's lines queue in order.
-            if len(self._pending) >= _MAX_PENDING:
-                self._overflow += 1
-                return
-            self._pending.append(
-                LogLine(
-                    exec_id=scope.exec_id,
-                    checkpoint_id=scope.checkpoint_id,
-                    correlation_id=scope.correlation_id,
-                    checkpoint=scope.name,
-                    step_name=scope.step_name,
-                    attempt=scope.attempt,
-                    line=index,
-                    ts=ts,
-                    stream=stream,
-                    level=level,
-                    message=message,
-                    logger=logger_name,
-                    source=source,
-                )
+            line = LogLine(
+                exec_id=scope.exec_id,
+                checkpoint_id=scope.checkpoint_id,
+                correlation_id=scope.correlation_id,
+                checkpoint=scope.name,
+                step_name=scope.step_name,
+                attempt=scope.attempt,
+                line=index,
+                ts=ts,
+                stream=stream,
+                level=level,
+                message=message,
+                logger=logger_name,
+                source=source,
             )
-        self._ensure_thread()
+            # Appended under the scope's lock: one checkpoint execution's lines queue in order.
+            queued = len(self._pending) < _MAX_PENDING
+            if queued:
+                self._pending.append(line)
+            else:
+                self._overflow += 1
+        if queued:
+            self._ensure_thread()
+        # Observers (the OpenTelemetry bridge exports the line as a log record). Whatever they
+        # log or print meanwhile is not captured again: the guard is up (it already is when
+        # the line comes from a tap; the end-of-checkpoint lines raise it here).
+        busy = getattr(_guard, "busy", False)
+        _guard.busy = True
+        try:
+            self.runtime.notify_log_line(scope, line)
+        finally:
+            _guard.busy = busy
 
     # -- shipping ---------------------------------------------------------------------------
 
