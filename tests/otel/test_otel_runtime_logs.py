@@ -238,3 +238,28 @@ def test_a_failing_line_observer_is_counted_and_the_flow_goes_on(
         assert chatty_flow() == 7
         failures = captured.runtime.observer_failures()
     assert list(failures.values()) == [4]
+
+
+@checkpoint
+def unfinished() -> int:
+    print("no line break", end="")
+    return 1
+
+
+@flow
+def unfinished_flow() -> int:
+    return unfinished()
+
+
+def test_the_end_of_checkpoint_line_is_given_to_observers_once(
+    tmp_path: Any, user_handler: Collect
+) -> None:
+    # The partial line is kept when the checkpoint ends, outside the taps; it reaches the
+    # observers too, and what they log or print then is not captured.
+    loud = Loud()
+    with capture_events(tmp_path / "home", observers=(loud,), default_observers=False) as captured:
+        handle = unfinished_flow.run()
+        handle.wait()
+        stored = captured.runtime.store.read_logs(handle.exec_id)  # type: ignore[attr-defined]
+    assert loud.lines == ["no line break"]
+    assert [line.message for line in stored] == ["no line break"]

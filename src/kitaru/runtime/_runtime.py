@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from kitaru.events._models import EventRecord
     from kitaru.runtime._scope import CheckpointScope
     from kitaru.store._base import Store
-    from kitaru.store._logs import LogLine
 
 __all__ = [
     "Runtime",
@@ -114,14 +113,10 @@ class Runtime:
         """
         self._observers.notify(hook, *args)
 
-    def notify_log_line(self, scope: CheckpointScope, line: LogLine) -> None:
-        """Give one captured runtime log line to the observers implementing ``on_log_line``.
-
-        Costs one attribute read when none does (the usual case without OpenTelemetry).
-        """
-        group = self._observers
-        if group.line_observers:
-            group.notify_log_line(scope, line)
+    @property
+    def observer_group(self) -> ObserverGroup:
+        """The :class:`ObserverGroup` behind :attr:`observers` (the log capture notifies it)."""
+        return self._observers
 
     def observer_failures(self) -> dict[str, int]:
         """How often each observer raised, by its class's module and qualified name."""
