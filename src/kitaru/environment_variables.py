@@ -23,6 +23,7 @@ __all__ = [
     "KITARU_OTEL_LOG_RECORDS",
     "KITARU_OTEL_MAX_SPAN_EVENTS",
     "KITARU_OTEL_RECORD_EXCEPTIONS",
+    "KITARU_OTEL_RUNTIME_LOGS",
     "KITARU_OTEL_SHUTDOWN_TIMEOUT",
     "KITARU_PUBLISHER_QUEUE_SIZE",
     "KITARU_RECORD_RETRY_SECONDS",
@@ -96,6 +97,13 @@ KITARU_OTEL_LOG_RECORDS = "KITARU_OTEL_LOG_RECORDS"
 
 Default: ``true`` (whenever there is a logger provider: the application's, or the one kitaru
 builds from the ``OTEL_*`` variables). ``OTEL_LOGS_EXPORTER=none`` turns them off too.
+"""
+
+KITARU_OTEL_RUNTIME_LOGS = "KITARU_OTEL_RUNTIME_LOGS"
+"""``false``: captured runtime log lines do not become OpenTelemetry log records.
+
+Default: ``true`` whenever kitaru's log records are on (see ``KITARU_OTEL_LOG_RECORDS``): what
+a checkpoint's code logs and prints is then exported as it was written, the user's own text.
 """
 
 KITARU_OTEL_MAX_SPAN_EVENTS = "KITARU_OTEL_MAX_SPAN_EVENTS"

@@ -52,6 +52,7 @@ from kitaru.otel import _env, _registry
 from kitaru.otel._events import SpanEventBuffer
 from kitaru.otel._forced import forced_ids
 from kitaru.otel._ids import flow_span_id_for_execution
+from kitaru.otel._runtime_logs import line_fields, skipped
 from kitaru.otel._settings import BridgeSettings
 from kitaru.runtime._observer import RuntimeObserver
 
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
     from kitaru.otel._logs import LogEmitter
     from kitaru.otel._metrics import BridgeMetrics
     from kitaru.runtime._scope import CheckpointScope, FlowRun
+    from kitaru.store._logs import LogLine
     from kitaru.store._records import CheckpointRecord
     from kitaru.store._usage import UsageRecord
 
@@ -198,6 +200,9 @@ class KitaruOtelObserver(RuntimeObserver):
             one, else no log records.
         log_records: ``False`` turns kitaru's log records off. Default: on, or
             ``KITARU_OTEL_LOG_RECORDS`` (``OTEL_LOGS_EXPORTER=none`` also turns them off).
+        runtime_logs: ``False`` keeps the checkpoints' captured runtime log lines (the user's
+            own ``logging`` records and printed lines) from becoming log records; live events
+            still do. Default: on, or ``KITARU_OTEL_RUNTIME_LOGS``.
         meter_provider: Where checkpoint metrics go, used as it is. ``None``: the provider
             kitaru built from the ``OTEL_*`` variables, if any, else no metrics.
     """
@@ -216,6 +221,7 @@ class KitaruOtelObserver(RuntimeObserver):
         logger_provider: LoggerProvider | None = None,
         log_records: bool | None = None,
         meter_provider: MeterProvider | None = None,
+        runtime_logs: bool | None = None,
     ) -> None:
         self.settings = BridgeSettings.resolve(
             record_exception_messages=record_exception_messages,
@@ -225,6 +231,7 @@ class KitaruOtelObserver(RuntimeObserver):
             max_value_length=max_value_length,
             caller_span=caller_span,
             log_records=log_records,
+            runtime_logs=runtime_logs,
         )
         self._logger_provider = logger_provider
         self._emitter: LogEmitter | None = None
@@ -472,6 +479,18 @@ class KitaruOtelObserver(RuntimeObserver):
                 if events is None:
                     events = state.events = SpanEventBuffer(self.settings.max_span_events)
         events.add(record)
+
+    def on_log_line(self, scope: CheckpointScope, line: LogLine) -> None:
+        # Through this bridge's own state only (not emit_checkpoint_log, which reaches every
+        # bridge): with two bridges, each exports each line once.
+        if not self.settings.runtime_logs:
+            return
+        states = scope.otel
+        state = states.get(self) if type(states) is dict else None
+        if type(state) is not _CheckpointState or state.emitter is None or skipped(line):
+            return
+        severity, body, attributes, ts = line_fields(line)
+        state.emit_log(body, severity, None, attributes, ts)
 
     def on_checkpoint_end(
         self, scope: CheckpointScope, status: str, error: BaseException | None

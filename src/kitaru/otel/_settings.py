@@ -73,6 +73,9 @@ class BridgeSettings:
         caller_span: ``link`` (default): a flow called inside another span starts its own
             trace and links to that span; ``parent``: the flow span becomes its child.
         log_records: Live events also become log records (when there is a logger provider).
+        runtime_logs: With ``log_records`` on, the checkpoints' captured runtime log lines
+            (``logging`` records, stdout, stderr) become log records too, their text as the
+            body (docs/runtime-logs-and-metadata.md).
     """
 
     record_exception_messages: bool = False
@@ -82,6 +85,7 @@ class BridgeSettings:
     max_value_length: int = DEFAULT_MAX_VALUE_LENGTH
     caller_span: CallerSpan = "link"
     log_records: bool = True
+    runtime_logs: bool = True
 
     @classmethod
     def resolve(
@@ -94,6 +98,7 @@ class BridgeSettings:
         max_value_length: int | None = None,
         caller_span: str | None = None,
         log_records: bool | None = None,
+        runtime_logs: bool | None = None,
     ) -> BridgeSettings:
         """Resolve each setting: argument, then its environment variable, then the default.
 
@@ -136,6 +141,12 @@ class BridgeSettings:
             log_records=resolve(
                 _check_bool("log_records", log_records),
                 ev.KITARU_OTEL_LOG_RECORDS,
+                parse_bool,
+                True,
+            ),
+            runtime_logs=resolve(
+                _check_bool("runtime_logs", runtime_logs),
+                ev.KITARU_OTEL_RUNTIME_LOGS,
                 parse_bool,
                 True,
             ),

@@ -509,6 +509,7 @@ def configure(
     logger_provider: LoggerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     log_records: bool | None = None,
+    runtime_logs: bool | None = None,
 ) -> KitaruOtelObserver:
     """Turn flows and checkpoints into OpenTelemetry spans, exported where you say.
 
@@ -539,6 +540,9 @@ def configure(
         meter_provider: Record kitaru's metrics on this provider, as it is. Default: one
             kitaru builds for ``endpoint`` or the ``OTEL_*`` variables, if they ask for it.
         log_records: ``False``: no log records (default: on, or ``KITARU_OTEL_LOG_RECORDS``).
+        runtime_logs: ``False``: the checkpoints' captured runtime log lines are not exported
+            as log records, live events still are (default: on, or
+            ``KITARU_OTEL_RUNTIME_LOGS``).
 
     Returns:
         The installed bridge.
@@ -564,6 +568,7 @@ def configure(
         "max_span_events": max_span_events,
         "caller_span": caller_span,
         "log_records": log_records,
+        "runtime_logs": runtime_logs,
     }
     KitaruOtelObserver(**options)  # validates the options before anything changes
     with _lock:

@@ -34,7 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from kitaru import _config
 from kitaru import environment_variables as ev
-from kitaru.runtime._observer import RuntimeObserver
+from kitaru.runtime._observer import ObserverGroup, RuntimeObserver
 from kitaru.runtime._scope import _current_checkpoint
 from kitaru.store._logs import LogLine
 
@@ -130,6 +130,7 @@ class LogCapture(RuntimeObserver):
     def __init__(self, runtime: Runtime, settings: CaptureSettings | None = None) -> None:
         self.runtime = runtime
         self.settings = settings or CaptureSettings.resolve()
+        self._group: ObserverGroup = runtime.observer_group
         self._scopes: dict[str, _ScopeLog] = {}
         self._pending: collections.deque[LogLine] = collections.deque()
         self._overflow = 0
@@ -277,28 +278,41 @@ class LogCapture(RuntimeObserver):
         with state.lock:
             index = state.lines
             state.lines += 1
-            # Appended under the scope's lock: one checkpoint execution's lines queue in order.
-            if len(self._pending) >= _MAX_PENDING:
-                self._overflow += 1
-                return
-            self._pending.append(
-                LogLine(
-                    exec_id=scope.exec_id,
-                    checkpoint_id=scope.checkpoint_id,
-                    correlation_id=scope.correlation_id,
-                    checkpoint=scope.name,
-                    step_name=scope.step_name,
-                    attempt=scope.attempt,
-                    line=index,
-                    ts=ts,
-                    stream=stream,
-                    level=level,
-                    message=message,
-                    logger=logger_name,
-                    source=source,
-                )
+            line = LogLine(
+                exec_id=scope.exec_id,
+                checkpoint_id=scope.checkpoint_id,
+                correlation_id=scope.correlation_id,
+                checkpoint=scope.name,
+                step_name=scope.step_name,
+                attempt=scope.attempt,
+                line=index,
+                ts=ts,
+                stream=stream,
+                level=level,
+                message=message,
+                logger=logger_name,
+                source=source,
             )
-        self._ensure_thread()
+            # Appended under the scope's lock: one checkpoint execution's lines queue in order.
+            queued = len(self._pending) < _MAX_PENDING
+            if queued:
+                self._pending.append(line)
+            else:
+                self._overflow += 1
+        if queued:
+            self._ensure_thread()
+        # Observers implementing on_log_line (the OpenTelemetry bridge exports the line as a
+        # log record); none: one tuple read. Whatever they log or print meanwhile is not
+        # captured again: the guard is up (it already is when the line comes from a tap; for
+        # the end-of-checkpoint lines, whose scope no longer captures anyway, it is raised here).
+        group = self._group
+        if group.line_observers:
+            busy = getattr(_guard, "busy", False)
+            _guard.busy = True
+            try:
+                group.notify_log_line(scope, line)
+            finally:
+                _guard.busy = busy
 
     # -- shipping ---------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kitaru.events._models import EventRecord
     from kitaru.runtime._scope import CheckpointScope, FlowRun
+    from kitaru.store._logs import LogLine
     from kitaru.store._records import CheckpointRecord
 
 __all__ = ["ObserverGroup", "RuntimeObserver"]
@@ -50,6 +51,16 @@ class RuntimeObserver:
     def on_checkpoint_reused(self, run: FlowRun, record: CheckpointRecord) -> None:
         """A checkpoint call reused a recorded output (``record.status``: cached or replayed)."""
 
+    def on_log_line(self, scope: CheckpointScope, line: LogLine) -> None:
+        """A runtime log line was captured and attributed to ``scope``.
+
+        See ``docs/runtime-logs-and-metadata.md``. Called on the thread that logged or printed
+        the line (the end-of-checkpoint lines: on the checkpoint's thread, before the
+        observers' ``on_checkpoint_end``). Anything this hook itself logs or prints there is
+        not captured again. Only observers that override this method are called: with none, a
+        captured line costs the observers nothing.
+        """
+
     def shutdown(self) -> None:
         """The runtime is shutting down."""
 
@@ -69,6 +80,8 @@ class ObserverGroup:
 
     def __init__(self) -> None:
         self.observers: tuple[RuntimeObserver, ...] = ()
+        self.line_observers: tuple[RuntimeObserver, ...] = ()
+        """The observers that override :meth:`RuntimeObserver.on_log_line`."""
         self._lock = threading.Lock()
         self._failures: Counter[str] = Counter()
 
@@ -77,11 +90,13 @@ class ObserverGroup:
         with self._lock:
             if observer not in self.observers:
                 self.observers = (*self.observers, observer)
+                self.line_observers = _line_observers(self.observers)
 
     def remove(self, observer: RuntimeObserver) -> None:
         """Stop notifying ``observer``."""
         with self._lock:
             self.observers = tuple(o for o in self.observers if o is not observer)
+            self.line_observers = _line_observers(self.observers)
 
     def notify(self, hook: str, *args: Any) -> None:
         """Call ``hook`` (a :class:`RuntimeObserver` method name) on every observer.
@@ -93,6 +108,14 @@ class ObserverGroup:
                 getattr(observer, hook)(*args)
             except Exception as exc:
                 self.failed(observer, hook, exc)
+
+    def notify_log_line(self, scope: CheckpointScope, line: LogLine) -> None:
+        """Give one captured line to the observers that implement ``on_log_line``; never raises."""
+        for observer in self.line_observers:
+            try:
+                observer.on_log_line(scope, line)
+            except Exception as exc:
+                self.failed(observer, "on_log_line", exc)
 
     def failed(self, observer: RuntimeObserver, hook: str, exc: Exception) -> None:
         """Count a failure of ``observer``; log its first one at WARNING, later ones at DEBUG."""
@@ -115,3 +138,8 @@ class ObserverGroup:
         """How often each observer failed, by :func:`observer_name`."""
         with self._lock:
             return dict(self._failures)
+
+
+def _line_observers(observers: tuple[RuntimeObserver, ...]) -> tuple[RuntimeObserver, ...]:
+    base = RuntimeObserver.on_log_line
+    return tuple(o for o in observers if getattr(type(o), "on_log_line", base) is not base)

@@ -123,6 +123,11 @@ class Runtime:
         """
         self._observers.notify(hook, *args)
 
+    @property
+    def observer_group(self) -> ObserverGroup:
+        """The :class:`ObserverGroup` behind :attr:`observers` (the log capture notifies it)."""
+        return self._observers
+
     def observer_failures(self) -> dict[str, int]:
         """How often each observer raised, by its class's module and qualified name."""
         return self._observers.failures()
