@@ -13,11 +13,11 @@ from opentelemetry.trace import StatusCode
 import kitaru
 from conftest import (
     CANARIES,
-    Traced,
     OUTPUT,
     PROMPT,
     TOOL_ARG,
     TOOL_RESULT,
+    Traced,
     assert_lifecycle,
     dumped,
     require_framework,
@@ -271,5 +271,5 @@ def test_client_turn_refuses_cache_and_non_clients() -> None:
 
     with pytest.raises(KitaruUsageError, match="cannot cache a ClaudeSDKClient turn"):
         asyncio.run(KitaruClaudeRunner(cache=True).run_turn(ClaudeSDKClient(), "q"))
-    with pytest.raises(KitaruUsageError, match="needs a claude_agent_sdk.ClaudeSDKClient"):
+    with pytest.raises(KitaruUsageError, match=r"needs a claude_agent_sdk\.ClaudeSDKClient"):
         asyncio.run(KitaruClaudeRunner().run_turn(object(), "q"))
