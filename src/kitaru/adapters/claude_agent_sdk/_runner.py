@@ -391,7 +391,7 @@ class KitaruClaudeRunner:
         kwargs["options"] = self._options(extras, stream=stream)
         if self.transport_factory is not None:
             kwargs["transport"] = self.transport_factory()
-        return claude_agent_sdk.query(**kwargs)  # type: ignore[no-any-return]
+        return claude_agent_sdk.query(**kwargs)
 
     def _run_sync_body(self, request: dict[str, Any]) -> ClaudeRunResult:
         return run_coroutine_sync(lambda: self._run_body(request))
