@@ -273,3 +273,38 @@ def test_client_turn_refuses_cache_and_non_clients() -> None:
         asyncio.run(KitaruClaudeRunner(cache=True).run_turn(ClaudeSDKClient(), "q"))
     with pytest.raises(KitaruUsageError, match=r"needs a claude_agent_sdk\.ClaudeSDKClient"):
         asyncio.run(KitaruClaudeRunner().run_turn(object(), "q"))
+
+
+TRANSPORTS: list[FakeClaudeConversation] = []
+
+
+@kitaru.flow
+async def two_turns(q: str) -> Any:
+    from claude_agent_sdk import ClaudeSDKClient
+
+    turns = [first_frames(), resumed_frames()] if not TRANSPORTS else [resumed_frames()]
+    TRANSPORTS.append(FakeClaudeConversation(turns))
+    async with ClaudeSDKClient(transport=TRANSPORTS[-1]) as client:
+        first = await KitaruClaudeRunner(name="ask").run_turn(client, q)
+        second = await KitaruClaudeRunner(name="approve").run_turn(client, "approved")
+    return first.total_cost_usd, second.result
+
+
+def test_client_turns_are_recorded_and_a_replay_reuses_the_earlier_turn() -> None:
+    from kitaru.client import KitaruClient
+
+    TRANSPORTS.clear()
+    handle = two_turns.run(PROMPT)
+    assert handle.wait(30) == (0.0123, OUTPUT)
+    client = KitaruClient()
+    record = client.executions.get(handle.exec_id)
+    usage = {
+        cp.name: [(u.model, u.input_tokens, u.output_tokens, u.cost_usd) for u in cp.usage]
+        for cp in record.checkpoints
+    }
+    assert usage["ask_claude_invocation"] == [("claude-test", 24, 12, 0.0123)]
+    again = client.executions.replay(handle.exec_id, from_="approve_claude_invocation")
+    assert again.wait(30) == (0.0123, OUTPUT)
+    # The replayed run sent only the second turn: the first came from the record.
+    sent = [m["message"]["content"] for m in TRANSPORTS[-1].written if m.get("type") == "user"]
+    assert len(TRANSPORTS) == 2 and sent == ["approved"]
