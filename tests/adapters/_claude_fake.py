@@ -186,3 +186,58 @@ def script(
             }
         )
     return frames
+
+
+class FakeClaudeConversation(Transport):
+    """A fake transport for ``ClaudeSDKClient``: one scripted reply per user message.
+
+    Unlike :class:`FakeClaudeTransport` its message stream stays open between turns (as the
+    CLI's does in a conversation) and ends only when the client disconnects.
+    """
+
+    def __init__(self, turns: list[list[dict[str, Any]]]) -> None:
+        self.turns = list(turns)
+        self.written: list[dict[str, Any]] = []
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._ready = False
+
+    async def connect(self) -> None:
+        self._ready = True
+
+    async def write(self, data: str) -> None:
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            msg = json.loads(line)
+            self.written.append(msg)
+            if msg.get("type") == "control_request":
+                await self._queue.put(
+                    {
+                        "type": "control_response",
+                        "response": {
+                            "subtype": "success",
+                            "request_id": msg["request_id"],
+                            "response": {},
+                        },
+                    }
+                )
+            elif msg.get("type") == "user":
+                for frame in self.turns.pop(0):
+                    await self._queue.put(frame)
+
+    async def read_messages(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            yield item
+
+    async def close(self) -> None:
+        self._ready = False
+        self._queue.put_nowait(None)
+
+    def is_ready(self) -> bool:
+        return self._ready
+
+    async def end_input(self) -> None:
+        pass

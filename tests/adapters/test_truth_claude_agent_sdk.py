@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 
 import kitaru
 from conftest import (
@@ -15,6 +17,7 @@ from conftest import (
     PROMPT,
     TOOL_ARG,
     TOOL_RESULT,
+    Traced,
     assert_lifecycle,
     dumped,
     require_framework,
@@ -24,7 +27,7 @@ from kitaru.testing import EventCapture
 
 require_framework("claude_agent_sdk", "claude-agent-sdk")
 
-from _claude_fake import SESSION, FakeClaudeTransport  # noqa: E402
+from _claude_fake import SESSION, FakeClaudeConversation, FakeClaudeTransport  # noqa: E402
 from claude_agent_sdk import ClaudeAgentOptions  # noqa: E402
 
 from kitaru.adapters.claude_agent_sdk import KitaruClaudeRunner  # noqa: E402
@@ -203,3 +206,105 @@ def test_async_iterable_prompt(kitaru_events: EventCapture) -> None:
     cached = KitaruClaudeRunner(cache=True)
     with pytest.raises(KitaruUsageError, match="cannot be part of a cache key"):
         cached._request("run", prompt(), stream=False)
+
+
+def test_client_turns_tell_the_same_truth_as_query(traced: Traced) -> None:
+    # Two turns of one ClaudeSDKClient conversation over the fake CLI: the first has a
+    # failing tool, a subagent and a deferral; the second resumes it.
+    from claude_agent_sdk import ClaudeSDKClient
+
+    trace.set_tracer_provider(traced.provider)
+    transport = FakeClaudeConversation([first_frames(), resumed_frames()])
+    runner = KitaruClaudeRunner(name="chat")
+    seen: list[str] = []
+
+    @kitaru.flow
+    async def converse(q: str) -> Any:
+        async with ClaudeSDKClient(transport=transport) as client:
+            first = await runner.run_turn(
+                client, q, on_message=lambda m: seen.append(type(m).__name__)
+            )
+            second = await runner.run_turn(client, "approved")
+        return first, second
+
+    first, second = asyncio.run(converse(PROMPT))
+    assert (first.session_id, first.total_cost_usd, second.result) == (SESSION, 0.0123, OUTPUT)
+    sent = [m["message"]["content"] for m in transport.written if m.get("type") == "user"]
+    assert sent == [PROMPT, "approved"]
+    assert seen[-1] == "ResultMessage" and len(seen) == len(first.messages)
+    run1, run2 = _lanes(traced.capture)
+    assert_lifecycle(run1, PREFIX, terminal="completed")
+    assert_lifecycle(run2, PREFIX, terminal="completed")
+    outcomes = [
+        (d["tool_name"], d["outcome"], d["agent"])
+        for d in (e.payload["data"] for e in run1)
+        if d["category"] == "tool_result"
+    ]
+    assert outcomes == [
+        ("Read", "ok", "main"),
+        ("Bash", "error", "main"),
+        ("Grep", "ok", "subagent"),
+    ]
+    end = run1[-1].payload["data"]
+    assert (end["status"], end["interruption_ids"]) == ("interrupted", ["toolu_deploy"])
+    assert (end["input_tokens"], end["output_tokens"], end["cost_usd"]) == (24, 12, 0.0123)
+    done = run2[-1].payload["data"]
+    assert (done["status"], done["input_tokens"], done["output_tokens"]) == ("completed", 17, 2)
+    # GenAI spans: checkpoint -> invoke_agent chat -> chat / execute_tool, the failed tool in ERROR.
+    ckpts = [
+        s
+        for s in traced.spans()
+        if (s.attributes or {}).get("kitaru.checkpoint.type") == "claude_agent_sdk_invocation"
+    ]
+    assert len(ckpts) == 2
+    agent = next(s for s in traced.descendants_of(ckpts[0]) if s.name == "invoke_agent chat")
+    below = {s.name: s for s in traced.children_of(agent)}
+    assert "chat claude-test" in below
+    assert below["execute_tool Bash"].status.status_code is StatusCode.ERROR
+    assert below["execute_tool Read"].status.status_code is not StatusCode.ERROR
+    for canary in CANARIES:
+        assert canary not in dumped(traced.capture.events)
+
+
+def test_client_turn_refuses_cache_and_non_clients() -> None:
+    from claude_agent_sdk import ClaudeSDKClient
+
+    with pytest.raises(KitaruUsageError, match="cannot cache a ClaudeSDKClient turn"):
+        asyncio.run(KitaruClaudeRunner(cache=True).run_turn(ClaudeSDKClient(), "q"))
+    with pytest.raises(KitaruUsageError, match=r"needs a claude_agent_sdk\.ClaudeSDKClient"):
+        asyncio.run(KitaruClaudeRunner().run_turn(object(), "q"))
+
+
+TRANSPORTS: list[FakeClaudeConversation] = []
+
+
+@kitaru.flow
+async def two_turns(q: str) -> Any:
+    from claude_agent_sdk import ClaudeSDKClient
+
+    turns = [first_frames(), resumed_frames()] if not TRANSPORTS else [resumed_frames()]
+    TRANSPORTS.append(FakeClaudeConversation(turns))
+    async with ClaudeSDKClient(transport=TRANSPORTS[-1]) as client:
+        first = await KitaruClaudeRunner(name="ask").run_turn(client, q)
+        second = await KitaruClaudeRunner(name="approve").run_turn(client, "approved")
+    return first.total_cost_usd, second.result
+
+
+def test_client_turns_are_recorded_and_a_replay_reuses_the_earlier_turn() -> None:
+    from kitaru.client import KitaruClient
+
+    TRANSPORTS.clear()
+    handle = two_turns.run(PROMPT)
+    assert handle.wait(30) == (0.0123, OUTPUT)
+    client = KitaruClient()
+    record = client.executions.get(handle.exec_id)
+    usage = {
+        cp.name: [(u.model, u.input_tokens, u.output_tokens, u.cost_usd) for u in cp.usage]
+        for cp in record.checkpoints
+    }
+    assert usage["ask_claude_invocation"] == [("claude-test", 24, 12, 0.0123)]
+    again = client.executions.replay(handle.exec_id, from_="approve_claude_invocation")
+    assert again.wait(30) == (0.0123, OUTPUT)
+    # The replayed run sent only the second turn: the first came from the record.
+    sent = [m["message"]["content"] for m in TRANSPORTS[-1].written if m.get("type") == "user"]
+    assert len(TRANSPORTS) == 2 and sent == ["approved"]

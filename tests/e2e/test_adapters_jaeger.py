@@ -175,16 +175,19 @@ def test_adapter_runs_are_genai_traces_in_jaeger(jaeger: Any, framework: str) ->
         assert canary not in raw, canary
 
 
-def _agent_panel_queries() -> list[tuple[str, str]]:
-    """(title, PromQL) of the dashboard's agent panels, Grafana's interval resolved."""
+def _agent_panel_queries(metrics: str = "traces_span_metrics_") -> list[tuple[str, str]]:
+    """(title, PromQL) of the dashboard's agent panels drawn from ``metrics``, Grafana's
+    interval and variables resolved."""
     import json
+    import re
 
     dashboard = _HERE.parents[1] / "collector-config/grafana/dashboards/kitaru-checkpoints.json"
     out = []
     for panel in json.loads(dashboard.read_text())["panels"]:
         for target in panel.get("targets", []):
             expr = target["expr"]
-            if "gen_ai_" in expr:
+            if "gen_ai_" in expr and metrics in expr:
+                expr = re.sub(r"\$\{?(flow|checkpoint)\}?", ".*", expr)
                 out.append((panel["title"], expr.replace("$__rate_interval", "1m")))
     return out
 
@@ -238,3 +241,73 @@ def test_agent_panels_return_data(otelcol: Any, prometheus: Any) -> None:
     ratio = prometheus.query(queries[1][1])
     failing = {r["metric"].get("gen_ai_tool_name") for r in ratio if float(r["value"][1]) > 0}
     assert {"broken", "Bash"} <= failing, ratio
+
+
+def _wait_for_data(prometheus: Any, queries: list[tuple[str, str]], what: str) -> None:
+    procs = _load("kitaru_e2e_procs_helpers", _HERE / "_procs.py")
+    pending = dict(queries)
+
+    def all_have_data() -> bool:
+        for title, expr in list(pending.items()):
+            values = [float(r["value"][1]) for r in prometheus.query(expr)]
+            if any(v > 0 and v == v for v in values):
+                del pending[title]
+        return not pending
+
+    try:
+        procs.wait_until(all_have_data, timeout=40, interval=0.5, what=what)
+    except AssertionError as exc:
+        details = "\n".join(f"  {t}: {e} -> {prometheus.query(e)}" for t, e in pending.items())
+        raise AssertionError(f"{exc}\nqueries without data:\n{details}") from None
+
+
+@pytest.mark.jaeger
+@pytest.mark.collector
+@pytest.mark.prometheus
+def test_token_and_cost_panels_return_data(
+    otelcol: Any, prometheus: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tokens per model (gen_ai.client.token.usage) and tokens and cost per checkpoint name
+    # (kitaru.usage.*) come from kitaru's SDK metrics, not from span metrics.
+    queries = [(t, e) for t, e in _agent_panel_queries("") if "traces_span_metrics_" not in e]
+    titles = [t for t, _ in queries]
+    assert titles == [
+        "Agent tokens / s (by model)",
+        "Tokens / s per checkpoint name (by model)",
+        "Cost per hour per checkpoint name (by model)",
+    ], titles
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "500")
+    kitaru.otel.configure(endpoint=str(otelcol.otlp_http_endpoint), protocol="http/protobuf")
+    _run_all_frameworks()
+    procs = _load("kitaru_e2e_procs_helpers", _HERE / "_procs.py")
+    procs.wait_until(
+        lambda: prometheus.query('kitaru_usage_tokens_total{gen_ai_request_model="claude-test"}'),
+        timeout=30,
+        interval=0.3,
+        what="kitaru's token counters in Prometheus",
+    )
+    _run_all_frameworks()  # after the first scrape, so every rate() sees an increase
+    _wait_for_data(prometheus, queries, "token and cost panel queries to return data")
+    per_model = prometheus.query(queries[0][1])
+    models = {r["metric"].get("gen_ai_request_model") for r in per_model}
+    assert {"scripted-1", "claude-test"} <= models, per_model
+    assert {r["metric"].get("gen_ai_token_type") for r in per_model} == {"input", "output"}
+    per_checkpoint = {
+        (r["metric"].get("kitaru_checkpoint_name"), r["metric"].get("gen_ai_request_model"))
+        for r in prometheus.query(queries[1][1])
+        if float(r["value"][1]) > 0
+    }
+    assert ("claude_claude_invocation", "claude-test") in per_checkpoint, per_checkpoint
+    costs = {
+        (r["metric"].get("kitaru_checkpoint_name"), r["metric"].get("gen_ai_request_model"))
+        for r in prometheus.query(queries[2][1])
+        if float(r["value"][1]) > 0
+    }
+    # Only Claude reports a cost; the other frameworks' checkpoints have tokens and no cost.
+    assert ("claude_claude_invocation", "claude-test") in costs, costs
+    # The scripted Claude run reports 24 input and 12 output tokens and 0.0123 USD per run.
+    totals = prometheus.query(
+        'sum by (gen_ai_token_type) (kitaru_usage_tokens_total{gen_ai_request_model="claude-test"})'
+    )
+    by_type = {r["metric"]["gen_ai_token_type"]: float(r["value"][1]) for r in totals}
+    assert by_type["input"] % 24 == 0 and by_type["output"] == by_type["input"] / 2, by_type

@@ -18,6 +18,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from kitaru.otel._usage_metrics import record_chat_tokens
+
 __all__ = ["GenAISpans"]
 
 logger = logging.getLogger("kitaru.adapters")
@@ -129,9 +131,18 @@ class GenAISpans:
         cache_read_tokens: int = 0,
         error_type: str | None = None,
     ) -> None:
-        """One ended ``chat {model}`` span (from ``start_ns`` to now) with its token usage."""
+        """One ended ``chat {model}`` span (from ``start_ns`` to now) with its token usage.
+
+        The same tokens go to the ``gen_ai.client.token.usage`` histogram (docs/adapters.md).
+        """
         if not self.enabled:
             return
+        record_chat_tokens(
+            provider=self.provider,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
         attrs: dict[str, Any] = {OPERATION: "chat", PROVIDER: self.provider}
         if model:
             attrs[REQUEST_MODEL] = model

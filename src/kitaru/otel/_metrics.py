@@ -10,7 +10,9 @@ Instruments (instrumentation scope ``kitaru``; Prometheus names as the Collector
 * ``kitaru.events.dropped`` (counter; ``kitaru_events_dropped_total``) per
   ``kitaru.drop.reason``: ``span_event_cap`` (past the per-span cap), ``log_queue`` (log
   records past the emitter's queue), and the live-event publisher's ``overflow``,
-  ``lifecycle_overflow``, ``oversize`` and ``disabled``.
+  ``lifecycle_overflow``, ``oversize`` and ``disabled``;
+* the token and cost counters of :mod:`kitaru.otel._usage_metrics`, per checkpoint name and
+  model, from what ``kitaru.record_usage`` recorded on each checkpoint execution.
 
 Counting an event on the publishing thread is one ``next()`` on an ``itertools.count``
 (atomic under the GIL, tens of nanoseconds); the counters are observable, read when the
@@ -28,6 +30,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from kitaru.events._kinds import CHECKPOINT_PROGRESS_KIND
 from kitaru.otel import _attributes as attr
+from kitaru.otel._usage_metrics import UsageMetrics
 
 if TYPE_CHECKING:
     from kitaru.events._models import EventRecord
@@ -68,6 +71,7 @@ class BridgeMetrics:
             description="Duration of checkpoint executions",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
+        self.usage = UsageMetrics(meter)
         meter.create_observable_counter(
             "kitaru.events",
             callbacks=[self._observe_events],
@@ -100,7 +104,8 @@ class BridgeMetrics:
             next(self._events["custom"])
 
     def checkpoint_ended(self, scope: CheckpointScope, status: str, seconds: float) -> None:
-        """Record one checkpoint execution's duration."""
+        """Record one checkpoint execution's duration, and the tokens and cost it recorded."""
+        self.usage.checkpoint_ended(scope)
         self.duration.record(
             seconds,
             {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -129,6 +129,8 @@ class _Extras:
     options: Any
     on_message: Callable[[Any], Any] | None
     prompt: Any = None
+    client: Any = None  # a connected ClaudeSDKClient (run_turn), else None: query()
+    session_id: str = "default"
 
 
 def _diagnostic(message: Any) -> dict[str, Any]:
@@ -248,6 +250,59 @@ class KitaruClaudeRunner:
         with call_extras(_Extras(options, on_message, prompt)):
             return self._run_sync_ckpt(self._request("run_stream_sync", prompt, stream=True))  # type: ignore[no-any-return]
 
+    async def run_turn(
+        self,
+        client: Any,
+        prompt: Prompt,
+        *,
+        session_id: str = "default",
+        on_message: Callable[[Any], Any] | None = None,
+    ) -> ClaudeRunResult:
+        """One turn of a ``ClaudeSDKClient`` conversation as a checkpoint.
+
+        Sends ``prompt`` with ``client.query(prompt, session_id)`` and reads
+        ``client.receive_response()`` up to its ``ResultMessage``, publishing the same
+        ``claude_agent_sdk.stream.*`` events, tool outcomes, usage and GenAI spans as
+        :meth:`run_stream`. The client stays yours: connect it before (``async with
+        ClaudeSDKClient(options) as client``) and keep using it between turns (``interrupt()``,
+        ``set_model()``, ...); the runner never connects or disconnects it. Partial-message
+        (delta) events appear when the client's options set ``include_partial_messages=True``.
+
+        A turn depends on the conversation before it, which no cache key can hold, so a
+        runner built with ``cache=True`` refuses it. On a replay the stored result of the turn
+        is returned without sending anything to the client.
+
+        Args:
+            client: A connected ``claude_agent_sdk.ClaudeSDKClient``.
+            prompt: The user's message (a string or an async iterable of user messages).
+            session_id: The SDK's conversation session identifier.
+            on_message: Called with every SDK message as it arrives (sync or async).
+
+        Returns:
+            The turn's :class:`ClaudeRunResult`.
+
+        Raises:
+            ClaudeResultMessageError: Claude finished the turn with an error result.
+            KitaruUsageError: ``client`` is not a ``ClaudeSDKClient``, or ``cache=True``.
+            KitaruContextError: Called outside a ``@flow``.
+        """
+        from claude_agent_sdk import ClaudeSDKClient
+
+        if not isinstance(client, ClaudeSDKClient):
+            raise KitaruUsageError(
+                f"run_turn() needs a claude_agent_sdk.ClaudeSDKClient, got {type(client).__name__}"
+            )
+        if self.cache:
+            raise KitaruUsageError(
+                "KitaruClaudeRunner(cache=True) cannot cache a ClaudeSDKClient turn: its answer "
+                "depends on the conversation before it (use cache=False)"
+            )
+        options = getattr(client, "options", None)
+        stream = bool(getattr(options, "include_partial_messages", False))
+        with call_extras(_Extras(None, on_message, prompt, client, session_id)):
+            request = self._request("run_turn", prompt, stream=stream)
+            return await self._run_ckpt(request)  # type: ignore[no-any-return]
+
     # -- checkpoint bodies ----------------------------------------------------------------
 
     def _request(self, surface: str, prompt: Prompt, *, stream: bool) -> dict[str, Any]:
@@ -300,13 +355,9 @@ class KitaruClaudeRunner:
         messages: list[Any] = []
         final: Any = None
         prompt = extras.prompt if extras.prompt is not None else request["prompt"]
-        kwargs: dict[str, Any] = {"prompt": prompt}
-        kwargs["options"] = self._options(extras, stream=stream)
-        if self.transport_factory is not None:
-            kwargs["transport"] = self.transport_factory()
         with run.track():
             try:
-                async for message in claude_agent_sdk.query(**kwargs):
+                async for message in self._messages(extras, prompt, stream=stream):
                     messages.append(message)
                     if isinstance(message, claude_agent_sdk.ResultMessage):
                         final = message
@@ -330,12 +381,31 @@ class KitaruClaudeRunner:
             live.terminal["session_id"] = final.session_id
         return ClaudeRunResult.from_messages(final, messages)
 
+    def _messages(self, extras: _Extras, prompt: Any, *, stream: bool) -> AsyncIterator[Any]:
+        """The SDK messages of one invocation: ``query()``, or one turn of the user's client."""
+        import claude_agent_sdk
+
+        if extras.client is not None:
+            return _client_turn(extras.client, prompt, extras.session_id)
+        kwargs: dict[str, Any] = {"prompt": prompt}
+        kwargs["options"] = self._options(extras, stream=stream)
+        if self.transport_factory is not None:
+            kwargs["transport"] = self.transport_factory()
+        return claude_agent_sdk.query(**kwargs)
+
     def _run_sync_body(self, request: dict[str, Any]) -> ClaudeRunResult:
         return run_coroutine_sync(lambda: self._run_body(request))
 
 
 Prompt = str | AsyncIterable[dict[str, Any]]
 """A Claude prompt: a string, or an async iterable of stream-JSON user messages."""
+
+
+async def _client_turn(client: Any, prompt: Any, session_id: str) -> AsyncIterator[Any]:
+    # The SDK's own turn: send, then read up to and including the ResultMessage.
+    await client.query(prompt, session_id=session_id)
+    async for message in client.receive_response():
+        yield message
 
 
 def _publish(live: LiveStream, message: Any, describe: ClaudeStreamDescriber) -> None:
