@@ -188,6 +188,12 @@ def script(
     return frames
 
 
+CONVERSATIONS: list[FakeClaudeConversation] = []
+"""Every conversation a test flow opened, kept here (one module object) rather than in the test
+module: the e2e tests load the adapter test modules a second time under other names, and a
+replay runs whichever copy of a flow registered last."""
+
+
 class FakeClaudeConversation(Transport):
     """A fake transport for ``ClaudeSDKClient``: one scripted reply per user message.
 

@@ -27,7 +27,7 @@ from kitaru.testing import EventCapture
 
 require_framework("claude_agent_sdk", "claude-agent-sdk")
 
-from _claude_fake import SESSION, FakeClaudeConversation, FakeClaudeTransport  # noqa: E402
+from _claude_fake import CONVERSATIONS, SESSION, FakeClaudeConversation, FakeClaudeTransport  # noqa: E402
 from claude_agent_sdk import ClaudeAgentOptions  # noqa: E402
 
 from kitaru.adapters.claude_agent_sdk import KitaruClaudeRunner  # noqa: E402
@@ -275,7 +275,7 @@ def test_client_turn_refuses_cache_and_non_clients() -> None:
         asyncio.run(KitaruClaudeRunner().run_turn(object(), "q"))
 
 
-TRANSPORTS: list[FakeClaudeConversation] = []
+TRANSPORTS = CONVERSATIONS
 
 
 @kitaru.flow
