@@ -587,7 +587,8 @@ def kitaru_server_scrape_config(target: str, token: str, *, interval: str = "1s"
     The job (and its bearer-token setting) is taken from the shipped file, so the test scrapes
     the server the way the documentation tells operators to.
     """
-    yaml = pytest.importorskip("yaml")
+    import yaml
+
     shipped = yaml.safe_load((CONFIG_DIR / "prometheus.yml").read_text())
     (job,) = [j for j in shipped["scrape_configs"] if j["job_name"] == "kitaru-server"]
     job["static_configs"] = [{"targets": [target]}]
