@@ -16,6 +16,7 @@ Subpackages with more surface are imported by path: ``kitaru.events``, ``kitaru.
 """
 
 from kitaru import _compose, events
+from kitaru._public import publish_names
 from kitaru._version import __version__
 from kitaru.client._client import Executions, KitaruClient
 from kitaru.events._api import progress
@@ -65,3 +66,5 @@ __all__ = [
     "progress",
     "record_usage",
 ]
+
+publish_names(__name__, globals(), __all__)

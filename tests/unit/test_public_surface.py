@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import typing
 from types import ModuleType
 
 import pytest
@@ -85,3 +86,39 @@ def test_every_error_class_is_in_the_one_tree() -> None:
                 assert f"{name}" in tree, f"{name} is not drawn in kitaru/exceptions.py"
     # the tree is not drawn from a list that forgot a whole package
     assert {"TransportDisabledError", "MissingExtraError", "ApiError", "StreamGapError"} <= found
+
+
+def _exported_objects() -> list[tuple[str, object]]:
+    found = []
+    for module in PUBLIC:
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__.startswith(
+                "kitaru"
+            ):
+                found.append((f"{module.__name__}.{name}", obj))
+    return found
+
+
+EXPORTED = _exported_objects()
+
+
+@pytest.mark.parametrize(("path", "obj"), EXPORTED, ids=[p for p, _ in EXPORTED])
+def test_public_names_report_a_public_module(path: str, obj: object) -> None:
+    module_name = obj.__module__  # type: ignore[attr-defined]
+    assert not any(part.startswith("_") for part in module_name.split(".")), (
+        f"{path} reports the private module {module_name}"
+    )
+    # the reported path leads back to the very same object
+    assert getattr(importlib.import_module(module_name), obj.__qualname__) is obj  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("path", "obj"),
+    [(p, o) for p, o in EXPORTED if inspect.isclass(o)],
+    ids=[p for p, o in EXPORTED if inspect.isclass(o)],
+)
+def test_public_classes_keep_resolvable_type_hints(path: str, obj: type) -> None:
+    # the class's annotations still resolve although it now reports the public package
+    hints = typing.get_type_hints(obj)
+    assert not any(isinstance(h, str) for h in hints.values()), path

@@ -17,6 +17,7 @@ arguments, tool results or model output, unless the adapter's capture policy opt
 failure to publish never changes the agent run's result.
 """
 
+from kitaru._public import publish_names
 from kitaru.adapters._common import (
     DISPLAY_MAX_CHARS,
     MESSAGE_MAX_CHARS,
@@ -30,3 +31,5 @@ __all__ = [
     "TEXT_DELTA_MAX_CHARS",
     "MissingExtraError",
 ]
+
+publish_names(__name__, globals(), __all__)

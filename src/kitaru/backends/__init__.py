@@ -5,6 +5,7 @@
 Every backend passes the same conformance suite (``tests/backends/test_conformance.py``).
 """
 
+from kitaru._public import publish_names
 from kitaru.backends._base import (
     AppendResult,
     CursorInvalidError,
@@ -38,3 +39,5 @@ __all__ = [
     "SqliteEventLog",
     "encode_frame",
 ]
+
+publish_names(__name__, globals(), __all__)

@@ -5,6 +5,7 @@
 :class:`ExecutionSnapshot` is what ``executions.snapshot()`` returns.
 """
 
+from kitaru._public import publish_names
 from kitaru._snapshot import ExecutionSnapshot
 from kitaru.client._client import Executions, KitaruClient
 from kitaru.client._errors import StreamDisconnectedError, StreamGapError
@@ -21,3 +22,5 @@ __all__ = [
     "StreamGapError",
     "WatchOptions",
 ]
+
+publish_names(__name__, globals(), __all__)

@@ -3,6 +3,7 @@
 ``kitaru.events.progress`` is the same object as ``kitaru.progress``.
 """
 
+from kitaru._public import publish_names
 from kitaru.events._api import flush, progress, publish
 from kitaru.events._context import process_publisher
 from kitaru.events._kinds import (
@@ -37,6 +38,8 @@ __all__ = [
     "publish",
     "stats",
 ]
+
+publish_names(__name__, globals(), __all__)
 
 _NO_STATS = PublisherStats(0, 0, 0, 0, 0, 0, 0)
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from kitaru._public import publish_names
+
 if TYPE_CHECKING:
     from kitaru.otel._bridge import KitaruOtelObserver
     from kitaru.otel._ids import flow_span_id_for_execution, trace_id_for_execution
@@ -69,6 +71,7 @@ def __getattr__(name: str) -> Any:
             raise ImportError(_INSTALL_HINT) from exc
         raise
     value = getattr(module, name)
+    publish_names(__name__, {name: value}, [name])
     globals()[name] = value
     return value
 

@@ -6,7 +6,10 @@ runtime of server mode (``KITARU_SERVER_URL`` set) is built from both by
 :func:`kitaru.runtime.get_runtime`; build one yourself with :class:`kitaru.runtime.Runtime`.
 """
 
+from kitaru._public import publish_names
 from kitaru.remote._store import HttpStore
 from kitaru.remote._transport import HttpTransport
 
 __all__ = ["HttpStore", "HttpTransport"]
+
+publish_names(__name__, globals(), __all__)

@@ -1,5 +1,6 @@
 """The flow runtime: ``@flow``, ``@checkpoint``, handles, replay, and the runtime observers."""
 
+from kitaru._public import publish_names
 from kitaru.runtime._checkpoint import Checkpoint, checkpoint
 from kitaru.runtime._flow import Flow, FlowHandle, flow
 from kitaru.runtime._observer import RuntimeObserver
@@ -33,3 +34,5 @@ __all__ = [
     "set_runtime",
     "set_runtime_factory",
 ]
+
+publish_names(__name__, globals(), __all__)

@@ -11,6 +11,7 @@ Needs the ``server`` extra (``pip install 'kitaru[server]'``). Run it with
 The wire protocol is described in ``docs/protocol.md``.
 """
 
+from kitaru._public import publish_names
 from kitaru.server._app import create_app
 from kitaru.server._run import RunningServer, check_bind_address, serve, serve_in_thread
 from kitaru.server._settings import DEFAULT_HOST, DEFAULT_PORT, ServerSettings
@@ -28,3 +29,5 @@ __all__ = [
     "serve",
     "serve_in_thread",
 ]
+
+publish_names(__name__, globals(), __all__)

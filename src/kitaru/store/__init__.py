@@ -1,5 +1,6 @@
 """Durable records of executions and checkpoint calls, and the stores that keep them."""
 
+from kitaru._public import publish_names
 from kitaru.store._base import ExecutionExistsError, Store, StoreUnavailableError
 from kitaru.store._records import (
     CHECKPOINT_STATUSES,
@@ -27,3 +28,5 @@ __all__ = [
     "dump_value",
     "load_value",
 ]
+
+publish_names(__name__, globals(), __all__)

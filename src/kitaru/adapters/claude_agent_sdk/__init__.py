@@ -14,6 +14,7 @@ for ``run_stream``, per partial-message stream event, deltas coalesced) plus ``t
 ``ClaudeCapturePolicy(include_stream_text_deltas=True)`` adds clipped ``text_delta`` fields.
 """
 
+from kitaru._public import publish_names
 from kitaru.adapters.claude_agent_sdk._events import (
     CLAUDE_STREAM_EVENT_KINDS,
     CLAUDE_STREAM_TERMINAL_EVENT_KINDS,
@@ -35,3 +36,5 @@ __all__ = [
     "ClaudeStreamDescriber",
     "KitaruClaudeRunner",
 ]
+
+publish_names(__name__, globals(), __all__)

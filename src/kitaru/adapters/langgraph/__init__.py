@@ -16,6 +16,7 @@ summaries; state values, message text and custom payloads appear only with the o
 :class:`LangGraphStreamPolicy`.
 """
 
+from kitaru._public import publish_names
 from kitaru.adapters.langgraph._events import (
     LANGGRAPH_STREAM_EVENT_KINDS,
     LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS,
@@ -32,3 +33,5 @@ __all__ = [
     "LangGraphStreamPolicy",
     "bounded_payload",
 ]
+
+publish_names(__name__, globals(), __all__)

@@ -18,6 +18,7 @@ the SDK's ``RunHooks``; an approval-pending run ends ``interrupted`` and keeps t
 configured it; kitaru's GenAI spans come from the hooks.
 """
 
+from kitaru._public import publish_names
 from kitaru.adapters.openai_agents._events import (
     OPENAI_AGENTS_STREAM_EVENT_KINDS,
     OPENAI_AGENTS_STREAM_TERMINAL_EVENT_KINDS,
@@ -37,3 +38,5 @@ __all__ = [
     "OpenAIRunResult",
     "describe_stream_event",
 ]
+
+publish_names(__name__, globals(), __all__)

@@ -13,6 +13,7 @@ results, prompts or output. ``CapturePolicy(save_stream_transcripts=True)`` adds
 (clipped to 240 characters).
 """
 
+from kitaru._public import publish_names
 from kitaru.adapters.pydantic_ai._agent import CapturePolicy, KitaruAgent
 from kitaru.adapters.pydantic_ai._events import (
     PYDANTIC_AI_STREAM_EVENT_KINDS,
@@ -27,3 +28,5 @@ __all__ = [
     "KitaruAgent",
     "describe_event",
 ]
+
+publish_names(__name__, globals(), __all__)
