@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from kitaru.store._base import ExecutionExistsError
-from kitaru.store._logs import LogLine, log_line_from_row, log_line_row, logs_filter
+from kitaru.store._logs import LogLine, log_line_from_row, log_line_row
+from kitaru.store._queries import ExecutionQuery, LogQuery, QueryingStore
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
 from kitaru.store._rows import (
     attach_metadata,
@@ -24,7 +25,6 @@ from kitaru.store._rows import (
     checkpoint_row,
     execution_from_row,
     execution_row,
-    list_filters,
     metadata_body,
     value_text,
 )
@@ -156,7 +156,7 @@ class SqlDialect:
         )
 
 
-class SqlStore(ABC):
+class SqlStore(QueryingStore):
     """A :class:`~kitaru.store.Store` and :class:`~kitaru.store.LogStore` over SQL tables.
 
     Subclasses set :attr:`sql` and say how one read and one write run.
@@ -187,15 +187,9 @@ class SqlStore(ABC):
         if self._write(lambda c: c.execute(self.sql.insert_execution, args).rowcount) == 0:
             raise ExecutionExistsError(f"an execution with ID {record.exec_id!r} already exists")
 
-    def finish_execution(
-        self,
-        exec_id: str,
-        status: str,
-        *,
-        output: StoredValue | None = None,
-        error_type: str | None = None,
+    def _finish_execution(
+        self, exec_id: str, status: str, output: StoredValue | None, error_type: str | None
     ) -> None:
-        """Mark an execution terminal (only if still running: the first verdict wins)."""
         args = (status, time.time(), value_text(output), error_type, exec_id)
         self._write(lambda c: c.execute(self.sql.finish_execution, args))
 
@@ -231,24 +225,8 @@ class SqlStore(ABC):
 
         return self._read(run)
 
-    def list_executions(
-        self,
-        *,
-        flow_name: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        id_prefix: str | None = None,
-        offset: int = 0,
-    ) -> list[ExecutionRecord]:
-        """Executions, newest first, without checkpoint records."""
-        tail, args = list_filters(
-            self.sql.placeholder,
-            flow_name=flow_name,
-            status=status,
-            limit=limit,
-            id_prefix=id_prefix,
-            offset=offset,
-        )
+    def _list_executions(self, query: ExecutionQuery) -> list[ExecutionRecord]:
+        tail, args = _list_tail(self.sql.placeholder, query)
         return self._rows(self.sql.list_executions + tail, args, execution_from_row)
 
     def running_executions(self) -> list[ExecutionRecord]:
@@ -277,24 +255,8 @@ class SqlStore(ABC):
 
         self._write(run)
 
-    def read_logs(
-        self,
-        exec_id: str,
-        *,
-        after: int | None = None,
-        checkpoint: str | None = None,
-        correlation_id: str | None = None,
-        limit: int = 1000,
-    ) -> list[LogLine]:
-        """Log lines of one execution after cursor ``after``, in the order they were stored."""
-        tail, args = logs_filter(
-            self.sql.placeholder,
-            exec_id=exec_id,
-            after=after,
-            checkpoint=checkpoint,
-            correlation_id=correlation_id,
-            limit=limit,
-        )
+    def _read_logs(self, query: LogQuery) -> list[LogLine]:
+        tail, args = _logs_tail(self.sql.placeholder, query)
         return self._rows(self.sql.read_logs + tail, args, lambda r: log_line_from_row(*r))
 
     def save_execution_metadata(
@@ -306,3 +268,48 @@ class SqlStore(ABC):
 
     def _rows(self, sql: str, args: Sequence[Any], convert: Callable[[Any], T]) -> list[T]:
         return self._read(lambda c: [convert(r) for r in c.execute(sql, args).fetchall()])
+
+
+def _list_tail(p: str, query: ExecutionQuery) -> tuple[str, list[Any]]:
+    """The ``WHERE ... ORDER BY ... LIMIT ... OFFSET`` tail of a listing and its arguments.
+
+    ``p`` is the driver's parameter marker. ``id_prefix`` is compared as text (``%`` and
+    ``_`` are no wildcards); the order is newest first, then by ID, so paging is stable.
+    """
+    where: list[str] = []
+    args: list[Any] = []
+    if query.flow_name is not None:
+        where.append(f"flow_name={p}")
+        args.append(query.flow_name)
+    if query.status is not None:
+        where.append(f"status={p}")
+        args.append(query.status)
+    if query.id_prefix:
+        where.append(f"substr(exec_id, 1, {len(query.id_prefix)})={p}")
+        args.append(query.id_prefix)
+    sql = " WHERE " + " AND ".join(where) if where else ""
+    sql += f" ORDER BY created_at DESC, exec_id DESC LIMIT {p} OFFSET {p}"
+    args.append(max(0, int(query.limit)))
+    args.append(max(0, int(query.offset)))
+    return sql, args
+
+
+def _logs_tail(p: str, query: LogQuery) -> tuple[str, list[Any]]:
+    """The ``WHERE ... ORDER BY ... LIMIT`` tail of a log read and its arguments.
+
+    ``checkpoint`` matches a line's checkpoint name or step name.
+    """
+    sql = f" WHERE exec_id={p}"
+    args: list[Any] = [query.exec_id]
+    if query.after is not None:
+        sql += f" AND id>{p}"
+        args.append(int(query.after))
+    if query.checkpoint is not None:
+        sql += f" AND (checkpoint={p} OR step_name={p})"
+        args += [query.checkpoint, query.checkpoint]
+    if query.correlation_id is not None:
+        sql += f" AND correlation_id={p}"
+        args.append(query.correlation_id)
+    sql += f" ORDER BY id LIMIT {p}"
+    args.append(max(0, int(query.limit)))
+    return sql, args
