@@ -157,7 +157,7 @@ class SqlDialect:
 
 
 class SqlStore(QueryingStore):
-    """A :class:`~kitaru.store.Store` and :class:`~kitaru.store.LogStore` over SQL tables.
+    """A :class:`~kitaru.store.Store` and :class:`~kitaru.store._logs.LogStore` over SQL tables.
 
     Subclasses set :attr:`sql` and say how one read and one write run.
     """
