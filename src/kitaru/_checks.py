@@ -16,6 +16,8 @@ See ``docs/protocol.md`` ("Execution IDs") for the execution ID rules.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 from kitaru.exceptions import KitaruUsageError
 
@@ -33,6 +35,8 @@ __all__ = [
 
 MAX_EXEC_ID_LENGTH = 256
 """The longest execution ID accepted, in characters."""
+
+_N = TypeVar("_N", int, float)
 
 _DOT_SEGMENTS = frozenset({".", ".."})
 
@@ -154,13 +158,7 @@ def parse_positive_int(text: str) -> int:
     Raises:
         ValueError: ``expected a positive integer, got ...``.
     """
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        value = 0
-    if value < 1:
-        raise ValueError(f"expected a positive integer, got {text!r}")
-    return value
+    return _parse_positive(text, int, "integer")
 
 
 def parse_positive_number(text: str) -> float:
@@ -169,10 +167,15 @@ def parse_positive_number(text: str) -> float:
     Raises:
         ValueError: ``expected a positive number, got ...``.
     """
+    return _parse_positive(text, float, "number")
+
+
+def _parse_positive(text: str, convert: Callable[[str], _N], noun: str) -> _N:
     try:
-        value = float(text)
+        value: _N | None = convert(text)
     except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"expected a positive number, got {text!r}")
+        value = None
+    # An int is always finite (and may be too large for math.isfinite).
+    if value is None or not (value > 0 and (isinstance(value, int) or math.isfinite(value))):
+        raise ValueError(f"expected a positive {noun}, got {text!r}")
     return value

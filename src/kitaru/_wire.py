@@ -5,6 +5,8 @@ The full wire protocol is described in ``docs/protocol.md``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = [
     "API_PREFIX",
     "CONTROL_CURSOR",
@@ -94,27 +96,48 @@ PATH_STREAM_TOKENS = f"{API_PREFIX}/stream-tokens"  # POST: a short-lived read-o
 PATH_UI = "/ui/"  # the web view
 
 
-def path_execution(exec_id: str) -> str:
-    """``GET`` one execution (with checkpoints)."""
-    return f"{PATH_EXECUTIONS}/{exec_id}"
+def _execution_path(suffix: str, doc: str) -> Callable[[str], str]:
+    """The path function ``exec_id -> {PATH_EXECUTIONS}/<exec_id><suffix>``."""
+
+    def path(exec_id: str) -> str:
+        return f"{PATH_EXECUTIONS}/{exec_id}{suffix}"
+
+    path.__doc__ = doc
+    return path
 
 
-def path_finish(exec_id: str) -> str:
-    """``POST`` ``{"status", "output", "error_type"}``: mark an execution terminal."""
-    return f"{PATH_EXECUTIONS}/{exec_id}/finish"
-
-
-def path_heartbeat(exec_id: str) -> str:
-    """``POST``: the producing process is alive."""
-    return f"{PATH_EXECUTIONS}/{exec_id}/heartbeat"
-
-
-def path_cancel(exec_id: str) -> str:
-    """``POST``: ask the execution's producer to stop; answers the execution's record.
-
-    The producer learns of it from its next heartbeat's answer (``cancel_requested``).
-    """
-    return f"{PATH_EXECUTIONS}/{exec_id}/cancel"
+# Paths of one execution; each takes the (URL-quoted) execution ID.
+path_execution = _execution_path("", "``GET`` one execution (with checkpoints).")
+path_finish = _execution_path(
+    "/finish", """``POST`` ``{"status", "output", "error_type"}``: mark an execution terminal."""
+)
+path_heartbeat = _execution_path("/heartbeat", "``POST``: the producing process is alive.")
+path_cancel = _execution_path(
+    "/cancel",
+    "``POST``: ask the execution's producer to stop; answers the execution's record.\n\n"
+    "The producer learns of it from its next heartbeat's answer (``cancel_requested``).",
+)
+path_events = _execution_path(
+    "/events",
+    "``POST`` a JSON array of wire events of one execution (idempotent per correlation/index).",
+)
+path_snapshot = _execution_path(
+    "/snapshot",
+    "``GET`` the folded live state of one execution and the cursor to follow it from.",
+)
+path_stream = _execution_path(
+    "/events/stream", "``GET`` the SSE stream of one execution's live events."
+)
+path_logs = _execution_path(
+    "/logs",
+    "``POST`` a JSON array of captured log lines; ``GET`` them (``?after=&checkpoint=``).",
+)
+path_logs_stream = _execution_path(
+    "/logs/stream", "``GET`` the SSE stream of one execution's runtime log lines (follow)."
+)
+path_execution_metadata = _execution_path(
+    "/metadata", """``PUT`` ``{"metadata", "usage"}`` recorded in a flow body."""
+)
 
 
 def path_checkpoint(exec_id: str, checkpoint_id: str) -> str:
@@ -128,33 +151,3 @@ def path_cached_checkpoint() -> str:
     404 when there is none.
     """
     return f"{API_PREFIX}/checkpoints/cached"
-
-
-def path_events(exec_id: str) -> str:
-    """``POST`` a JSON array of wire events of one execution (idempotent per correlation/index)."""
-    return f"{PATH_EXECUTIONS}/{exec_id}/events"
-
-
-def path_snapshot(exec_id: str) -> str:
-    """``GET`` the folded live state of one execution and the cursor to follow it from."""
-    return f"{PATH_EXECUTIONS}/{exec_id}/snapshot"
-
-
-def path_stream(exec_id: str) -> str:
-    """``GET`` the SSE stream of one execution's live events."""
-    return f"{PATH_EXECUTIONS}/{exec_id}/events/stream"
-
-
-def path_logs(exec_id: str) -> str:
-    """``POST`` a JSON array of captured log lines; ``GET`` them (``?after=&checkpoint=``)."""
-    return f"{PATH_EXECUTIONS}/{exec_id}/logs"
-
-
-def path_logs_stream(exec_id: str) -> str:
-    """``GET`` the SSE stream of one execution's runtime log lines (follow)."""
-    return f"{PATH_EXECUTIONS}/{exec_id}/logs/stream"
-
-
-def path_execution_metadata(exec_id: str) -> str:
-    """``PUT`` ``{"metadata", "usage"}`` recorded in a flow body."""
-    return f"{PATH_EXECUTIONS}/{exec_id}/metadata"

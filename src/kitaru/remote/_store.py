@@ -26,6 +26,7 @@ from kitaru._backoff import Backoff
 from kitaru._http import RETRYABLE_STATUSES, auth_headers, error_detail
 from kitaru.exceptions import KitaruBackendError
 from kitaru.store._logs import LogLine
+from kitaru.store._queries import ExecutionQuery, LogQuery, QueryingStore
 from kitaru.store._records import CheckpointRecord, ExecutionRecord
 from kitaru.store._values import StoredValue
 
@@ -53,7 +54,7 @@ def auth_message(server: str, status: int) -> str:
     )
 
 
-class HttpStore:
+class HttpStore(QueryingStore):
     """The :class:`~kitaru.store.Store` of server mode: records live on a kitaru server.
 
     Safe to call from many threads at once (one pooled ``httpx.Client``).
@@ -102,15 +103,10 @@ class HttpStore:
         body.pop("checkpoints", None)
         self._request("create execution", "POST", _wire.PATH_EXECUTIONS, json=body)
 
-    def finish_execution(
-        self,
-        exec_id: str,
-        status: str,
-        *,
-        output: StoredValue | None = None,
-        error_type: str | None = None,
+    def _finish_execution(
+        self, exec_id: str, status: str, output: StoredValue | None, error_type: str | None
     ) -> None:
-        """Mark an execution terminal on the server (retried)."""
+        # Retried, like every record write (see the module docstring).
         body = {
             "status": status,
             "output": dataclasses.asdict(output) if output is not None else None,
@@ -157,25 +153,16 @@ class HttpStore:
         # Exact IDs only: a record with another ID is not this execution.
         return record if record.exec_id == exec_id else None
 
-    def list_executions(
-        self,
-        *,
-        flow_name: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        id_prefix: str | None = None,
-        offset: int = 0,
-    ) -> list[ExecutionRecord]:
-        """Executions, newest first (without checkpoint records)."""
-        params: dict[str, str | int] = {"limit": limit}
-        if flow_name is not None:
-            params["flow"] = flow_name
-        if status is not None:
-            params["status"] = status
-        if id_prefix:
-            params["id_prefix"] = id_prefix
-        if offset:
-            params["offset"] = offset
+    def _list_executions(self, query: ExecutionQuery) -> list[ExecutionRecord]:
+        params: dict[str, str | int] = {"limit": query.limit}
+        if query.flow_name is not None:
+            params["flow"] = query.flow_name
+        if query.status is not None:
+            params["status"] = query.status
+        if query.id_prefix:
+            params["id_prefix"] = query.id_prefix
+        if query.offset:
+            params["offset"] = query.offset
         resp = self._request("list executions", "GET", _wire.PATH_EXECUTIONS, params=params)
         assert resp is not None
         rows = self._json(resp, "list executions")
@@ -226,23 +213,15 @@ class HttpStore:
                 retry=False,
             )
 
-    def read_logs(
-        self,
-        exec_id: str,
-        *,
-        after: int | None = None,
-        checkpoint: str | None = None,
-        correlation_id: str | None = None,
-        limit: int = 1000,
-    ) -> list[LogLine]:
-        """Log lines of one execution after cursor ``after``, in store order."""
-        params: dict[str, str | int] = {"limit": limit}
-        if after is not None:
-            params["after"] = str(after)
-        if checkpoint is not None:
-            params["checkpoint"] = checkpoint
-        if correlation_id is not None:
-            params["correlation_id"] = correlation_id
+    def _read_logs(self, query: LogQuery) -> list[LogLine]:
+        params: dict[str, str | int] = {"limit": query.limit}
+        if query.after is not None:
+            params["after"] = str(query.after)
+        if query.checkpoint is not None:
+            params["checkpoint"] = query.checkpoint
+        if query.correlation_id is not None:
+            params["correlation_id"] = query.correlation_id
+        exec_id = query.exec_id
         op = f"read log lines of execution {exec_id}"
         resp = self._request(op, "GET", _wire.path_logs(segment(exec_id)), params=params)
         assert resp is not None

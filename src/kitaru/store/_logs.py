@@ -22,7 +22,6 @@ __all__ = [
     "LogStore",
     "log_line_from_row",
     "log_line_row",
-    "logs_filter",
 ]
 
 LOG_STREAMS = ("log", "stdout", "stderr", "kitaru")
@@ -96,36 +95,6 @@ def log_line_from_row(cursor: int, body: str) -> LogLine:
     line = LogLine.from_dict(orjson.loads(body))
     line.cursor = int(cursor)
     return line
-
-
-def logs_filter(
-    placeholder: str,
-    *,
-    exec_id: str,
-    after: int | None,
-    checkpoint: str | None,
-    correlation_id: str | None,
-    limit: int,
-) -> tuple[str, list[Any]]:
-    """The ``WHERE ... ORDER BY ... LIMIT`` tail of a log read and its arguments.
-
-    ``checkpoint`` matches a line's checkpoint name or step name.
-    """
-    p = placeholder
-    sql = f" WHERE exec_id={p}"
-    args: list[Any] = [exec_id]
-    if after is not None:
-        sql += f" AND id>{p}"
-        args.append(int(after))
-    if checkpoint is not None:
-        sql += f" AND (checkpoint={p} OR step_name={p})"
-        args += [checkpoint, checkpoint]
-    if correlation_id is not None:
-        sql += f" AND correlation_id={p}"
-        args.append(correlation_id)
-    sql += f" ORDER BY id LIMIT {p}"
-    args.append(max(0, int(limit)))
-    return sql, args
 
 
 @runtime_checkable

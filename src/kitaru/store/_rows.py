@@ -22,7 +22,6 @@ __all__ = [
     "checkpoint_row",
     "execution_from_row",
     "execution_row",
-    "list_filters",
     "metadata_body",
     "value_from",
     "value_text",
@@ -101,44 +100,6 @@ def checkpoint_row(record: CheckpointRecord) -> tuple[Any, ...]:
 def checkpoint_from_body(body: str) -> CheckpointRecord:
     """A checkpoint record from its ``body`` column."""
     return CheckpointRecord.from_dict(orjson.loads(body))
-
-
-def list_filters(
-    placeholder: str,
-    *,
-    flow_name: str | None,
-    status: str | None,
-    limit: int,
-    id_prefix: str | None = None,
-    offset: int = 0,
-) -> tuple[str, list[Any]]:
-    """The ``WHERE ... ORDER BY ... LIMIT ... OFFSET`` tail of ``list_executions``, and its args.
-
-    Args:
-        placeholder: The driver's parameter marker (``?`` for sqlite3, ``%s`` for psycopg).
-        flow_name: Only executions of this flow.
-        status: Only executions with this status.
-        limit: Most rows (negative counts as 0).
-        id_prefix: Only executions whose ID starts with this text (compared as text, so
-            ``%`` and ``_`` are no wildcards).
-        offset: Rows to skip (paging; the order is newest first, then by ID, so stable).
-    """
-    where: list[str] = []
-    args: list[Any] = []
-    if flow_name is not None:
-        where.append(f"flow_name={placeholder}")
-        args.append(flow_name)
-    if status is not None:
-        where.append(f"status={placeholder}")
-        args.append(status)
-    if id_prefix:
-        where.append(f"substr(exec_id, 1, {len(id_prefix)})={placeholder}")
-        args.append(id_prefix)
-    sql = " WHERE " + " AND ".join(where) if where else ""
-    sql += f" ORDER BY created_at DESC, exec_id DESC LIMIT {placeholder} OFFSET {placeholder}"
-    args.append(max(0, int(limit)))
-    args.append(max(0, int(offset)))
-    return sql, args
 
 
 def metadata_body(metadata: Mapping[str, Any], usage: Sequence[Mapping[str, Any]]) -> str:

@@ -10,28 +10,17 @@ import contextlib
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from kitaru._sqlite_errors import describe, rollback
 from kitaru.exceptions import KitaruBackendError
-from kitaru.store._logs import LogLine, log_line_from_row, log_line_row, logs_filter
-from kitaru.store._records import CheckpointRecord, ExecutionRecord
-from kitaru.store._rows import (
-    attach_metadata,
-    checkpoint_from_body,
-    checkpoint_row,
-    execution_from_row,
-    execution_row,
-    list_filters,
-    metadata_body,
-    value_text,
-)
-from kitaru.store._values import StoredValue
+from kitaru.store._sql import SqlConnection, SqlDialect, SqlStore
 
 __all__ = ["SqliteStore"]
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -83,12 +72,21 @@ CREATE TABLE IF NOT EXISTS cancel_requests (
 """
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """A :class:`~kitaru.store.Store` in one SQLite file.
 
     Args:
         path: The database file; its folder is created if needed.
     """
+
+    sql = SqlDialect(
+        placeholder="?",
+        table_prefix="",
+        execution_conflict="",  # a duplicate ID raises sqlite3.IntegrityError
+        heartbeat_value="{p}",
+        cached_order="ended_at DESC",  # SQLite sorts NULL first, so last when descending
+        log_insert=("INSERT OR IGNORE INTO", ""),
+    )
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -122,178 +120,12 @@ class SqliteStore:
                 self._conns.append(conn)
         return conn
 
-    def _tx(self) -> _Tx:
-        return _Tx(self._conn())
+    def _read(self, fn: Callable[[SqlConnection], T]) -> T:
+        return fn(self._conn())
 
-    def create_execution(self, record: ExecutionRecord) -> None:
-        """Record a new execution."""
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO executions (exec_id, flow_name, flow_ref, status, created_at, "
-                "ended_at, original_exec_id, error_type, inputs, output, heartbeat_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                execution_row(record),
-            )
-
-    def finish_execution(
-        self,
-        exec_id: str,
-        status: str,
-        *,
-        output: StoredValue | None = None,
-        error_type: str | None = None,
-    ) -> None:
-        """Mark an execution terminal (a terminal execution is never changed again)."""
-        with self._tx() as c:
-            c.execute(
-                "UPDATE executions SET status=?, ended_at=?, output=?, error_type=? "
-                "WHERE exec_id=? AND status='running'",
-                (status, time.time(), value_text(output), error_type, exec_id),
-            )
-
-    def heartbeat(self, exec_id: str) -> bool:
-        """Note that the execution's producer is alive; True when a cancel was requested."""
-        with self._tx() as c:
-            c.execute(
-                "UPDATE executions SET heartbeat_at=? WHERE exec_id=?", (time.time(), exec_id)
-            )
-            row = c.execute("SELECT 1 FROM cancel_requests WHERE exec_id=?", (exec_id,)).fetchone()
-        return row is not None
-
-    def request_cancel(self, exec_id: str) -> None:
-        """Ask the execution's producer to stop (idempotent)."""
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO cancel_requests (exec_id, requested_at) VALUES (?, ?) "
-                "ON CONFLICT(exec_id) DO NOTHING",
-                (exec_id, time.time()),
-            )
-
-    def get_execution(self, exec_id: str) -> ExecutionRecord | None:
-        """The execution with its checkpoint records, or ``None``."""
-        conn = self._conn()
-        row = conn.execute(
-            "SELECT exec_id, flow_name, flow_ref, status, created_at, ended_at, "
-            "original_exec_id, error_type, inputs, output, heartbeat_at "
-            "FROM executions WHERE exec_id=?",
-            (exec_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        record = execution_from_row(row)
-        rows = conn.execute(
-            "SELECT body FROM checkpoints WHERE exec_id=? ORDER BY seq", (exec_id,)
-        ).fetchall()
-        record.checkpoints = [checkpoint_from_body(r[0]) for r in rows]
-        meta = conn.execute(
-            "SELECT body FROM execution_metadata WHERE exec_id=?", (exec_id,)
-        ).fetchone()
-        if meta is not None:
-            attach_metadata(record, meta[0])
-        return record
-
-    def list_executions(
-        self,
-        *,
-        flow_name: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-        id_prefix: str | None = None,
-        offset: int = 0,
-    ) -> list[ExecutionRecord]:
-        """Executions, newest first, without checkpoint records."""
-        sql = (
-            "SELECT exec_id, flow_name, flow_ref, status, created_at, ended_at, "
-            "original_exec_id, error_type, inputs, NULL, heartbeat_at FROM executions"
-        )
-        tail, args = list_filters(
-            "?", flow_name=flow_name, status=status, limit=limit, id_prefix=id_prefix, offset=offset
-        )
-        rows = self._conn().execute(sql + tail, args).fetchall()
-        return [execution_from_row(r) for r in rows]
-
-    def running_executions(self) -> list[ExecutionRecord]:
-        """Every execution still marked running (for lost-producer detection)."""
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT exec_id, flow_name, flow_ref, status, created_at, ended_at, "
-                "original_exec_id, error_type, NULL, NULL, heartbeat_at FROM executions "
-                "WHERE status='running'"
-            )
-            .fetchall()
-        )
-        return [execution_from_row(r) for r in rows]
-
-    def save_checkpoint(self, record: CheckpointRecord) -> None:
-        """Create or replace a checkpoint record."""
-        row = checkpoint_row(record)
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO checkpoints (checkpoint_id, exec_id, seq, cache_key, status, "
-                "ended_at, body) VALUES (?,?,?,?,?,?,?) ON CONFLICT(checkpoint_id) DO UPDATE "
-                "SET status=excluded.status, ended_at=excluded.ended_at, "
-                "cache_key=excluded.cache_key, body=excluded.body",
-                row,
-            )
-
-    def find_cached(self, cache_key: str) -> CheckpointRecord | None:
-        """The newest completed record with this cache key."""
-        row = (
-            self._conn()
-            .execute(
-                "SELECT body FROM checkpoints WHERE cache_key=? AND status='completed' "
-                "ORDER BY ended_at DESC LIMIT 1",
-                (cache_key,),
-            )
-            .fetchone()
-        )
-        return checkpoint_from_body(row[0]) if row else None
-
-    def append_logs(self, lines: Sequence[LogLine]) -> None:
-        """Store captured log lines (lines already stored under their key are skipped)."""
-        if not lines:
-            return
-        rows = [log_line_row(line) for line in lines]
-        with self._tx() as c:
-            c.executemany(
-                "INSERT OR IGNORE INTO log_lines (exec_id, correlation_id, line, checkpoint, "
-                "step_name, body) VALUES (?,?,?,?,?,?)",
-                rows,
-            )
-
-    def read_logs(
-        self,
-        exec_id: str,
-        *,
-        after: int | None = None,
-        checkpoint: str | None = None,
-        correlation_id: str | None = None,
-        limit: int = 1000,
-    ) -> list[LogLine]:
-        """Log lines of one execution after cursor ``after``, in the order they were stored."""
-        tail, args = logs_filter(
-            "?",
-            exec_id=exec_id,
-            after=after,
-            checkpoint=checkpoint,
-            correlation_id=correlation_id,
-            limit=limit,
-        )
-        rows = self._conn().execute("SELECT id, body FROM log_lines" + tail, args).fetchall()
-        return [log_line_from_row(r[0], r[1]) for r in rows]
-
-    def save_execution_metadata(
-        self, exec_id: str, metadata: Mapping[str, Any], usage: Sequence[Mapping[str, Any]] = ()
-    ) -> None:
-        """Store the flow-body metadata and usage of an execution (replacing earlier ones)."""
-        body = metadata_body(metadata, usage)
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO execution_metadata (exec_id, body) VALUES (?,?) "
-                "ON CONFLICT(exec_id) DO UPDATE SET body=excluded.body",
-                (exec_id, body),
-            )
+    def _write(self, fn: Callable[[SqlConnection], T]) -> T:
+        with _Tx(self._conn()) as conn:
+            return fn(conn)
 
     def close(self) -> None:
         """Close every connection this store opened."""
