@@ -187,6 +187,9 @@ class AdapterPolicy:
     TEXT_FIELD: ClassVar[str] = "include_text"
     BOOL_FIELDS: ClassVar[tuple[str, ...]] = ()
 
+    emit_child_events: bool
+    delta_interval: float | None
+
     @property
     def include_text(self) -> bool:
         """Whether live events may carry clipped model text (the adapter's text opt-in)."""

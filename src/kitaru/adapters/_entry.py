@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from kitaru.adapters._common import AdapterPolicy, normalize_name, require_module
+from kitaru.adapters._common import AdapterPolicy, StreamSpec, normalize_name, require_module
+from kitaru.adapters._genai import GenAISpans
+from kitaru.adapters._run import AgentRun
 from kitaru.exceptions import KitaruUsageError
 from kitaru.runtime._checkpoint import Checkpoint
 
@@ -87,6 +89,7 @@ class AdapterEntry(Generic[P]):
     """The shared part of an adapter's entry point; subclasses set the class attributes.
 
     Attributes:
+        STREAM: The adapter's live-event stream (its ``adapter`` is the package's name).
         MODULE: The framework module that must be importable.
         EXTRA: The kitaru extra that installs it.
         POLICY: The adapter's policy class (what its live events may contain).
@@ -95,6 +98,7 @@ class AdapterEntry(Generic[P]):
         cache: Whether the adapter's checkpoints reuse earlier results with the same identity.
     """
 
+    STREAM: ClassVar[StreamSpec]
     MODULE: ClassVar[str]
     EXTRA: ClassVar[str]
     POLICY: ClassVar[type[AdapterPolicy]]
@@ -102,13 +106,14 @@ class AdapterEntry(Generic[P]):
     CHECKPOINT_SUFFIX: ClassVar[str]
 
     _label: str
+    _policy: AdapterPolicy
     _checkpoint_opts: dict[str, Any]
     cache: bool
 
     @classmethod
     def require(cls) -> None:
         """Raise :class:`~kitaru.adapters.MissingExtraError` when the framework is missing."""
-        feature = cls.__module__.rpartition(".")[0]
+        feature = f"kitaru.adapters.{cls.STREAM.adapter}"
         require_module(cls.MODULE, extra=cls.EXTRA, feature=feature)
 
     def _setup(
@@ -131,13 +136,24 @@ class AdapterEntry(Generic[P]):
             "cache": cache,
             "retries": retries,
         }
-        return policy if policy is not None else cast(P, self.POLICY())
+        chosen = policy if policy is not None else cast(P, self.POLICY())
+        self._policy = chosen
+        return chosen
 
     def _checkpoint(self, body: Callable[..., Any], suffix: str = "") -> Checkpoint[Any, Any]:
         """An adapter checkpoint running ``body``, named after the entry point (+ ``suffix``)."""
         opts = dict(self._checkpoint_opts)
         opts["name"] += suffix
         return adapter_checkpoint(body, **opts)
+
+    def _agent_run(self, fields: Mapping[str, Any], spans: GenAISpans) -> AgentRun:
+        """A new run of this entry point: its live stream (events carry ``fields``) and spans."""
+        live = self.STREAM.open(
+            fields,
+            enabled=self._policy.emit_child_events,
+            delta_interval=self._policy.delta_interval,
+        )
+        return AgentRun(live, spans)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._label!r}>"

@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 from kitaru.adapters._common import AdapterPolicy, LiveStream, maybe_await, normalize_name
 from kitaru.adapters._entry import AdapterEntry, call_extras, current_extras, run_coroutine_sync
 from kitaru.adapters._genai import GenAISpans
-from kitaru.adapters._run import AgentRun
 from kitaru.adapters.claude_agent_sdk._events import STREAM, ClaudeStreamDescriber
 from kitaru.adapters.claude_agent_sdk._tracker import ClaudeRunTracker
 from kitaru.exceptions import KitaruError, KitaruUsageError
@@ -159,6 +158,7 @@ class KitaruClaudeRunner(AdapterEntry[ClaudeCapturePolicy]):
         MissingExtraError: The SDK is not installed (``pip install 'kitaru[claude-agent-sdk]'``).
     """
 
+    STREAM = STREAM
     MODULE = "claude_agent_sdk"
     EXTRA = "claude-agent-sdk"
     POLICY = ClaudeCapturePolicy
@@ -330,12 +330,11 @@ class KitaruClaudeRunner(AdapterEntry[ClaudeCapturePolicy]):
 
         extras: _Extras = current_extras() or _Extras(None, None)
         stream = bool(request["stream"])
-        live = STREAM.open(
+        run = self._agent_run(
             {"runner_name": self.runner_name, "scope": "invocation"},
-            enabled=self.capture.emit_child_events,
-            delta_interval=self.capture.delta_interval,
+            GenAISpans(provider="anthropic", agent_name=self.runner_name),
         )
-        run = AgentRun(live, GenAISpans(provider="anthropic", agent_name=self.runner_name))
+        live = run.live
         tracker = ClaudeRunTracker(run)
         describe = ClaudeStreamDescriber(text_deltas=request["include_stream_text_deltas"])
         messages: list[Any] = []

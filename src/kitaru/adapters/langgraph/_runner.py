@@ -10,7 +10,6 @@ from typing import Any
 from kitaru.adapters._common import maybe_await, normalize_name
 from kitaru.adapters._entry import AdapterEntry, call_extras, current_extras
 from kitaru.adapters._genai import GenAISpans
-from kitaru.adapters._run import AgentRun
 from kitaru.adapters.langgraph._callbacks import run_callbacks
 from kitaru.adapters.langgraph._events import STREAM, GraphStreamObserver
 from kitaru.adapters.langgraph._policy import LangGraphStreamPolicy, resolve_modes
@@ -59,6 +58,7 @@ class KitaruGraphRunner(AdapterEntry[LangGraphStreamPolicy]):
         MissingExtraError: LangGraph is not installed (``pip install 'kitaru[langgraph]'``).
     """
 
+    STREAM = STREAM
     MODULE = "langgraph"
     EXTRA = "langgraph"
     POLICY = LangGraphStreamPolicy
@@ -214,16 +214,15 @@ class KitaruGraphRunner(AdapterEntry[LangGraphStreamPolicy]):
         self, request: dict[str, Any]
     ) -> Iterator[tuple[_Extras, GraphStreamObserver, dict[str, Any]]]:
         extras = self._extras()
-        live = STREAM.open(
+        run = self._agent_run(
             {
                 "graph_name": self.graph_name,
                 "thread_id": request["thread_id"],
                 "surface": request["surface"],
             },
-            enabled=self.stream_policy.emit_child_events,
-            delta_interval=self.stream_policy.delta_interval,
+            GenAISpans(provider="langgraph", agent_name=self.graph_name),
         )
-        run = AgentRun(live, GenAISpans(provider="langgraph", agent_name=self.graph_name))
+        live = run.live
         obs = GraphStreamObserver(live, self.stream_policy, request["stream_modes"])
         config = dict(extras.config or {})
         callbacks = config.get("callbacks")

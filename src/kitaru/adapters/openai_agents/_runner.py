@@ -124,6 +124,7 @@ class KitaruRunner(AgentEntry[OpenAICapturePolicy]):
             (``pip install 'kitaru[openai-agents]'``).
     """
 
+    STREAM = STREAM
     MODULE = "agents"
     EXTRA = "openai-agents"
     POLICY = OpenAICapturePolicy
@@ -216,18 +217,13 @@ class KitaruRunner(AgentEntry[OpenAICapturePolicy]):
         return extras.raw_input if extras.raw_input is not None else request["input"]
 
     def _new_run(self, surface: str) -> AgentRun:
-        live = STREAM.open(
-            {"agent_name": self.agent_name, "surface": surface},
-            enabled=self.capture.emit_child_events,
-            delta_interval=self.capture.delta_interval,
-        )
         model = getattr(self.agent, "model", None)
         spans = GenAISpans(
             provider="openai",
             agent_name=self.agent_name,
             request_model=model if isinstance(model, str) else None,
         )
-        return AgentRun(live, spans)
+        return self._agent_run({"agent_name": self.agent_name, "surface": surface}, spans)
 
     @staticmethod
     def _finish(run: AgentRun, result: Any) -> OpenAIRunResult:

@@ -98,6 +98,7 @@ class KitaruAgent(AgentEntry[CapturePolicy]):
         MissingExtraError: PydanticAI is not installed (``pip install 'kitaru[pydantic-ai]'``).
     """
 
+    STREAM = STREAM
     MODULE = "pydantic_ai"
     EXTRA = "pydantic-ai"
     POLICY = CapturePolicy
@@ -164,14 +165,10 @@ class KitaruAgent(AgentEntry[CapturePolicy]):
         }
 
     def _new_run(self, surface: str, source: str) -> AgentRun:
-        live = STREAM.open(
-            {"agent_name": self.agent_name, "surface": surface, "source": source},
-            enabled=self.capture.emit_child_events,
-            delta_interval=self.capture.delta_interval,
-        )
         # PydanticAI's own instrumentation makes the GenAI spans (see _instrumentation).
-        return AgentRun(
-            live, GenAISpans(provider="pydantic_ai", agent_name=self.agent_name, enabled=False)
+        return self._agent_run(
+            {"agent_name": self.agent_name, "surface": surface, "source": source},
+            GenAISpans(provider="pydantic_ai", agent_name=self.agent_name, enabled=False),
         )
 
     def _instrument(self, kwargs: dict[str, Any], run: AgentRun, *, stream: bool) -> None:
