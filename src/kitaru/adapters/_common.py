@@ -42,9 +42,9 @@ __all__ = [
     "MESSAGE_MAX_CHARS",
     "TEXT_DELTA_MAX_CHARS",
     "AdapterPolicy",
+    "AdapterSpec",
     "LiveStream",
     "MissingExtraError",
-    "StreamSpec",
     "ToolClock",
     "clip_text",
     "display_text",
@@ -55,6 +55,7 @@ __all__ = [
     "require_module",
     "resolve_delta_interval",
     "terminal_status",
+    "text_delta_fields",
     "text_or_none",
 ]
 
@@ -127,6 +128,14 @@ def ident(value: object) -> str | None:
     """A name or ID for an event field: a non-empty string clipped to :data:`ID_MAX_CHARS`."""
     text = text_or_none(value)
     return None if text is None else clip_text(text, ID_MAX_CHARS)
+
+
+def text_delta_fields(text: str, fallback: str) -> dict[str, str]:
+    """An opted-in delta's text: ``text_delta`` (clipped) and the ``display`` showing it."""
+    return {
+        "text_delta": clip_text(text, TEXT_DELTA_MAX_CHARS),
+        "display": display_text(text) or fallback,
+    }
 
 
 def failure_message(exc: BaseException) -> str:
@@ -526,45 +535,61 @@ class LiveStream:
 
 
 @dataclass(frozen=True)
-class StreamSpec:
-    """One adapter's live-event stream: its kinds, ``adapter`` field and display label.
+class AdapterSpec:
+    """What names one adapter: its package, framework module, live-event kinds and checkpoints.
 
-    Every kind is ``<prefix>.started``, ``<prefix>.<item>`` for each of ``items``, then the
-    terminal ``<prefix>.completed`` and ``<prefix>.failed`` (docs/adapters.md, "Lifecycle").
+    Its live events are ``<adapter>.stream.started``, ``<adapter>.stream.<item>`` for each of
+    ``items``, then the terminal ``<adapter>.stream.completed`` and ``.failed``
+    (docs/adapters.md, "Lifecycle").
 
     Attributes:
-        prefix: Kind prefix, e.g. ``"pydantic_ai.stream"``.
-        adapter: Value of the ``adapter`` field.
+        adapter: The adapter's package under ``kitaru.adapters`` and the ``adapter`` field of
+            its events; with dashes, the kitaru extra that installs its framework.
         label: Human name used in displays, e.g. ``"PydanticAI"``.
+        module: The framework module that must be importable.
+        checkpoint_type: The ``type`` of the adapter's checkpoints.
+        checkpoint_suffix: The adapter's checkpoints are named ``<name>_<suffix>``.
         items: The item kinds' last parts (default ``event``).
         item: The kind of item events published without an explicit kind (default ``event``).
     """
 
-    prefix: str
     adapter: str
     label: str
+    module: str
+    checkpoint_type: str
+    checkpoint_suffix: str
     items: tuple[str, ...] = ("event",)
     item: str = "event"
 
     @property
+    def prefix(self) -> str:
+        """The kind prefix, ``<adapter>.stream``."""
+        return f"{self.adapter}.stream"
+
+    @property
+    def extra(self) -> str:
+        """The kitaru extra that installs the framework (``pydantic_ai`` -> ``pydantic-ai``)."""
+        return self.adapter.replace("_", "-")
+
+    @property
     def kinds(self) -> tuple[str, ...]:
         """Every kind the adapter publishes, in lifecycle order."""
-        middle = tuple(f"{self.prefix}.{i}" for i in self.items)
-        return (f"{self.prefix}.started", *middle, *self.terminal_kinds)
+        middle = tuple(self.kind(i) for i in self.items)
+        return (self.kind("started"), *middle, *self.terminal_kinds)
 
     @property
     def terminal_kinds(self) -> tuple[str, ...]:
         """The kinds that end one stream (exactly one of them per stream)."""
-        return (f"{self.prefix}.completed", f"{self.prefix}.failed")
+        return (self.kind("completed"), self.kind("failed"))
 
     def kind(self, item: str) -> str:
-        """``<prefix>.<item>``."""
+        """``<adapter>.stream.<item>``."""
         return f"{self.prefix}.{item}"
 
     def open(
         self, base: Mapping[str, Any], *, enabled: bool, delta_interval: float | None
     ) -> LiveStream:
-        """A new live-event lane of this stream whose events all carry ``base``."""
+        """A new live-event lane of this adapter whose events all carry ``base``."""
         return LiveStream(
             self.prefix,
             adapter=self.adapter,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from kitaru.adapters._common import AdapterPolicy, StreamSpec, normalize_name, require_module
+from kitaru.adapters._common import AdapterPolicy, AdapterSpec, normalize_name, require_module
 from kitaru.adapters._genai import GenAISpans
 from kitaru.adapters._run import AgentRun
 from kitaru.exceptions import KitaruUsageError
@@ -89,21 +89,13 @@ class AdapterEntry(Generic[P]):
     """The shared part of an adapter's entry point; subclasses set the class attributes.
 
     Attributes:
-        STREAM: The adapter's live-event stream (its ``adapter`` is the package's name).
-        MODULE: The framework module that must be importable.
-        EXTRA: The kitaru extra that installs it.
+        SPEC: The adapter's names: package, framework module, event kinds, checkpoints.
         POLICY: The adapter's policy class (what its live events may contain).
-        CHECKPOINT_TYPE: The ``type`` of the adapter's checkpoints.
-        CHECKPOINT_SUFFIX: Checkpoint names are ``<name>_<suffix>``.
         cache: Whether the adapter's checkpoints reuse earlier results with the same identity.
     """
 
-    STREAM: ClassVar[StreamSpec]
-    MODULE: ClassVar[str]
-    EXTRA: ClassVar[str]
+    SPEC: ClassVar[AdapterSpec]
     POLICY: ClassVar[type[AdapterPolicy]]
-    CHECKPOINT_TYPE: ClassVar[str]
-    CHECKPOINT_SUFFIX: ClassVar[str]
 
     _label: str
     _policy: AdapterPolicy
@@ -113,8 +105,8 @@ class AdapterEntry(Generic[P]):
     @classmethod
     def require(cls) -> None:
         """Raise :class:`~kitaru.adapters.MissingExtraError` when the framework is missing."""
-        feature = f"kitaru.adapters.{cls.STREAM.adapter}"
-        require_module(cls.MODULE, extra=cls.EXTRA, feature=feature)
+        spec = cls.SPEC
+        require_module(spec.module, extra=spec.extra, feature=f"kitaru.adapters.{spec.adapter}")
 
     def _setup(
         self, label: str, policy: P | None, *, cache: bool, retries: int, arg: str = "capture"
@@ -131,8 +123,8 @@ class AdapterEntry(Generic[P]):
         self._label = label
         self.cache = cache
         self._checkpoint_opts = {
-            "name": f"{label}_{self.CHECKPOINT_SUFFIX}",
-            "type": self.CHECKPOINT_TYPE,
+            "name": f"{label}_{self.SPEC.checkpoint_suffix}",
+            "type": self.SPEC.checkpoint_type,
             "cache": cache,
             "retries": retries,
         }
@@ -148,7 +140,7 @@ class AdapterEntry(Generic[P]):
 
     def _agent_run(self, fields: Mapping[str, Any], spans: GenAISpans) -> AgentRun:
         """A new run of this entry point: its live stream (events carry ``fields``) and spans."""
-        live = self.STREAM.open(
+        live = self.SPEC.open(
             fields,
             enabled=self._policy.emit_child_events,
             delta_interval=self._policy.delta_interval,

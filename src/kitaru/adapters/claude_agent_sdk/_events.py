@@ -7,28 +7,34 @@ from typing import Any
 
 from kitaru.adapters._common import (
     ID_MAX_CHARS,
-    TEXT_DELTA_MAX_CHARS,
-    StreamSpec,
+    AdapterSpec,
     clip_text,
     display_text,
     ident,
+    text_delta_fields,
     text_or_none,
 )
 
 __all__ = [
     "CLAUDE_STREAM_EVENT_KINDS",
     "CLAUDE_STREAM_TERMINAL_EVENT_KINDS",
-    "STREAM",
+    "SPEC",
     "ClaudeStreamDescriber",
 ]
 
-STREAM = StreamSpec("claude_agent_sdk.stream", adapter="claude_agent_sdk", label="Claude")
-"""The Claude adapter's live-event stream (events carry ``runner_name``, ``scope``)."""
+SPEC = AdapterSpec(
+    "claude_agent_sdk",
+    label="Claude",
+    module="claude_agent_sdk",
+    checkpoint_type="claude_agent_sdk_invocation",
+    checkpoint_suffix="claude_invocation",
+)
+"""The Claude Agent SDK adapter (its events carry ``runner_name``, ``scope``)."""
 
-CLAUDE_STREAM_EVENT_KINDS: tuple[str, ...] = STREAM.kinds
+CLAUDE_STREAM_EVENT_KINDS: tuple[str, ...] = SPEC.kinds
 """Every kind the Claude Agent SDK adapter publishes, in lifecycle order."""
 
-CLAUDE_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = STREAM.terminal_kinds
+CLAUDE_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = SPEC.terminal_kinds
 """The kinds that end one Claude stream."""
 
 _TOOL_BLOCK_TYPES = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
@@ -157,8 +163,7 @@ class ClaudeStreamDescriber:
             }
             text = text_or_none(delta.get("text"))
             if self.text_deltas and text is not None:
-                fields["text_delta"] = clip_text(text, TEXT_DELTA_MAX_CHARS)
-                fields["display"] = display_text(text) or "Claude text delta"
+                fields.update(text_delta_fields(text, "Claude text delta"))
             return fields
         if delta_type == "input_json_delta":
             tool_name, tool_id = (

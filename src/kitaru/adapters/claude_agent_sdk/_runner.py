@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from kitaru.adapters._common import AdapterPolicy, LiveStream, maybe_await, normalize_name
 from kitaru.adapters._entry import AdapterEntry, call_extras, current_extras, run_coroutine_sync
 from kitaru.adapters._genai import GenAISpans
-from kitaru.adapters.claude_agent_sdk._events import STREAM, ClaudeStreamDescriber
+from kitaru.adapters.claude_agent_sdk._events import SPEC, ClaudeStreamDescriber
 from kitaru.adapters.claude_agent_sdk._tracker import ClaudeRunTracker
 from kitaru.exceptions import KitaruError, KitaruUsageError
 
@@ -158,12 +158,8 @@ class KitaruClaudeRunner(AdapterEntry[ClaudeCapturePolicy]):
         MissingExtraError: The SDK is not installed (``pip install 'kitaru[claude-agent-sdk]'``).
     """
 
-    STREAM = STREAM
-    MODULE = "claude_agent_sdk"
-    EXTRA = "claude-agent-sdk"
+    SPEC = SPEC
     POLICY = ClaudeCapturePolicy
-    CHECKPOINT_TYPE = "claude_agent_sdk_invocation"
-    CHECKPOINT_SUFFIX = "claude_invocation"
 
     def __init__(
         self,

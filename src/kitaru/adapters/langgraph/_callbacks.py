@@ -16,11 +16,11 @@ from typing import Any
 from kitaru.adapters._common import ident
 from kitaru.adapters._run import AgentRun
 from kitaru.adapters._usage import NO_TOKENS, Tokens
-from kitaru.adapters.langgraph._events import STREAM
+from kitaru.adapters.langgraph._events import SPEC
 
 __all__ = ["TOOL_KIND", "run_callbacks"]
 
-TOOL_KIND = STREAM.kind("tool")
+TOOL_KIND = SPEC.kind("tool")
 
 
 def _model_name(serialized: Any, kwargs: dict[str, Any]) -> str | None:

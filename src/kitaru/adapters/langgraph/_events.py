@@ -7,36 +7,38 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kitaru.adapters._common import ID_MAX_CHARS, LiveStream, StreamSpec, clip_text, display_text
+from kitaru.adapters._common import ID_MAX_CHARS, AdapterSpec, LiveStream, clip_text, display_text
 from kitaru.adapters.langgraph._policy import STREAM_MODES, LangGraphStreamPolicy
 from kitaru.events._jsonsafe import Bounds, json_safe
 
 __all__ = [
     "LANGGRAPH_STREAM_EVENT_KINDS",
     "LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS",
-    "STREAM",
+    "SPEC",
     "GraphStreamObserver",
     "bounded_payload",
 ]
 
-STREAM = StreamSpec(
-    "langgraph.stream",
-    adapter="langgraph",
+SPEC = AdapterSpec(
+    "langgraph",
     label="LangGraph",
+    module="langgraph",
+    checkpoint_type="langgraph_graph_call",
+    checkpoint_suffix="langgraph_call",
     items=(*STREAM_MODES, "tool"),
     item="debug",
 )
-"""The LangGraph adapter's live-event stream (events carry ``graph_name``, ``thread_id``,
-``surface``); parts it cannot place go to ``langgraph.stream.debug``."""
+"""The LangGraph adapter (its events carry ``graph_name``, ``thread_id``, ``surface``); parts it
+cannot place go to ``langgraph.stream.debug``."""
 
-LANGGRAPH_STREAM_EVENT_KINDS: tuple[str, ...] = STREAM.kinds
+LANGGRAPH_STREAM_EVENT_KINDS: tuple[str, ...] = SPEC.kinds
 """Every kind the LangGraph adapter publishes: started, one per stream mode, ``tool`` (a tool's
 outcome, from LangChain's callbacks), then terminal."""
 
-LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = STREAM.terminal_kinds
+LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = SPEC.terminal_kinds
 """The kinds that end one LangGraph stream."""
 
-_DEBUG_KIND = STREAM.kind("debug")
+_DEBUG_KIND = SPEC.kind("debug")
 _MAX_ITEMS = 20
 _MAX_DEPTH = 4
 _METADATA_KEYS = (
@@ -218,7 +220,7 @@ class GraphStreamObserver:
             key,
             fields,
             text=text,
-            kind=STREAM.kind("messages"),
+            kind=SPEC.kind("messages"),
             text_limit=self.policy.max_display_chars,
         )
         return True
@@ -259,7 +261,7 @@ class GraphStreamObserver:
             )
             return _DEBUG_KIND, base
         data = part.get("data")
-        kind = STREAM.kind(mode)
+        kind = SPEC.kind(mode)
         if mode == "messages":
             base.update(self._messages(data, limit))
         elif mode == "updates":

@@ -11,7 +11,7 @@ from kitaru.adapters._common import maybe_await, normalize_name
 from kitaru.adapters._entry import AdapterEntry, call_extras, current_extras
 from kitaru.adapters._genai import GenAISpans
 from kitaru.adapters.langgraph._callbacks import run_callbacks
-from kitaru.adapters.langgraph._events import STREAM, GraphStreamObserver
+from kitaru.adapters.langgraph._events import SPEC, GraphStreamObserver
 from kitaru.adapters.langgraph._policy import LangGraphStreamPolicy, resolve_modes
 from kitaru.exceptions import KitaruUsageError
 
@@ -58,12 +58,8 @@ class KitaruGraphRunner(AdapterEntry[LangGraphStreamPolicy]):
         MissingExtraError: LangGraph is not installed (``pip install 'kitaru[langgraph]'``).
     """
 
-    STREAM = STREAM
-    MODULE = "langgraph"
-    EXTRA = "langgraph"
+    SPEC = SPEC
     POLICY = LangGraphStreamPolicy
-    CHECKPOINT_TYPE = "langgraph_graph_call"
-    CHECKPOINT_SUFFIX = "langgraph_call"
 
     def __init__(
         self,

@@ -4,29 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitaru.adapters._common import (
-    TEXT_DELTA_MAX_CHARS,
-    StreamSpec,
-    clip_text,
-    display_text,
-    ident,
-    text_or_none,
-)
+from kitaru.adapters._common import AdapterSpec, ident, text_delta_fields, text_or_none
 
 __all__ = [
     "OPENAI_AGENTS_STREAM_EVENT_KINDS",
     "OPENAI_AGENTS_STREAM_TERMINAL_EVENT_KINDS",
-    "STREAM",
+    "SPEC",
     "describe_stream_event",
 ]
 
-STREAM = StreamSpec("openai_agents.stream", adapter="openai_agents", label="OpenAI Agents")
-"""The OpenAI Agents adapter's live-event stream (events carry ``agent_name``, ``surface``)."""
+SPEC = AdapterSpec(
+    "openai_agents",
+    label="OpenAI Agents",
+    module="agents",
+    checkpoint_type="openai_agents_run",
+    checkpoint_suffix="openai_agents",
+)
+"""The OpenAI Agents adapter (its events carry ``agent_name``, ``surface``)."""
 
-OPENAI_AGENTS_STREAM_EVENT_KINDS: tuple[str, ...] = STREAM.kinds
+OPENAI_AGENTS_STREAM_EVENT_KINDS: tuple[str, ...] = SPEC.kinds
 """Every kind the OpenAI Agents adapter publishes, in lifecycle order."""
 
-OPENAI_AGENTS_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = STREAM.terminal_kinds
+OPENAI_AGENTS_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = SPEC.terminal_kinds
 """The kinds that end one OpenAI Agents stream."""
 
 _ITEM_LABELS = {
@@ -72,8 +71,7 @@ def describe_stream_event(event: Any, *, text_deltas: bool) -> dict[str, Any]:
         if text_deltas and data_type in _TEXT_DELTA_TYPES:
             delta = text_or_none(getattr(data, "delta", None))
             if delta is not None:
-                fields["text_delta"] = clip_text(delta, TEXT_DELTA_MAX_CHARS)
-                fields["display"] = display_text(delta) or data_type
+                fields.update(text_delta_fields(delta, data_type))
         return fields
     if event_kind == "run_item_stream_event":
         name = text_or_none(getattr(event, "name", None)) or "unknown"

@@ -11,7 +11,7 @@ from kitaru.adapters._common import AdapterPolicy, maybe_await
 from kitaru.adapters._entry import AgentEntry, call_extras, current_extras, run_coroutine_sync
 from kitaru.adapters._genai import GenAISpans
 from kitaru.adapters._run import AgentRun
-from kitaru.adapters.openai_agents._events import STREAM, describe_stream_event
+from kitaru.adapters.openai_agents._events import SPEC, describe_stream_event
 from kitaru.adapters.openai_agents._hooks import run_hooks
 from kitaru.exceptions import KitaruUsageError
 
@@ -124,12 +124,8 @@ class KitaruRunner(AgentEntry[OpenAICapturePolicy]):
             (``pip install 'kitaru[openai-agents]'``).
     """
 
-    STREAM = STREAM
-    MODULE = "agents"
-    EXTRA = "openai-agents"
+    SPEC = SPEC
     POLICY = OpenAICapturePolicy
-    CHECKPOINT_TYPE = "openai_agents_run"
-    CHECKPOINT_SUFFIX = "openai_agents"
 
     def _make_checkpoints(self) -> None:
         self._run_ckpt = self._checkpoint(self._run_body)

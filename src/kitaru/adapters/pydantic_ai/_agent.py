@@ -12,7 +12,7 @@ from kitaru.adapters._common import AdapterPolicy
 from kitaru.adapters._entry import AgentEntry, call_extras, current_extras
 from kitaru.adapters._genai import GenAISpans
 from kitaru.adapters._run import AgentRun
-from kitaru.adapters.pydantic_ai._events import STREAM
+from kitaru.adapters.pydantic_ai._events import SPEC
 from kitaru.adapters.pydantic_ai._hooks import run_capability
 from kitaru.adapters.pydantic_ai._identity import run_identity
 from kitaru.exceptions import KitaruContextError, KitaruUsageError
@@ -98,12 +98,8 @@ class KitaruAgent(AgentEntry[CapturePolicy]):
         MissingExtraError: PydanticAI is not installed (``pip install 'kitaru[pydantic-ai]'``).
     """
 
-    STREAM = STREAM
-    MODULE = "pydantic_ai"
-    EXTRA = "pydantic-ai"
+    SPEC = SPEC
     POLICY = CapturePolicy
-    CHECKPOINT_TYPE = "pydantic_ai_agent"
-    CHECKPOINT_SUFFIX = "pydantic_ai"
 
     def _check_agent(self, agent: Any) -> None:
         if not callable(getattr(agent, "run", None)) or not callable(getattr(agent, "iter", None)):

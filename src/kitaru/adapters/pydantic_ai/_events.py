@@ -6,7 +6,7 @@ from typing import Any
 
 from kitaru.adapters._common import (
     TEXT_DELTA_MAX_CHARS,
-    StreamSpec,
+    AdapterSpec,
     clip_text,
     display_text,
     ident,
@@ -16,19 +16,24 @@ from kitaru.adapters._common import (
 __all__ = [
     "PYDANTIC_AI_STREAM_EVENT_KINDS",
     "PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS",
-    "STREAM",
+    "SPEC",
     "describe_event",
     "tool_result_outcome",
 ]
 
-STREAM = StreamSpec("pydantic_ai.stream", adapter="pydantic_ai", label="PydanticAI")
-"""The PydanticAI adapter's live-event stream (events carry ``agent_name``, ``surface``,
-``source``)."""
+SPEC = AdapterSpec(
+    "pydantic_ai",
+    label="PydanticAI",
+    module="pydantic_ai",
+    checkpoint_type="pydantic_ai_agent",
+    checkpoint_suffix="pydantic_ai",
+)
+"""The PydanticAI adapter (its events carry ``agent_name``, ``surface``, ``source``)."""
 
-PYDANTIC_AI_STREAM_EVENT_KINDS: tuple[str, ...] = STREAM.kinds
+PYDANTIC_AI_STREAM_EVENT_KINDS: tuple[str, ...] = SPEC.kinds
 """Every kind the PydanticAI adapter publishes, in lifecycle order."""
 
-PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = STREAM.terminal_kinds
+PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = SPEC.terminal_kinds
 """The kinds that end one PydanticAI stream (exactly one of them per stream)."""
 
 # Labels of event kinds whose display names a tool.
