@@ -546,20 +546,26 @@ class AdapterSpec:
         adapter: The adapter's package under ``kitaru.adapters`` and the ``adapter`` field of
             its events; with dashes, the kitaru extra that installs its framework.
         label: Human name used in displays, e.g. ``"PydanticAI"``.
-        module: The framework module that must be importable.
         checkpoint_type: The ``type`` of the adapter's checkpoints.
-        checkpoint_suffix: The adapter's checkpoints are named ``<name>_<suffix>``.
+        module: The framework module that must be importable (default: ``adapter``).
+        checkpoint_suffix: The adapter's checkpoints are named ``<name>_<suffix>`` (default:
+            ``adapter``).
         items: The item kinds' last parts (default ``event``).
         item: The kind of item events published without an explicit kind (default ``event``).
     """
 
     adapter: str
     label: str
-    module: str
     checkpoint_type: str
-    checkpoint_suffix: str
+    module: str = ""
+    checkpoint_suffix: str = ""
     items: tuple[str, ...] = ("event",)
     item: str = "event"
+
+    def __post_init__(self) -> None:
+        # Most adapters' framework module and checkpoint suffix are the adapter's own name.
+        object.__setattr__(self, "module", self.module or self.adapter)
+        object.__setattr__(self, "checkpoint_suffix", self.checkpoint_suffix or self.adapter)
 
     @property
     def prefix(self) -> str:

@@ -25,7 +25,6 @@ __all__ = [
 SPEC = AdapterSpec(
     "claude_agent_sdk",
     label="Claude",
-    module="claude_agent_sdk",
     checkpoint_type="claude_agent_sdk_invocation",
     checkpoint_suffix="claude_invocation",
 )

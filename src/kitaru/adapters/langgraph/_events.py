@@ -22,7 +22,6 @@ __all__ = [
 SPEC = AdapterSpec(
     "langgraph",
     label="LangGraph",
-    module="langgraph",
     checkpoint_type="langgraph_graph_call",
     checkpoint_suffix="langgraph_call",
     items=(*STREAM_MODES, "tool"),

@@ -14,11 +14,7 @@ __all__ = [
 ]
 
 SPEC = AdapterSpec(
-    "openai_agents",
-    label="OpenAI Agents",
-    module="agents",
-    checkpoint_type="openai_agents_run",
-    checkpoint_suffix="openai_agents",
+    "openai_agents", label="OpenAI Agents", checkpoint_type="openai_agents_run", module="agents"
 )
 """The OpenAI Agents adapter (its events carry ``agent_name``, ``surface``)."""
 

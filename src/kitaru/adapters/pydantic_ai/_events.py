@@ -21,13 +21,7 @@ __all__ = [
     "tool_result_outcome",
 ]
 
-SPEC = AdapterSpec(
-    "pydantic_ai",
-    label="PydanticAI",
-    module="pydantic_ai",
-    checkpoint_type="pydantic_ai_agent",
-    checkpoint_suffix="pydantic_ai",
-)
+SPEC = AdapterSpec("pydantic_ai", label="PydanticAI", checkpoint_type="pydantic_ai_agent")
 """The PydanticAI adapter (its events carry ``agent_name``, ``surface``, ``source``)."""
 
 PYDANTIC_AI_STREAM_EVENT_KINDS: tuple[str, ...] = SPEC.kinds
