@@ -16,9 +16,10 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from kitaru.adapters._common import AdapterPolicy, AdapterSpec, normalize_name, require_module
+from kitaru.adapters._common import AdapterPolicy, normalize_name, require_module
 from kitaru.adapters._genai import GenAISpans
 from kitaru.adapters._run import AgentRun
+from kitaru.adapters._spec import AdapterSpec
 from kitaru.exceptions import KitaruUsageError
 from kitaru.runtime._checkpoint import Checkpoint
 

@@ -7,13 +7,13 @@ from typing import Any
 
 from kitaru.adapters._common import (
     ID_MAX_CHARS,
-    AdapterSpec,
     clip_text,
     display_text,
     ident,
     text_delta_fields,
     text_or_none,
 )
+from kitaru.adapters._spec import AdapterSpec
 
 __all__ = [
     "CLAUDE_STREAM_EVENT_KINDS",

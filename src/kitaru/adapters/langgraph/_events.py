@@ -7,7 +7,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kitaru.adapters._common import ID_MAX_CHARS, AdapterSpec, LiveStream, clip_text, display_text
+from kitaru.adapters._common import ID_MAX_CHARS, LiveStream, clip_text, display_text
+from kitaru.adapters._spec import AdapterSpec
 from kitaru.adapters.langgraph._policy import STREAM_MODES, LangGraphStreamPolicy
 from kitaru.events._jsonsafe import Bounds, json_safe
 

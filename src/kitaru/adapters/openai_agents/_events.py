@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitaru.adapters._common import AdapterSpec, ident, text_delta_fields, text_or_none
+from kitaru.adapters._common import ident, text_delta_fields, text_or_none
+from kitaru.adapters._spec import AdapterSpec
 
 __all__ = [
     "OPENAI_AGENTS_STREAM_EVENT_KINDS",

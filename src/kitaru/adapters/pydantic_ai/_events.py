@@ -6,12 +6,12 @@ from typing import Any
 
 from kitaru.adapters._common import (
     TEXT_DELTA_MAX_CHARS,
-    AdapterSpec,
     clip_text,
     display_text,
     ident,
     text_or_none,
 )
+from kitaru.adapters._spec import AdapterSpec
 
 __all__ = [
     "PYDANTIC_AI_STREAM_EVENT_KINDS",
