@@ -222,3 +222,159 @@ def test_every_policy_has_one_text_opt_in_and_validates(monkeypatch: pytest.Monk
     monkeypatch.setenv("KITARU_ADAPTER_DELTA_INTERVAL", "soon")
     with pytest.raises(KitaruUsageError, match="KITARU_ADAPTER_DELTA_INTERVAL"):
         resolve_delta_interval(None)
+
+
+class _Graph:
+    name = "My Graph"
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        return iter(())
+
+
+class _Agent:
+    name = "Helper Bot"
+
+    def run(self) -> None: ...
+
+    def iter(self) -> None: ...
+
+
+def _entries() -> list[tuple[Any, Any, str, str]]:
+    """Each entry point, made with its default policy: (entry, its checkpoints, name, type)."""
+    from kitaru.adapters.claude_agent_sdk import KitaruClaudeRunner
+    from kitaru.adapters.langgraph import KitaruGraphRunner
+    from kitaru.adapters.openai_agents import KitaruRunner
+    from kitaru.adapters.pydantic_ai import KitaruAgent
+
+    agent = KitaruAgent(_Agent())
+    runner = KitaruRunner(_Agent())
+    claude = KitaruClaudeRunner(name="support desk")
+    graph = KitaruGraphRunner(_Graph())
+    return [
+        (
+            agent,
+            [agent._async_checkpoint, agent._sync_checkpoint],
+            "Helper_Bot_pydantic_ai",
+            "pydantic_ai_agent",
+        ),
+        (
+            runner,
+            [runner._run_ckpt, runner._run_sync_ckpt],
+            "Helper_Bot_openai_agents",
+            "openai_agents_run",
+        ),
+        (
+            runner,
+            [runner._stream_ckpt, runner._stream_sync_ckpt],
+            "Helper_Bot_openai_agents_stream",
+            "openai_agents_run",
+        ),
+        (
+            claude,
+            [claude._run_ckpt, claude._run_sync_ckpt],
+            "support_desk_claude_invocation",
+            "claude_agent_sdk_invocation",
+        ),
+        (
+            graph,
+            [graph._stream_ckpt, graph._astream_ckpt],
+            "My_Graph_langgraph_call",
+            "langgraph_graph_call",
+        ),
+    ]
+
+
+def test_entry_points_name_their_checkpoints_after_the_adapter() -> None:
+    for _, checkpoints, name, checkpoint_type in _entries():
+        assert [c.name for c in checkpoints] == [name, name]
+        assert {c.checkpoint_type for c in checkpoints} == {checkpoint_type}
+    shown = [repr(entry) for entry, *_ in _entries()]
+    assert shown == [
+        "<KitaruAgent 'Helper_Bot'>",
+        "<KitaruRunner 'Helper_Bot'>",
+        "<KitaruRunner 'Helper_Bot'>",
+        "<KitaruClaudeRunner 'support_desk'>",
+        "<KitaruGraphRunner 'My_Graph'>",
+    ]
+
+
+def test_entry_points_refuse_another_adapters_policy() -> None:
+    from kitaru.adapters.claude_agent_sdk import ClaudeCapturePolicy, KitaruClaudeRunner
+    from kitaru.adapters.langgraph import KitaruGraphRunner
+    from kitaru.adapters.openai_agents import KitaruRunner, OpenAICapturePolicy
+    from kitaru.adapters.pydantic_ai import CapturePolicy, KitaruAgent
+    from kitaru.exceptions import KitaruUsageError
+
+    claude, openai = ClaudeCapturePolicy(), OpenAICapturePolicy()
+    cases: list[tuple[Any, str]] = [
+        (lambda: KitaruAgent(_Agent(), capture=openai), "capture must be a CapturePolicy"),
+        (lambda: KitaruRunner(_Agent(), capture=claude), "capture must be an OpenAICapturePolicy"),
+        (lambda: KitaruClaudeRunner(capture=openai), "capture must be a ClaudeCapturePolicy"),
+        (
+            lambda: KitaruGraphRunner(_Graph(), stream_policy=claude),  # type: ignore[arg-type]
+            "stream_policy must be a LangGraphStreamPolicy",
+        ),
+    ]
+    for make, message in cases:
+        with pytest.raises(KitaruUsageError, match=f"^{message}, got "):
+            make()
+    # Each one's own policy is kept as given, and the default is the adapter's policy class.
+    own = CapturePolicy(save_stream_transcripts=True)
+    assert KitaruAgent(_Agent(), capture=own).capture is own
+    assert type(KitaruRunner(_Agent()).capture) is OpenAICapturePolicy
+
+
+def test_adapter_spec_kinds_and_defaults() -> None:
+    from kitaru.adapters._spec import AdapterSpec
+
+    spec = AdapterSpec("some_framework", label="Some", checkpoint_type="some_run")
+    assert spec.kinds == (
+        "some_framework.stream.started",
+        "some_framework.stream.event",
+        "some_framework.stream.completed",
+        "some_framework.stream.failed",
+    )
+    assert spec.terminal_kinds == spec.kinds[-2:]
+    assert (spec.module, spec.checkpoint_suffix, spec.extra) == (
+        "some_framework",
+        "some_framework",
+        "some-framework",
+    )
+    other = AdapterSpec(
+        "x", label="X", checkpoint_type="t", module="xlib", items=("a", "tool"), item="debug"
+    )
+    assert other.kinds[1:3] == ("x.stream.a", "x.stream.tool")
+    assert other.module == "xlib"
+    live = other.open({"who": "me"}, enabled=False, delta_interval=0)
+    assert (live.prefix, live.item_kind, live.base) == (
+        "x.stream",
+        "x.stream.debug",
+        {"adapter": "x", "who": "me"},
+    )
+
+
+def test_tokens_and_ids_are_normalised_once() -> None:
+    from kitaru.adapters._common import ident, text_delta_fields, text_or_none
+    from kitaru.adapters._usage import Tokens, UsageTally
+
+    assert Tokens.of(12, -3, True) == Tokens(12, 0, 0)
+    assert Tokens.of("7", None, 2.5) == Tokens(0, 0, 0)
+    tally = UsageTally()
+    tally.add("m", Tokens.of(5, 2, 1))
+    tally.add("m", Tokens.of(1, 1), cost_usd=0.5, requests=0)
+    (usage,) = tally.models()
+    assert usage.as_dict() == {
+        "model": "m",
+        "requests": 1,
+        "input_tokens": 6,
+        "output_tokens": 3,
+        "cache_read_tokens": 1,
+        "cost_usd": 0.5,
+    }
+    assert ident("x" * 300) == "x" * 197 + "..."
+    assert ident("") is None and ident(42) is None
+    assert text_or_none("a" * 300) == "a" * 300 and text_or_none(None) is None
+    fields = text_delta_fields("  hello\n world  " + "!" * 300, "fallback")
+    assert len(fields["text_delta"]) == 240 and fields["text_delta"].startswith("  hello\n")
+    assert fields["display"].startswith("hello world !")
+    assert text_delta_fields(" \n ", "fallback")["display"] == "fallback"

@@ -1,4 +1,4 @@
-"""What every adapter shares: lazy framework imports, live-event lanes, adapter checkpoints.
+"""What every adapter shares: lazy framework imports, text helpers, live-event lanes.
 
 The shared contract of adapter live events (docs/adapters.md, "Lifecycle"):
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import importlib
 import inspect
 import logging
@@ -27,43 +26,39 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from kitaru import environment_variables as ev
 from kitaru import events
 from kitaru.exceptions import KitaruFeatureNotAvailableError, KitaruUsageError
-from kitaru.runtime._checkpoint import Checkpoint
 
 __all__ = [
     "DELTA_INTERVAL_ENV",
     "DISPLAY_MAX_CHARS",
+    "ID_MAX_CHARS",
     "MESSAGE_MAX_CHARS",
     "TEXT_DELTA_MAX_CHARS",
     "AdapterPolicy",
     "LiveStream",
     "MissingExtraError",
     "ToolClock",
-    "adapter_checkpoint",
-    "call_extras",
     "clip_text",
-    "current_extras",
     "display_text",
     "failure_message",
+    "ident",
     "maybe_await",
     "normalize_name",
     "require_module",
     "resolve_delta_interval",
-    "run_coroutine_sync",
     "terminal_status",
+    "text_delta_fields",
+    "text_or_none",
 ]
 
 logger = logging.getLogger("kitaru.adapters")
-
-T = TypeVar("T")
 
 DISPLAY_MAX_CHARS = 240
 """Longest ``display`` of an adapter event (whitespace collapsed, ``...`` when clipped)."""
@@ -73,6 +68,9 @@ MESSAGE_MAX_CHARS = 500
 
 TEXT_DELTA_MAX_CHARS = 240
 """Longest opted-in ``text_delta`` of an adapter event (``...`` when clipped)."""
+
+ID_MAX_CHARS = 200
+"""Longest name or ID (tool name, call ID, model) an adapter event carries."""
 
 DELTA_INTERVAL_ENV = ev.KITARU_ADAPTER_DELTA_INTERVAL
 """Environment variable: seconds between two delta events of one message (default 0.25)."""
@@ -103,17 +101,6 @@ def require_module(module: str, *, extra: str, feature: str) -> ModuleType:
         ) from exc
 
 
-def stream_kinds(prefix: str, *items: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(every kind, terminal kinds)`` of an adapter's stream.
-
-    Every kind: started, ``items`` (default ``event``), completed, failed; terminal kinds:
-    completed, failed.
-    """
-    middle = items or ("event",)
-    terminal = (f"{prefix}.completed", f"{prefix}.failed")
-    return (f"{prefix}.started", *(f"{prefix}.{i}" for i in middle), *terminal), terminal
-
-
 # -- text ---------------------------------------------------------------------------------
 
 
@@ -129,6 +116,25 @@ def clip_text(text: str, limit: int) -> str:
 def display_text(text: object, limit: int = DISPLAY_MAX_CHARS) -> str:
     """A one-line label: whitespace collapsed, clipped to ``limit`` with a trailing ``...``."""
     return clip_text(_WS.sub(" ", str(text)).strip(), limit)
+
+
+def text_or_none(value: object) -> str | None:
+    """``value`` when it is a non-empty string, else ``None`` (framework fields are untyped)."""
+    return value if isinstance(value, str) and value else None
+
+
+def ident(value: object) -> str | None:
+    """A name or ID for an event field: a non-empty string clipped to :data:`ID_MAX_CHARS`."""
+    text = text_or_none(value)
+    return None if text is None else clip_text(text, ID_MAX_CHARS)
+
+
+def text_delta_fields(text: str, fallback: str) -> dict[str, str]:
+    """An opted-in delta's text: ``text_delta`` (clipped) and the ``display`` showing it."""
+    return {
+        "text_delta": clip_text(text, TEXT_DELTA_MAX_CHARS),
+        "display": display_text(text) or fallback,
+    }
 
 
 def failure_message(exc: BaseException) -> str:
@@ -188,6 +194,9 @@ class AdapterPolicy:
 
     TEXT_FIELD: ClassVar[str] = "include_text"
     BOOL_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    emit_child_events: bool
+    delta_interval: float | None
 
     @property
     def include_text(self) -> bool:
@@ -522,56 +531,3 @@ class LiveStream:
             },
             flush=True,
         )
-
-
-# -- adapter checkpoints ------------------------------------------------------------------
-
-_extras: contextvars.ContextVar[Any] = contextvars.ContextVar("kitaru_adapter_extras", default=None)
-
-
-def adapter_checkpoint(
-    func: Callable[..., Any],
-    *,
-    name: str,
-    type: str,
-    cache: bool = False,
-    retries: int = 0,
-) -> Checkpoint[Any, Any]:
-    """An adapter-owned checkpoint: a real :class:`~kitaru.Checkpoint` (durable, replay, cache).
-
-    Its arguments are the call's durable identity (they form the cache key with ``cache=True``);
-    whatever must not be part of it (callbacks, dependencies, live SDK objects) travels in
-    :func:`call_extras`.
-    """
-    return Checkpoint(func, name=name, type=type, cache=cache, retries=retries)
-
-
-@contextlib.contextmanager
-def call_extras(value: Any) -> Iterator[None]:
-    """Make ``value`` the non-durable extras of the adapter checkpoint called in this block."""
-    token = _extras.set(value)
-    try:
-        yield
-    finally:
-        _extras.reset(token)
-
-
-def current_extras() -> Any:
-    """The extras set by :func:`call_extras` around the running adapter checkpoint call."""
-    return _extras.get()
-
-
-def run_coroutine_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run the coroutine ``factory()`` makes to its end from synchronous code.
-
-    With no event loop running in this thread it uses :func:`asyncio.run`; inside a running
-    loop (a notebook, an async framework) it runs on a helper thread with a copy of this
-    context, so checkpoint scope and OpenTelemetry context carry over.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
-    ctx = contextvars.copy_context()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitaru-adapter") as pool:
-        return pool.submit(ctx.run, lambda: asyncio.run(factory())).result()

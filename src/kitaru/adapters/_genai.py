@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import trace
@@ -45,6 +46,7 @@ def _ns() -> int:
     return time.time_ns()
 
 
+@dataclass(kw_only=True, eq=False)  # spans are compared by identity, like any live object
 class GenAISpans:
     """The GenAI spans of one agent run; every method is best-effort and never raises.
 
@@ -55,20 +57,12 @@ class GenAISpans:
         enabled: ``False`` makes no spans (e.g. a framework's own instrumentation does it).
     """
 
-    def __init__(
-        self,
-        *,
-        provider: str,
-        agent_name: str,
-        request_model: str | None = None,
-        enabled: bool = True,
-    ) -> None:
-        self.provider = provider
-        self.agent_name = agent_name
-        self.request_model = request_model
-        self.enabled = enabled
-        self.agent_span: Span | None = None
-        self._tool_starts: dict[str, int] = {}
+    provider: str
+    agent_name: str
+    request_model: str | None = None
+    enabled: bool = True
+    agent_span: Span | None = field(default=None, init=False)
+    _tool_starts: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     @contextlib.contextmanager
     def agent(self) -> Iterator[None]:

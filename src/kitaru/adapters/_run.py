@@ -9,13 +9,12 @@ hooks into four calls: :meth:`AgentRun.tool_started`, :meth:`AgentRun.tool_finis
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kitaru.adapters._common import LiveStream, ToolClock, clip_text
 from kitaru.adapters._genai import GenAISpans
-from kitaru.adapters._usage import UsageTally, report_usage
+from kitaru.adapters._usage import NO_TOKENS, Tokens, UsageTally, report_usage
 
 __all__ = ["TOOL_OUTCOMES", "AgentRun"]
 
@@ -88,28 +87,19 @@ class AgentRun:
     def model_call(
         self,
         model: str | None,
+        tokens: Tokens = NO_TOKENS,
         *,
         start_ns: int | None = None,
-        input_tokens: Any = 0,
-        output_tokens: Any = 0,
-        cache_read_tokens: Any = 0,
-        cost_usd: Any = None,
         error_type: str | None = None,
     ) -> None:
         """One model request: counted in the usage tally and shown as a ``chat`` span."""
-        self.usage.add(
-            model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cache_read_tokens=cache_read_tokens,
-            cost_usd=cost_usd,
-        )
+        self.usage.add(model, tokens)
         self.spans.chat(
             model,
             start_ns=start_ns,
-            input_tokens=_int(input_tokens),
-            output_tokens=_int(output_tokens),
-            cache_read_tokens=_int(cache_read_tokens),
+            input_tokens=tokens.input,
+            output_tokens=tokens.output,
+            cache_read_tokens=tokens.cache_read,
             error_type=error_type,
         )
 
@@ -121,12 +111,3 @@ class AgentRun:
             fields["interruption_kinds"] = sorted(set(kinds))[:_MAX_IDS]
         self.live.interrupt(**fields)
         self.spans.interrupted(len(ids))
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def now_ns() -> int:
-    """Wall-clock nanoseconds (span start times)."""
-    return time.time_ns()

@@ -16,7 +16,7 @@ from kitaru.adapters._common import LiveStream, clip_text
 from kitaru.exceptions import KitaruError
 from kitaru.runtime._annotations import record_usage
 
-__all__ = ["ModelUsage", "UsageTally", "report_usage"]
+__all__ = ["ModelUsage", "Tokens", "UsageTally", "report_usage"]
 
 logger = logging.getLogger("kitaru.adapters")
 
@@ -62,6 +62,30 @@ def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+@dataclass(frozen=True)
+class Tokens:
+    """The token counts of one model request or one run's report.
+
+    Attributes:
+        input: Input (prompt) tokens, cache reads included.
+        output: Output (completion) tokens.
+        cache_read: Input tokens served from the provider's prompt cache.
+    """
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+
+    @classmethod
+    def of(cls, input: object = 0, output: object = 0, cache_read: object = 0) -> Tokens:
+        """Counts as a framework reports them: non-integer or negative values count as 0."""
+        return cls(_count(input), _count(output), _count(cache_read))
+
+
+NO_TOKENS = Tokens()
+"""A model request that reported no usage (e.g. it failed)."""
+
+
 class UsageTally:
     """Usage of one run, added up per model (thread-safe)."""
 
@@ -72,25 +96,18 @@ class UsageTally:
         self._lock = threading.Lock()
 
     def add(
-        self,
-        model: object,
-        *,
-        input_tokens: object = 0,
-        output_tokens: object = 0,
-        cache_read_tokens: object = 0,
-        cost_usd: object = None,
-        requests: int = 1,
+        self, model: object, tokens: Tokens, *, cost_usd: object = None, requests: int = 1
     ) -> None:
-        """Add one report; non-integer or negative token counts count as 0."""
+        """Add one report of ``model`` (``requests`` model requests, 1 by default)."""
         name = clip_text(model, _MODEL_MAX_CHARS) if isinstance(model, str) and model else None
         with self._lock:
             entry = self._models.get(name or _UNKNOWN_MODEL)
             if entry is None:
                 entry = self._models[name or _UNKNOWN_MODEL] = ModelUsage(name or _UNKNOWN_MODEL)
             entry.requests += requests
-            entry.input_tokens += _count(input_tokens)
-            entry.output_tokens += _count(output_tokens)
-            entry.cache_read_tokens += _count(cache_read_tokens)
+            entry.input_tokens += tokens.input
+            entry.output_tokens += tokens.output
+            entry.cache_read_tokens += tokens.cache_read
             if isinstance(cost_usd, int | float) and not isinstance(cost_usd, bool):
                 entry.cost_usd = (entry.cost_usd or 0.0) + float(cost_usd)
 

@@ -6,59 +6,41 @@ from collections.abc import Mapping
 from typing import Any
 
 from kitaru.adapters._common import (
-    TEXT_DELTA_MAX_CHARS,
-    LiveStream,
+    ID_MAX_CHARS,
     clip_text,
     display_text,
-    stream_kinds,
+    ident,
+    text_delta_fields,
+    text_or_none,
 )
+from kitaru.adapters._spec import AdapterSpec
 
 __all__ = [
     "CLAUDE_STREAM_EVENT_KINDS",
     "CLAUDE_STREAM_TERMINAL_EVENT_KINDS",
+    "SPEC",
     "ClaudeStreamDescriber",
-    "new_stream",
 ]
 
-_PREFIX = "claude_agent_sdk.stream"
+SPEC = AdapterSpec(
+    "claude_agent_sdk",
+    label="Claude",
+    checkpoint_type="claude_agent_sdk_invocation",
+    checkpoint_suffix="claude_invocation",
+)
+"""The Claude Agent SDK adapter (its events carry ``runner_name``, ``scope``)."""
 
-_KINDS = stream_kinds(_PREFIX)
-
-CLAUDE_STREAM_EVENT_KINDS: tuple[str, ...] = _KINDS[0]
+CLAUDE_STREAM_EVENT_KINDS: tuple[str, ...] = SPEC.kinds
 """Every kind the Claude Agent SDK adapter publishes, in lifecycle order."""
 
-CLAUDE_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = _KINDS[1]
+CLAUDE_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = SPEC.terminal_kinds
 """The kinds that end one Claude stream."""
 
-_ID_MAX_CHARS = 200
 _TOOL_BLOCK_TYPES = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
-
-
-def new_stream(
-    runner_name: str, *, enabled: bool, delta_interval: float | None = None
-) -> LiveStream:
-    """The live-event lane of one Claude invocation."""
-    return LiveStream(
-        _PREFIX,
-        adapter="claude_agent_sdk",
-        label="Claude",
-        base={"runner_name": runner_name, "scope": "invocation"},
-        enabled=enabled,
-        delta_interval=delta_interval,
-    )
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _ident(value: object) -> str | None:
-    text = _str(value)
-    return None if text is None else clip_text(text, _ID_MAX_CHARS)
 
 
 class ClaudeStreamDescriber:
@@ -89,12 +71,12 @@ class ClaudeStreamDescriber:
             return describe_result(message)
         if kind == "RateLimitEvent":
             info = getattr(message, "rate_limit_info", None)
-            status = _str(getattr(info, "status", None)) or "unknown"
+            status = text_or_none(getattr(info, "status", None)) or "unknown"
             fields: dict[str, Any] = {
                 "category": "rate_limit",
                 "display": f"Claude rate limit: {status}",
                 "status": status,
-                "rate_limit_type": _str(getattr(info, "rate_limit_type", None)),
+                "rate_limit_type": text_or_none(getattr(info, "rate_limit_type", None)),
             }
             utilization = getattr(info, "utilization", None)
             if isinstance(utilization, (int, float)) and not isinstance(utilization, bool):
@@ -102,7 +84,7 @@ class ClaudeStreamDescriber:
             return fields
         if isinstance(getattr(message, "subtype", None), str) and hasattr(message, "data"):
             # SystemMessage and its subclasses (task started/progress/...): subtype only.
-            subtype = display_text(message.subtype, _ID_MAX_CHARS)
+            subtype = display_text(message.subtype, ID_MAX_CHARS)
             return {
                 "category": "system_message",
                 "display": f"Claude system message: {subtype}",
@@ -120,7 +102,7 @@ class ClaudeStreamDescriber:
     def _stream_event(self, event: object) -> dict[str, Any]:
         if not isinstance(event, Mapping):
             return {"category": "unknown_message", "display": "Claude stream event"}
-        etype = _str(event.get("type")) or "unknown"
+        etype = text_or_none(event.get("type")) or "unknown"
         index = _int(event.get("index"))
         if etype in ("message_start", "message_stop"):
             self._tools.clear()
@@ -129,14 +111,14 @@ class ClaudeStreamDescriber:
         if etype == "message_delta":
             fields: dict[str, Any] = {"category": etype, "display": "Claude message delta"}
             delta = event.get("delta")
-            if isinstance(delta, Mapping) and _str(delta.get("stop_reason")):
-                fields["stop_reason"] = _ident(delta.get("stop_reason"))
+            if isinstance(delta, Mapping) and text_or_none(delta.get("stop_reason")):
+                fields["stop_reason"] = ident(delta.get("stop_reason"))
             return fields
         if etype == "content_block_start":
             block = event.get("content_block")
-            block_type = _str(block.get("type")) if isinstance(block, Mapping) else None
+            block_type = text_or_none(block.get("type")) if isinstance(block, Mapping) else None
             if isinstance(block, Mapping) and block_type in _TOOL_BLOCK_TYPES:
-                tool_name, tool_id = _ident(block.get("name")), _ident(block.get("id"))
+                tool_name, tool_id = ident(block.get("name")), ident(block.get("id"))
                 if index is not None:
                     self._tools[index] = (tool_name, tool_id)
                 return {
@@ -166,22 +148,21 @@ class ClaudeStreamDescriber:
         return {
             "category": "stream_event",
             "display": f"Claude stream event: {etype}",
-            "stream_event_type": clip_text(etype, _ID_MAX_CHARS),
+            "stream_event_type": clip_text(etype, ID_MAX_CHARS),
         }
 
     def _block_delta(self, event: Mapping[str, Any], index: int | None) -> dict[str, Any]:
         delta = event.get("delta")
-        delta_type = _str(delta.get("type")) if isinstance(delta, Mapping) else None
+        delta_type = text_or_none(delta.get("type")) if isinstance(delta, Mapping) else None
         if delta_type == "text_delta" and isinstance(delta, Mapping):
             fields: dict[str, Any] = {
                 "category": "text_delta",
                 "display": "Claude text delta",
                 "content_block_index": index,
             }
-            text = _str(delta.get("text"))
+            text = text_or_none(delta.get("text"))
             if self.text_deltas and text is not None:
-                fields["text_delta"] = clip_text(text, TEXT_DELTA_MAX_CHARS)
-                fields["display"] = display_text(text) or "Claude text delta"
+                fields.update(text_delta_fields(text, "Claude text delta"))
             return fields
         if delta_type == "input_json_delta":
             tool_name, tool_id = (
@@ -214,15 +195,15 @@ class ClaudeStreamDescriber:
         fields: dict[str, Any] = {
             "category": "assistant_message",
             "display": "Claude assistant message",
-            "model": _ident(getattr(message, "model", None)),
+            "model": ident(getattr(message, "model", None)),
             "content_block_count": len(content) if isinstance(content, list) else 0,
             "has_usage": getattr(message, "usage", None) is not None,
-            "stop_reason": _ident(getattr(message, "stop_reason", None)),
+            "stop_reason": ident(getattr(message, "stop_reason", None)),
         }
-        error = _ident(getattr(message, "error", None))
+        error = ident(getattr(message, "error", None))
         if error:
             fields["assistant_error"] = error
-        parent = _ident(getattr(message, "parent_tool_use_id", None))
+        parent = ident(getattr(message, "parent_tool_use_id", None))
         if parent:
             fields["parent_tool_use_id"] = parent
         return fields
@@ -238,7 +219,7 @@ class ClaudeStreamDescriber:
             fields["content_block_count"] = len(content)
         else:
             fields["content_kind"] = "text" if isinstance(content, str) else type(content).__name__
-        parent = _ident(getattr(message, "parent_tool_use_id", None))
+        parent = ident(getattr(message, "parent_tool_use_id", None))
         if parent:
             fields["parent_tool_use_id"] = parent
         return fields
@@ -257,10 +238,10 @@ def describe_result(message: Any) -> dict[str, Any]:
         "has_model_usage": getattr(message, "model_usage", None) is not None,
         "has_result": getattr(message, "result", None) is not None,
         "has_structured_output": getattr(message, "structured_output", None) is not None,
-        "session_id": _ident(getattr(message, "session_id", None)),
-        "subtype": _ident(getattr(message, "subtype", None)),
+        "session_id": ident(getattr(message, "session_id", None)),
+        "subtype": ident(getattr(message, "subtype", None)),
         "api_error_status": _int(getattr(message, "api_error_status", None)),
-        "stop_reason": _ident(getattr(message, "stop_reason", None)),
+        "stop_reason": ident(getattr(message, "stop_reason", None)),
         "num_turns": _int(getattr(message, "num_turns", None)),
         "has_cost": getattr(message, "total_cost_usd", None) is not None,
     }

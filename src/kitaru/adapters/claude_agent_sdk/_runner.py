@@ -7,20 +7,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from kitaru.adapters._common import (
-    AdapterPolicy,
-    LiveStream,
-    adapter_checkpoint,
-    call_extras,
-    current_extras,
-    maybe_await,
-    normalize_name,
-    require_module,
-    run_coroutine_sync,
-)
+from kitaru.adapters._common import AdapterPolicy, LiveStream, maybe_await, normalize_name
+from kitaru.adapters._entry import AdapterEntry, call_extras, current_extras, run_coroutine_sync
 from kitaru.adapters._genai import GenAISpans
-from kitaru.adapters._run import AgentRun
-from kitaru.adapters.claude_agent_sdk._events import ClaudeStreamDescriber, new_stream
+from kitaru.adapters.claude_agent_sdk._events import SPEC, ClaudeStreamDescriber
 from kitaru.adapters.claude_agent_sdk._tracker import ClaudeRunTracker
 from kitaru.exceptions import KitaruError, KitaruUsageError
 
@@ -30,9 +20,6 @@ __all__ = [
     "ClaudeRunResult",
     "KitaruClaudeRunner",
 ]
-
-_EXTRA = "claude-agent-sdk"
-CHECKPOINT_TYPE = "claude_agent_sdk_invocation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +134,7 @@ def _diagnostic(message: Any) -> dict[str, Any]:
     }
 
 
-class KitaruClaudeRunner:
+class KitaruClaudeRunner(AdapterEntry[ClaudeCapturePolicy]):
     """Runs Claude Agent SDK invocations as durable kitaru checkpoints.
 
     One completed invocation (``claude_agent_sdk.query``) is one checkpoint: its
@@ -171,6 +158,9 @@ class KitaruClaudeRunner:
         MissingExtraError: The SDK is not installed (``pip install 'kitaru[claude-agent-sdk]'``).
     """
 
+    SPEC = SPEC
+    POLICY = ClaudeCapturePolicy
+
     def __init__(
         self,
         options: Any = None,
@@ -181,21 +171,13 @@ class KitaruClaudeRunner:
         retries: int = 0,
         transport_factory: Callable[[], Any] | None = None,
     ) -> None:
-        require_module("claude_agent_sdk", extra=_EXTRA, feature="kitaru.adapters.claude_agent_sdk")
-        if capture is not None and not isinstance(capture, ClaudeCapturePolicy):
-            raise KitaruUsageError(f"capture must be a ClaudeCapturePolicy, got {capture!r}")
+        self.require()
         self.options = options
         self.runner_name = normalize_name(name, "claude")
-        self.capture = capture or ClaudeCapturePolicy()
+        self.capture = self._setup(self.runner_name, capture, cache=cache, retries=retries)
         self.transport_factory = transport_factory
-        self.cache = cache
-        base = f"{self.runner_name}_claude_invocation"
-        opts: dict[str, Any] = {"type": CHECKPOINT_TYPE, "cache": cache, "retries": retries}
-        self._run_ckpt = adapter_checkpoint(self._run_body, name=base, **opts)
-        self._run_sync_ckpt = adapter_checkpoint(self._run_sync_body, name=base, **opts)
-
-    def __repr__(self) -> str:
-        return f"<KitaruClaudeRunner {self.runner_name!r}>"
+        self._run_ckpt = self._checkpoint(self._run_body)
+        self._run_sync_ckpt = self._checkpoint(self._run_sync_body)
 
     # -- public surfaces ------------------------------------------------------------------
 
@@ -344,12 +326,11 @@ class KitaruClaudeRunner:
 
         extras: _Extras = current_extras() or _Extras(None, None)
         stream = bool(request["stream"])
-        live = new_stream(
-            self.runner_name,
-            enabled=self.capture.emit_child_events,
-            delta_interval=self.capture.delta_interval,
+        run = self._agent_run(
+            {"runner_name": self.runner_name, "scope": "invocation"},
+            GenAISpans(provider="anthropic", agent_name=self.runner_name),
         )
-        run = AgentRun(live, GenAISpans(provider="anthropic", agent_name=self.runner_name))
+        live = run.live
         tracker = ClaudeRunTracker(run)
         describe = ClaudeStreamDescriber(text_deltas=request["include_stream_text_deltas"])
         messages: list[Any] = []

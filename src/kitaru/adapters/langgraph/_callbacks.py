@@ -13,17 +13,14 @@ import time
 from functools import cache
 from typing import Any
 
-from kitaru.adapters._common import clip_text
+from kitaru.adapters._common import ident
 from kitaru.adapters._run import AgentRun
+from kitaru.adapters._usage import NO_TOKENS, Tokens
+from kitaru.adapters.langgraph._events import SPEC
 
 __all__ = ["TOOL_KIND", "run_callbacks"]
 
-TOOL_KIND = "langgraph.stream.tool"
-_ID_MAX_CHARS = 200
-
-
-def _str(value: object) -> str | None:
-    return clip_text(value, _ID_MAX_CHARS) if isinstance(value, str) and value else None
+TOOL_KIND = SPEC.kind("tool")
 
 
 def _model_name(serialized: Any, kwargs: dict[str, Any]) -> str | None:
@@ -40,18 +37,18 @@ def _model_name(serialized: Any, kwargs: dict[str, Any]) -> str | None:
     return None
 
 
-def _usage(response: Any) -> tuple[int, int, int]:
+def _usage(response: Any) -> Tokens:
     for batch in getattr(response, "generations", None) or ():
         for gen in batch:
             meta = getattr(getattr(gen, "message", None), "usage_metadata", None)
             if isinstance(meta, dict):
                 details = meta.get("input_token_details") or {}
-                return (
+                return Tokens.of(
                     int(meta.get("input_tokens") or 0),
                     int(meta.get("output_tokens") or 0),
                     int(details.get("cache_read") or 0),
                 )
-    return 0, 0, 0
+    return NO_TOKENS
 
 
 @cache
@@ -85,14 +82,7 @@ def _handler_class() -> type[Any]:
         def on_llm_end(self, response: Any, *, run_id: Any, **kwargs: Any) -> None:
             with self._lock:
                 model, start = self._models.pop(run_id, (None, None))
-            inp, out, cached = _usage(response)
-            self.run.model_call(
-                model,
-                start_ns=start,
-                input_tokens=inp,
-                output_tokens=out,
-                cache_read_tokens=cached,
-            )
+            self.run.model_call(model, _usage(response), start_ns=start)
 
         def on_llm_error(self, error: BaseException, *, run_id: Any, **kwargs: Any) -> None:
             with self._lock:
@@ -102,21 +92,21 @@ def _handler_class() -> type[Any]:
         def on_tool_start(
             self, serialized: Any, input_str: str, *, run_id: Any, **kwargs: Any
         ) -> None:
-            name = _str((serialized or {}).get("name")) or "unknown"
+            name = ident((serialized or {}).get("name")) or "unknown"
             inputs = kwargs.get("inputs")
             call_id = kwargs.get("tool_call_id") or (
                 inputs.get("tool_call_id") if isinstance(inputs, dict) else None
             )
             meta = kwargs.get("metadata") or {}
-            node = _str(meta.get("langgraph_node"))
-            key = _str(call_id) or str(run_id)
+            node = ident(meta.get("langgraph_node"))
+            key = ident(call_id) or str(run_id)
             with self._lock:
                 self._tools[run_id] = (name, key, node)
             self.run.tool_started(key, name)
 
         def on_tool_end(self, output: Any, *, run_id: Any, **kwargs: Any) -> None:
             status = getattr(output, "status", None)
-            call_id = _str(getattr(output, "tool_call_id", None))
+            call_id = ident(getattr(output, "tool_call_id", None))
             self._finish(run_id, "error" if status == "error" else "ok", None, call_id)
 
         def on_tool_error(self, error: BaseException, *, run_id: Any, **kwargs: Any) -> None:

@@ -7,39 +7,39 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kitaru.adapters._common import LiveStream, clip_text, display_text
+from kitaru.adapters._common import ID_MAX_CHARS, LiveStream, clip_text, display_text
+from kitaru.adapters._spec import AdapterSpec
 from kitaru.adapters.langgraph._policy import STREAM_MODES, LangGraphStreamPolicy
 from kitaru.events._jsonsafe import Bounds, json_safe
 
 __all__ = [
     "LANGGRAPH_STREAM_EVENT_KINDS",
     "LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS",
+    "SPEC",
     "GraphStreamObserver",
     "bounded_payload",
-    "new_stream",
 ]
 
-_PREFIX = "langgraph.stream"
-
-LANGGRAPH_STREAM_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.started",
-    *(f"{_PREFIX}.{mode}" for mode in STREAM_MODES),
-    f"{_PREFIX}.tool",
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
+SPEC = AdapterSpec(
+    "langgraph",
+    label="LangGraph",
+    checkpoint_type="langgraph_graph_call",
+    checkpoint_suffix="langgraph_call",
+    items=(*STREAM_MODES, "tool"),
+    item="debug",
 )
+"""The LangGraph adapter (its events carry ``graph_name``, ``thread_id``, ``surface``); parts it
+cannot place go to ``langgraph.stream.debug``."""
+
+LANGGRAPH_STREAM_EVENT_KINDS: tuple[str, ...] = SPEC.kinds
 """Every kind the LangGraph adapter publishes: started, one per stream mode, ``tool`` (a tool's
 outcome, from LangChain's callbacks), then terminal."""
 
-LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = (
-    f"{_PREFIX}.completed",
-    f"{_PREFIX}.failed",
-)
+LANGGRAPH_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = SPEC.terminal_kinds
 """The kinds that end one LangGraph stream."""
 
-_DEBUG_KIND = f"{_PREFIX}.debug"
+_DEBUG_KIND = SPEC.kind("debug")
 _MAX_ITEMS = 20
-_MAX_LABEL = 200
 _MAX_DEPTH = 4
 _METADATA_KEYS = (
     "thread_id",
@@ -57,28 +57,8 @@ _SECRET_KEY = re.compile(
 )
 
 
-def new_stream(
-    graph_name: str,
-    thread_id: str | None,
-    *,
-    enabled: bool,
-    surface: str = "stream",
-    delta_interval: float | None = None,
-) -> LiveStream:
-    """The live-event lane of one graph call."""
-    return LiveStream(
-        _PREFIX,
-        adapter="langgraph",
-        label="LangGraph",
-        base={"graph_name": graph_name, "thread_id": thread_id, "surface": surface},
-        enabled=enabled,
-        item_kind=_DEBUG_KIND,
-        delta_interval=delta_interval,
-    )
-
-
 def _label(value: object) -> str:
-    return clip_text(str(value), _MAX_LABEL)
+    return clip_text(str(value), ID_MAX_CHARS)
 
 
 _PAYLOAD_REASON = "unsupported_stream_value"
@@ -240,7 +220,7 @@ class GraphStreamObserver:
             key,
             fields,
             text=text,
-            kind=f"{_PREFIX}.messages",
+            kind=SPEC.kind("messages"),
             text_limit=self.policy.max_display_chars,
         )
         return True
@@ -281,7 +261,7 @@ class GraphStreamObserver:
             )
             return _DEBUG_KIND, base
         data = part.get("data")
-        kind = f"{_PREFIX}.{mode}"
+        kind = SPEC.kind(mode)
         if mode == "messages":
             base.update(self._messages(data, limit))
         elif mode == "updates":

@@ -7,25 +7,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from kitaru.adapters._common import (
-    adapter_checkpoint,
-    call_extras,
-    current_extras,
-    maybe_await,
-    normalize_name,
-    require_module,
-)
+from kitaru.adapters._common import maybe_await, normalize_name
+from kitaru.adapters._entry import AdapterEntry, call_extras, current_extras
 from kitaru.adapters._genai import GenAISpans
-from kitaru.adapters._run import AgentRun
 from kitaru.adapters.langgraph._callbacks import run_callbacks
-from kitaru.adapters.langgraph._events import GraphStreamObserver, new_stream
+from kitaru.adapters.langgraph._events import SPEC, GraphStreamObserver
 from kitaru.adapters.langgraph._policy import LangGraphStreamPolicy, resolve_modes
 from kitaru.exceptions import KitaruUsageError
 
 __all__ = ["KitaruGraphRunner"]
-
-_EXTRA = "langgraph"
-CHECKPOINT_TYPE = "langgraph_graph_call"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +32,7 @@ def _thread_id(config: object) -> str | None:
     return None if value is None else str(value)[:200]
 
 
-class KitaruGraphRunner:
+class KitaruGraphRunner(AdapterEntry[LangGraphStreamPolicy]):
     """Runs a compiled LangGraph graph as durable kitaru checkpoints (``graph_call`` mode).
 
     Each ``invoke``/``ainvoke``/``run_stream``/``arun_stream`` call is one adapter-owned
@@ -68,6 +58,9 @@ class KitaruGraphRunner:
         MissingExtraError: LangGraph is not installed (``pip install 'kitaru[langgraph]'``).
     """
 
+    SPEC = SPEC
+    POLICY = LangGraphStreamPolicy
+
     def __init__(
         self,
         graph: Any,
@@ -78,26 +71,19 @@ class KitaruGraphRunner:
         cache: bool = False,
         retries: int = 0,
     ) -> None:
-        require_module("langgraph", extra=_EXTRA, feature="kitaru.adapters.langgraph")
+        self.require()
         if mode != "graph_call":
             raise KitaruUsageError(f"KitaruGraphRunner mode must be 'graph_call', got {mode!r}")
-        if stream_policy is not None and not isinstance(stream_policy, LangGraphStreamPolicy):
-            raise KitaruUsageError(
-                f"stream_policy must be a LangGraphStreamPolicy, got {stream_policy!r}"
-            )
+        self.graph_name = normalize_name(name or getattr(graph, "name", None), "graph")
+        self.stream_policy = self._setup(
+            self.graph_name, stream_policy, cache=cache, retries=retries, arg="stream_policy"
+        )
         if not callable(getattr(graph, "stream", None)):
             raise KitaruUsageError(f"KitaruGraphRunner needs a compiled graph, got {graph!r}")
         self.graph = graph
         self.mode = mode
-        self.graph_name = normalize_name(name or getattr(graph, "name", None), "graph")
-        self.stream_policy = stream_policy or LangGraphStreamPolicy()
-        base = f"{self.graph_name}_langgraph_call"
-        opts: dict[str, Any] = {"type": CHECKPOINT_TYPE, "cache": cache, "retries": retries}
-        self._stream_ckpt = adapter_checkpoint(self._stream_body, name=base, **opts)
-        self._astream_ckpt = adapter_checkpoint(self._astream_body, name=base, **opts)
-
-    def __repr__(self) -> str:
-        return f"<KitaruGraphRunner {self.graph_name!r}>"
+        self._stream_ckpt = self._checkpoint(self._stream_body)
+        self._astream_ckpt = self._checkpoint(self._astream_body)
 
     # -- public surfaces ------------------------------------------------------------------
 
@@ -224,14 +210,15 @@ class KitaruGraphRunner:
         self, request: dict[str, Any]
     ) -> Iterator[tuple[_Extras, GraphStreamObserver, dict[str, Any]]]:
         extras = self._extras()
-        live = new_stream(
-            self.graph_name,
-            request["thread_id"],
-            enabled=self.stream_policy.emit_child_events,
-            surface=request["surface"],
-            delta_interval=self.stream_policy.delta_interval,
+        run = self._agent_run(
+            {
+                "graph_name": self.graph_name,
+                "thread_id": request["thread_id"],
+                "surface": request["surface"],
+            },
+            GenAISpans(provider="langgraph", agent_name=self.graph_name),
         )
-        run = AgentRun(live, GenAISpans(provider="langgraph", agent_name=self.graph_name))
+        live = run.live
         obs = GraphStreamObserver(live, self.stream_policy, request["stream_modes"])
         config = dict(extras.config or {})
         callbacks = config.get("callbacks")

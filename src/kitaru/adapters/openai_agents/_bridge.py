@@ -22,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from kitaru.adapters import _genai as g
-from kitaru.adapters._common import clip_text
+from kitaru.adapters._common import ident
 from kitaru.adapters._run import AgentRun
 
 __all__ = ["RunBridge", "bridge_for"]
@@ -30,7 +30,6 @@ __all__ = ["RunBridge", "bridge_for"]
 logger = logging.getLogger("kitaru.adapters")
 
 _TRACER = "kitaru.adapters.openai_agents"
-_NAME_MAX_CHARS = 200
 _SKIPPED = frozenset({"generation", "response", "task", "turn"})  # chat spans come from hooks
 
 _active: contextvars.ContextVar[RunBridge | None] = contextvars.ContextVar(
@@ -41,7 +40,7 @@ _installed = False
 
 
 def _name(value: object) -> str:
-    return clip_text(value, _NAME_MAX_CHARS) if isinstance(value, str) and value else "unknown"
+    return ident(value) or "unknown"
 
 
 class RunBridge:

@@ -13,22 +13,16 @@ import time
 from functools import cache
 from typing import Any
 
-from kitaru.adapters._common import clip_text
+from kitaru.adapters._common import ident
 from kitaru.adapters._run import AgentRun
+from kitaru.adapters._usage import Tokens
 from kitaru.adapters.openai_agents._bridge import bridge_for
 
 __all__ = ["run_hooks"]
 
-_ID_MAX_CHARS = 200
-
-
-def _str(value: object) -> str | None:
-    return clip_text(value, _ID_MAX_CHARS) if isinstance(value, str) and value else None
-
 
 def _name(obj: Any) -> str:
-    value = getattr(obj, "name", None)
-    return clip_text(value, _ID_MAX_CHARS) if isinstance(value, str) and value else "unknown"
+    return ident(getattr(obj, "name", None)) or "unknown"
 
 
 @cache
@@ -66,13 +60,13 @@ def _hooks_class() -> type[Any]:
             details = getattr(usage, "input_tokens_details", None)
             model = getattr(agent, "model", None)
             model_name = model if isinstance(model, str) else getattr(model, "model", None)
-            self.run.model_call(
-                model_name if isinstance(model_name, str) else type(model).__name__,
-                start_ns=self._llm_start,
-                input_tokens=getattr(usage, "input_tokens", 0),
-                output_tokens=getattr(usage, "output_tokens", 0),
-                cache_read_tokens=getattr(details, "cached_tokens", 0),
+            tokens = Tokens.of(
+                getattr(usage, "input_tokens", 0),
+                getattr(usage, "output_tokens", 0),
+                getattr(details, "cached_tokens", 0),
             )
+            name = model_name if isinstance(model_name, str) else type(model).__name__
+            self.run.model_call(name, tokens, start_ns=self._llm_start)
             await self._user("on_llm_end", context, agent, response)
 
         async def on_handoff(self, context: Any, from_agent: Any, to_agent: Any) -> None:
@@ -89,7 +83,7 @@ def _hooks_class() -> type[Any]:
         async def on_tool_start(self, context: Any, agent: Any, tool: Any) -> None:
             call_id = getattr(context, "tool_call_id", None)
             self.run.tool_started(call_id, _name(tool))
-            self.bridge.tag_current(_str(call_id))
+            self.bridge.tag_current(ident(call_id))
             await self._user("on_tool_start", context, agent, tool)
 
         async def on_tool_end(self, context: Any, agent: Any, tool: Any, result: Any) -> None:
@@ -104,7 +98,7 @@ def _hooks_class() -> type[Any]:
                     "category": "tool_result",
                     "display": f"Tool result: {name} ({outcome})",
                     "tool_name": name,
-                    **({"call_id": clip_text(call_id, _ID_MAX_CHARS)} if call_id else {}),
+                    **({"call_id": ident(call_id)} if call_id else {}),
                     **self._fields(agent),
                     **fields,
                 }

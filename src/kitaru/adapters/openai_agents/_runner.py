@@ -7,26 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from kitaru.adapters._common import (
-    AdapterPolicy,
-    adapter_checkpoint,
-    call_extras,
-    current_extras,
-    maybe_await,
-    normalize_name,
-    require_module,
-    run_coroutine_sync,
-)
+from kitaru.adapters._common import AdapterPolicy, maybe_await
+from kitaru.adapters._entry import AgentEntry, call_extras, current_extras, run_coroutine_sync
 from kitaru.adapters._genai import GenAISpans
 from kitaru.adapters._run import AgentRun
-from kitaru.adapters.openai_agents._events import describe_stream_event, new_stream
+from kitaru.adapters.openai_agents._events import SPEC, describe_stream_event
 from kitaru.adapters.openai_agents._hooks import run_hooks
 from kitaru.exceptions import KitaruUsageError
 
 __all__ = ["KitaruRunner", "OpenAICapturePolicy", "OpenAIRunResult"]
-
-_EXTRA = "openai-agents"
-CHECKPOINT_TYPE = "openai_agents_run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +102,7 @@ class _Extras:
     raw_input: Any = None
 
 
-class KitaruRunner:
+class KitaruRunner(AgentEntry[OpenAICapturePolicy]):
     """Runs an OpenAI Agents SDK agent as one durable kitaru checkpoint per run.
 
     ``run()`` / ``run_sync()`` wrap ``Runner.run``; ``run_stream()`` / ``run_stream_sync()`` wrap
@@ -135,32 +124,14 @@ class KitaruRunner:
             (``pip install 'kitaru[openai-agents]'``).
     """
 
-    def __init__(
-        self,
-        agent: Any,
-        *,
-        name: str | None = None,
-        capture: OpenAICapturePolicy | None = None,
-        cache: bool = False,
-        retries: int = 0,
-    ) -> None:
-        require_module("agents", extra=_EXTRA, feature="kitaru.adapters.openai_agents")
-        if capture is not None and not isinstance(capture, OpenAICapturePolicy):
-            raise KitaruUsageError(f"capture must be an OpenAICapturePolicy, got {capture!r}")
-        self.agent = agent
-        self.agent_name = normalize_name(name or getattr(agent, "name", None), "agent")
-        self.capture = capture or OpenAICapturePolicy()
-        base = f"{self.agent_name}_openai_agents"
-        opts: dict[str, Any] = {"type": CHECKPOINT_TYPE, "cache": cache, "retries": retries}
-        self._run_ckpt = adapter_checkpoint(self._run_body, name=base, **opts)
-        self._run_sync_ckpt = adapter_checkpoint(self._run_sync_body, name=base, **opts)
-        self._stream_ckpt = adapter_checkpoint(self._stream_body, name=f"{base}_stream", **opts)
-        self._stream_sync_ckpt = adapter_checkpoint(
-            self._stream_sync_body, name=f"{base}_stream", **opts
-        )
+    SPEC = SPEC
+    POLICY = OpenAICapturePolicy
 
-    def __repr__(self) -> str:
-        return f"<KitaruRunner {self.agent_name!r}>"
+    def _make_checkpoints(self) -> None:
+        self._run_ckpt = self._checkpoint(self._run_body)
+        self._run_sync_ckpt = self._checkpoint(self._run_sync_body)
+        self._stream_ckpt = self._checkpoint(self._stream_body, "_stream")
+        self._stream_sync_ckpt = self._checkpoint(self._stream_sync_body, "_stream")
 
     # -- public surfaces ------------------------------------------------------------------
 
@@ -242,19 +213,13 @@ class KitaruRunner:
         return extras.raw_input if extras.raw_input is not None else request["input"]
 
     def _new_run(self, surface: str) -> AgentRun:
-        live = new_stream(
-            self.agent_name,
-            surface,
-            enabled=self.capture.emit_child_events,
-            delta_interval=self.capture.delta_interval,
-        )
         model = getattr(self.agent, "model", None)
         spans = GenAISpans(
             provider="openai",
             agent_name=self.agent_name,
             request_model=model if isinstance(model, str) else None,
         )
-        return AgentRun(live, spans)
+        return self._agent_run({"agent_name": self.agent_name, "surface": surface}, spans)
 
     @staticmethod
     def _finish(run: AgentRun, result: Any) -> OpenAIRunResult:

@@ -8,26 +8,17 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
 
-from kitaru.adapters._common import (
-    AdapterPolicy,
-    adapter_checkpoint,
-    call_extras,
-    current_extras,
-    normalize_name,
-    require_module,
-)
+from kitaru.adapters._common import AdapterPolicy
+from kitaru.adapters._entry import AgentEntry, call_extras, current_extras
 from kitaru.adapters._genai import GenAISpans
 from kitaru.adapters._run import AgentRun
-from kitaru.adapters.pydantic_ai._events import new_stream
+from kitaru.adapters.pydantic_ai._events import SPEC
 from kitaru.adapters.pydantic_ai._hooks import run_capability
 from kitaru.adapters.pydantic_ai._identity import run_identity
 from kitaru.exceptions import KitaruContextError, KitaruUsageError
 from kitaru.runtime._scope import current_checkpoint
 
 __all__ = ["CapturePolicy", "KitaruAgent"]
-
-_EXTRA = "pydantic-ai"
-CHECKPOINT_TYPE = "pydantic_ai_agent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +68,7 @@ def _checkpoint_required_error() -> type[Exception]:
     return CheckpointRequiredError
 
 
-class KitaruAgent:
+class KitaruAgent(AgentEntry[CapturePolicy]):
     """A PydanticAI agent whose every run is one durable kitaru checkpoint.
 
     ``run()`` and ``run_sync()`` run the agent as an adapter-owned checkpoint inside the current
@@ -107,38 +98,16 @@ class KitaruAgent:
         MissingExtraError: PydanticAI is not installed (``pip install 'kitaru[pydantic-ai]'``).
     """
 
-    def __init__(
-        self,
-        agent: Any,
-        *,
-        name: str | None = None,
-        capture: CapturePolicy | None = None,
-        cache: bool = False,
-        retries: int = 0,
-    ) -> None:
-        require_module("pydantic_ai", extra=_EXTRA, feature="kitaru.adapters.pydantic_ai")
+    SPEC = SPEC
+    POLICY = CapturePolicy
+
+    def _check_agent(self, agent: Any) -> None:
         if not callable(getattr(agent, "run", None)) or not callable(getattr(agent, "iter", None)):
             raise KitaruUsageError(f"KitaruAgent needs a pydantic_ai agent, got {agent!r}")
-        if capture is not None and not isinstance(capture, CapturePolicy):
-            raise KitaruUsageError(f"capture must be a CapturePolicy, got {capture!r}")
-        self.agent = agent
-        self.agent_name = normalize_name(name or getattr(agent, "name", None), "agent")
-        self.capture = capture or CapturePolicy()
-        self.cache = cache
-        checkpoint_name = f"{self.agent_name}_pydantic_ai"
-        self._async_checkpoint = adapter_checkpoint(
-            self._run_body, name=checkpoint_name, type=CHECKPOINT_TYPE, cache=cache, retries=retries
-        )
-        self._sync_checkpoint = adapter_checkpoint(
-            self._run_sync_body,
-            name=checkpoint_name,
-            type=CHECKPOINT_TYPE,
-            cache=cache,
-            retries=retries,
-        )
 
-    def __repr__(self) -> str:
-        return f"<KitaruAgent {self.agent_name!r}>"
+    def _make_checkpoints(self) -> None:
+        self._async_checkpoint = self._checkpoint(self._run_body)
+        self._sync_checkpoint = self._checkpoint(self._run_sync_body)
 
     # -- durable runs ---------------------------------------------------------------------
 
@@ -192,16 +161,10 @@ class KitaruAgent:
         }
 
     def _new_run(self, surface: str, source: str) -> AgentRun:
-        live = new_stream(
-            self.agent_name,
-            surface,
-            source,
-            enabled=self.capture.emit_child_events,
-            delta_interval=self.capture.delta_interval,
-        )
         # PydanticAI's own instrumentation makes the GenAI spans (see _instrumentation).
-        return AgentRun(
-            live, GenAISpans(provider="pydantic_ai", agent_name=self.agent_name, enabled=False)
+        return self._agent_run(
+            {"agent_name": self.agent_name, "surface": surface, "source": source},
+            GenAISpans(provider="pydantic_ai", agent_name=self.agent_name, enabled=False),
         )
 
     def _instrument(self, kwargs: dict[str, Any], run: AgentRun, *, stream: bool) -> None:
@@ -279,12 +242,8 @@ class KitaruAgent:
             KitaruContextError: Not inside a running ``@kitaru.checkpoint`` (the error is also
                 a PydanticAI ``UserError``).
         """
-        self._require_checkpoint("run_stream")
-        run = self._new_run("run_stream", "node_stream")
-        self._instrument(kwargs, run, stream=True)
-        with run.track():
-            async with self.agent.run_stream(user_prompt, **kwargs) as result:
-                yield result
+        async with self._node_stream("run_stream", user_prompt, kwargs) as (_, result):
+            yield result
 
     @asynccontextmanager
     async def iter(self, user_prompt: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
@@ -294,13 +253,21 @@ class KitaruAgent:
             KitaruContextError: Not inside a running ``@kitaru.checkpoint`` (the error is also
                 a PydanticAI ``UserError``).
         """
-        self._require_checkpoint("iter")
-        run = self._new_run("iter", "node_stream")
+        async with self._node_stream("iter", user_prompt, kwargs) as (run, agent_run):
+            yield agent_run
+            _note_deferred(run, getattr(agent_run.result, "output", None))
+
+    @asynccontextmanager
+    async def _node_stream(
+        self, surface: str, user_prompt: Any, kwargs: dict[str, Any]
+    ) -> AsyncIterator[tuple[AgentRun, Any]]:
+        """PydanticAI's ``run_stream`` or ``iter`` (``surface``), tracked as one run."""
+        self._require_checkpoint(surface)
+        run = self._new_run(surface, "node_stream")
         self._instrument(kwargs, run, stream=True)
         with run.track():
-            async with self.agent.iter(user_prompt, **kwargs) as agent_run:
-                yield agent_run
-                _note_deferred(run, getattr(agent_run.result, "output", None))
+            async with getattr(self.agent, surface)(user_prompt, **kwargs) as result:
+                yield run, result
 
 
 def _has_instrumentation(agent: Any, run_caps: list[Any], cls: type[Any]) -> bool:

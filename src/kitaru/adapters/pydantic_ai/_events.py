@@ -6,32 +6,29 @@ from typing import Any
 
 from kitaru.adapters._common import (
     TEXT_DELTA_MAX_CHARS,
-    LiveStream,
     clip_text,
     display_text,
-    stream_kinds,
-    terminal_status,
+    ident,
+    text_or_none,
 )
+from kitaru.adapters._spec import AdapterSpec
 
 __all__ = [
     "PYDANTIC_AI_STREAM_EVENT_KINDS",
     "PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS",
+    "SPEC",
     "describe_event",
-    "new_stream",
     "tool_result_outcome",
 ]
 
-_PREFIX = "pydantic_ai.stream"
+SPEC = AdapterSpec("pydantic_ai", label="PydanticAI", checkpoint_type="pydantic_ai_agent")
+"""The PydanticAI adapter (its events carry ``agent_name``, ``surface``, ``source``)."""
 
-_KINDS = stream_kinds(_PREFIX)
-
-PYDANTIC_AI_STREAM_EVENT_KINDS: tuple[str, ...] = _KINDS[0]
+PYDANTIC_AI_STREAM_EVENT_KINDS: tuple[str, ...] = SPEC.kinds
 """Every kind the PydanticAI adapter publishes, in lifecycle order."""
 
-PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = _KINDS[1]
+PYDANTIC_AI_STREAM_TERMINAL_EVENT_KINDS: tuple[str, ...] = SPEC.terminal_kinds
 """The kinds that end one PydanticAI stream (exactly one of them per stream)."""
-
-_ID_MAX_CHARS = 200
 
 # Labels of event kinds whose display names a tool.
 _TOOL_LABELS = {
@@ -42,25 +39,6 @@ _TOOL_LABELS = {
     "builtin_tool_call": "Builtin tool call",
     "builtin_tool_result": "Builtin tool result",
 }
-
-
-def new_stream(
-    agent_name: str,
-    surface: str,
-    source: str,
-    *,
-    enabled: bool,
-    delta_interval: float | None = None,
-) -> LiveStream:
-    """The live-event lane of one PydanticAI stream."""
-    return LiveStream(
-        _PREFIX,
-        adapter="pydantic_ai",
-        label="PydanticAI",
-        base={"agent_name": agent_name, "surface": surface, "source": source},
-        enabled=enabled,
-        delta_interval=delta_interval,
-    )
 
 
 # PydanticAI's own tool-return outcomes, in the adapters' shared words.
@@ -81,10 +59,6 @@ def tool_result_outcome(event: Any) -> str:
     return _RETURN_OUTCOMES.get(str(getattr(part, "outcome", "success")), "ok")
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def describe_event(event: Any, *, transcripts: bool) -> dict[str, Any]:
     """The fields of one ``pydantic_ai.stream.event``: what happened, never its content.
 
@@ -93,7 +67,7 @@ def describe_event(event: Any, *, transcripts: bool) -> dict[str, Any]:
         transcripts: Add clipped text deltas (``CapturePolicy.save_stream_transcripts``).
     """
     event_type = type(event).__name__
-    event_kind = _text(getattr(event, "event_kind", None))
+    event_kind = text_or_none(getattr(event, "event_kind", None))
     fields: dict[str, Any] = {"category": event_kind or event_type, "event_type": event_type}
     if event_kind:
         fields["event_kind"] = event_kind
@@ -101,34 +75,36 @@ def describe_event(event: Any, *, transcripts: bool) -> dict[str, Any]:
     if isinstance(index, int) and not isinstance(index, bool):
         fields["index"] = index
     part = getattr(event, "part", None)
-    part_kind = _text(getattr(part, "part_kind", None))
+    part_kind = text_or_none(getattr(part, "part_kind", None))
     if part_kind:
         fields["part_kind"] = part_kind
     delta = getattr(event, "delta", None)
-    delta_kind = _text(getattr(delta, "part_delta_kind", None))
+    delta_kind = text_or_none(getattr(delta, "part_delta_kind", None))
     if delta_kind:
         fields["delta_kind"] = delta_kind
     # Tool identity only: arguments and results stay out (docs/adapters.md, "Privacy").
-    tool_name = _text(getattr(event, "tool_name", None)) or _text(getattr(part, "tool_name", None))
-    tool_name = tool_name or _text(getattr(delta, "tool_name_delta", None))
+    tool_name = text_or_none(getattr(event, "tool_name", None)) or text_or_none(
+        getattr(part, "tool_name", None)
+    )
+    tool_name = tool_name or text_or_none(getattr(delta, "tool_name_delta", None))
     if tool_name:
-        fields["tool_name"] = clip_text(tool_name, _ID_MAX_CHARS)
+        fields["tool_name"] = ident(tool_name)
     result_part = getattr(event, "result", None)
-    tool_name = tool_name or _text(getattr(result_part, "tool_name", None))
-    tool_call_id = _text(getattr(event, "tool_call_id", None)) or _text(
+    tool_name = tool_name or text_or_none(getattr(result_part, "tool_name", None))
+    tool_call_id = text_or_none(getattr(event, "tool_call_id", None)) or text_or_none(
         getattr(part, "tool_call_id", None)
         or getattr(delta, "tool_call_id", None)
         or getattr(result_part, "tool_call_id", None)
     )
     if tool_call_id:
-        fields["tool_call_id"] = clip_text(tool_call_id, _ID_MAX_CHARS)
+        fields["tool_call_id"] = ident(tool_call_id)
 
     text: str | None = None
     if transcripts:
         if delta_kind == "text":
-            text = _text(getattr(delta, "content_delta", None))
+            text = text_or_none(getattr(delta, "content_delta", None))
         elif event_kind == "part_start" and part_kind == "text":
-            text = _text(getattr(part, "content", None))
+            text = text_or_none(getattr(part, "content", None))
     if text is not None:
         fields["text_delta"] = clip_text(text, TEXT_DELTA_MAX_CHARS)
     fields["display"] = _display(event_kind, part_kind, delta_kind, tool_name, fields, event_type)
@@ -156,8 +132,3 @@ def _display(
     if event_kind in _TOOL_LABELS:
         return f"{_TOOL_LABELS[event_kind]}: {tool_name or 'unknown'}"
     return f"PydanticAI event: {event_kind or event_type}"
-
-
-def failure_status(exc: BaseException) -> str:
-    """``cancelled`` for a cancelled run, else ``failed``."""
-    return terminal_status(exc)

@@ -13,23 +13,22 @@ from collections.abc import AsyncIterable, AsyncIterator
 from functools import cache
 from typing import Any
 
-from kitaru.adapters._common import clip_text
+from kitaru.adapters._common import ident
 from kitaru.adapters._run import AgentRun
+from kitaru.adapters._usage import Tokens
 from kitaru.adapters.pydantic_ai._events import describe_event, tool_result_outcome
 
 __all__ = ["run_capability"]
 
-_ID_MAX_CHARS = 200
-
 
 def _tool_fields(call: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    name = getattr(call, "tool_name", None)
-    call_id = getattr(call, "tool_call_id", None)
-    if isinstance(name, str) and name:
-        fields["tool_name"] = clip_text(name, _ID_MAX_CHARS)
-    if isinstance(call_id, str) and call_id:
-        fields["tool_call_id"] = clip_text(call_id, _ID_MAX_CHARS)
+    name = ident(getattr(call, "tool_name", None))
+    call_id = ident(getattr(call, "tool_call_id", None))
+    if name:
+        fields["tool_name"] = name
+    if call_id:
+        fields["tool_call_id"] = call_id
     return fields
 
 
@@ -104,13 +103,12 @@ def _classes() -> tuple[type[Any], type[Any]]:
                 raise
             usage = getattr(response, "usage", None)
             model = getattr(response, "model_name", None)
-            self._run.model_call(
-                model,
-                start_ns=start,
-                input_tokens=getattr(usage, "input_tokens", 0),
-                output_tokens=getattr(usage, "output_tokens", 0),
-                cache_read_tokens=getattr(usage, "cache_read_tokens", 0),
+            tokens = Tokens.of(
+                getattr(usage, "input_tokens", 0),
+                getattr(usage, "output_tokens", 0),
+                getattr(usage, "cache_read_tokens", 0),
             )
+            self._run.model_call(model, tokens, start_ns=start)
             if not self._streamed:
                 parts = getattr(response, "parts", ()) or ()
                 self._run.live.item(
