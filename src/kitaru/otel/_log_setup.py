@@ -62,29 +62,36 @@ class TrackedLogExporter(LogRecordExporter, _otlp.ExportWatch):
         return self.inner.force_flush(timeout_millis)
 
 
-def _assemble(
-    resource: Resource, inner: LogRecordExporter
-) -> tuple[SdkLoggerProvider, TrackedLogExporter]:
-    provider = SdkLoggerProvider(resource=resource, shutdown_on_exit=False)
-    exporter = TrackedLogExporter(inner)
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-    return provider, exporter
+class _LogSetup(SignalSetup[SdkLoggerProvider, TrackedLogExporter]):
+    signal = "logs"
+
+    def assemble(
+        self, resource: Resource, inner: LogRecordExporter
+    ) -> tuple[SdkLoggerProvider, TrackedLogExporter]:
+        provider = SdkLoggerProvider(resource=resource, shutdown_on_exit=False)
+        exporter = TrackedLogExporter(inner)
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+        return provider, exporter
+
+    def application_provider(self) -> LoggerProvider | None:
+        found = get_logger_provider()
+        placeholder = isinstance(found, (ProxyLoggerProvider, NoOpLoggerProvider))
+        return None if placeholder else found
+
+    def make_global(self, provider: SdkLoggerProvider) -> None:
+        set_logger_provider(provider)
+
+    def wanted(self, endpoint: str | None) -> bool:
+        # Without an endpoint, live events go to the application's own provider when it set one.
+        if endpoint is None and self.application_provider() is not None:
+            return False
+        return super().wanted(endpoint)
+
+    def stop(self, provider: SdkLoggerProvider, timeout: float) -> None:
+        provider.shutdown()  # bounded by the caller's wait and the exporter's timeout
 
 
-def _stop(provider: SdkLoggerProvider, timeout: float) -> None:
-    provider.shutdown()  # bounded by the caller's wait and the exporter's timeout
-
-
-LOGS: SignalSetup[SdkLoggerProvider, TrackedLogExporter] = SignalSetup(
-    "logs",
-    assemble=_assemble,
-    default_timeout=_otlp.DEFAULT_EXPORT_TIMEOUT,
-    placeholder=lambda p: isinstance(p, (ProxyLoggerProvider, NoOpLoggerProvider)),
-    get_global=get_logger_provider,
-    set_global=set_logger_provider,
-    stop=_stop,
-    defer_to_application=True,
-)
+LOGS = _LogSetup()
 """The logger provider kitaru builds and owns."""
 
 
@@ -95,5 +102,4 @@ def owned_logger_provider() -> SdkLoggerProvider | None:
 
 def application_logger_provider() -> LoggerProvider | None:
     """The global logger provider, if the application (or kitaru) set one."""
-    provider: LoggerProvider | None = LOGS.application_provider()
-    return provider
+    return LOGS.application_provider()

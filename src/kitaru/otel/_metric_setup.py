@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import metrics
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.metrics._internal import NoOpMeterProvider, _ProxyMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -62,28 +63,35 @@ class TrackedMetricExporter(MetricExporter, _otlp.ExportWatch):
         self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
-def _assemble(
-    resource: Resource, inner: MetricExporter
-) -> tuple[SdkMeterProvider, TrackedMetricExporter]:
-    exporter = TrackedMetricExporter(inner)
-    reader = PeriodicExportingMetricReader(exporter)  # reads OTEL_METRIC_EXPORT_INTERVAL
-    provider = SdkMeterProvider(metric_readers=[reader], resource=resource, shutdown_on_exit=False)
-    return provider, exporter
+class _MetricSetup(SignalSetup[SdkMeterProvider, TrackedMetricExporter]):
+    signal = "metrics"
+    default_timeout = DEFAULT_EXPORT_TIMEOUT
+
+    def assemble(
+        self, resource: Resource, inner: MetricExporter
+    ) -> tuple[SdkMeterProvider, TrackedMetricExporter]:
+        exporter = TrackedMetricExporter(inner)
+        reader = PeriodicExportingMetricReader(exporter)  # reads OTEL_METRIC_EXPORT_INTERVAL
+        return SdkMeterProvider(
+            metric_readers=[reader], resource=resource, shutdown_on_exit=False
+        ), exporter
+
+    def stop(self, provider: SdkMeterProvider, timeout: float) -> None:
+        provider.shutdown(timeout_millis=timeout * 1000)
+
+    def application_provider(self) -> MeterProvider | None:
+        # kitaru's instruments still get a provider of kitaru's own when the application set
+        # one: it is only not made global then (pass yours as configure(meter_provider=...)).
+        found = metrics.get_meter_provider()
+        if isinstance(found, (_ProxyMeterProvider, NoOpMeterProvider)):
+            return None
+        return found
+
+    def make_global(self, provider: SdkMeterProvider) -> None:
+        metrics.set_meter_provider(provider)
 
 
-def _stop(provider: SdkMeterProvider, timeout: float) -> None:
-    provider.shutdown(timeout_millis=timeout * 1000)
-
-
-METRICS: SignalSetup[SdkMeterProvider, TrackedMetricExporter] = SignalSetup(
-    "metrics",
-    assemble=_assemble,
-    default_timeout=DEFAULT_EXPORT_TIMEOUT,
-    placeholder=lambda p: isinstance(p, (_ProxyMeterProvider, NoOpMeterProvider)),
-    get_global=metrics.get_meter_provider,
-    set_global=metrics.set_meter_provider,
-    stop=_stop,
-)
+METRICS = _MetricSetup()
 """The meter provider kitaru builds and owns."""
 
 

@@ -152,15 +152,6 @@ def auto_observer() -> KitaruOtelObserver | None:
         return _auto
 
 
-def _wanted(signal: SignalSetup[Any, Any], endpoint: str | None) -> bool:
-    """With ``endpoint``: unless ``OTEL_<SIGNAL>_EXPORTER=none``; else as the variables say."""
-    if endpoint is not None:
-        return not _env.exporter_off(signal.signal)
-    if not _env.signal_requested(signal.signal):
-        return False
-    return not (signal.defer_to_application and signal.application_provider() is not None)
-
-
 def _setup_logs_and_metrics(
     endpoint: str | None,
     protocol: str | None,
@@ -172,16 +163,12 @@ def _setup_logs_and_metrics(
     """Build the OTLP logger and meter providers the arguments or variables ask for."""
     for signal in _SIGNALS:
         # A new endpoint replaces what kitaru built before; the variables only fill a gap.
-        if not _wanted(signal, endpoint) or (
+        if not signal.wanted(endpoint) or (
             endpoint is None and signal.owned_provider() is not None
         ):
             continue
-        provider, exporter = signal.build(
-            resource=_trace_setup.resource(service_name),
-            endpoint=endpoint,
-            protocol=protocol,
-            export_timeout=export_timeout,
-        )
+        resource = _trace_setup.resource(service_name)
+        provider, exporter = signal.build(resource, endpoint, protocol, export_timeout)
         previous = signal.adopt(provider, exporter, set_global=set_global)
         if previous is not None:
             timeout = shutdown_timeout(None)
