@@ -21,25 +21,32 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
 from kitaru.otel import _env
 
 __all__ = [
     "DEFAULT_EXPORT_TIMEOUT",
+    "DEFAULT_SERVICE_NAME",
+    "ExportOptions",
     "ExportWatch",
     "Watched",
     "display",
     "exporter",
     "no_instrumentation",
     "quiet_exporter_logs",
+    "resource",
 ]
 
 DEFAULT_EXPORT_TIMEOUT = 1.0
 """Seconds per export request of the span and log exporters kitaru builds."""
+
+DEFAULT_SERVICE_NAME = "kitaru"
 
 # An export running longer than this counts as hung (a local collector answers in
 # milliseconds; raise OTEL_EXPORTER_OTLP_TIMEOUT and this matters less for a remote one).
@@ -71,6 +78,36 @@ _EXPORTERS: dict[tuple[_env.Signal, _env.Protocol], tuple[str, str]] = {
         "OTLPMetricExporter",
     ),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    """What ``configure()`` says about OTLP export, the same for every signal.
+
+    ``None`` leaves a setting to the standard ``OTEL_*`` variables (then kitaru's defaults).
+
+    Attributes:
+        endpoint: A base URL (like ``OTEL_EXPORTER_OTLP_ENDPOINT``).
+        protocol: ``http/protobuf`` or ``grpc``, as given (checked per signal).
+        service_name: ``service.name`` of the providers kitaru builds.
+        timeout: Seconds per export request.
+    """
+
+    endpoint: str | None = None
+    protocol: str | None = None
+    service_name: str | None = None
+    timeout: float | None = None
+
+
+def resource(service_name: str | None) -> Resource:
+    """The resource of every provider kitaru builds: ``service.name`` is never unknown."""
+    found = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    if service_name:
+        return found.merge(Resource({SERVICE_NAME: service_name}))
+    current = str(found.attributes.get(SERVICE_NAME, ""))
+    if not current or current.startswith("unknown_service"):
+        found = found.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+    return found
 
 
 def _signal_url(endpoint: str, signal: _env.Signal) -> str:

@@ -47,6 +47,7 @@ from kitaru.otel import _env, _registry, _trace_setup
 from kitaru.otel._bridge import KitaruOtelObserver
 from kitaru.otel._log_setup import LOGS
 from kitaru.otel._metric_setup import METRICS
+from kitaru.otel._otlp import ExportOptions
 from kitaru.otel._shutdown import Step, bounded, shutdown_all, shutdown_timeout
 from kitaru.otel._signal_setup import SignalSetup
 from kitaru.runtime._runtime import current_runtime
@@ -140,7 +141,7 @@ def auto_observer() -> KitaruOtelObserver | None:
             return _auto
         if _env.sdk_disabled():
             return None
-        _setup_logs_and_metrics(None, None, None, None, set_global=True)
+        _setup_logs_and_metrics(ExportOptions(), set_global=True)
         if _real(trace.get_tracer_provider()):
             _auto = KitaruOtelObserver()  # the application's provider, looked up per flow
         elif _env.otlp_requested():
@@ -152,23 +153,15 @@ def auto_observer() -> KitaruOtelObserver | None:
         return _auto
 
 
-def _setup_logs_and_metrics(
-    endpoint: str | None,
-    protocol: str | None,
-    service_name: str | None,
-    export_timeout: float | None,
-    *,
-    set_global: bool,
-) -> None:
-    """Build the OTLP logger and meter providers the arguments or variables ask for."""
+def _setup_logs_and_metrics(options: ExportOptions, *, set_global: bool) -> None:
+    """Build the OTLP logger and meter providers the options or variables ask for."""
     for signal in _SIGNALS:
         # A new endpoint replaces what kitaru built before; the variables only fill a gap.
-        if not signal.wanted(endpoint) or (
-            endpoint is None and signal.owned_provider() is not None
+        if not signal.wanted(options.endpoint) or (
+            options.endpoint is None and signal.owned_provider() is not None
         ):
             continue
-        resource = _trace_setup.resource(service_name)
-        provider, exporter = signal.build(resource, endpoint, protocol, export_timeout)
+        provider, exporter = signal.build(options)
         previous = signal.adopt(provider, exporter, set_global=set_global)
         if previous is not None:
             timeout = shutdown_timeout(None)
@@ -243,7 +236,13 @@ def configure(
         raise KitaruUsageError(
             f"set_global_provider must be True or False, got {set_global_provider!r}"
         )
-    chosen_protocol = _env.protocol(protocol)
+    _env.protocol(protocol)  # checked before anything changes; each signal resolves its own
+    export = ExportOptions(
+        endpoint=endpoint.strip() if endpoint else None,
+        protocol=protocol,
+        service_name=service_name,
+        timeout=export_timeout,
+    )
     options: dict[str, Any] = {
         "record_exception_messages": record_exception_messages,
         "event_attributes": event_attributes,
@@ -259,22 +258,11 @@ def configure(
             endpoint is not None
             or (not _real(trace.get_tracer_provider()) and _env.otlp_requested())
         ):
-            built = _trace_setup.build_provider(
-                endpoint=endpoint.strip() if endpoint else None,
-                protocol=chosen_protocol,
-                service_name=service_name,
-                export_timeout=export_timeout,
-            )
+            built = _trace_setup.build_provider(export)
             _adopt(built, set_global=set_global_provider)
             provider = built
         if logger_provider is None or meter_provider is None:
-            _setup_logs_and_metrics(
-                endpoint.strip() if endpoint else None,
-                protocol,
-                service_name,
-                export_timeout,
-                set_global=set_global_provider,
-            )
+            _setup_logs_and_metrics(export, set_global=set_global_provider)
         observer = KitaruOtelObserver(
             tracer_provider=provider,
             logger_provider=logger_provider,

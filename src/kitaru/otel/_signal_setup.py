@@ -58,22 +58,21 @@ class SignalSetup(ABC, Generic[P, E]):
             return not _env.exporter_off(self.signal)
         return _env.signal_requested(self.signal)
 
-    def build(
-        self,
-        resource: Resource,
-        endpoint: str | None,
-        protocol: str | None,
-        export_timeout: float | None,
-    ) -> tuple[P, E]:
+    def build(self, options: _otlp.ExportOptions) -> tuple[P, E]:
         """A new SDK provider exporting over OTLP (not yet owned) and its watched exporter.
 
         Raises:
             KitaruUsageError: The protocol is not ``http/protobuf`` or ``grpc``.
         """
-        chosen = _env.protocol(protocol, self.signal)
+        chosen = _env.protocol(options.protocol, self.signal)
+        resource = _otlp.resource(options.service_name)
         with _otlp.no_instrumentation():
             inner = _otlp.exporter(
-                self.signal, endpoint, chosen, export_timeout, default_timeout=self.default_timeout
+                self.signal,
+                options.endpoint,
+                chosen,
+                options.timeout,
+                default_timeout=self.default_timeout,
             )
             return self.assemble(resource, inner)
 

@@ -15,7 +15,6 @@ import logging
 import os
 from collections.abc import Sequence
 
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -25,18 +24,9 @@ from kitaru.exceptions import KitaruUsageError
 from kitaru.otel import _env, _otlp
 from kitaru.otel._sdk_tracer import KitaruIdGenerator, TraceIdRatioSampler
 
-__all__ = [
-    "DEFAULT_SERVICE_NAME",
-    "TrackedSpanExporter",
-    "build_provider",
-    "exporter_of",
-    "forget_exporter",
-    "resource",
-]
+__all__ = ["TrackedSpanExporter", "build_provider", "exporter_of", "forget_exporter"]
 
 logger = logging.getLogger("kitaru.otel")
-
-DEFAULT_SERVICE_NAME = "kitaru"
 
 # The watched exporter of each provider build_provider() made, by the provider's id().
 _exporters: dict[int, TrackedSpanExporter] = {}
@@ -104,31 +94,19 @@ class TrackedSpanExporter(SpanExporter, _otlp.ExportWatch):
         return self.inner.force_flush(timeout_millis)
 
 
-def resource(service_name: str | None) -> Resource:
-    """The resource of every provider kitaru builds: ``service.name`` is never unknown."""
-    found = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
-    if service_name:
-        return found.merge(Resource({SERVICE_NAME: service_name}))
-    current = str(found.attributes.get(SERVICE_NAME, ""))
-    if not current or current.startswith("unknown_service"):
-        found = found.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
-    return found
-
-
-def build_provider(
-    *,
-    endpoint: str | None = None,
-    protocol: str | None = None,
-    service_name: str | None = None,
-    export_timeout: float | None = None,
-) -> SdkTracerProvider:
+def build_provider(options: _otlp.ExportOptions | None = None) -> SdkTracerProvider:
     """An SDK provider exporting over OTLP through a batch processor (see module docstring).
+
+    Args:
+        options: What ``configure()`` was given (default: the standard variables decide).
 
     Raises:
         KitaruUsageError: The protocol is not ``http/protobuf`` or ``grpc``, or the endpoint
             (argument or ``OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT``) is not an http(s) URL.
     """
-    chosen = _env.protocol(protocol)
+    options = options or _otlp.ExportOptions()
+    chosen = _env.protocol(options.protocol)
+    endpoint = options.endpoint
     if endpoint is not None:
         endpoint = _env.check_endpoint(endpoint, "endpoint")
         target: str | None = endpoint
@@ -138,11 +116,11 @@ def build_provider(
     with _otlp.no_instrumentation():
         provider = SdkTracerProvider(
             sampler=_sampler(),
-            resource=resource(service_name),
+            resource=_otlp.resource(options.service_name),
             id_generator=KitaruIdGenerator(),
             shutdown_on_exit=False,  # kitaru's own exit handler bounds the wait
         )
-        inner = _otlp.exporter("traces", endpoint, chosen, export_timeout)
+        inner = _otlp.exporter("traces", endpoint, chosen, options.timeout)
         exporter = TrackedSpanExporter(inner, target)
         provider.add_span_processor(BatchSpanProcessor(exporter))
         _exporters[id(provider)] = exporter
