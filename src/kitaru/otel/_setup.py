@@ -148,7 +148,7 @@ def auto_observer() -> KitaruOtelObserver | None:
             provider = _trace_setup.build_provider()
             _adopt(provider, set_global=True)
             _auto = KitaruOtelObserver(tracer_provider=provider)
-        elif any(signal.owned_provider() for signal in _SIGNALS):
+        elif any(signal.owned_provider() is not None for signal in _SIGNALS):
             _auto = KitaruOtelObserver()  # log records or metrics without exported spans
         return _auto
 
