@@ -19,7 +19,7 @@ import kitaru.otel
 from kitaru import checkpoint, flow
 from kitaru.exceptions import KitaruUsageError
 from kitaru.otel import _setup
-from kitaru.otel._setup import _TrackedExporter
+from kitaru.otel._trace_setup import TrackedSpanExporter
 from kitaru.runtime._runtime import reset_runtime
 
 
@@ -83,7 +83,7 @@ def test_one_warning_per_outage_and_one_when_it_is_over(
 ) -> None:
     ok, bad = SpanExportResult.SUCCESS, SpanExportResult.FAILURE
     inner = _Flaky([ok, bad, ConnectionError("down"), bad, ok, ok, ConnectionError("x"), bad])
-    tracked = _TrackedExporter(inner, "http://user:secret@collector:4318/v1/traces?k=v")
+    tracked = TrackedSpanExporter(inner, "http://user:secret@collector:4318/v1/traces?k=v")
     with caplog.at_level(logging.INFO, logger="kitaru.otel"):
         results = [tracked.export([]) for _ in range(8)]
     assert results == [ok, bad, bad, bad, ok, ok, bad, bad]  # never raises

@@ -26,7 +26,8 @@ from spantree import from_sdk, render
 import kitaru
 import kitaru.otel
 from kitaru import checkpoint, flow
-from kitaru.otel import KitaruOtelObserver, flow_span_id_for_execution
+from kitaru.otel import KitaruOtelObserver, _trace_setup, flow_span_id_for_execution
+from kitaru.otel._otlp import ExportOptions
 from kitaru.runtime._runtime import get_runtime, reset_runtime
 from kitaru.testing import capture_events
 
@@ -321,12 +322,12 @@ def test_sdk_ratio_sampler_is_biased_on_uuid_trace_ids():
 def test_ratio_sampler_variable_builds_kitarus_sampler(monkeypatch):
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
-    provider = kitaru.otel._setup.build_provider(endpoint="http://127.0.0.1:9")
+    provider = _trace_setup.build_provider(ExportOptions(endpoint="http://127.0.0.1:9"))
     assert "KitaruTraceIdRatio{0.25}" in provider.sampler.get_description()
     assert provider.sampler.get_description().startswith("ParentBased")
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "2")
     with pytest.raises(kitaru.KitaruUsageError, match="OTEL_TRACES_SAMPLER_ARG"):
-        kitaru.otel._setup.build_provider(endpoint="http://127.0.0.1:9")
+        _trace_setup.build_provider(ExportOptions(endpoint="http://127.0.0.1:9"))
 
 
 def test_ratio_sampling_keeps_or_drops_whole_runs(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from kitaru import KitaruClient, checkpoint, flow
 from kitaru.cli import main
 from kitaru.exceptions import KitaruUsageError
+from kitaru.runtime._scope import _current_checkpoint
 from kitaru.store import SqliteStore
 from kitaru.store._logs import LogLine
 
@@ -221,6 +222,41 @@ def test_retried_attempts_keep_their_own_lines(user_handler: Collect) -> None:
     lines = KitaruClient().executions.logs(handle.exec_id)
     assert [(x.attempt, x.message) for x in lines] == [(1, "attempt 1"), (2, "attempt 2")]
     assert lines[0].correlation_id != lines[1].correlation_id
+
+
+def test_a_line_names_its_checkpoint_execution(user_handler: Collect) -> None:
+    seen: list[dict[str, Any]] = []
+
+    @checkpoint
+    def named(i: int) -> int:
+        scope = _current_checkpoint.get()
+        assert scope is not None
+        seen.append(
+            {
+                "exec_id": scope.exec_id,
+                "checkpoint_id": scope.checkpoint_id,
+                "correlation_id": scope.correlation_id,
+                "checkpoint": scope.name,
+                "step_name": scope.step_name,
+                "attempt": scope.attempt,
+            }
+        )
+        user_log.info("hello %d", i)
+        return i
+
+    @flow
+    def f() -> int:
+        return named(1) + named(2)  # the second call's step name is not the checkpoint's name
+
+    handle = f.run()
+    handle.wait()
+    lines = KitaruClient().executions.logs(handle.exec_id)
+    assert [line.message for line in lines] == ["hello 1", "hello 2"]
+    assert seen[1]["step_name"] != seen[1]["checkpoint"] == "named"
+    for line, identity in zip(lines, seen, strict=True):
+        assert identity["exec_id"] == handle.exec_id
+        assert {key: getattr(line, key) for key in identity} == identity
+        assert (line.stream, line.level, line.logger) == ("log", "INFO", "kitaru_tests.user")
 
 
 def test_capture_off(monkeypatch: pytest.MonkeyPatch, user_handler: Collect) -> None:

@@ -242,3 +242,32 @@ def test_cache_hit_reports_reused_tokens() -> None:
     assert [(u.input_tokens, u.cost_usd, u.reused, u.reused_cost_usd) for u in hit.usage] == [
         (7, 0.0, True, 0.2)
     ]
+
+
+def test_first_and_later_reports_add_up_the_same_way() -> None:
+    @checkpoint
+    def calls_models() -> int:
+        kitaru.record_usage("a", input_tokens=3, cache_read_tokens=1)  # cost not known yet
+        kitaru.record_usage("a", output_tokens=2, cost_usd=0.5)
+        kitaru.record_usage("b", input_tokens=4)
+        return 1
+
+    @flow
+    def f() -> int:
+        return calls_models()
+
+    handle = f.run()
+    handle.wait()
+    cp = KitaruClient().executions.get(handle.exec_id).checkpoint("calls_models")
+    got = {
+        u.model: (
+            u.attempt,
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            u.cost_usd,
+            u.calls,
+        )
+        for u in cp.usage
+    }
+    assert got == {"a": (1, 3, 2, 1, 0.5, 2), "b": (1, 4, 0, 0, None, 1)}

@@ -160,14 +160,13 @@ def progress(
         percent: How far along, a number from 0 to 1 (stored as a float under ``data``).
         correlation_id: Publish under this correlation ID instead of the checkpoint
             execution's.
-        flush: Wait (briefly, bounded) until the event has been handed to the backend.
+        flush: Wait, as for :func:`publish`.
         **fields: Extra fields, placed under the payload's ``data`` key.
 
     Raises:
         KitaruUsageError: An argument is invalid (checked before the scope).
         KitaruContextError: Called outside a running ``@checkpoint`` body.
-        KitaruCancelledError: The execution was cancelled (this call is a cancellation
-            point).
+        KitaruCancelledError: As for :func:`publish`: this call is a cancellation point too.
     """
     # Fast checks first: this runs on the calling thread for every progress() call.
     if type(message) is not str or not message or message.isspace():

@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from kitaru._backoff import Backoff
 from kitaru.events._codec import EncodedEvent, encode_record
@@ -92,6 +92,9 @@ class PublisherStats:
         )
 
 
+_COUNTERS = tuple(f.name for f in fields(PublisherStats) if f.name != "queued")
+
+
 class Publisher:
     """Bounded queue plus one background sender; ``submit`` never blocks and never raises."""
 
@@ -119,14 +122,8 @@ class Publisher:
         self._closed = False
         self._disabled = False
         self._healthy = True
-        self._sent = 0
-        self._dropped_overflow = 0
-        self._dropped_lifecycle = 0
-        self._dropped_oversize = 0
-        self._dropped_unencodable = 0
-        self._dropped_disabled = 0
-        self._send_failures = 0
-        self._rejected = 0
+        # Every counter of PublisherStats but ``queued``, by its field name.
+        self._counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         # The next batch, taken and encoded while the current one was being sent (with the
         # submission number of its last record), and the helper thread that sends.
         self._ahead: tuple[list[EncodedEvent], int] | None = None
@@ -157,12 +154,12 @@ class Publisher:
             while len(self._normal) + len(self._lifecycle) >= self._max_queue:
                 if self._normal:
                     self._normal.popleft()
-                    self._dropped_overflow += 1
+                    self._counts["dropped_overflow"] += 1
                 elif record.lifecycle:
                     self._lifecycle.popleft()
-                    self._dropped_lifecycle += 1
+                    self._counts["dropped_lifecycle"] += 1
                 else:
-                    self._dropped_overflow += 1
+                    self._counts["dropped_overflow"] += 1
                     return False
         return True
 
@@ -180,17 +177,7 @@ class Publisher:
         """Current counters."""
         with self._lock:
             queued = len(self._normal) + len(self._lifecycle)
-        return PublisherStats(
-            queued=queued,
-            sent=self._sent,
-            dropped_overflow=self._dropped_overflow,
-            dropped_lifecycle=self._dropped_lifecycle,
-            dropped_oversize=self._dropped_oversize,
-            dropped_disabled=self._dropped_disabled,
-            send_failures=self._send_failures,
-            dropped_unencodable=self._dropped_unencodable,
-            rejected=self._rejected,
-        )
+        return PublisherStats(queued=queued, **self._counts)
 
     def flush(self, timeout: float = 2.0, *, stop_on_failure: bool = False) -> bool:
         """Wait until everything queued before the call was handed on; False on timeout.
@@ -208,11 +195,11 @@ class Publisher:
             if self._thread is None:
                 self._start()
             deadline = time.monotonic() + max(0.0, timeout)
-            failures = self._send_failures
+            failures = self._counts["send_failures"]
             self._wake.set()
             with self._handled:
                 while self._handled_seq < target and not self._disabled:
-                    if stop_on_failure and self._send_failures > failures:
+                    if stop_on_failure and self._counts["send_failures"] > failures:
                         return False
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -319,15 +306,15 @@ class Publisher:
             except TransportRejectedError as exc:
                 # Refused for good: the rest of the batch was delivered, these never will be.
                 rejected = min(max(0, exc.rejected), len(pending))
-                self._rejected += rejected
-                self._sent += len(pending) - rejected
+                self._counts["rejected"] += rejected
+                self._counts["sent"] += len(pending) - rejected
                 self._healthy = True
                 backoff.reset()
                 pending = []
                 self._mark_handled(pending_seq)
                 continue
             except Exception as exc:
-                self._send_failures += 1
+                self._counts["send_failures"] += 1
                 if self._healthy:
                     logger.warning(
                         "kitaru: live-event delivery failed (%s); retrying with backoff",
@@ -345,7 +332,7 @@ class Publisher:
                 logger.info("kitaru: live-event delivery recovered")
             self._healthy = True
             backoff.reset()
-            self._sent += len(pending)
+            self._counts["sent"] += len(pending)
             pending = []
             self._mark_handled(pending_seq)
 
@@ -400,7 +387,7 @@ class Publisher:
             dropped = len(self._normal) + len(self._lifecycle)
             self._normal.clear()
             self._lifecycle.clear()
-        self._dropped_disabled += dropped + pending
+        self._counts["dropped_disabled"] += dropped + pending
         with self._handled:
             self._handled.notify_all()
 
@@ -423,10 +410,10 @@ class Publisher:
                 rec.index,
                 type(exc).__name__,
             )
-            self._dropped_unencodable += 1
+            self._counts["dropped_unencodable"] += 1
             return None
         if len(encoded.json) > MAX_EVENT_BYTES:
-            self._dropped_oversize += 1
+            self._counts["dropped_oversize"] += 1
             logger.warning(
                 "kitaru: dropped live event %r (index %d of %s): %d bytes of JSON is over "
                 "the 64 KiB limit",

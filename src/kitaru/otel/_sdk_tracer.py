@@ -1,6 +1,7 @@
 """Forcing the IDs of a flow span on an OpenTelemetry SDK tracer.
 
-This and ``_setup.py`` are the only modules that touch the SDK. The SDK takes a root span's
+This and the modules that build providers (``_trace_setup.py`` and its siblings, see
+``docs/opentelemetry.md``) are the only ones that touch the SDK. The SDK takes a root span's
 trace ID and every span's ID from the tracer's ``IdGenerator``. kitaru's generator answers with
 forced IDs while ``kitaru.otel._forced.forced_ids`` is active on the calling thread (a
 ``contextvars`` value set just around ``start_span`` of a flow span) and delegates to the

@@ -199,13 +199,6 @@ def _add(
 ) -> None:
     rec = table.get(model)
     if rec is None:
-        table[model] = UsageRecord(
-            model=model,
-            attempt=attempt,
-            input_tokens=inp,
-            output_tokens=out,
-            cache_read_tokens=cached,
-            cost_usd=cost,
-        )
-    else:
-        rec.add(inp, out, cached, cost)
+        # An empty record (no calls yet): the first report is added like every later one.
+        rec = table[model] = UsageRecord(model=model, attempt=attempt, calls=0)
+    rec.add(inp, out, cached, cost)

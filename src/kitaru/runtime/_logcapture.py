@@ -109,9 +109,21 @@ class CaptureSettings:
 class _ScopeLog:
     """Capture state of one checkpoint execution."""
 
-    __slots__ = ("bytes", "dropped", "lines", "lock", "partial")
+    __slots__ = ("bytes", "dropped", "identity", "lines", "lock", "partial", "scope")
 
-    def __init__(self) -> None:
+    def __init__(self, scope: CheckpointScope) -> None:
+        self.scope = scope
+        # The fields every line of this checkpoint execution shares, in :class:`LogLine`'s
+        # order (exec_id, checkpoint_id, correlation_id, checkpoint, step_name, attempt):
+        # read once here rather than for every captured line.
+        self.identity = (
+            scope.exec_id,
+            scope.checkpoint_id,
+            scope.correlation_id,
+            scope.name,
+            scope.step_name,
+            scope.attempt,
+        )
         self.lock = threading.Lock()
         self.lines = 0
         self.bytes = 0
@@ -149,7 +161,7 @@ class LogCapture(RuntimeObserver):
 
     def on_checkpoint_start(self, scope: CheckpointScope) -> None:
         _install()
-        self._scopes[scope.correlation_id] = _ScopeLog()
+        self._scopes[scope.correlation_id] = _ScopeLog(scope)
 
     def on_checkpoint_end(
         self, scope: CheckpointScope, status: str, error: BaseException | None
@@ -161,10 +173,9 @@ class LogCapture(RuntimeObserver):
             partial, state.partial = state.partial, {}
         for stream, text in partial.items():
             if text:
-                self._add(scope, state, stream, stream.upper(), text, None, None, time.time())
+                self._add(state, stream, stream.upper(), text, None, None, time.time())
         if state.dropped:
-            self._line(
-                scope,
+            self._add(
                 state,
                 "kitaru",
                 "NOTICE",
@@ -174,6 +185,7 @@ class LogCapture(RuntimeObserver):
                 None,
                 None,
                 time.time(),
+                bounded=False,
             )
         self._wake.set()
 
@@ -213,7 +225,6 @@ class LogCapture(RuntimeObserver):
         if record.stack_info:
             message += "\n" + record.stack_info
         self._add(
-            scope,
             state,
             "log",
             record.levelname,
@@ -238,11 +249,10 @@ class LogCapture(RuntimeObserver):
             state.partial[stream] = rest
         now = time.time()
         for line in complete:
-            self._add(scope, state, stream, stream.upper(), line, None, None, now)
+            self._add(state, stream, stream.upper(), line, None, None, now)
 
     def _add(
         self,
-        scope: CheckpointScope,
         state: _ScopeLog,
         stream: str,
         level: str,
@@ -250,49 +260,29 @@ class LogCapture(RuntimeObserver):
         logger_name: str | None,
         source: str | None,
         ts: float,
+        *,
+        bounded: bool = True,
     ) -> None:
-        if len(message) > MAX_LINE_CHARS:
-            message = message[:MAX_LINE_CHARS] + " [kitaru: line cut]"
-        size = len(message.encode("utf-8", "replace"))
-        with state.lock:
-            if (
-                state.lines >= self.settings.max_lines
-                or state.bytes + size > self.settings.max_bytes
-            ):
-                state.dropped += 1
-                return
-            state.bytes += size
-        self._line(scope, state, stream, level, message, logger_name, source, ts)
+        """Keep one line of ``state``'s checkpoint execution, within its bounds if ``bounded``.
 
-    def _line(
-        self,
-        scope: CheckpointScope,
-        state: _ScopeLog,
-        stream: str,
-        level: str,
-        message: str,
-        logger_name: str | None,
-        source: str | None,
-        ts: float,
-    ) -> None:
+        Unbounded: kitaru's own end-of-log notice, which says how many lines the bounds cost.
+        """
+        if bounded:
+            if len(message) > MAX_LINE_CHARS:
+                message = message[:MAX_LINE_CHARS] + " [kitaru: line cut]"
+            size = len(message.encode("utf-8", "replace"))
+            with state.lock:
+                if (
+                    state.lines >= self.settings.max_lines
+                    or state.bytes + size > self.settings.max_bytes
+                ):
+                    state.dropped += 1
+                    return
+                state.bytes += size
         with state.lock:
             index = state.lines
             state.lines += 1
-            line = LogLine(
-                exec_id=scope.exec_id,
-                checkpoint_id=scope.checkpoint_id,
-                correlation_id=scope.correlation_id,
-                checkpoint=scope.name,
-                step_name=scope.step_name,
-                attempt=scope.attempt,
-                line=index,
-                ts=ts,
-                stream=stream,
-                level=level,
-                message=message,
-                logger=logger_name,
-                source=source,
-            )
+            line = LogLine(*state.identity, index, ts, stream, level, message, logger_name, source)
             # Appended under the scope's lock: one checkpoint execution's lines queue in order.
             queued = len(self._pending) < _MAX_PENDING
             if queued:
@@ -310,7 +300,7 @@ class LogCapture(RuntimeObserver):
             busy = getattr(_guard, "busy", False)
             _guard.busy = True
             try:
-                group.notify_log_line(scope, line)
+                group.notify_log_line(state.scope, line)
             finally:
                 _guard.busy = busy
 
