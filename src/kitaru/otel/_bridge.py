@@ -238,10 +238,11 @@ class KitaruOtelObserver(RuntimeObserver):
                 links=links,
             )
         span_context = span.get_span_context()
-        token = otel_context.attach(trace.set_span_in_context(span))
+        flow_context = trace.set_span_in_context(span)
+        token = otel_context.attach(flow_context)
         trace_hex = format(span_context.trace_id, "032x")
         states(run)[self] = FlowState(
-            span, span_context, token, tracer, current_pid(), trace_hex, emitter
+            span, span_context, flow_context, token, tracer, current_pid(), trace_hex, emitter
         )
         if is_own(span_context, parent):
             run.trace_id = trace_hex
@@ -271,7 +272,11 @@ class KitaruOtelObserver(RuntimeObserver):
         flow = run_states.get(self) if type(run_states) is dict else None
         flow_state = flow if type(flow) is FlowState else None
         tracer = flow_state.tracer if flow_state is not None else self._resolve()[0]
-        parent, parent_span_id = checkpoint_parent(run, flow_state, tracer)
+        current = otel_context.get_current()
+        if flow_state is not None and current is flow_state.context:
+            parent, parent_span_id = current, flow_state.span_context.span_id  # the usual case
+        else:
+            parent, parent_span_id = checkpoint_parent(run, flow_state, tracer)
         if flow_state is not None:
             key = (scope.name, scope.checkpoint_type)
             base = flow_state.checkpoint_bases.get(key)
@@ -291,14 +296,14 @@ class KitaruOtelObserver(RuntimeObserver):
         )
         # Current while the body runs: the user's instrumented calls (and threads or tasks
         # that copy this context) become children of the checkpoint span.
-        span_context_holder = trace.set_span_in_context(span, parent)
-        token = otel_context.attach(span_context_holder)
+        span_in_context = trace.set_span_in_context(span, parent)
+        token = otel_context.attach(span_in_context)
         state = CheckpointState(
             span, token, span.is_recording(), flow_state.pid if flow_state is not None else -1
         )
         if emitter is not None:
             state.emitter = emitter
-            state.log_context = span_context_holder
+            state.log_context = span_in_context
             state.log_fixed = {
                 attr.EXECUTION_ID: scope.exec_id,
                 attr.FLOW_NAME: scope.flow_name,
@@ -381,7 +386,8 @@ class KitaruOtelObserver(RuntimeObserver):
                 dropped = events.close(span, scope.correlation_id, self.settings)
                 if dropped and metrics is not None:
                     metrics.span_events_dropped(dropped)
-            set_metadata_attributes(span, scope.metadata, scope.usage)
+            if scope.metadata or scope.usage:
+                set_metadata_attributes(span, scope.metadata, scope.usage)
             span.set_attribute(attr.CHECKPOINT_STATUS, status)
             if error is not None:
                 mark_failed(span, error, self.settings.record_exception_messages)

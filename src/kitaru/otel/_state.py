@@ -48,6 +48,7 @@ class FlowState:
 
     span: Span
     span_context: SpanContext
+    context: otel_context.Context  # the context holding the flow span, current in its body
     token: object
     tracer: Tracer
     pid: int
