@@ -230,7 +230,11 @@ class Checkpoint(Generic[P, R]):
     def _prepare(
         self, run: FlowRun, step_name: str, seq: int, args: Any, kwargs: Any
     ) -> tuple[Any, CheckpointRecord]:
-        """A recorded output to reuse (replay first, then cache), or ``_MISS`` and a new record."""
+        """A recorded output to reuse (replay first, then cache), or ``_MISS`` and a new record.
+
+        A cancellation point first: a call of a cancelled run never starts.
+        """
+        run.raise_if_cancelled()
         store = run.runtime.store
         source: CheckpointRecord | None = None
         status = ""
@@ -259,16 +263,9 @@ class Checkpoint(Generic[P, R]):
 
     def _begin(
         self, run: FlowRun, record: CheckpointRecord, attempt: int, item: int | None = None
-    ) -> CheckpointScope:
-        scope = CheckpointScope(
-            run=run,
-            name=self.name,
-            checkpoint_id=record.checkpoint_id,
-            step_name=record.step_name,
-            checkpoint_type=self.checkpoint_type,
-            attempt=attempt,
-            item=item,
-        )
+    ) -> tuple[CheckpointScope, contextvars.Token[CheckpointScope | None]]:
+        """Start an attempt: the scope, made current (reset the returned token when it ends)."""
+        scope = CheckpointScope(run, record, attempt, item)
         record.attempts.append(
             AttemptRecord(
                 attempt=attempt,
@@ -281,7 +278,7 @@ class Checkpoint(Generic[P, R]):
         run.runtime.store.save_checkpoint(record)
         run.runtime.notify("on_checkpoint_start", scope)
         scope.emit(CHECKPOINT_STARTED_KIND, {"status": "started"}, lifecycle=True)
-        return scope
+        return scope, _current_checkpoint.set(scope)
 
     def _end(
         self,
@@ -363,6 +360,24 @@ class Checkpoint(Generic[P, R]):
             return cancelled
         return error
 
+    def _attempt_failed(
+        self, scope: CheckpointScope, record: CheckpointRecord, attempt: int, error: BaseException
+    ) -> bool:
+        """End a failed attempt; True when another attempt follows (after ``retry_delay``)."""
+        run = scope.run
+        self._end(scope, record, error)
+        if self._should_retry(attempt, error) and run.cancel_reason is None:
+            run.runtime.store.save_checkpoint(record)
+            return True
+        self._fail(run, record, error)
+        return False
+
+    def _attempt_returned(
+        self, scope: CheckpointScope, record: CheckpointRecord, result: Any
+    ) -> None:
+        self._end(scope, record, None)
+        self._store_output(scope.run, record, result)
+
     def _call(
         self,
         run: FlowRun,
@@ -372,33 +387,27 @@ class Checkpoint(Generic[P, R]):
         kwargs: Any,
         item: int | None = None,
     ) -> Any:
-        run.raise_if_cancelled()  # a cancellation point: a call of a cancelled run never starts
         value, record = self._prepare(run, step_name, seq, args, kwargs)
         if value is not _MISS:
             return value
         attempt = 0
         while True:
             attempt += 1
-            scope = self._begin(run, record, attempt, item)
-            token = _current_checkpoint.set(scope)
+            scope, token = self._begin(run, record, attempt, item)
             try:
                 result = self.func(*args, **kwargs)
             except BaseException as exc:
                 _current_checkpoint.reset(token)
                 error = self._as_cancel(run, exc)
-                self._end(scope, record, error)
-                if self._should_retry(attempt, error) and run.cancel_reason is None:
-                    run.runtime.store.save_checkpoint(record)
+                if self._attempt_failed(scope, record, attempt, error):
                     if self.retry_delay:
                         time.sleep(self.retry_delay)
                     continue
-                self._fail(run, record, error)
                 if error is exc:
                     raise
                 raise error from exc
             _current_checkpoint.reset(token)
-            self._end(scope, record, None)
-            self._store_output(run, record, result)
+            self._attempt_returned(scope, record, result)
             return result
 
     async def _acall(
@@ -410,7 +419,6 @@ class Checkpoint(Generic[P, R]):
         kwargs: Any,
         item: int | None = None,
     ) -> Any:
-        run.raise_if_cancelled()
         value, record = self._prepare(run, step_name, seq, args, kwargs)
         if value is not _MISS:
             return value
@@ -418,23 +426,18 @@ class Checkpoint(Generic[P, R]):
         attempt = 0
         while True:
             attempt += 1
-            scope = self._begin(run, record, attempt, item)
-            token = _current_checkpoint.set(scope)
+            scope, token = self._begin(run, record, attempt, item)
             try:
                 result = await func(*args, **kwargs)
             except BaseException as exc:
                 _current_checkpoint.reset(token)
-                self._end(scope, record, exc)
-                if self._should_retry(attempt, exc) and run.cancel_reason is None:
-                    run.runtime.store.save_checkpoint(record)
-                    if self.retry_delay:
-                        await asyncio.sleep(self.retry_delay)
-                    continue
-                self._fail(run, record, exc)
-                raise
+                if not self._attempt_failed(scope, record, attempt, exc):
+                    raise
+                if self.retry_delay:
+                    await asyncio.sleep(self.retry_delay)
+                continue
             _current_checkpoint.reset(token)
-            self._end(scope, record, None)
-            self._store_output(run, record, result)
+            self._attempt_returned(scope, record, result)
             return result
 
 
