@@ -11,6 +11,11 @@
 * with a meter provider, checkpoint durations and event and drop counts as metrics (see
   :mod:`kitaru.otel._metrics`).
 
+This module is the observer (which hook makes or ends which span); what a span is made of
+(names, attributes, parents, links, failure status) is in :mod:`kitaru.otel._spans`, what is
+kept per run and per checkpoint execution in :mod:`kitaru.otel._state`, span events in
+:mod:`kitaru.otel._events` and the settings in :mod:`kitaru.otel._settings`.
+
 The bridge uses the OpenTelemetry API only; the SDK is touched in ``_sdk_tracer.py`` (to force
 the flow span's IDs on an SDK tracer) and ``_setup.py`` (provider and exporters).
 
