@@ -303,9 +303,7 @@ class KitaruOtelObserver(RuntimeObserver):
         # that copy this context) become children of the checkpoint span.
         span_in_context = trace.set_span_in_context(span, parent)
         token = otel_context.attach(span_in_context)
-        state = CheckpointState(
-            span, token, span.is_recording(), flow_state.pid if flow_state is not None else -1
-        )
+        state = CheckpointState(span, token, flow_state.pid if flow_state is not None else -1)
         if emitter is not None:
             state.emitter = emitter
             state.log_context = span_in_context
@@ -354,7 +352,7 @@ class KitaruOtelObserver(RuntimeObserver):
             return  # started/returned/failed are the span's start, end and status
         events = state.events
         if events is None:
-            if not state.recording:
+            if not state.span.is_recording():
                 return  # a span that records nothing takes no events
             with self._lock:  # once per checkpoint span with events (threads may race here)
                 events = state.events

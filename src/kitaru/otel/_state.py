@@ -67,7 +67,6 @@ class CheckpointState:
 
     span: Span
     token: object
-    recording: bool  # False: the span records nothing (sampled out, a no-op tracer)
     flow_pid: int
     events: SpanEventBuffer | None = None  # made at the first progress or custom event
     emitter: LogEmitter | None = None  # log records on: where they go
