@@ -13,9 +13,13 @@ An empty ``@checkpoint`` called in a loop inside a flow, each call timed. Config
   skipped), to show the durable record write inside a whole checkpoint.
 
 Baseline: a plain empty function called inside ``tracer.start_as_current_span(...)`` on the same
-kind of provider. The durable record write is also timed on its own:
-``SqliteStore.save_checkpoint`` (local database mode) and ``HttpStore.save_checkpoint`` (server
-mode, against a kitaru server in a subprocess); a checkpoint writes its record twice.
+kind of provider. Next to it, the SDK's own share of a checkpoint span, timed without kitaru:
+``start_span`` with a checkpoint span's eight attributes under a parent, made current, the
+status attribute set, ended (with the ``lifecycle`` figure, the bound a ``lifecycle+span``
+checkpoint cannot go below while the SDK does that work). The durable record write is also
+timed on its own: ``SqliteStore.save_checkpoint`` (local database mode) and
+``HttpStore.save_checkpoint`` (server mode, against a kitaru server in a subprocess); a
+checkpoint writes its record twice.
 
 Target: ≤ 50 µs per checkpoint for lifecycle plus span (median).
 
@@ -177,6 +181,52 @@ def time_plain_span(n: int) -> array[int]:
     return times
 
 
+def time_span_alone(n: int) -> array[int]:
+    """Per-call ns of the SDK work behind one checkpoint span, without kitaru around it.
+
+    ``start_span`` under a parent span with a checkpoint span's eight attributes, made current,
+    the status attribute set, ended, the context restored: the part of a ``lifecycle+span``
+    checkpoint that belongs to the SDK.
+    """
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
+    from kitaru.otel import _attributes as attr
+
+    provider = null_otel_provider()
+    tracer = provider.get_tracer("bench")
+    flow_span = tracer.start_span(attr.FLOW_SPAN_PREFIX + "bench_checkpoint")
+    parent = trace.set_span_in_context(flow_span)
+    exec_id = str(uuid.uuid4())
+    attributes: dict[str, Any] = {
+        attr.EXECUTION_ID: exec_id,
+        attr.FLOW_NAME: "bench_checkpoint",
+        attr.CHECKPOINT_NAME: "empty",
+        attr.CHECKPOINT_TYPE: "checkpoint",
+        attr.CHECKPOINT_ID: str(uuid.uuid4()),
+        attr.CHECKPOINT_STEP: "empty_2",
+        attr.CHECKPOINT_ATTEMPT: 1,
+        attr.CORRELATION_ID: f"kitaru.checkpoint:empty:{uuid.uuid4().hex}",
+    }
+    times: array[int] = array("q", bytes(8 * n))
+    clock = time.perf_counter_ns
+    start, attach, detach = tracer.start_span, otel_context.attach, otel_context.detach
+    in_context = trace.set_span_in_context
+    try:
+        for i in range(n):
+            t0 = clock()
+            span = start(attr.CHECKPOINT_SPAN_PREFIX + "empty", parent, attributes=attributes)
+            token = attach(in_context(span, parent))
+            span.set_attribute(attr.CHECKPOINT_STATUS, "returned")
+            span.end()
+            detach(token)
+            times[i] = clock() - t0
+    finally:
+        flow_span.end()
+        provider.shutdown()
+    return times
+
+
 def _record(exec_id: str, seq: int) -> CheckpointRecord:
     return CheckpointRecord(
         checkpoint_id=str(uuid.uuid4()),
@@ -232,6 +282,7 @@ def main() -> int:
     header("checkpoint overhead (empty body)", res)
     stats: dict[str, dict[str, float]] = {}
     stats["plain_function_in_otel_span"] = summary_ns(time_plain_span(n))
+    stats["checkpoint_span_alone"] = summary_ns(time_span_alone(n))
 
     import kitaru.otel
 
@@ -305,6 +356,13 @@ def main() -> int:
             met=med <= TARGET_US if target else None,
         )
         res.row(f"checkpoint p99, {name}", stats[name]["p99"] / 1000, "µs")
+    res.row(
+        "checkpoint span alone (SDK: 8 attributes, current, status, end)",
+        stats["checkpoint_span_alone"]["median"] / 1000,
+        "µs",
+        baseline=base,
+        baseline_name="fn in OTel span",
+    )
     for name, label in (("record_write_sqlite", "SQLite"), ("record_write_http", "HTTP")):
         res.row(
             f"record write median ({label}, x2 per checkpoint)",

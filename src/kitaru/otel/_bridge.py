@@ -11,6 +11,11 @@
 * with a meter provider, checkpoint durations and event and drop counts as metrics (see
   :mod:`kitaru.otel._metrics`).
 
+This module is the observer (which hook makes or ends which span); what a span is made of
+(names, attributes, parents, links, failure status) is in :mod:`kitaru.otel._spans`, what is
+kept per run and per checkpoint execution in :mod:`kitaru.otel._state`, span events in
+:mod:`kitaru.otel._events` and the settings in :mod:`kitaru.otel._settings`.
+
 The bridge uses the OpenTelemetry API only; the SDK is touched in ``_sdk_tracer.py`` (to force
 the flow span's IDs on an SDK tracer) and ``_setup.py`` (provider and exporters).
 
@@ -22,28 +27,13 @@ failure inside them is logged by the runtime and never reaches the workload.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import (
-    Link,
-    NonRecordingSpan,
-    ProxyTracerProvider,
-    Span,
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-    Tracer,
-    TracerProvider,
-)
+from opentelemetry.trace import ProxyTracerProvider, SpanKind, Tracer, TracerProvider
 
 from kitaru._ids import trace_id_for
 from kitaru._version import __version__
@@ -51,17 +41,24 @@ from kitaru.otel import _attributes as attr
 from kitaru.otel import _env, _registry
 from kitaru.otel._events import SpanEventBuffer
 from kitaru.otel._forced import forced_ids
-from kitaru.otel._ids import flow_span_id_for_execution
 from kitaru.otel._runtime_logs import line_fields, skipped
-from kitaru.otel._settings import BridgeSettings
+from kitaru.otel._settings import BridgeOptions, BridgeSettings
+from kitaru.otel._spans import (
+    checkpoint_base,
+    checkpoint_parent,
+    flow_span_id,
+    flow_start,
+    is_own,
+    mark_failed,
+    reused_attributes,
+    set_metadata_attributes,
+)
+from kitaru.otel._state import CheckpointState, FlowState, current_pid, states
 from kitaru.runtime._observer import RuntimeObserver
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from opentelemetry._logs import LoggerProvider, SeverityNumber
+    from opentelemetry._logs import LoggerProvider
     from opentelemetry.metrics import MeterProvider
-    from opentelemetry.util.types import AttributeValue
 
     from kitaru.events._models import EventRecord
     from kitaru.otel._logs import LogEmitter
@@ -69,7 +66,6 @@ if TYPE_CHECKING:
     from kitaru.runtime._scope import CheckpointScope, FlowRun
     from kitaru.store._logs import LogLine
     from kitaru.store._records import CheckpointRecord
-    from kitaru.store._usage import UsageRecord
 
 __all__ = ["KitaruOtelObserver"]
 
@@ -77,94 +73,9 @@ logger = logging.getLogger("kitaru.otel")
 
 _FLUSH_BUDGET_SECONDS = 0.5
 
-# os.getpid() is a system call on every checkpoint end; the pid only changes at fork.
-_PID = os.getpid()
-
-
-def _after_fork() -> None:
-    global _PID
-    _PID = os.getpid()
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
-
-def _pid() -> int:
-    return _PID
-
 
 def _version() -> str:
     return __version__
-
-
-@dataclass(slots=True)
-class _FlowState:
-    span: Span
-    span_context: SpanContext
-    token: object
-    tracer: Tracer
-    pid: int
-    trace_hex: str  # the flow span's trace ID as 32 hex digits (its checkpoints share it)
-    # Per (checkpoint name, type): the span name and the attributes every checkpoint span of
-    # this flow with that name shares, built once (checkpoints are the hot path).
-    checkpoint_bases: dict[tuple[str, str], tuple[str, dict[str, AttributeValue]]] = field(
-        default_factory=dict
-    )
-
-
-@dataclass(slots=True)
-class _CheckpointState:
-    span: Span
-    token: object
-    recording: bool  # False: the span records nothing (sampled out, a no-op tracer)
-    flow_pid: int
-    events: SpanEventBuffer | None = None  # made at the first progress or custom event
-    emitter: LogEmitter | None = None  # log records on: where they go
-    log_context: otel_context.Context | None = None  # the context holding the span
-    log_fixed: dict[str, AttributeValue] | None = None  # attributes of every log record
-    started: float = 0.0  # perf_counter() at the start, when metrics are on
-
-    def emit_log(
-        self,
-        body: str | None,
-        severity: SeverityNumber,
-        event_name: str | None,
-        attributes: Mapping[str, AttributeValue] | None,
-        timestamp_ns: int,
-    ) -> None:
-        """Queue a log record for this checkpoint execution (no-op with log records off)."""
-        emitter = self.emitter
-        if emitter is not None and self.log_context is not None:
-            emitter.submit(
-                self.log_context,
-                self.log_fixed or {},
-                None,
-                event_name,
-                severity,
-                body,
-                attributes,
-                timestamp_ns,
-            )
-
-
-def set_metadata_attributes(
-    span: Span, metadata: Mapping[str, Any] | None, usage: Mapping[str, UsageRecord] | None
-) -> None:
-    """``kitaru.meta.<key>`` for primitive ``kitaru.log`` values, and the usage sums.
-
-    Lists, dicts and ``None`` stay in the durable record only (docs/runtime-logs-and-metadata.md).
-    """
-    if metadata and span.is_recording():
-        for key, value in metadata.items():
-            if isinstance(value, (bool, int, float, str)):
-                span.set_attribute(attr.META_PREFIX + key, value)
-    if usage and span.is_recording():
-        records = list(usage.values())
-        span.set_attribute(attr.USAGE_INPUT_TOKENS, sum(u.input_tokens for u in records))
-        span.set_attribute(attr.USAGE_OUTPUT_TOKENS, sum(u.output_tokens for u in records))
-        costs = [u.cost_usd for u in records if u.cost_usd is not None]
-        if costs:
-            span.set_attribute(attr.USAGE_COST_USD, float(sum(costs)))
 
 
 class KitaruOtelObserver(RuntimeObserver):
@@ -212,27 +123,11 @@ class KitaruOtelObserver(RuntimeObserver):
         *,
         tracer_provider: TracerProvider | None = None,
         tracer: Tracer | None = None,
-        record_exception_messages: bool | None = None,
-        event_attributes: bool | None = None,
-        max_span_events: int | None = None,
-        max_event_fields: int | None = None,
-        max_value_length: int | None = None,
-        caller_span: str | None = None,
         logger_provider: LoggerProvider | None = None,
-        log_records: bool | None = None,
         meter_provider: MeterProvider | None = None,
-        runtime_logs: bool | None = None,
+        **options: Unpack[BridgeOptions],
     ) -> None:
-        self.settings = BridgeSettings.resolve(
-            record_exception_messages=record_exception_messages,
-            event_attributes=event_attributes,
-            max_span_events=max_span_events,
-            max_event_fields=max_event_fields,
-            max_value_length=max_value_length,
-            caller_span=caller_span,
-            log_records=log_records,
-            runtime_logs=runtime_logs,
-        )
+        self.settings = BridgeSettings.resolve(**options)
         self._logger_provider = logger_provider
         self._emitter: LogEmitter | None = None
         self._emitter_final = False  # True once the provider is known (or logs are off)
@@ -332,30 +227,14 @@ class KitaruOtelObserver(RuntimeObserver):
 
     def on_flow_start(self, run: FlowRun) -> None:
         tracer, _ = self._resolve()
+        # The logger provider is looked for here, once per flow, not at every checkpoint:
+        # one the application sets while a flow runs is used from its next flow on.
+        emitter = self._emitter if self._emitter_final else self._log_emitter()
         exec_id = run.exec_id
-        current = otel_context.get_current()
-        caller = trace.get_current_span(current).get_span_context()
-        attributes: dict[str, AttributeValue] = {
-            attr.EXECUTION_ID: exec_id,
-            attr.FLOW_NAME: run.flow_name,
-        }
-        links: list[Link] = []
-        if run.original_exec_id:
-            attributes[attr.ORIGINAL_EXECUTION_ID] = run.original_exec_id
-            links.append(
-                Link(
-                    _flow_span_context(run.original_exec_id, sampled=True),
-                    {attr.LINK_TYPE: attr.LINK_TYPE_REPLAY_OF},
-                )
-            )
-        if caller.is_valid and self.settings.caller_span == "parent":
-            parent = current
-        else:
-            # A root span: the flow is its own trace, found by its execution ID.
-            parent = trace.set_span_in_context(trace.INVALID_SPAN, current)
-            if caller.is_valid:
-                links.append(Link(caller, {attr.LINK_TYPE: attr.LINK_TYPE_CALLER}))
-        with forced_ids(int(trace_id_for(exec_id), 16), _flow_span_id(exec_id)):
+        parent, attributes, links = flow_start(
+            run, otel_context.get_current(), self.settings.caller_span
+        )
+        with forced_ids(int(trace_id_for(exec_id), 16), flow_span_id(exec_id)):
             span = tracer.start_span(
                 attr.FLOW_SPAN_PREFIX + run.flow_name,
                 context=parent,
@@ -364,22 +243,24 @@ class KitaruOtelObserver(RuntimeObserver):
                 links=links,
             )
         span_context = span.get_span_context()
-        token = otel_context.attach(trace.set_span_in_context(span))
-        _states(run)[self] = _FlowState(
-            span, span_context, token, tracer, _PID, format(span_context.trace_id, "032x")
+        flow_context = trace.set_span_in_context(span)
+        token = otel_context.attach(flow_context)
+        trace_hex = format(span_context.trace_id, "032x")
+        states(run)[self] = FlowState(
+            span, span_context, flow_context, token, tracer, current_pid(), trace_hex, emitter
         )
-        if _is_own(span_context, parent):
-            run.trace_id = format(span_context.trace_id, "032x")
+        if is_own(span_context, parent):
+            run.trace_id = trace_hex
 
     def on_flow_end(self, run: FlowRun, status: str, error: BaseException | None) -> None:
-        state = _states(run).pop(self, None)
-        if not isinstance(state, _FlowState):
+        state = states(run).pop(self, None)
+        if not isinstance(state, FlowState):
             return
         try:
             set_metadata_attributes(state.span, run.metadata, None)
             state.span.set_attribute(attr.FLOW_STATUS, status)
             if error is not None:
-                self._mark_failed(state.span, error)
+                mark_failed(state.span, error, self.settings.record_exception_messages)
             state.span.end()
         finally:
             otel_context.detach(state.token)  # type: ignore[arg-type]
@@ -387,28 +268,29 @@ class KitaruOtelObserver(RuntimeObserver):
     # -- checkpoints ----------------------------------------------------------------------
 
     def on_checkpoint_start(self, scope: CheckpointScope) -> None:
-        # The hot path of every checkpoint: the attributes go to the SDK in one dict (it checks
-        # each one), and once the flow's tracer is known no lock of kitaru's is taken here.
+        # The hot path of every checkpoint (benchmarks/README.md, "Where the time goes"): the
+        # attributes go to the SDK in one dict (it checks each one), the ones a flow's
+        # checkpoints of one name share are built once, and once the flow's tracer is known
+        # neither a lock of kitaru's nor the environment is touched here.
         run = scope.run
         run_states = run.otel
         flow = run_states.get(self) if type(run_states) is dict else None
-        flow_state = flow if type(flow) is _FlowState else None
+        flow_state = flow if type(flow) is FlowState else None
         tracer = flow_state.tracer if flow_state is not None else self._resolve()[0]
-        parent, parent_span_id = self._parent_context(run, flow_state, tracer)
-        key = (scope.name, scope.checkpoint_type)
-        base = flow_state.checkpoint_bases.get(key) if flow_state is not None else None
-        if base is None:
-            base = (
-                attr.CHECKPOINT_SPAN_PREFIX + scope.name,
-                {
-                    attr.EXECUTION_ID: scope.exec_id,
-                    attr.FLOW_NAME: scope.flow_name,
-                    attr.CHECKPOINT_NAME: scope.name,
-                    attr.CHECKPOINT_TYPE: scope.checkpoint_type,
-                },
-            )
-            if flow_state is not None:
-                flow_state.checkpoint_bases[key] = base
+        current = otel_context.get_current()
+        if flow_state is not None and current is flow_state.context:
+            parent, parent_span_id = current, flow_state.span_context.span_id  # the usual case
+        else:
+            parent, parent_span_id = checkpoint_parent(run, flow_state, tracer)
+        if flow_state is not None:
+            key = (scope.name, scope.checkpoint_type)
+            base = flow_state.checkpoint_bases.get(key)
+            if base is None:
+                base = flow_state.checkpoint_bases[key] = checkpoint_base(scope)
+            emitter = self._emitter if self._emitter_final else flow_state.emitter
+        else:
+            base = checkpoint_base(scope)
+            emitter = self._emitter if self._emitter_final else self._log_emitter()
         attributes = base[1].copy()
         attributes[attr.CHECKPOINT_ID] = scope.checkpoint_id
         attributes[attr.CHECKPOINT_STEP] = scope.step_name
@@ -419,14 +301,12 @@ class KitaruOtelObserver(RuntimeObserver):
         )
         # Current while the body runs: the user's instrumented calls (and threads or tasks
         # that copy this context) become children of the checkpoint span.
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
-        state = _CheckpointState(
-            span, token, span.is_recording(), flow_state.pid if flow_state is not None else -1
-        )
-        emitter = self._emitter if self._emitter_final else self._log_emitter()
+        span_in_context = trace.set_span_in_context(span, parent)
+        token = otel_context.attach(span_in_context)
+        state = CheckpointState(span, token, flow_state.pid if flow_state is not None else -1)
         if emitter is not None:
             state.emitter = emitter
-            state.log_context = trace.set_span_in_context(span, parent)
+            state.log_context = span_in_context
             state.log_fixed = {
                 attr.EXECUTION_ID: scope.exec_id,
                 attr.FLOW_NAME: scope.flow_name,
@@ -460,7 +340,7 @@ class KitaruOtelObserver(RuntimeObserver):
         # on the emitter's thread.
         states = scope.otel
         state = states.get(self) if type(states) is dict else None
-        if type(state) is not _CheckpointState:
+        if type(state) is not CheckpointState:
             return
         emitter = state.emitter
         if emitter is not None:
@@ -472,7 +352,7 @@ class KitaruOtelObserver(RuntimeObserver):
             return  # started/returned/failed are the span's start, end and status
         events = state.events
         if events is None:
-            if not state.recording:
+            if not state.span.is_recording():
                 return  # a span that records nothing takes no events
             with self._lock:  # once per checkpoint span with events (threads may race here)
                 events = state.events
@@ -487,7 +367,7 @@ class KitaruOtelObserver(RuntimeObserver):
             return
         states = scope.otel
         state = states.get(self) if type(states) is dict else None
-        if type(state) is not _CheckpointState or state.emitter is None or skipped(line):
+        if type(state) is not CheckpointState or state.emitter is None or skipped(line):
             return
         severity, body, attributes, ts = line_fields(line)
         state.emit_log(body, severity, None, attributes, ts)
@@ -497,7 +377,7 @@ class KitaruOtelObserver(RuntimeObserver):
     ) -> None:
         states = scope.otel
         state = states.pop(self, None) if type(states) is dict else None
-        if type(state) is not _CheckpointState:
+        if type(state) is not CheckpointState:
             return
         span = state.span
         metrics = self._metrics
@@ -509,89 +389,35 @@ class KitaruOtelObserver(RuntimeObserver):
                 dropped = events.close(span, scope.correlation_id, self.settings)
                 if dropped and metrics is not None:
                     metrics.span_events_dropped(dropped)
-            set_metadata_attributes(span, scope.metadata, scope.usage)
+            if scope.metadata or scope.usage:
+                set_metadata_attributes(span, scope.metadata, scope.usage)
             span.set_attribute(attr.CHECKPOINT_STATUS, status)
             if error is not None:
-                self._mark_failed(span, error)
+                mark_failed(span, error, self.settings.record_exception_messages)
             span.end()
         finally:
             otel_context.detach(state.token)  # type: ignore[arg-type]
-        if state.flow_pid != _PID:
+        if state.flow_pid != current_pid():
             self._flush_foreign()
 
     def on_checkpoint_reused(self, run: FlowRun, record: CheckpointRecord) -> None:
-        flow = _states(run).get(self)
-        flow_state = flow if isinstance(flow, _FlowState) else None
+        flow = states(run).get(self)
+        flow_state = flow if isinstance(flow, FlowState) else None
         tracer = flow_state.tracer if flow_state is not None else self._resolve()[0]
-        cached = record.status == "cached"
-        attributes: dict[str, AttributeValue] = {
-            attr.EXECUTION_ID: run.exec_id,
-            attr.FLOW_NAME: run.flow_name,
-            attr.CHECKPOINT_NAME: record.name,
-            attr.CHECKPOINT_ID: record.checkpoint_id,
-            attr.CHECKPOINT_STEP: record.step_name,
-            attr.CHECKPOINT_TYPE: record.checkpoint_type,
-            attr.CHECKPOINT_STATUS: record.status,
-            attr.CACHE_HIT: cached,
-            attr.REPLAYED: not cached,
-        }
-        source_exec = (record.reused_from or "").partition("/")[0]
-        if cached and source_exec:
-            attributes[attr.CACHE_SOURCE_EXECUTION_ID] = source_exec
-        if not cached and run.original_exec_id:
-            attributes[attr.ORIGINAL_EXECUTION_ID] = run.original_exec_id
         # Zero-length: the body did not run this time.
         now = time.time_ns()
         span = tracer.start_span(
             attr.CHECKPOINT_SPAN_PREFIX + record.name,
-            context=self._parent_context(run, flow_state, tracer)[0],
+            context=checkpoint_parent(run, flow_state, tracer)[0],
             kind=SpanKind.INTERNAL,
-            attributes=attributes,
+            attributes=reused_attributes(run, record),
             start_time=now,
         )
         span.end(end_time=now)
-        if flow_state is None or flow_state.pid != _pid():
+        if flow_state is None or flow_state.pid != current_pid():
             self._flush_foreign()
 
     # -- helpers --------------------------------------------------------------------------
-
-    def _parent_context(
-        self, run: FlowRun, flow_state: _FlowState | None, tracer: Tracer
-    ) -> tuple[otel_context.Context, int]:
-        """The context to start a checkpoint span in, and its parent span's ID."""
-        current = otel_context.get_current()
-        active_span = trace.get_current_span(current)
-        if flow_state is not None:
-            if active_span is flow_state.span:  # the usual case: the flow span is current
-                return current, flow_state.span_context.span_id
-            flow_context = flow_state.span_context
-        else:
-            # No flow span in this process (the checkpoint runs in another process than its
-            # flow, or the bridge joined mid-run): parent to the flow span by its computed IDs,
-            # with the sampling decision the flow's process made from the same trace ID.
-            trace_id = int(trace_id_for(run.exec_id), 16)
-            sampled = _root_sampled(tracer, trace_id, attr.FLOW_SPAN_PREFIX + run.flow_name)
-            flow_context = _flow_span_context(run.exec_id, sampled=sampled is not False)
-        active = active_span.get_span_context()
-        if active.is_valid and active.trace_id == flow_context.trace_id:
-            # the flow span, or a span the user opened inside the flow
-            return current, active.span_id
-        return (
-            trace.set_span_in_context(NonRecordingSpan(flow_context), current),
-            flow_context.span_id,
-        )
-
-    def _mark_failed(self, span: Span, error: BaseException) -> None:
-        type_name = type(error).__name__
-        span.set_attribute(attr.ERROR_TYPE, type_name)
-        description = type_name
-        if self.settings.record_exception_messages:
-            try:
-                description = f"{type_name}: {error}"
-            except Exception:
-                description = type_name
-            span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, description))
 
     def _flush_foreign(self) -> None:
         """Flush spans ended in a process other than the flow's.
@@ -651,35 +477,3 @@ class KitaruOtelObserver(RuntimeObserver):
         The provider kitaru sets up itself is shut down by :func:`kitaru.otel.shutdown` and at
         exit; an application's own provider is never shut down by kitaru.
         """
-
-
-def _states(owner: FlowRun | CheckpointScope) -> dict[KitaruOtelObserver, Any]:
-    states = owner.otel
-    if not isinstance(states, dict):
-        states = {}
-        owner.otel = states
-    return states
-
-
-def _is_own(span_context: SpanContext, parent: otel_context.Context) -> bool:
-    parent_context = trace.get_current_span(parent).get_span_context()
-    return span_context.is_valid and span_context.span_id != parent_context.span_id
-
-
-def _flow_span_id(exec_id: str) -> int:
-    return int(flow_span_id_for_execution(exec_id), 16)
-
-
-def _flow_span_context(exec_id: str, *, sampled: bool) -> SpanContext:
-    return SpanContext(
-        trace_id=int(trace_id_for(exec_id), 16),
-        span_id=_flow_span_id(exec_id),
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT),
-    )
-
-
-def _root_sampled(tracer: Tracer, trace_id: int, name: str) -> bool | None:
-    from kitaru.otel._sdk_tracer import root_sampled
-
-    return root_sampled(tracer, trace_id, name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 from kitaru import environment_variables as ev
 from kitaru._checks import parse_positive_int, positive_int
@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_MAX_EVENT_FIELDS",
     "DEFAULT_MAX_SPAN_EVENTS",
     "DEFAULT_MAX_VALUE_LENGTH",
+    "BridgeOptions",
     "BridgeSettings",
     "CallerSpan",
     "parse_bool",
@@ -58,6 +59,26 @@ def _check_positive(name: str, value: object) -> int | None:
     return None if value is None else positive_int(name, value)
 
 
+class BridgeOptions(TypedDict, total=False):
+    """The bridge's settings as keyword arguments.
+
+    Each one ``None`` or left out: its environment variable, then the default (see
+    :class:`BridgeSettings` for what each one means).
+    """
+
+    record_exception_messages: bool | None
+    event_attributes: bool | None
+    max_span_events: int | None
+    max_event_fields: int | None
+    max_value_length: int | None
+    caller_span: str | None
+    log_records: bool | None
+    runtime_logs: bool | None
+
+
+_OPTION_NAMES = frozenset(BridgeOptions.__annotations__)
+
+
 @dataclass(frozen=True, slots=True)
 class BridgeSettings:
     """What the bridge records. Build it with :meth:`resolve`.
@@ -88,23 +109,17 @@ class BridgeSettings:
     runtime_logs: bool = True
 
     @classmethod
-    def resolve(
-        cls,
-        *,
-        record_exception_messages: bool | None = None,
-        event_attributes: bool | None = None,
-        max_span_events: int | None = None,
-        max_event_fields: int | None = None,
-        max_value_length: int | None = None,
-        caller_span: str | None = None,
-        log_records: bool | None = None,
-        runtime_logs: bool | None = None,
-    ) -> BridgeSettings:
+    def resolve(cls, **options: Unpack[BridgeOptions]) -> BridgeSettings:
         """Resolve each setting: argument, then its environment variable, then the default.
 
         Raises:
             KitaruUsageError: An argument or environment variable is invalid.
+            TypeError: An argument is not one of :class:`BridgeOptions`.
         """
+        unknown = options.keys() - _OPTION_NAMES
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {min(unknown)!r}")
+        caller_span = options.get("caller_span")
         if caller_span is not None:
             try:
                 checked_caller: CallerSpan | None = _caller_span(str(caller_span))
@@ -115,39 +130,38 @@ class BridgeSettings:
         else:
             checked_caller = None
         return cls(
-            record_exception_messages=resolve(
-                _check_bool("record_exception_messages", record_exception_messages),
+            record_exception_messages=_flag(
+                "record_exception_messages",
+                options.get("record_exception_messages"),
                 ev.KITARU_OTEL_RECORD_EXCEPTIONS,
-                parse_bool,
                 False,
             ),
-            event_attributes=resolve(
-                _check_bool("event_attributes", event_attributes),
+            event_attributes=_flag(
+                "event_attributes",
+                options.get("event_attributes"),
                 ev.KITARU_OTEL_EVENT_ATTRIBUTES,
-                parse_bool,
                 True,
             ),
             max_span_events=resolve(
-                _check_positive("max_span_events", max_span_events),
+                _check_positive("max_span_events", options.get("max_span_events")),
                 ev.KITARU_OTEL_MAX_SPAN_EVENTS,
                 parse_positive_int,
                 DEFAULT_MAX_SPAN_EVENTS,
             ),
-            max_event_fields=_check_positive("max_event_fields", max_event_fields)
+            max_event_fields=_check_positive("max_event_fields", options.get("max_event_fields"))
             or DEFAULT_MAX_EVENT_FIELDS,
-            max_value_length=_check_positive("max_value_length", max_value_length)
+            max_value_length=_check_positive("max_value_length", options.get("max_value_length"))
             or DEFAULT_MAX_VALUE_LENGTH,
             caller_span=resolve(checked_caller, ev.KITARU_OTEL_CALLER_SPAN, _caller_span, "link"),
-            log_records=resolve(
-                _check_bool("log_records", log_records),
-                ev.KITARU_OTEL_LOG_RECORDS,
-                parse_bool,
-                True,
+            log_records=_flag(
+                "log_records", options.get("log_records"), ev.KITARU_OTEL_LOG_RECORDS, True
             ),
-            runtime_logs=resolve(
-                _check_bool("runtime_logs", runtime_logs),
-                ev.KITARU_OTEL_RUNTIME_LOGS,
-                parse_bool,
-                True,
+            runtime_logs=_flag(
+                "runtime_logs", options.get("runtime_logs"), ev.KITARU_OTEL_RUNTIME_LOGS, True
             ),
         )
+
+
+def _flag(name: str, value: object, variable: str, default: bool) -> bool:
+    """A boolean option: the argument ``name``'s ``value``, then ``variable``, then ``default``."""
+    return resolve(_check_bool(name, value), variable, parse_bool, default)

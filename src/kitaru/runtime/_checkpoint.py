@@ -96,10 +96,10 @@ class Checkpoint(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         run = self._require_flow()
-        step_name, seq = run.allocate_step(self.name)
+        step = run.allocate_step(self.name)
         if self.is_async:
-            return self._acall(run, step_name, seq, args, kwargs)  # type: ignore[return-value]
-        result: R = self._call(run, step_name, seq, args, kwargs)
+            return self._acall(run, step, args, kwargs)  # type: ignore[return-value]
+        result: R = self._call(run, step, args, kwargs)
         return result
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
@@ -109,12 +109,12 @@ class Checkpoint(Generic[P, R]):
         from a running event loop).
         """
         run = self._require_flow()
-        step_name, seq = run.allocate_step(self.name)
+        step = run.allocate_step(self.name)
         if self.is_async:
-            coro = self._acall(run, step_name, seq, args, kwargs)
+            coro = self._acall(run, step, args, kwargs)
             return asyncio.ensure_future(coro)  # type: ignore[return-value]
         ctx = contextvars.copy_context()
-        return run.executor().submit(ctx.run, self._call, run, step_name, seq, args, kwargs)
+        return run.executor().submit(ctx.run, self._call, run, step, args, kwargs)
 
     def map(self, *iterables: Iterable[Any], max_concurrency: int | None = None) -> list[R]:
         """Call the checkpoint once per item (zipping several iterables), concurrently.
@@ -162,9 +162,9 @@ class Checkpoint(Generic[P, R]):
         ) as pool:
             futures = [
                 pool.submit(
-                    contextvars.copy_context().run, self._call, run, step, seq, item, {}, position
+                    contextvars.copy_context().run, self._call, run, step, item, {}, position
                 )
-                for position, ((step, seq), item) in enumerate(zip(steps, items, strict=True))
+                for position, (step, item) in enumerate(zip(steps, items, strict=True))
             ]
             for i, fut in enumerate(futures):
                 while True:
@@ -192,15 +192,12 @@ class Checkpoint(Generic[P, R]):
     ) -> list[Any]:
         sem = asyncio.Semaphore(bound)
 
-        async def one(step: str, seq: int, item: tuple[Any, ...], position: int) -> Any:
+        async def one(step: tuple[str, int], item: tuple[Any, ...], position: int) -> Any:
             async with sem:
-                return await self._acall(run, step, seq, item, {}, position)
+                return await self._acall(run, step, item, {}, position)
 
         results = await asyncio.gather(
-            *(
-                one(s, q, it, pos)
-                for pos, ((s, q), it) in enumerate(zip(steps, items, strict=True))
-            ),
+            *(one(s, it, pos) for pos, (s, it) in enumerate(zip(steps, items, strict=True))),
             return_exceptions=True,
         )
         for res in results:
@@ -228,9 +225,14 @@ class Checkpoint(Generic[P, R]):
         return fingerprint(self.name, f"{self.func.__module__}.{self.func.__qualname__}", inputs)
 
     def _prepare(
-        self, run: FlowRun, step_name: str, seq: int, args: Any, kwargs: Any
+        self, run: FlowRun, step: tuple[str, int], args: Any, kwargs: Any
     ) -> tuple[Any, CheckpointRecord]:
-        """A recorded output to reuse (replay first, then cache), or ``_MISS`` and a new record."""
+        """A recorded output to reuse (replay first, then cache), or ``_MISS`` and a new record.
+
+        A cancellation point first: a call of a cancelled run never starts.
+        """
+        run.raise_if_cancelled()
+        step_name, seq = step
         store = run.runtime.store
         source: CheckpointRecord | None = None
         status = ""
@@ -258,17 +260,11 @@ class Checkpoint(Generic[P, R]):
         return value, record
 
     def _begin(
-        self, run: FlowRun, record: CheckpointRecord, attempt: int, item: int | None = None
-    ) -> CheckpointScope:
-        scope = CheckpointScope(
-            run=run,
-            name=self.name,
-            checkpoint_id=record.checkpoint_id,
-            step_name=record.step_name,
-            checkpoint_type=self.checkpoint_type,
-            attempt=attempt,
-            item=item,
-        )
+        self, run: FlowRun, record: CheckpointRecord, item: int | None = None
+    ) -> tuple[CheckpointScope, contextvars.Token[CheckpointScope | None]]:
+        """Start the record's next attempt: its scope, made current (reset the token at its end)."""
+        attempt = len(record.attempts) + 1
+        scope = CheckpointScope(run, record, attempt, item)
         record.attempts.append(
             AttemptRecord(
                 attempt=attempt,
@@ -281,7 +277,7 @@ class Checkpoint(Generic[P, R]):
         run.runtime.store.save_checkpoint(record)
         run.runtime.notify("on_checkpoint_start", scope)
         scope.emit(CHECKPOINT_STARTED_KIND, {"status": "started"}, lifecycle=True)
-        return scope
+        return scope, _current_checkpoint.set(scope)
 
     def _end(
         self,
@@ -363,78 +359,68 @@ class Checkpoint(Generic[P, R]):
             return cancelled
         return error
 
+    def _attempt_failed(
+        self, scope: CheckpointScope, record: CheckpointRecord, error: BaseException
+    ) -> bool:
+        """End a failed attempt; True when another attempt follows (after ``retry_delay``)."""
+        run = scope.run
+        self._end(scope, record, error)
+        if self._should_retry(scope.attempt, error) and run.cancel_reason is None:
+            run.runtime.store.save_checkpoint(record)
+            return True
+        self._fail(run, record, error)
+        return False
+
+    def _attempt_returned(
+        self, scope: CheckpointScope, record: CheckpointRecord, result: Any
+    ) -> None:
+        self._end(scope, record, None)
+        self._store_output(scope.run, record, result)
+
     def _call(
-        self,
-        run: FlowRun,
-        step_name: str,
-        seq: int,
-        args: Any,
-        kwargs: Any,
-        item: int | None = None,
+        self, run: FlowRun, step: tuple[str, int], args: Any, kwargs: Any, item: int | None = None
     ) -> Any:
-        run.raise_if_cancelled()  # a cancellation point: a call of a cancelled run never starts
-        value, record = self._prepare(run, step_name, seq, args, kwargs)
+        value, record = self._prepare(run, step, args, kwargs)
         if value is not _MISS:
             return value
-        attempt = 0
         while True:
-            attempt += 1
-            scope = self._begin(run, record, attempt, item)
-            token = _current_checkpoint.set(scope)
+            scope, token = self._begin(run, record, item)
             try:
                 result = self.func(*args, **kwargs)
             except BaseException as exc:
                 _current_checkpoint.reset(token)
                 error = self._as_cancel(run, exc)
-                self._end(scope, record, error)
-                if self._should_retry(attempt, error) and run.cancel_reason is None:
-                    run.runtime.store.save_checkpoint(record)
+                if self._attempt_failed(scope, record, error):
                     if self.retry_delay:
                         time.sleep(self.retry_delay)
                     continue
-                self._fail(run, record, error)
                 if error is exc:
                     raise
                 raise error from exc
             _current_checkpoint.reset(token)
-            self._end(scope, record, None)
-            self._store_output(run, record, result)
+            self._attempt_returned(scope, record, result)
             return result
 
     async def _acall(
-        self,
-        run: FlowRun,
-        step_name: str,
-        seq: int,
-        args: Any,
-        kwargs: Any,
-        item: int | None = None,
+        self, run: FlowRun, step: tuple[str, int], args: Any, kwargs: Any, item: int | None = None
     ) -> Any:
-        run.raise_if_cancelled()
-        value, record = self._prepare(run, step_name, seq, args, kwargs)
+        value, record = self._prepare(run, step, args, kwargs)
         if value is not _MISS:
             return value
         func: Callable[..., Awaitable[Any]] = self.func  # type: ignore[assignment]
-        attempt = 0
         while True:
-            attempt += 1
-            scope = self._begin(run, record, attempt, item)
-            token = _current_checkpoint.set(scope)
+            scope, token = self._begin(run, record, item)
             try:
                 result = await func(*args, **kwargs)
             except BaseException as exc:
                 _current_checkpoint.reset(token)
-                self._end(scope, record, exc)
-                if self._should_retry(attempt, exc) and run.cancel_reason is None:
-                    run.runtime.store.save_checkpoint(record)
-                    if self.retry_delay:
-                        await asyncio.sleep(self.retry_delay)
-                    continue
-                self._fail(run, record, exc)
-                raise
+                if not self._attempt_failed(scope, record, exc):
+                    raise
+                if self.retry_delay:
+                    await asyncio.sleep(self.retry_delay)
+                continue
             _current_checkpoint.reset(token)
-            self._end(scope, record, None)
-            self._store_output(run, record, result)
+            self._attempt_returned(scope, record, result)
             return result
 
 

@@ -23,6 +23,7 @@ from kitaru.exceptions import KitaruCancelledError, KitaruUsageError
 if TYPE_CHECKING:
     from kitaru.runtime._replay import ReplayPlan
     from kitaru.runtime._runtime import Runtime
+    from kitaru.store._records import CheckpointRecord
     from kitaru.store._usage import UsageRecord
 
 __all__ = [
@@ -161,24 +162,20 @@ class CheckpointScope:
     )
 
     def __init__(
-        self,
-        *,
-        run: FlowRun,
-        name: str,
-        checkpoint_id: str,
-        step_name: str,
-        checkpoint_type: str,
-        attempt: int,
-        item: int | None = None,
+        self, run: FlowRun, record: CheckpointRecord, attempt: int, item: int | None = None
     ) -> None:
+        """Attempt ``attempt`` of the checkpoint call ``record``.
+
+        ``item``: the call's input position inside ``.map()``/``.product()``.
+        """
         self.run = run
         self.item = item
         self.exec_id = run.exec_id
         self.flow_name = run.flow_name
-        self.name = name
-        self.checkpoint_id = checkpoint_id
-        self.step_name = step_name
-        self.checkpoint_type = checkpoint_type
+        name = self.name = record.name
+        self.checkpoint_id = record.checkpoint_id
+        self.step_name = record.step_name
+        self.checkpoint_type = record.checkpoint_type
         self.attempt = attempt
         self.correlation_id = new_correlation_id(name)
         self.trace_id: str | None = run.trace_id

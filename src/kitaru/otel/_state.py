@@ -1,0 +1,106 @@
+"""What the bridge keeps per flow run and per checkpoint execution.
+
+Kept in ``run.otel`` and ``scope.otel`` (a dict keyed by bridge, so two bridges can follow the
+same run): the span, the context token to detach at the end, and what the hot path of every
+checkpoint needs without looking it up again (see :mod:`kitaru.otel._bridge`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from opentelemetry import context as otel_context
+    from opentelemetry._logs import SeverityNumber
+    from opentelemetry.trace import Span, SpanContext, Tracer
+    from opentelemetry.util.types import AttributeValue
+
+    from kitaru.otel._events import SpanEventBuffer
+    from kitaru.otel._logs import LogEmitter
+    from kitaru.runtime._scope import CheckpointScope, FlowRun
+
+__all__ = ["CheckpointState", "FlowState", "current_pid", "states"]
+
+# os.getpid() is a system call on every checkpoint end; the pid only changes at fork.
+_PID = os.getpid()
+
+
+def _after_fork() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def current_pid() -> int:
+    """This process's ID (kept up to date across ``fork``)."""
+    return _PID
+
+
+@dataclass(slots=True)
+class FlowState:
+    """A flow span of this process and what its checkpoints reuse."""
+
+    span: Span
+    span_context: SpanContext
+    context: otel_context.Context  # the context holding the flow span, current in its body
+    token: object
+    tracer: Tracer
+    pid: int
+    trace_hex: str  # the flow span's trace ID as 32 hex digits (its checkpoints share it)
+    emitter: LogEmitter | None = None  # log records: where they went when the flow started
+    # Per (checkpoint name, type): the span name and the attributes every checkpoint span of
+    # this flow with that name shares, built once (checkpoints are the hot path).
+    checkpoint_bases: dict[tuple[str, str], tuple[str, dict[str, AttributeValue]]] = field(
+        default_factory=dict
+    )
+
+
+@dataclass(slots=True)
+class CheckpointState:
+    """A checkpoint span while its body runs."""
+
+    span: Span
+    token: object
+    flow_pid: int
+    events: SpanEventBuffer | None = None  # made at the first progress or custom event
+    emitter: LogEmitter | None = None  # log records on: where they go
+    log_context: otel_context.Context | None = None  # the context holding the span
+    log_fixed: dict[str, AttributeValue] | None = None  # attributes of every log record
+    started: float = 0.0  # perf_counter() at the start, when metrics are on
+
+    def emit_log(
+        self,
+        body: str | None,
+        severity: SeverityNumber,
+        event_name: str | None,
+        attributes: Mapping[str, AttributeValue] | None,
+        timestamp_ns: int,
+    ) -> None:
+        """Queue a log record for this checkpoint execution (no-op with log records off)."""
+        emitter = self.emitter
+        if emitter is not None and self.log_context is not None:
+            emitter.submit(
+                self.log_context,
+                self.log_fixed or {},
+                None,
+                event_name,
+                severity,
+                body,
+                attributes,
+                timestamp_ns,
+            )
+
+
+def states(owner: FlowRun | CheckpointScope) -> dict[Any, Any]:
+    """The bridges' states of a run or checkpoint execution, by bridge (made on first use)."""
+    found = owner.otel
+    if not isinstance(found, dict):
+        found = {}
+        owner.otel = found
+    return found
