@@ -1,4 +1,7 @@
-"""The web view: its static files, its settings, and the read-only token exchange.
+"""The web view: its static files and its settings.
+
+The read-only token exchange the page uses is ``POST /api/v1/stream-tokens``
+(:mod:`kitaru.server._routes_meta`).
 
 The view is plain static files (``kitaru/server/static/``: no build step, nothing from a CDN)
 that talk to the documented API like any other client: ``/api/v1/executions`` for the list,
@@ -17,18 +20,15 @@ from __future__ import annotations
 import importlib.resources
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI
 from starlette.responses import RedirectResponse, Response
 
 from kitaru import _config, _wire
-from kitaru.server._errors import ApiError, JsonResponse, bad_request
-from kitaru.server._tokens import DEFAULT_TTL, MAX_TTL, StreamTokens
-from kitaru.server._validate import check_exec_id, parse_json
+from kitaru.server._errors import ApiError
 
-__all__ = ["WebConfig", "add_stream_token_routes", "add_ui_routes", "is_trace_id"]
+__all__ = ["WebConfig", "add_ui_routes", "is_trace_id"]
 
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -47,7 +47,6 @@ _MEDIA_TYPES = {
     ".svg": "image/svg+xml",
 }
 _INDEX = "index.html"
-_MAX_TOKEN_BODY = 4096
 
 
 @dataclass(frozen=True)
@@ -139,85 +138,3 @@ def add_ui_routes(app: FastAPI) -> None:
             raise ApiError(404, _wire.ERROR_NOT_FOUND, f"no web view file named {name!r}")
         body, media = found
         return Response(body, media_type=media, headers=_PAGE_HEADERS)
-
-
-def _ttl(raw: Any) -> float:
-    if raw is None:
-        return DEFAULT_TTL
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= MAX_TTL:
-        raise bad_request(f"ttl must be a number of seconds in (0, {MAX_TTL:g}], got {raw!r}")
-    return float(raw)
-
-
-def add_stream_token_routes(api: APIRouter, tokens: StreamTokens) -> None:
-    """Add ``POST /api/v1/stream-tokens`` to ``api`` (it needs the API token itself)."""
-
-    @api.post(
-        _wire.PATH_STREAM_TOKENS,
-        tags=["meta"],
-        openapi_extra={
-            "requestBody": {
-                "required": False,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "ttl": {
-                                    "type": "number",
-                                    "exclusiveMinimum": 0,
-                                    "maximum": MAX_TTL,
-                                },
-                                "exec_id": {
-                                    "type": "string",
-                                    "description": "scope the token to this one execution",
-                                },
-                            },
-                        }
-                    }
-                },
-            }
-        },
-    )
-    async def stream_token(request: Request) -> JsonResponse:
-        """Trade the API token for a short-lived token that opens read (``GET``) routes only.
-
-        For browsers: ``EventSource`` cannot send headers, so the stream takes ``?token=``,
-        and a token in a URL should be one that expires soon and cannot write. Body (optional):
-        ``{"ttl": seconds, "exec_id": id}``; with ``exec_id`` the token opens that one
-        execution's routes only. Without server auth the answer's ``token`` is ``null``.
-        """
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > _MAX_TOKEN_BODY:
-                raise ApiError(413, _wire.ERROR_TOO_LARGE, "request body is too large")
-        data: Any = parse_json(body) if body.strip() else {}
-        if not isinstance(data, dict):
-            raise bad_request(f"request body must be a JSON object, got {type(data).__name__}")
-        ttl = _ttl(data.get("ttl"))
-        exec_id = data.get("exec_id")
-        if exec_id is not None:
-            check_exec_id(exec_id)
-        if not tokens.enabled:
-            return JsonResponse(
-                {
-                    "token": None,
-                    "scope": "read",
-                    "exec_id": exec_id,
-                    "expires_at": None,
-                    "ttl": None,
-                }
-            )
-        token, expires = tokens.issue(ttl, exec_id)
-        return JsonResponse(
-            {
-                "token": token,
-                "scope": "read",
-                "exec_id": exec_id,
-                "expires_at": expires,
-                "ttl": ttl,
-            },
-            status_code=201,
-            headers={"Cache-Control": "no-store"},
-        )

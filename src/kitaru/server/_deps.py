@@ -1,0 +1,183 @@
+"""What route handlers receive: FastAPI dependencies that read one app's state.
+
+The routers (``server/_routes_*.py``) are module-level and shared by every app; a handler never
+closes over a server. It declares what it needs (``state: StateDep``) and FastAPI resolves it
+per request from ``request.app.state``, which :func:`attach` fills: ``create_app`` calls it
+once per app, and a test calls it on a bare ``FastAPI()`` to mount one router alone (or
+replaces a dependency through ``app.dependency_overrides``). See ``docs/server-architecture.md``,
+"Routes".
+
+Every dependency here is ``async``: FastAPI runs a plain function on a worker thread, which
+would cost the ingest path a thread hop per request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Query, Request
+
+from kitaru import _wire
+from kitaru.server._errors import ApiError
+from kitaru.server._settings import ServerSettings
+from kitaru.server._snapshot import SnapshotCache
+from kitaru.server._state import ServerState
+from kitaru.server._tokens import StreamTokens
+from kitaru.server._web import WebConfig
+
+__all__ = [
+    "SettingsDep",
+    "SnapshotsDep",
+    "StateDep",
+    "TokenQuery",
+    "TokensDep",
+    "WebDep",
+    "attach",
+    "require_token",
+    "require_token_or_query",
+]
+
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def attach(app: FastAPI, state: ServerState, web: WebConfig | None = None) -> None:
+    """Give ``app`` what its routes depend on: ``state`` and what is derived from it.
+
+    Args:
+        app: The app the routers are (or will be) included in.
+        state: The server's state; ``app.state.kitaru`` from now on.
+        web: What the web view shows beyond the API (default: no trace links).
+    """
+    app.state.kitaru = state
+    app.state.kitaru_web = web or WebConfig()
+    app.state.kitaru_tokens = StreamTokens(state.settings.token)
+    log = state.log
+    app.state.kitaru_snapshots = (
+        SnapshotCache(log, state.settings.read_batch) if log is not None else None
+    )
+
+
+async def server_state(request: Request) -> ServerState:
+    """The :class:`ServerState` of the app serving ``request``."""
+    state: ServerState = request.app.state.kitaru
+    return state
+
+
+StateDep = Annotated[ServerState, Depends(server_state)]
+
+
+async def server_settings(state: StateDep) -> ServerSettings:
+    """The server's settings."""
+    return state.settings
+
+
+SettingsDep = Annotated[ServerSettings, Depends(server_settings)]
+
+
+async def stream_tokens(request: Request) -> StreamTokens:
+    """The issuer and checker of the app's read-only stream tokens."""
+    tokens: StreamTokens = request.app.state.kitaru_tokens
+    return tokens
+
+
+TokensDep = Annotated[StreamTokens, Depends(stream_tokens)]
+
+
+async def web_config(request: Request) -> WebConfig:
+    """What the web view shows beyond the API (trace links)."""
+    web: WebConfig = request.app.state.kitaru_web
+    return web
+
+
+WebDep = Annotated[WebConfig, Depends(web_config)]
+
+
+async def snapshot_cache(request: Request) -> SnapshotCache | None:
+    """The app's cache of snapshot folds (``None`` when streaming is off)."""
+    cache: SnapshotCache | None = request.app.state.kitaru_snapshots
+    return cache
+
+
+SnapshotsDep = Annotated[SnapshotCache | None, Depends(snapshot_cache)]
+
+
+async def require_token(request: Request, settings: SettingsDep, tokens: TokensDep) -> None:
+    """The token check of the API routes: ``Authorization: Bearer`` only."""
+    _check_token(request, settings.token, tokens, allow_query=False)
+
+
+async def require_token_or_query(
+    request: Request, settings: SettingsDep, tokens: TokensDep
+) -> None:
+    """The token check of the stream routes: the header, or ``?token=`` for ``EventSource``."""
+    _check_token(request, settings.token, tokens, allow_query=True)
+
+
+TokenQuery = Annotated[
+    str | None, Query(description="The API token, for clients that cannot send headers")
+]
+"""The documented ``?token=`` of a stream route; :func:`require_token_or_query` checks it."""
+
+
+def _supplied_token(request: Request, allow_query: bool) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+    if allow_query:
+        return request.query_params.get(_wire.QUERY_TOKEN)
+    return None
+
+
+def _check_token(
+    request: Request, token: str | None, tokens: StreamTokens, *, allow_query: bool
+) -> None:
+    if not token:
+        return
+    supplied = _supplied_token(request, allow_query)
+    if supplied is None:
+        raise ApiError(
+            401,
+            _wire.ERROR_UNAUTHORIZED,
+            "this server requires an API token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if secrets.compare_digest(supplied.encode(), token.encode()):
+        return
+    if not tokens.looks_like(supplied):
+        raise ApiError(
+            401,
+            _wire.ERROR_UNAUTHORIZED,
+            "the API token is wrong",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    _check_read_token(request, tokens, supplied)
+
+
+def _check_read_token(request: Request, tokens: StreamTokens, supplied: str) -> None:
+    # Short-lived read-only tokens (POST /api/v1/stream-tokens, for the web view's
+    # EventSource) open reading routes only.
+    grant = tokens.grant(supplied)
+    if grant is None:
+        raise ApiError(
+            401,
+            _wire.ERROR_UNAUTHORIZED,
+            "the read-only token is invalid or expired; get a new one with "
+            f"POST {_wire.PATH_STREAM_TOKENS}",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if request.method not in _READ_METHODS:
+        raise ApiError(
+            403,
+            _wire.ERROR_UNAUTHORIZED,
+            f"a read-only token cannot {request.method} {request.url.path}; send the API token",
+        )
+    if not grant.allows(request.path_params.get("exec_id")):
+        raise ApiError(
+            403,
+            _wire.ERROR_UNAUTHORIZED,
+            f"this read-only token is scoped to execution {grant.exec_id!r}; it "
+            f"cannot read {request.url.path}",
+        )
