@@ -66,13 +66,20 @@ def mount(tmp_path: Path) -> Iterator[Mount]:
 
 def _routes() -> Any:
     require_server_deps()
-    from kitaru.server import _routes_events, _routes_logs, _routes_meta, _routes_records
+    from kitaru.server import (
+        _routes_events,
+        _routes_logs,
+        _routes_meta,
+        _routes_records,
+        _routes_ui,
+    )
 
     class Routes:
         meta = _routes_meta
         records = _routes_records
         events = _routes_events
         logs = _routes_logs
+        ui = _routes_ui
 
     return Routes
 
@@ -292,3 +299,22 @@ def test_logs_router_alone_appends_reads_and_follows(mount: Mount) -> None:
     followed = client.get(_wire.path_logs_stream("exec-l"), params={"since": read["cursor"]})
     assert followed.text.count("event: log") == 1 and "line 2" in followed.text
     assert "event: end" in followed.text
+
+
+# -- web view -----------------------------------------------------------------------------
+
+
+def test_ui_router_alone_serves_the_page_and_its_files(mount: Mount) -> None:
+    client = mount(_routes().ui.router, token=TOKEN)  # open even when the API needs a token
+    root = client.get("/", follow_redirects=False)
+    assert root.status_code == 307 and root.headers["location"] == _wire.PATH_UI
+    for path in (_wire.PATH_UI, _wire.PATH_UI + "executions/exec-1"):
+        page = client.get(path)
+        assert page.status_code == 200 and page.text.lstrip().startswith("<!")
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    script = client.get(_wire.PATH_UI + "app.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith(
+        "text/javascript"
+    )
+    missing = client.get(_wire.PATH_UI + "nope.js")
+    assert missing.status_code == 404 and _kind(missing) == _wire.ERROR_NOT_FOUND

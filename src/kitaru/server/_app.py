@@ -1,8 +1,9 @@
 """The app factory: builds one server's state and includes the routers.
 
 The routes live in module-level routers split by concept (``_routes_meta``, ``_routes_records``,
-``_routes_events``, ``_routes_logs``); their handlers get this app's state through the
-dependencies of :mod:`kitaru.server._deps` (see ``docs/server-architecture.md``, "Routes").
+``_routes_events``, ``_routes_logs``, ``_routes_ui``); their handlers get this app's state
+through the dependencies of :mod:`kitaru.server._deps` (see ``docs/server-architecture.md``,
+"Routes").
 """
 
 from __future__ import annotations
@@ -17,13 +18,19 @@ from kitaru import _config
 from kitaru._version import __version__
 from kitaru.backends import EventLog
 from kitaru.exceptions import KitaruUsageError
-from kitaru.server import _routes_events, _routes_logs, _routes_meta, _routes_records
+from kitaru.server import (
+    _routes_events,
+    _routes_logs,
+    _routes_meta,
+    _routes_records,
+    _routes_ui,
+)
 from kitaru.server._backends import open_event_log, open_store
 from kitaru.server._deps import attach
 from kitaru.server._errors import install_error_handlers
 from kitaru.server._settings import ServerSettings
 from kitaru.server._state import ServerState, ServerStore
-from kitaru.server._web import WebConfig, add_ui_routes
+from kitaru.server._web import WebAssets, WebConfig
 
 __all__ = ["create_app"]
 
@@ -85,7 +92,7 @@ def create_app(
         "See docs/protocol.md.",
         lifespan=lifespan,
     )
-    attach(app, state, WebConfig.from_env())
+    attach(app, state, WebConfig.from_env(), WebAssets.load())
     install_error_handlers(app)
     # No two API paths overlap, so this order only shapes the OpenAPI document.
     app.include_router(_routes_meta.open_router)
@@ -95,5 +102,5 @@ def create_app(
     app.include_router(_routes_logs.router)
     app.include_router(_routes_events.stream_router)
     app.include_router(_routes_logs.stream_router)
-    add_ui_routes(app)
+    app.include_router(_routes_ui.router)
     return app

@@ -24,9 +24,10 @@ from kitaru.server._settings import ServerSettings
 from kitaru.server._snapshot import SnapshotCache
 from kitaru.server._state import ServerState
 from kitaru.server._tokens import StreamTokens
-from kitaru.server._web import WebConfig
+from kitaru.server._web import WebAssets, WebConfig
 
 __all__ = [
+    "AssetsDep",
     "SettingsDep",
     "SnapshotsDep",
     "StateDep",
@@ -41,16 +42,23 @@ __all__ = [
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-def attach(app: FastAPI, state: ServerState, web: WebConfig | None = None) -> None:
+def attach(
+    app: FastAPI,
+    state: ServerState,
+    web: WebConfig | None = None,
+    assets: WebAssets | None = None,
+) -> None:
     """Give ``app`` what its routes depend on: ``state`` and what is derived from it.
 
     Args:
         app: The app the routers are (or will be) included in.
         state: The server's state; ``app.state.kitaru`` from now on.
         web: What the web view shows beyond the API (default: no trace links).
+        assets: The web view's files (default: read from the package now).
     """
     app.state.kitaru = state
     app.state.kitaru_web = web or WebConfig()
+    app.state.kitaru_assets = assets or WebAssets.load()
     app.state.kitaru_tokens = StreamTokens(state.settings.token)
     log = state.log
     app.state.kitaru_snapshots = (
@@ -91,6 +99,15 @@ async def web_config(request: Request) -> WebConfig:
 
 
 WebDep = Annotated[WebConfig, Depends(web_config)]
+
+
+async def web_assets(request: Request) -> WebAssets:
+    """The web view's files."""
+    assets: WebAssets = request.app.state.kitaru_assets
+    return assets
+
+
+AssetsDep = Annotated[WebAssets, Depends(web_assets)]
 
 
 async def snapshot_cache(request: Request) -> SnapshotCache | None:

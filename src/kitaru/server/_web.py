@@ -22,13 +22,12 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from fastapi import FastAPI
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from kitaru import _config, _wire
 from kitaru.server._errors import ApiError
 
-__all__ = ["WebConfig", "add_ui_routes", "is_trace_id"]
+__all__ = ["WebAssets", "WebConfig", "is_trace_id"]
 
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -88,52 +87,45 @@ def is_trace_id(value: object) -> bool:
     return isinstance(value, str) and _TRACE_ID.fullmatch(value) is not None and value != "0" * 32
 
 
-def _read_static(name: str) -> bytes:
-    return importlib.resources.files("kitaru.server").joinpath("static", name).read_bytes()
+@dataclass(frozen=True)
+class WebAssets:
+    """The web view's files, read once when the app is built.
 
+    Attributes:
+        index: The page (``index.html``), served for every page URL.
+        files: What the page loads (JavaScript modules, styles, icon): name to body and media
+            type.
+    """
 
-def _assets() -> dict[str, tuple[bytes, str]]:
-    """Every file of ``static/`` the page loads (its JavaScript modules, styles, icon)."""
-    folder = importlib.resources.files("kitaru.server").joinpath("static")
-    found: dict[str, tuple[bytes, str]] = {}
-    for item in folder.iterdir():
-        media = _MEDIA_TYPES.get("." + item.name.rsplit(".", 1)[-1])
-        if media is not None and item.is_file():
-            found[item.name] = (item.read_bytes(), media)
-    return found
+    index: bytes
+    files: dict[str, tuple[bytes, str]]
 
+    @classmethod
+    def load(cls) -> WebAssets:
+        """Read the files from the package.
 
-def add_ui_routes(app: FastAPI) -> None:
-    """Serve the web view under ``/ui/`` (and redirect ``/`` there)."""
-    # Read once at startup: a missing file is a packaging error that should fail loudly.
-    index = _read_static(_INDEX)
-    assets = _assets()
-    for required in ("app.js", "app.css"):
-        if required not in assets:
-            raise FileNotFoundError(f"the web view's {required} is missing from the package")
+        Raises:
+            FileNotFoundError: A file the page needs is missing (a packaging error, which
+                should fail loudly when the app is built, not when a browser asks).
+        """
+        folder = importlib.resources.files("kitaru.server").joinpath("static")
+        files: dict[str, tuple[bytes, str]] = {}
+        for item in folder.iterdir():
+            media = _MEDIA_TYPES.get("." + item.name.rsplit(".", 1)[-1])
+            if media is not None and item.is_file():
+                files[item.name] = (item.read_bytes(), media)
+        for required in ("app.js", "app.css"):
+            if required not in files:
+                raise FileNotFoundError(f"the web view's {required} is missing from the package")
+        return cls(folder.joinpath(_INDEX).read_bytes(), files)
 
-    def page() -> Response:
-        return Response(index, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+    def page(self) -> Response:
+        """The page, with the strict headers."""
+        return Response(self.index, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> Response:
-        return RedirectResponse(_wire.PATH_UI, status_code=307)
-
-    @app.get(_wire.PATH_UI.rstrip("/"), include_in_schema=False)
-    async def ui_bare() -> Response:
-        return RedirectResponse(_wire.PATH_UI, status_code=307)
-
-    @app.get(_wire.PATH_UI, include_in_schema=False)
-    async def ui_index() -> Response:
-        return page()
-
-    @app.get(_wire.PATH_UI + "executions/{exec_id}", include_in_schema=False)
-    async def ui_execution(exec_id: str) -> Response:
-        return page()
-
-    @app.get(_wire.PATH_UI + "{name}", include_in_schema=False)
-    async def ui_asset(name: str) -> Response:
-        found = assets.get(name)
+    def file(self, name: str) -> Response:
+        """One file the page loads, or a 404 ``not_found`` error."""
+        found = self.files.get(name)
         if found is None:
             raise ApiError(404, _wire.ERROR_NOT_FOUND, f"no web view file named {name!r}")
         body, media = found
