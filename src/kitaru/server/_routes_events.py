@@ -126,9 +126,7 @@ def _with_record(
 
 @stream_router.get(
     _wire.path_stream("{exec_id}"),
-    tags=["events"],
-    response_class=Response,
-    responses=_schemas.sse_responses("Server-sent events (see docs/protocol.md)"),
+    **_schemas.sse_route("events", "Server-sent events (see docs/protocol.md)"),
 )
 async def stream(
     exec_id: str,

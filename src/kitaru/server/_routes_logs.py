@@ -133,9 +133,7 @@ def _checkpoints_of(state: ServerState, listed: list[ExecutionRecord]) -> list[A
 
 @stream_router.get(
     _wire.path_logs_stream("{exec_id}"),
-    tags=["logs"],
-    response_class=Response,
-    responses=_schemas.sse_responses("Server-sent events, one `log` frame per line"),
+    **_schemas.sse_route("logs", "Server-sent events, one `log` frame per line"),
 )
 async def stream_logs(
     exec_id: str,

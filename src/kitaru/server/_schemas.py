@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CHECKPOINT", "EVENTS", "EXECUTION", "FINISH", "body", "sse_responses"]
+from starlette.responses import Response
+
+__all__ = ["CHECKPOINT", "EVENTS", "EXECUTION", "FINISH", "body", "sse_route"]
 
 _STR_OR_NULL: dict[str, Any] = {"type": ["string", "null"]}
 _NUM_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
@@ -131,11 +133,19 @@ def body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def sse_responses(description: str) -> dict[int | str, dict[str, Any]]:
-    """The ``responses`` of a route that answers server-sent events (the event and log streams)."""
+def sse_route(tag: str, description: str) -> dict[str, Any]:
+    """The route options of a stream answering server-sent events (the event and log streams).
+
+    The handler returns its own streaming response, so the document is told the answer's
+    media type here.
+    """
     return {
-        200: {
-            "description": description,
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        }
+        "tags": [tag],
+        "response_class": Response,
+        "responses": {
+            200: {
+                "description": description,
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        },
     }
