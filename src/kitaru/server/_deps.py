@@ -20,7 +20,6 @@ from fastapi import Depends, FastAPI, Query, Request
 
 from kitaru import _wire
 from kitaru.server._errors import ApiError
-from kitaru.server._settings import ServerSettings
 from kitaru.server._snapshot import SnapshotCache
 from kitaru.server._state import ServerState
 from kitaru.server._tokens import StreamTokens
@@ -28,7 +27,6 @@ from kitaru.server._web import WebAssets, WebConfig
 
 __all__ = [
     "AssetsDep",
-    "SettingsDep",
     "SnapshotsDep",
     "StateDep",
     "TokenQuery",
@@ -75,14 +73,6 @@ async def server_state(request: Request) -> ServerState:
 StateDep = Annotated[ServerState, Depends(server_state)]
 
 
-async def server_settings(state: StateDep) -> ServerSettings:
-    """The server's settings."""
-    return state.settings
-
-
-SettingsDep = Annotated[ServerSettings, Depends(server_settings)]
-
-
 async def stream_tokens(request: Request) -> StreamTokens:
     """The issuer and checker of the app's read-only stream tokens."""
     tokens: StreamTokens = request.app.state.kitaru_tokens
@@ -119,16 +109,14 @@ async def snapshot_cache(request: Request) -> SnapshotCache | None:
 SnapshotsDep = Annotated[SnapshotCache | None, Depends(snapshot_cache)]
 
 
-async def require_token(request: Request, settings: SettingsDep, tokens: TokensDep) -> None:
+async def require_token(request: Request) -> None:
     """The token check of the API routes: ``Authorization: Bearer`` only."""
-    _check_token(request, settings.token, tokens, allow_query=False)
+    _check_token(request, allow_query=False)
 
 
-async def require_token_or_query(
-    request: Request, settings: SettingsDep, tokens: TokensDep
-) -> None:
+async def require_token_or_query(request: Request) -> None:
     """The token check of the stream routes: the header, or ``?token=`` for ``EventSource``."""
-    _check_token(request, settings.token, tokens, allow_query=True)
+    _check_token(request, allow_query=True)
 
 
 TokenQuery = Annotated[
@@ -148,11 +136,14 @@ def _supplied_token(request: Request, allow_query: bool) -> str | None:
     return None
 
 
-def _check_token(
-    request: Request, token: str | None, tokens: StreamTokens, *, allow_query: bool
-) -> None:
+def _check_token(request: Request, *, allow_query: bool) -> None:
+    # Reads app.state itself rather than through sub-dependencies: every API request passes
+    # here, and each resolved dependency costs a little on the ingest path.
+    app_state = request.app.state
+    token: str | None = app_state.kitaru.settings.token
     if not token:
         return
+    tokens: StreamTokens = app_state.kitaru_tokens
     supplied = _supplied_token(request, allow_query)
     if supplied is None:
         raise ApiError(
