@@ -1,11 +1,11 @@
 """What route handlers receive: FastAPI dependencies that read one app's state.
 
 The routers (``server/_routes_*.py``) are module-level and shared by every app; a handler never
-closes over a server. It declares what it needs (``state: StateDep``) and FastAPI resolves it
-per request from ``request.app.state``, which :func:`attach` fills: ``create_app`` calls it
-once per app, and a test calls it on a bare ``FastAPI()`` to mount one router alone (or
-replaces a dependency through ``app.dependency_overrides``). See ``docs/server-architecture.md``,
-"Routes".
+closes over a server. It declares what it needs (``state: StateDep``, ``parts: PartsDep``) and
+FastAPI resolves it per request from ``request.app.state``, which :func:`attach` fills:
+``create_app`` calls it once per app, and a test calls it on a bare ``FastAPI()`` to mount one
+router alone (or replaces a dependency through ``app.dependency_overrides``). See
+``docs/server-architecture.md``, "Routes".
 
 Every dependency here is ``async``: FastAPI runs a plain function on a worker thread, which
 would cost the ingest path a thread hop per request.
@@ -14,6 +14,7 @@ would cost the ingest path a thread hop per request.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -26,12 +27,10 @@ from kitaru.server._tokens import StreamTokens
 from kitaru.server._web import WebAssets, WebConfig
 
 __all__ = [
-    "AssetsDep",
-    "SnapshotsDep",
+    "PartsDep",
+    "ServerParts",
     "StateDep",
     "TokenQuery",
-    "TokensDep",
-    "WebDep",
     "attach",
     "require_token",
     "require_token_or_query",
@@ -40,13 +39,30 @@ __all__ = [
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 
+@dataclass(frozen=True)
+class ServerParts:
+    """What the routes use besides the :class:`ServerState`, built once per app by :func:`attach`.
+
+    Attributes:
+        tokens: The issuer and checker of read-only stream tokens.
+        web: What the web view shows beyond the API (trace links).
+        assets: The web view's files.
+        snapshots: The cache of snapshot folds (``None`` when streaming is off).
+    """
+
+    tokens: StreamTokens
+    web: WebConfig
+    assets: WebAssets
+    snapshots: SnapshotCache | None
+
+
 def attach(
     app: FastAPI,
     state: ServerState,
     web: WebConfig | None = None,
     assets: WebAssets | None = None,
 ) -> None:
-    """Give ``app`` what its routes depend on: ``state`` and what is derived from it.
+    """Give ``app`` what its routes depend on: ``state`` and the parts derived from it.
 
     Args:
         app: The app the routers are (or will be) included in.
@@ -54,13 +70,13 @@ def attach(
         web: What the web view shows beyond the API (default: no trace links).
         assets: The web view's files (default: read from the package now).
     """
-    app.state.kitaru = state
-    app.state.kitaru_web = web or WebConfig()
-    app.state.kitaru_assets = assets or WebAssets.load()
-    app.state.kitaru_tokens = StreamTokens(state.settings.token)
     log = state.log
-    app.state.kitaru_snapshots = (
-        SnapshotCache(log, state.settings.read_batch) if log is not None else None
+    app.state.kitaru = state
+    app.state.kitaru_parts = ServerParts(
+        tokens=StreamTokens(state.settings.token),
+        web=web or WebConfig(),
+        assets=assets or WebAssets.load(),
+        snapshots=SnapshotCache(log, state.settings.read_batch) if log is not None else None,
     )
 
 
@@ -73,40 +89,13 @@ async def server_state(request: Request) -> ServerState:
 StateDep = Annotated[ServerState, Depends(server_state)]
 
 
-async def stream_tokens(request: Request) -> StreamTokens:
-    """The issuer and checker of the app's read-only stream tokens."""
-    tokens: StreamTokens = request.app.state.kitaru_tokens
-    return tokens
+async def server_parts(request: Request) -> ServerParts:
+    """The :class:`ServerParts` of the app serving ``request``."""
+    parts: ServerParts = request.app.state.kitaru_parts
+    return parts
 
 
-TokensDep = Annotated[StreamTokens, Depends(stream_tokens)]
-
-
-async def web_config(request: Request) -> WebConfig:
-    """What the web view shows beyond the API (trace links)."""
-    web: WebConfig = request.app.state.kitaru_web
-    return web
-
-
-WebDep = Annotated[WebConfig, Depends(web_config)]
-
-
-async def web_assets(request: Request) -> WebAssets:
-    """The web view's files."""
-    assets: WebAssets = request.app.state.kitaru_assets
-    return assets
-
-
-AssetsDep = Annotated[WebAssets, Depends(web_assets)]
-
-
-async def snapshot_cache(request: Request) -> SnapshotCache | None:
-    """The app's cache of snapshot folds (``None`` when streaming is off)."""
-    cache: SnapshotCache | None = request.app.state.kitaru_snapshots
-    return cache
-
-
-SnapshotsDep = Annotated[SnapshotCache | None, Depends(snapshot_cache)]
+PartsDep = Annotated[ServerParts, Depends(server_parts)]
 
 
 async def require_token(request: Request) -> None:
@@ -143,7 +132,7 @@ def _check_token(request: Request, *, allow_query: bool) -> None:
     token: str | None = app_state.kitaru.settings.token
     if not token:
         return
-    tokens: StreamTokens = app_state.kitaru_tokens
+    tokens: StreamTokens = app_state.kitaru_parts.tokens
     supplied = _supplied_token(request, allow_query)
     if supplied is None:
         raise ApiError(

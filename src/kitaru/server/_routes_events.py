@@ -24,10 +24,9 @@ from kitaru.backends import CursorInvalidError, EventLog, ReadResult
 from kitaru.server import _schemas
 from kitaru.server._body import read_body
 from kitaru.server._deps import (
-    SnapshotsDep,
+    PartsDep,
     StateDep,
     TokenQuery,
-    WebDep,
     require_token,
     require_token_or_query,
 )
@@ -84,13 +83,14 @@ async def ingest(exec_id: str, request: Request, state: StateDep) -> JsonRespons
 
 
 @router.get(_wire.path_snapshot("{exec_id}"), tags=["events"])
-async def snapshot(exec_id: str, state: StateDep, cache: SnapshotsDep, web: WebDep) -> JsonResponse:
+async def snapshot(exec_id: str, state: StateDep, parts: PartsDep) -> JsonResponse:
     """The folded live state of one execution and the cursor to follow its stream from.
 
     Lanes (one per checkpoint execution: name, status, latest message and percent, event
     count, trace and span IDs), the newest custom events, and ``cursor``: render this,
     then open the stream with ``since=<cursor>``.
     """
+    cache = parts.snapshots
     if cache is None:
         raise streaming_off()
     record = await state.execution(exec_id)
@@ -98,7 +98,7 @@ async def snapshot(exec_id: str, state: StateDep, cache: SnapshotsDep, web: WebD
         # As the stream does: also covers executions that ended while the server was down.
         await state.log.mark_ended(exec_id, record.status)
     snap = await cache.snapshot(exec_id)
-    return JsonResponse(_with_record(snap, exec_id, record, web).to_dict())
+    return JsonResponse(_with_record(snap, exec_id, record, parts.web).to_dict())
 
 
 def _with_record(

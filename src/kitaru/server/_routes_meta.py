@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from kitaru import _wire
 from kitaru._version import __version__
-from kitaru.server._deps import StateDep, TokensDep, WebDep, require_token
+from kitaru.server._deps import PartsDep, StateDep, require_token
 from kitaru.server._errors import ApiError, JsonResponse, bad_request
 from kitaru.server._metrics import CONTENT_TYPE
 from kitaru.server._tokens import DEFAULT_TTL, MAX_TTL
@@ -49,7 +49,7 @@ async def metrics(state: StateDep) -> Response:
 
 
 @router.get(_wire.PATH_INFO, tags=["meta"])
-async def info(state: StateDep, web: WebDep) -> JsonResponse:
+async def info(state: StateDep, parts: PartsDep) -> JsonResponse:
     """Server version and capabilities."""
     s = state.settings
     return JsonResponse(
@@ -69,7 +69,7 @@ async def info(state: StateDep, web: WebDep) -> JsonResponse:
             "store": type(state.store).__name__,
             "instance": state.instance,
             "event_log_stats": state.log.stats() if state.log is not None else {},
-            "trace_url_template": web.trace_url_template,
+            "trace_url_template": parts.web.trace_url_template,
         }
     )
 
@@ -96,7 +96,7 @@ _STREAM_TOKEN_BODY = {
 
 
 @router.post(_wire.PATH_STREAM_TOKENS, tags=["meta"], openapi_extra=_STREAM_TOKEN_BODY)
-async def stream_token(request: Request, tokens: TokensDep) -> JsonResponse:
+async def stream_token(request: Request, parts: PartsDep) -> JsonResponse:
     """Trade the API token for a short-lived token that opens read (``GET``) routes only.
 
     For browsers: ``EventSource`` cannot send headers, so the stream takes ``?token=``,
@@ -105,6 +105,7 @@ async def stream_token(request: Request, tokens: TokensDep) -> JsonResponse:
     execution's routes only. Without server auth the answer's ``token`` is ``null``.
     """
     ttl, exec_id = await _token_request(request)
+    tokens = parts.tokens
     if not tokens.enabled:
         return JsonResponse(
             {"token": None, "scope": "read", "exec_id": exec_id, "expires_at": None, "ttl": None}

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from starlette.responses import RedirectResponse, Response
 
 from kitaru import _wire
-from kitaru.server._deps import AssetsDep
+from kitaru.server._deps import PartsDep
 
 __all__ = ["router"]
 
@@ -30,15 +30,15 @@ async def ui_bare() -> Response:
 
 
 @router.get(_wire.PATH_UI)
-async def ui_index(assets: AssetsDep) -> Response:
-    return assets.page()
+async def ui_index(parts: PartsDep) -> Response:
+    return parts.assets.page()
 
 
 @router.get(_wire.PATH_UI + "executions/{exec_id}")
-async def ui_execution(exec_id: str, assets: AssetsDep) -> Response:
-    return assets.page()
+async def ui_execution(exec_id: str, parts: PartsDep) -> Response:
+    return parts.assets.page()
 
 
 @router.get(_wire.PATH_UI + "{name}")
-async def ui_asset(name: str, assets: AssetsDep) -> Response:
-    return assets.file(name)
+async def ui_asset(name: str, parts: PartsDep) -> Response:
+    return parts.assets.file(name)
