@@ -25,7 +25,7 @@ from kitaru.backends import EventLogError
 from kitaru.exceptions import KitaruError
 from kitaru.store._base import StoreUnavailableError
 
-__all__ = ["ApiError", "JsonResponse", "install_error_handlers"]
+__all__ = ["ApiError", "JsonResponse", "bad_request", "install_error_handlers", "streaming_off"]
 
 logger = logging.getLogger("kitaru.server")
 
@@ -66,6 +66,15 @@ class ApiError(KitaruError):
 def bad_request(message: str, **extra: Any) -> ApiError:
     """A 400 ``invalid_request`` error."""
     return ApiError(400, _wire.ERROR_INVALID_REQUEST, message, **extra)
+
+
+def streaming_off() -> ApiError:
+    """The 501 error of the live-event routes on a server started with ``--no-streaming``."""
+    return ApiError(
+        501,
+        _wire.ERROR_STREAMING_DISABLED,
+        "live events are disabled on this server (it was started with --no-streaming)",
+    )
 
 
 def _http_kind(status: int) -> str:

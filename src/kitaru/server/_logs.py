@@ -1,10 +1,10 @@
-"""Routes of runtime log lines and flow-body metadata, and the logs' SSE follow stream.
+"""Runtime log lines on the server: their validation and the logs' SSE follow stream.
 
 Log lines are records (stored by the store, ``kitaru.store.LogStore``), not live events: they
 never enter the event log. Following them uses the same SSE framing as live events (``id:``
 cursor lines, ``retry:``, pings, a terminal ``end`` frame, ``Last-Event-ID`` resume), served
 by polling the store after the client's cursor. See ``docs/runtime-logs-and-metadata.md`` and
-``docs/protocol.md``.
+``docs/protocol.md``. The routes are in :mod:`kitaru.server._routes_logs`.
 """
 
 from __future__ import annotations
@@ -13,23 +13,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from kitaru import _wire
-from kitaru.server._body import read_body
-from kitaru.server._errors import ApiError, JsonResponse, bad_request
+from kitaru.server._errors import bad_request
 from kitaru.server._state import ServerState
 from kitaru.server._stream import PING, RECONNECT, end_frame
-from kitaru.server._validate import _Fields, json_type, parse_json, parse_metadata, parse_usage
+from kitaru.server._validate import _Fields, json_type
 from kitaru.store._logs import LOG_STREAMS, LogLine
-from kitaru.store._usage import usage_by_checkpoint_name
 
-__all__ = ["add_log_routes", "parse_log_lines"]
+__all__ = ["LogStream", "log_frame", "parse_log_lines"]
 
 logger = logging.getLogger("kitaru.server")
 
@@ -38,8 +35,6 @@ POLL_INTERVAL = 0.1
 
 _MAX_LINES_PER_REQUEST = 5000
 _MAX_MESSAGE_CHARS = 16 * 1024
-_MAX_READ = 5000
-_MAX_USAGE_EXECUTIONS = 500
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-store"),
@@ -80,130 +75,6 @@ def parse_log_lines(obj: Any, exec_id: str) -> list[LogLine]:
             )
         )
     return lines
-
-
-def _log_store(state: ServerState) -> Any:
-    store = state.store
-    if not hasattr(store, "read_logs"):
-        raise ApiError(501, _wire.ERROR_NOT_FOUND, "this server's store keeps no runtime logs")
-    return store
-
-
-def _cursor(value: str | None, source: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise ApiError(
-            400, _wire.ERROR_CURSOR_INVALID, f"{source}: a log cursor is a number, got {value!r}"
-        )
-    return int(value)
-
-
-def add_log_routes(api: APIRouter, stream_api: APIRouter, state: ServerState) -> None:
-    """Add the log and metadata routes (``stream_api`` also takes ``?token=``)."""
-    limit = state.settings.max_body_bytes
-
-    @api.post(_wire.path_logs("{exec_id}"), tags=["logs"])
-    async def append_logs(exec_id: str, request: Request) -> JsonResponse:
-        """Store captured runtime log lines (idempotent per checkpoint execution and line)."""
-        store = _log_store(state)
-        await state.require_known(exec_id)
-        lines = parse_log_lines(parse_json(await read_body(request, limit)), exec_id)
-        await state.call(store.append_logs, lines)
-        state.seen(exec_id)
-        return JsonResponse({"stored": len(lines)})
-
-    @api.get(_wire.path_logs("{exec_id}"), tags=["logs"])
-    async def read_logs(
-        exec_id: str,
-        after: str | None = None,
-        checkpoint: str | None = None,
-        correlation_id: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=_MAX_READ)] = 1000,
-    ) -> JsonResponse:
-        """Runtime log lines of one execution after a cursor, in store order."""
-        store = _log_store(state)
-        record = await state.execution(exec_id)
-        lines = await state.call(
-            store.read_logs,
-            exec_id,
-            after=_cursor(after, "after"),
-            checkpoint=checkpoint,
-            correlation_id=correlation_id,
-            limit=limit,
-        )
-        return JsonResponse(
-            {
-                "lines": [line.to_dict() for line in lines],
-                "cursor": str(lines[-1].cursor) if lines else after,
-                "status": record.status,
-            }
-        )
-
-    @api.put(_wire.path_execution_metadata("{exec_id}"), tags=["records"])
-    async def save_metadata(exec_id: str, request: Request) -> JsonResponse:
-        """Store the metadata and usage a flow body recorded (replacing earlier ones)."""
-        store = _log_store(state)
-        await state.require_known(exec_id)
-        obj = parse_json(await read_body(request, limit))
-        if type(obj) is not dict:
-            raise bad_request(f"metadata body must be a JSON object, got {json_type(obj)}")
-        metadata = parse_metadata(obj.get("metadata"), "metadata")
-        usage = parse_usage(obj.get("usage"), "usage")
-        await state.call(
-            store.save_execution_metadata, exec_id, metadata, [u.to_dict() for u in usage]
-        )
-        state.seen(exec_id)
-        return JsonResponse({"exec_id": exec_id})
-
-    @api.get(_wire.PATH_USAGE, tags=["records"])
-    async def usage_dashboard(
-        flow: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=_MAX_USAGE_EXECUTIONS)] = 100,
-    ) -> JsonResponse:
-        """Tokens and cost per checkpoint name over the newest ``limit`` executions."""
-        listed = await state.call(state.store.list_executions, flow_name=flow, limit=limit)
-
-        def load() -> list[Any]:
-            out = []
-            for rec in listed:
-                full = state.store.get_execution(rec.exec_id)
-                if full is not None:
-                    out.append(full.checkpoints)
-            return out
-
-        per_name = usage_by_checkpoint_name(await state.call(load))
-        return JsonResponse({"executions": len(listed), "checkpoints": per_name})
-
-    @stream_api.get(
-        _wire.path_logs_stream("{exec_id}"),
-        tags=["logs"],
-        response_class=Response,
-        responses={
-            200: {
-                "description": "Server-sent events, one `log` frame per line",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            }
-        },
-    )
-    async def stream_logs(
-        exec_id: str,
-        request: Request,
-        checkpoint: str | None = None,
-        correlation_id: str | None = None,
-        since: str | None = None,
-        token: Annotated[
-            str | None, Query(description="The API token, for clients that cannot send headers")
-        ] = None,
-    ) -> Response:
-        """Follow one execution's runtime log lines; ends after the execution ended."""
-        store = _log_store(state)
-        await state.execution(exec_id)
-        header = request.headers.get(_wire.HEADER_LAST_EVENT_ID)
-        position = _cursor(header, "Last-Event-ID") if header else _cursor(since, "since")
-        if checkpoint is not None and not checkpoint.strip():
-            raise bad_request("checkpoint must not be blank")
-        return LogStream(state, store, exec_id, position, checkpoint, correlation_id)
 
 
 def log_frame(line: LogLine) -> bytes:

@@ -1,4 +1,4 @@
-"""JSON Schemas of the request bodies, for the OpenAPI document only.
+"""JSON Schemas of the request bodies and SSE answers, for the OpenAPI document only.
 
 Validation itself is hand-written (:mod:`kitaru.server._validate`); these describe the same
 shapes so that generated clients and schema-driven tests know what to send.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CHECKPOINT", "EVENTS", "EXECUTION", "FINISH", "body"]
+from starlette.responses import Response
+
+__all__ = ["CHECKPOINT", "EVENTS", "EXECUTION", "FINISH", "body", "sse_route"]
 
 _STR_OR_NULL: dict[str, Any] = {"type": ["string", "null"]}
 _NUM_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
@@ -129,3 +131,21 @@ EVENTS: dict[str, Any] = {"type": "array", "items": EVENT}
 def body(schema: dict[str, Any]) -> dict[str, Any]:
     """``openapi_extra`` declaring a required JSON request body with ``schema``."""
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def sse_route(tag: str, description: str) -> dict[str, Any]:
+    """The route options of a stream answering server-sent events (the event and log streams).
+
+    The handler returns its own streaming response, so the document is told the answer's
+    media type here.
+    """
+    return {
+        "tags": [tag],
+        "response_class": Response,
+        "responses": {
+            200: {
+                "description": description,
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        },
+    }

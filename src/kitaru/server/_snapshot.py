@@ -1,9 +1,10 @@
-"""``GET /api/v1/executions/{exec_id}/snapshot``: the folded live state, for late joiners.
+"""The fold cache behind ``GET /api/v1/executions/{exec_id}/snapshot`` (the folded live state).
 
-The answer is :meth:`kitaru._snapshot.ExecutionSnapshot.to_dict`: one lane per checkpoint
-execution, the newest custom events, and the ``cursor`` the fold reached. A client renders it
-and follows the stream with ``since=<cursor>``; folding that tail into the snapshot gives the
-fold of a full replay (``tests/web/test_web_snapshot_property.py`` checks it).
+The route (in :mod:`kitaru.server._routes_events`) answers
+:meth:`kitaru._snapshot.ExecutionSnapshot.to_dict`: one lane per checkpoint execution, the newest
+custom events, and the ``cursor`` the fold reached. A client renders it and follows the stream
+with ``since=<cursor>``; folding that tail into the snapshot gives the fold of a full replay
+(``tests/web/test_web_snapshot_property.py`` checks it).
 
 The server keeps the folds of recently asked executions (a small LRU), so asking again only
 reads the events after the cached cursor instead of replaying the whole log: the web view and
@@ -14,23 +15,16 @@ cached execution keeps two concurrent requests from folding the same events twic
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import orjson
-from fastapi import APIRouter
 
-from kitaru import _wire
-from kitaru._ids import trace_id_for
 from kitaru._snapshot import ExecutionSnapshot, SnapshotFold
 from kitaru.backends import CursorInvalidError, EventLog, LoggedEvent, ReadResult
 from kitaru.events._models import ExecutionEvent
-from kitaru.server._errors import ApiError, JsonResponse
-from kitaru.server._state import ServerState
-from kitaru.server._web import WebConfig, is_trace_id
 
-__all__ = ["SnapshotCache", "add_snapshot_routes"]
+__all__ = ["SnapshotCache"]
 
 _CACHE_SIZE = 64
 
@@ -97,48 +91,3 @@ class SnapshotCache:
                 await asyncio.to_thread(_fold_batch, entry.fold, res)
                 if len(res.events) < self.read_batch:
                     return entry.fold.snapshot(ended=res.ended is not None)
-
-
-def add_snapshot_routes(api: APIRouter, state: ServerState, web: WebConfig) -> None:
-    """Add the snapshot route to ``api`` (the authenticated ``/api/v1`` router)."""
-    cache = SnapshotCache(state.log, state.settings.read_batch) if state.log is not None else None
-
-    @api.get(_wire.path_snapshot("{exec_id}"), tags=["events"])
-    async def snapshot(exec_id: str) -> JsonResponse:
-        """The folded live state of one execution and the cursor to follow its stream from.
-
-        Lanes (one per checkpoint execution: name, status, latest message and percent, event
-        count, trace and span IDs), the newest custom events, and ``cursor``: render this,
-        then open the stream with ``since=<cursor>``.
-        """
-        if cache is None:
-            raise ApiError(
-                501,
-                _wire.ERROR_STREAMING_DISABLED,
-                "live events are disabled on this server (it was started with --no-streaming)",
-            )
-        record = await state.execution(exec_id)
-        if record.is_terminal and state.log is not None:
-            # As the stream does: also covers executions that ended while the server was down.
-            await state.log.mark_ended(exec_id, record.status)
-        snap = await cache.snapshot(exec_id)
-        # A lane's trace ID comes from a producer: used only when it is a real trace ID.
-        lane_trace = next(
-            (lane.trace_id for lane in snap.lanes if is_trace_id(lane.trace_id)), None
-        )
-        trace_id = lane_trace or trace_id_for(exec_id)
-        lanes = snap.lanes
-        if record.is_terminal:
-            # Lanes that never ended take the execution's verdict (docs/outcomes.md).
-            lanes = tuple(lane.settle(record.status, record.ended_at) for lane in lanes)
-        snap = dataclasses.replace(
-            snap,
-            lanes=lanes,
-            status=record.status,
-            flow_name=record.flow_name,
-            created_at=record.created_at,
-            ended_at=record.ended_at,
-            trace_id=trace_id,
-            trace_url=web.trace_url(trace_id),
-        )
-        return JsonResponse(snap.to_dict())

@@ -310,8 +310,8 @@ class _Fields:
             raise self._bad(name, f"an integer >= {minimum}")
         return value
 
-    def timestamp(self, name: str, *, optional: bool = False) -> Any:
-        """Seconds since the epoch, bounded by the server's clock (see ``MAX_CLOCK_SKEW``)."""
+    def _finite(self, name: str, expected: str, optional: bool) -> float | None:
+        """A finite JSON number (``None`` when absent and ``optional``)."""
         value = self.obj.get(name)
         if value is None and optional:
             return None
@@ -320,7 +320,14 @@ class _Fields:
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
-            raise self._bad(name, "a number" + (" or null" if optional else ""))
+            raise self._bad(name, expected + (" or null" if optional else ""))
+        return value
+
+    def timestamp(self, name: str, *, optional: bool = False) -> Any:
+        """Seconds since the epoch, bounded by the server's clock (see ``MAX_CLOCK_SKEW``)."""
+        value = self._finite(name, "a number", optional)
+        if value is None:
+            return None
         latest = latest_timestamp()
         if not 0 <= value <= latest:
             raise bad_request(f"{self.what}: " + _timestamp_problem(name, value, latest))
@@ -328,16 +335,12 @@ class _Fields:
 
     def amount(self, name: str, *, optional: bool = False) -> Any:
         """A finite number >= 0 (a cost, a count of money)."""
-        value = self.obj.get(name)
-        if value is None and optional:
+        expected = "a number >= 0"
+        value = self._finite(name, expected, optional)
+        if value is None:
             return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value < 0
-        ):
-            raise self._bad(name, "a number >= 0" + (" or null" if optional else ""))
+        if value < 0:
+            raise self._bad(name, expected + (" or null" if optional else ""))
         return float(value)
 
     def choice(self, name: str, choices: tuple[str, ...] | frozenset[str]) -> str:

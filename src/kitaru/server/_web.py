@@ -1,4 +1,7 @@
-"""The web view: its static files, its settings, and the read-only token exchange.
+"""The web view: its static files and its settings.
+
+The read-only token exchange the page uses is ``POST /api/v1/stream-tokens``
+(:mod:`kitaru.server._routes_meta`).
 
 The view is plain static files (``kitaru/server/static/``: no build step, nothing from a CDN)
 that talk to the documented API like any other client: ``/api/v1/executions`` for the list,
@@ -17,18 +20,14 @@ from __future__ import annotations
 import importlib.resources
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from kitaru import _config, _wire
-from kitaru.server._errors import ApiError, JsonResponse, bad_request
-from kitaru.server._tokens import DEFAULT_TTL, MAX_TTL, StreamTokens
-from kitaru.server._validate import check_exec_id, parse_json
+from kitaru.server._errors import ApiError
 
-__all__ = ["WebConfig", "add_stream_token_routes", "add_ui_routes", "is_trace_id"]
+__all__ = ["WebAssets", "WebConfig", "is_trace_id"]
 
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -47,7 +46,6 @@ _MEDIA_TYPES = {
     ".svg": "image/svg+xml",
 }
 _INDEX = "index.html"
-_MAX_TOKEN_BODY = 4096
 
 
 @dataclass(frozen=True)
@@ -89,135 +87,46 @@ def is_trace_id(value: object) -> bool:
     return isinstance(value, str) and _TRACE_ID.fullmatch(value) is not None and value != "0" * 32
 
 
-def _read_static(name: str) -> bytes:
-    return importlib.resources.files("kitaru.server").joinpath("static", name).read_bytes()
+@dataclass(frozen=True)
+class WebAssets:
+    """The web view's files, read once when the app is built.
 
+    Attributes:
+        index: The page (``index.html``), served for every page URL.
+        files: What the page loads (JavaScript modules, styles, icon): name to body and media
+            type.
+    """
 
-def _assets() -> dict[str, tuple[bytes, str]]:
-    """Every file of ``static/`` the page loads (its JavaScript modules, styles, icon)."""
-    folder = importlib.resources.files("kitaru.server").joinpath("static")
-    found: dict[str, tuple[bytes, str]] = {}
-    for item in folder.iterdir():
-        media = _MEDIA_TYPES.get("." + item.name.rsplit(".", 1)[-1])
-        if media is not None and item.is_file():
-            found[item.name] = (item.read_bytes(), media)
-    return found
+    index: bytes
+    files: dict[str, tuple[bytes, str]]
 
+    @classmethod
+    def load(cls) -> WebAssets:
+        """Read the files from the package.
 
-def add_ui_routes(app: FastAPI) -> None:
-    """Serve the web view under ``/ui/`` (and redirect ``/`` there)."""
-    # Read once at startup: a missing file is a packaging error that should fail loudly.
-    index = _read_static(_INDEX)
-    assets = _assets()
-    for required in ("app.js", "app.css"):
-        if required not in assets:
-            raise FileNotFoundError(f"the web view's {required} is missing from the package")
+        Raises:
+            FileNotFoundError: A file the page needs is missing (a packaging error, which
+                should fail loudly when the app is built, not when a browser asks).
+        """
+        folder = importlib.resources.files("kitaru.server").joinpath("static")
+        files: dict[str, tuple[bytes, str]] = {}
+        for item in folder.iterdir():
+            media = _MEDIA_TYPES.get("." + item.name.rsplit(".", 1)[-1])
+            if media is not None and item.is_file():
+                files[item.name] = (item.read_bytes(), media)
+        for required in ("app.js", "app.css"):
+            if required not in files:
+                raise FileNotFoundError(f"the web view's {required} is missing from the package")
+        return cls(folder.joinpath(_INDEX).read_bytes(), files)
 
-    def page() -> Response:
-        return Response(index, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+    def page(self) -> Response:
+        """The page, with the strict headers."""
+        return Response(self.index, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> Response:
-        return RedirectResponse(_wire.PATH_UI, status_code=307)
-
-    @app.get(_wire.PATH_UI.rstrip("/"), include_in_schema=False)
-    async def ui_bare() -> Response:
-        return RedirectResponse(_wire.PATH_UI, status_code=307)
-
-    @app.get(_wire.PATH_UI, include_in_schema=False)
-    async def ui_index() -> Response:
-        return page()
-
-    @app.get(_wire.PATH_UI + "executions/{exec_id}", include_in_schema=False)
-    async def ui_execution(exec_id: str) -> Response:
-        return page()
-
-    @app.get(_wire.PATH_UI + "{name}", include_in_schema=False)
-    async def ui_asset(name: str) -> Response:
-        found = assets.get(name)
+    def file(self, name: str) -> Response:
+        """One file the page loads, or a 404 ``not_found`` error."""
+        found = self.files.get(name)
         if found is None:
             raise ApiError(404, _wire.ERROR_NOT_FOUND, f"no web view file named {name!r}")
         body, media = found
         return Response(body, media_type=media, headers=_PAGE_HEADERS)
-
-
-def _ttl(raw: Any) -> float:
-    if raw is None:
-        return DEFAULT_TTL
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= MAX_TTL:
-        raise bad_request(f"ttl must be a number of seconds in (0, {MAX_TTL:g}], got {raw!r}")
-    return float(raw)
-
-
-def add_stream_token_routes(api: APIRouter, tokens: StreamTokens) -> None:
-    """Add ``POST /api/v1/stream-tokens`` to ``api`` (it needs the API token itself)."""
-
-    @api.post(
-        _wire.PATH_STREAM_TOKENS,
-        tags=["meta"],
-        openapi_extra={
-            "requestBody": {
-                "required": False,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "ttl": {
-                                    "type": "number",
-                                    "exclusiveMinimum": 0,
-                                    "maximum": MAX_TTL,
-                                },
-                                "exec_id": {
-                                    "type": "string",
-                                    "description": "scope the token to this one execution",
-                                },
-                            },
-                        }
-                    }
-                },
-            }
-        },
-    )
-    async def stream_token(request: Request) -> JsonResponse:
-        """Trade the API token for a short-lived token that opens read (``GET``) routes only.
-
-        For browsers: ``EventSource`` cannot send headers, so the stream takes ``?token=``,
-        and a token in a URL should be one that expires soon and cannot write. Body (optional):
-        ``{"ttl": seconds, "exec_id": id}``; with ``exec_id`` the token opens that one
-        execution's routes only. Without server auth the answer's ``token`` is ``null``.
-        """
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > _MAX_TOKEN_BODY:
-                raise ApiError(413, _wire.ERROR_TOO_LARGE, "request body is too large")
-        data: Any = parse_json(body) if body.strip() else {}
-        if not isinstance(data, dict):
-            raise bad_request(f"request body must be a JSON object, got {type(data).__name__}")
-        ttl = _ttl(data.get("ttl"))
-        exec_id = data.get("exec_id")
-        if exec_id is not None:
-            check_exec_id(exec_id)
-        if not tokens.enabled:
-            return JsonResponse(
-                {
-                    "token": None,
-                    "scope": "read",
-                    "exec_id": exec_id,
-                    "expires_at": None,
-                    "ttl": None,
-                }
-            )
-        token, expires = tokens.issue(ttl, exec_id)
-        return JsonResponse(
-            {
-                "token": token,
-                "scope": "read",
-                "exec_id": exec_id,
-                "expires_at": expires,
-                "ttl": ttl,
-            },
-            status_code=201,
-            headers={"Cache-Control": "no-store"},
-        )
