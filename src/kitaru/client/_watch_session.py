@@ -22,14 +22,14 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from httpx_sse import ServerSentEvent
 
 from kitaru import _wire
 from kitaru._backoff import Backoff
 from kitaru._http import RETRYABLE_STATUSES, error_detail
 from kitaru.client._errors import StreamDisconnectedError, StreamGapError
 from kitaru.client._watch_options import WatchOptions, WatchRequest
-from kitaru.events._models import ExecutionEvent
+from kitaru.events._codec import SSEFrame
+from kitaru.events._models import ExecutionEvent, server_event
 from kitaru.exceptions import (
     KitaruBackendError,
     KitaruFeatureNotAvailableError,
@@ -53,7 +53,7 @@ def _quote(value: str) -> str:
     return quote(value, safe="")
 
 
-def _frame_json(sse: ServerSentEvent) -> dict[str, Any]:
+def _frame_json(sse: SSEFrame) -> dict[str, Any]:
     if not sse.data:
         return {}
     try:
@@ -261,7 +261,7 @@ class WatchSession:
 
     # -- frames ---------------------------------------------------------------------------
 
-    def on_sse(self, sse: ServerSentEvent) -> ExecutionEvent | None:
+    def on_sse(self, sse: SSEFrame) -> ExecutionEvent | None:
         """Handle one frame; returns the event to yield, if any (``finished`` after ``end``)."""
         self._frames += 1
         if self._frames == 1:
@@ -282,7 +282,7 @@ class WatchSession:
             self.cursor = cursor
             self._moved = True
 
-    def _on_control(self, name: str, sse: ServerSentEvent) -> None:
+    def _on_control(self, name: str, sse: SSEFrame) -> None:
         data = _frame_json(sse)
         if name == _wire.CONTROL_CURSOR:
             self._move(sse.id)
@@ -296,7 +296,7 @@ class WatchSession:
             raise self._error_frame(data)
         return None
 
-    def _on_gap(self, sse: ServerSentEvent, data: dict[str, Any]) -> None:
+    def _on_gap(self, sse: SSEFrame, data: dict[str, Any]) -> None:
         reason = data.get("reason") or "unknown reason"
         missing = {k: v for k, v in data.items() if k not in ("reason", "message")}
         message = (
@@ -332,14 +332,14 @@ class WatchSession:
             f"{self.exec_id} with an error: {kind + ': ' if kind else ''}{detail}"
         )
 
-    def _on_data(self, sse: ServerSentEvent) -> ExecutionEvent | None:
+    def _on_data(self, sse: SSEFrame) -> ExecutionEvent | None:
         try:
             data = orjson.loads(sse.data)
             if not isinstance(data, dict):
                 raise TypeError(type(data).__name__)
             data.setdefault("exec_id", self.exec_id)
             data.setdefault("kind", sse.event)
-            event = ExecutionEvent.from_wire(data, cursor=sse.id or None)
+            event = server_event(data, sse.id or None)
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             raise KitaruBackendError(
                 f"the kitaru server at {self.server_url} sent a malformed event frame on the "

@@ -1,7 +1,8 @@
-"""The live-event watcher: ``watch()`` (sync) and ``awatch()`` (async) over httpx + httpx-sse.
+"""The live-event watcher: ``watch()`` (sync) and ``awatch()`` (async) over httpx.
 
 ``KitaruClient().executions.events(...)`` and ``aevents(...)`` call these. The protocol logic
-lives in :mod:`kitaru.client._watch_session`; this module only does I/O.
+lives in :mod:`kitaru.client._watch_session` and the SSE parsing in :mod:`kitaru.events._codec`
+(a fast path for the server's own data frames); this module only does I/O.
 
 Deliberate choices:
 
@@ -30,13 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
-from httpx_sse import EventSource
 
 from kitaru import _wire
 from kitaru._http import auth_headers
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
 from kitaru.client._watch_options import parse_options, validate_request
 from kitaru.client._watch_session import WatchSession
+from kitaru.events._codec import aiter_frames, iter_frames
 from kitaru.events._models import ExecutionEvent
 from kitaru.exceptions import KitaruFeatureNotAvailableError, KitaruUsageError
 
@@ -196,7 +197,7 @@ class EventWatcher(_WatchState, Iterator[ExecutionEvent]):
                 failure = s.check_stream(resp)
                 if failure is not None:
                     return failure
-                for sse in EventSource(resp).iter_sse():
+                for sse in iter_frames(resp.iter_text()):
                     event = s.on_sse(sse)
                     if event is not None:
                         yield event
@@ -310,7 +311,7 @@ class AsyncEventWatcher(_WatchState, AsyncIterator[ExecutionEvent]):
                         if checked is not None:
                             failure = checked
                         else:
-                            async with aclosing(EventSource(resp).aiter_sse()) as frames:
+                            async with aclosing(aiter_frames(resp.aiter_text())) as frames:
                                 async for sse in frames:
                                     event = s.on_sse(sse)
                                     if event is not None:

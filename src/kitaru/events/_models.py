@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from kitaru.events import _codec
 
-__all__ = ["EventRecord", "EventSource", "ExecutionEvent"]
+__all__ = ["EventRecord", "EventSource", "ExecutionEvent", "server_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,58 @@ class ExecutionEvent:
     def to_wire(self) -> dict[str, Any]:
         """The event as a JSON-ready dictionary of its fields (``from_wire`` reads it back)."""
         return _codec.to_wire(self)
+
+
+# A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; the slot
+# descriptors' own setters do the same store without the by-name lookup, about three times
+# faster for nine fields. Only for dictionaries whose field types are already right.
+_new_event = object.__new__
+_SET_FIELDS = tuple(getattr(ExecutionEvent, name).__set__ for name in _codec.EVENT_FIELDS)
+
+
+def server_event(data: dict[str, Any], cursor: str | None) -> ExecutionEvent:
+    """:meth:`ExecutionEvent.from_wire` for the watcher's decoded data frames, made cheaply.
+
+    A frame as the server writes it (``docs/protocol.md``) already holds every field with its
+    type, so the conversions of :func:`~kitaru.events._codec.decode_event` would return what
+    they are given; anything else goes through ``from_wire``. Same result either way.
+    """
+    get = data.get
+    exec_id = get("exec_id")
+    kind = get("kind")
+    correlation_id = get("correlation_id")
+    index = get("index")
+    payload = get("payload")
+    if not (
+        type(exec_id) is str
+        and type(kind) is str
+        and type(correlation_id) is str
+        and type(index) is int
+        and type(payload) is dict
+    ):
+        return ExecutionEvent.from_wire(data, cursor)
+    event = _new_event(ExecutionEvent)
+    (
+        set_exec_id,
+        set_kind,
+        set_correlation_id,
+        set_index,
+        set_cursor,
+        set_checkpoint_id,
+        set_checkpoint_name,
+        set_step_name,
+        set_payload,
+    ) = _SET_FIELDS
+    set_exec_id(event, exec_id)
+    set_kind(event, kind)
+    set_correlation_id(event, correlation_id)
+    set_index(event, index)
+    set_cursor(event, cursor if cursor is not None else get("cursor"))
+    set_checkpoint_id(event, get("checkpoint_id"))
+    set_checkpoint_name(event, get("checkpoint_name"))
+    set_step_name(event, get("step_name"))
+    set_payload(event, payload)
+    return event
 
 
 class EventSource(Protocol):
