@@ -19,8 +19,9 @@ Two dictionary shapes:
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -240,8 +241,11 @@ def frame_data(frame: bytes) -> bytes:
 
 
 class SSEFrame:
-    """One dispatched SSE frame: its ``event`` name (``"message"`` when none), ``data``, the
-    last ``id`` seen on the stream, and its ``retry`` hint in milliseconds (or ``None``)."""
+    """One dispatched SSE frame.
+
+    Its ``event`` name (``"message"`` when none), ``data``, the last ``id`` seen on the stream,
+    and its ``retry`` hint in milliseconds (or ``None``): what the reference reader reports.
+    """
 
     __slots__ = ("data", "event", "id", "retry")
 
@@ -303,9 +307,7 @@ class SSEReader:
             text = "".join(parts)
             parts.clear()
         blocks = text.split("\n\n")
-        rest = self._blank_lines(blocks.pop(), out)
-        if rest:
-            parts.append(rest)
+        rest = blocks.pop()
         line = self._line
         for block in blocks:
             # The server's data frame: "id: C\nevent: K\ndata: D" (encode_frame).
@@ -321,6 +323,9 @@ class SSEReader:
             for field in block.split("\n"):
                 line(field, out)
             line("", out)
+        rest = self._blank_lines(rest, out)
+        if rest:
+            parts.append(rest)
         return out
 
     def close(self) -> list[SSEFrame]:
@@ -368,10 +373,8 @@ class SSEReader:
             if "\0" not in value:
                 self._id = value
         elif name == "retry":
-            try:
+            with contextlib.suppress(ValueError):
                 self._retry = int(value)
-            except ValueError:
-                pass
         # any other field is ignored
 
 
@@ -383,7 +386,7 @@ def iter_frames(texts: Iterable[str]) -> Iterator[SSEFrame]:
     yield from reader.close()
 
 
-async def aiter_frames(texts: AsyncIterable[str]) -> AsyncIterator[SSEFrame]:
+async def aiter_frames(texts: AsyncIterable[str]) -> AsyncGenerator[SSEFrame, None]:
     """The async twin of :func:`iter_frames` (``httpx.Response.aiter_text()``)."""
     reader = SSEReader()
     async for text in texts:
