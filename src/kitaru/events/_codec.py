@@ -296,36 +296,49 @@ class SSEReader:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         out: list[SSEFrame] = []
         parts = self._parts
-        if not parts:
-            text = self._blank_lines(text, out)
-        if "\n\n" not in text and not (parts and text[:1] == "\n" and parts[-1][-1] == "\n"):
-            if text:
-                parts.append(text)
-            return out
         if parts:
+            if "\n" not in text:  # no line ends here: nothing can complete
+                if text:
+                    parts.append(text)
+                return out
             parts.append(text)
             text = "".join(parts)
             parts.clear()
-        blocks = text.split("\n\n")
-        rest = blocks.pop()
+        # Only single-character searches (memchr) touch the data: the text is read about once.
+        find = text.find
+        startswith = text.startswith
         line = self._line
-        for block in blocks:
-            # The server's data frame: "id: C\nevent: K\ndata: D" (encode_frame).
-            if block[:4] == "id: " and block.count("\n") == 2:
-                i = block.index("\n")
-                j = block.index("\n", i + 1)
-                if block.startswith("\nevent: ", i) and block.startswith("\ndata: ", j):
-                    ident = block[4:i]
-                    if "\0" not in ident:
-                        self._id = ident
-                        out.append(SSEFrame(block[i + 8 : j], block[j + 7 :], ident))
-                        continue
-            for field in block.split("\n"):
+        end = len(text)
+        pos = 0
+        while pos < end:
+            # The server's data frame, "id: C\nevent: K\ndata: D\n\n" (encode_frame); the
+            # checked prefixes also mean the blank line after D is the block's first one.
+            if startswith("id: ", pos):
+                i = find("\n", pos)
+                if startswith("\nevent: ", i):
+                    j = find("\n", i + 8)
+                    if startswith("\ndata: ", j):
+                        k = find("\n", j + 7)
+                        if startswith("\n\n", k):
+                            ident = text[pos + 4 : i]
+                            if "\0" not in ident:
+                                self._id = ident
+                                out.append(SSEFrame(text[i + 8 : j], text[j + 7 : k], ident))
+                                pos = k + 2
+                                continue
+            if text[pos] == "\n":
+                line("", out)  # a blank line dispatches at once
+                pos += 1
+                continue
+            stop = find("\n\n", pos)
+            if stop < 0:
+                break  # an unfinished block: wait for more text
+            for field in text[pos:stop].split("\n"):
                 line(field, out)
             line("", out)
-        rest = self._blank_lines(rest, out)
-        if rest:
-            parts.append(rest)
+            pos = stop + 2
+        if pos < end:
+            parts.append(text[pos:])
         return out
 
     def close(self) -> list[SSEFrame]:
@@ -341,13 +354,6 @@ class SSEReader:
         if partial:
             self._line(partial, out)
         return out
-
-    def _blank_lines(self, text: str, out: list[SSEFrame]) -> str:
-        # Blank lines at the start of a line dispatch now, not when more text comes.
-        rest = text.lstrip("\n")
-        for _ in range(len(text) - len(rest)):
-            self._line("", out)
-        return rest
 
     def _line(self, line: str, out: list[SSEFrame]) -> None:
         """The general parser: one line (without its line break)."""
