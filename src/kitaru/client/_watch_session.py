@@ -87,6 +87,11 @@ class WatchSession:
         self._streamed = False
         self._moved = False
         self._frames = 0
+        self._filtered = (
+            request.kinds is not None
+            or request.correlation_ids is not None
+            or request.checkpoint is not None
+        )
 
     @property
     def exec_id(self) -> str:
@@ -337,7 +342,7 @@ class WatchSession:
             data = orjson.loads(sse.data)
             if not isinstance(data, dict):
                 raise TypeError(type(data).__name__)
-            data.setdefault("exec_id", self.exec_id)
+            data.setdefault("exec_id", self.request.exec_id)
             data.setdefault("kind", sse.event)
             event = server_event(data, sse.id or None)
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
@@ -345,9 +350,11 @@ class WatchSession:
                 f"the kitaru server at {self.server_url} sent a malformed event frame on the "
                 f"stream of execution {self.exec_id} ({type(exc).__name__})"
             ) from None
-        if event.cursor:
-            self._move(event.cursor)
-        return event if self._wanted(event) else None
+        cursor = event.cursor
+        if cursor and cursor != self.cursor:  # _move, inlined: this runs once per event
+            self.cursor = cursor
+            self._moved = True
+        return event if not self._filtered or self._wanted(event) else None
 
     def _wanted(self, event: ExecutionEvent) -> bool:
         req = self.request
