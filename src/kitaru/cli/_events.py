@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 import threading
-from typing import Any, cast
+from typing import Any
 
 from kitaru import _config
 from kitaru._snapshot import ExecutionSnapshot
@@ -28,7 +28,7 @@ from kitaru.cli._watch_output import JsonOutput, PlainOutput, WatchInfo, WatchOu
 from kitaru.client._client import KitaruClient
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
 from kitaru.client._watch_options import parse_options, validate_request
-from kitaru.client._watcher import EventWatcher
+from kitaru.client._watcher import open_session, watch
 from kitaru.exceptions import KitaruError, KitaruFeatureNotAvailableError
 from kitaru.lanes import VERDICTS, LaneBoard
 
@@ -228,14 +228,9 @@ def run(args: argparse.Namespace) -> int:
             raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
         # Arguments first (no request is made for a bad one), then the execution itself,
         # which is also where an unreachable server is reported, at once.
-        validate_request(
-            args.exec_id or "latest",
-            kinds=args.kinds,
-            checkpoint=args.checkpoint,
-            correlation_ids=args.correlation_ids,
-            since=args.since,
-            reconnect=not args.no_reconnect,
-        )
+        filters = (args.kinds, args.checkpoint, args.correlation_ids)
+        reconnect = not args.no_reconnect
+        validate_request(args.exec_id or "latest", *filters, args.since, reconnect)
         parse_options(options)
         target = resolve(client, args)
         if args.exec_id is None:
@@ -253,19 +248,9 @@ def run(args: argparse.Namespace) -> int:
             if snap is not None and snap.cursor is not None:
                 board = snap.board()
                 since = snap.cursor
-        # events() returns the sync watcher, which also knows the final status and closes.
-        watcher = cast(
-            EventWatcher,
-            client.executions.events(
-                target.exec_id,
-                kinds=args.kinds,
-                checkpoint=args.checkpoint,
-                correlation_ids=args.correlation_ids,
-                since=since,
-                reconnect=not args.no_reconnect,
-                **options,
-            ),
-        )
+        # What events() does, keeping the sync watcher's type: it also knows the final status.
+        session = open_session(client, target.exec_id, *filters, since, reconnect, options)
+        watcher = watch(client, session)
     except KitaruError as exc:
         return fail(exc)
     except KeyboardInterrupt:

@@ -126,14 +126,13 @@ def _string_list(name: str, value: object, *, allow_newlines: bool = True) -> tu
 
 def validate_request(
     exec_id: object,
-    *,
     kinds: object,
     checkpoint: object,
     correlation_ids: object,
     since: object,
     reconnect: object,
 ) -> WatchRequest:
-    """Check every argument of ``events()``; raises :class:`~kitaru.KitaruUsageError`."""
+    """Check the arguments of ``events()``, in order; raises :class:`~kitaru.KitaruUsageError`."""
     exact = check_exec_id(exec_id)
     kind_list = None if kinds is None else _string_list("kinds", kinds, allow_newlines=False)
     corr = (

@@ -153,15 +153,18 @@ class WatchSession:
             f"streaming disabled ({detail}); enable streaming on the server to watch events"
         )
 
+    def _retry_status(self, status: int) -> str | None:
+        """Raise for a refused token; the failure to retry for a retryable status, else None."""
+        if status in (401, 403):
+            raise self._auth_error(status)
+        return f"HTTP {status}" if status in RETRYABLE_STATUSES else None
+
     def check_info(self, resp: httpx.Response) -> str | None:
         """Read ``GET /info``; ``None`` to go on, a failure to retry, or raise."""
         status = resp.status_code
-        if status in (401, 403):
-            raise self._auth_error(status)
-        if status in RETRYABLE_STATUSES:
-            return f"HTTP {status}"
-        if status != 200:
-            return None  # older servers without /info: the stream request decides
+        failure = self._retry_status(status)
+        if failure is not None or status != 200:
+            return failure  # None: older servers without /info, the stream request decides
         try:
             info = resp.json()
         except ValueError:
@@ -173,10 +176,9 @@ class WatchSession:
     def check_lookup(self, resp: httpx.Response) -> str | None:
         """Read the exact-ID lookup; ``None`` when the execution exists, a failure, or raise."""
         status = resp.status_code
-        if status in (401, 403):
-            raise self._auth_error(status)
-        if status in RETRYABLE_STATUSES:
-            return f"HTTP {status}"
+        failure = self._retry_status(status)
+        if failure is not None:
+            return failure
         if status == 404:
             raise KitaruStateError(
                 f"no execution with ID {self.exec_id!r} on the kitaru server at "

@@ -24,10 +24,9 @@ Deliberate choices:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from contextlib import aclosing
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 import httpx
@@ -46,22 +45,24 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncEventWatcher", "EventWatcher", "awatch", "open_session", "watch"]
 
+_Http = TypeVar("_Http")
+_Events = TypeVar("_Events")
+
 
 def open_session(
     client: KitaruClient,
-    exec_id: str,
-    *,
-    kinds: list[str] | None,
-    checkpoint: str | None,
-    correlation_ids: list[str] | None,
-    since: str | None,
-    reconnect: bool,
-    options: dict[str, Any],
+    exec_id: object,
+    kinds: object,
+    checkpoint: object,
+    correlation_ids: object,
+    since: object,
+    reconnect: object,
+    options: Mapping[str, Any],
 ) -> WatchSession:
     """The session of a new watch (``events()`` and ``aevents()`` alike), before any request.
 
-    Local database mode is refused first (whatever the arguments), then every argument and
-    option is validated.
+    Takes the arguments of ``events()`` in its order, as given. Local database mode is refused
+    first (whatever the arguments), then every argument and option is validated.
 
     Raises:
         KitaruFeatureNotAvailableError: Local database mode.
@@ -69,21 +70,23 @@ def open_session(
     """
     if client.server_url is None:
         raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
-    request = validate_request(
-        exec_id,
-        kinds=kinds,
-        checkpoint=checkpoint,
-        correlation_ids=correlation_ids,
-        since=since,
-        reconnect=reconnect,
-    )
+    request = validate_request(exec_id, kinds, checkpoint, correlation_ids, since, reconnect)
     return WatchSession(request, parse_options(options), client.server_url)
 
 
-class _WatchState:
-    """What both watchers report about their session (no I/O here)."""
+class _WatchState(Generic[_Http, _Events]):
+    """What both watchers share: their session, HTTP client and driving generator (no I/O)."""
 
-    _session: WatchSession
+    def __init__(self, session: WatchSession, http: _Http) -> None:
+        self._session = session
+        self._http: _Http = http
+        self._gen = self._iterate()
+
+    def _iterate(self) -> _Events:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._session.exec_id} cursor={self.cursor!r}>"
 
     @property
     def exec_id(self) -> str:
@@ -119,21 +122,15 @@ def _http_options(client: KitaruClient, session: WatchSession, transport: Any) -
 # -- sync -------------------------------------------------------------------------------------
 
 
-class EventWatcher(_WatchState, Iterator[ExecutionEvent]):
+class EventWatcher(
+    _WatchState[httpx.Client, Generator[ExecutionEvent, None, None]], Iterator[ExecutionEvent]
+):
     """A running watch: iterate it for :class:`~kitaru.ExecutionEvent` objects.
 
     Iteration ends by itself when the server sends ``end`` (the execution finished and every
     event was delivered). Call :meth:`close` (or use it as a context manager) to stop early;
     that closes the HTTP connection. Not safe to iterate from several threads at once.
     """
-
-    def __init__(self, session: WatchSession, http: httpx.Client) -> None:
-        self._session = session
-        self._http = http
-        self._gen = self._iterate()
-
-    def __repr__(self) -> str:
-        return f"<EventWatcher {self._session.exec_id} cursor={self.cursor!r}>"
 
     def __iter__(self) -> EventWatcher:
         return self
@@ -149,12 +146,7 @@ class EventWatcher(_WatchState, Iterator[ExecutionEvent]):
     def __enter__(self) -> EventWatcher:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _prepare(self) -> None:
@@ -240,20 +232,15 @@ def watch(client: KitaruClient, session: WatchSession) -> EventWatcher:
 # -- async ------------------------------------------------------------------------------------
 
 
-class AsyncEventWatcher(_WatchState, AsyncIterator[ExecutionEvent]):
+class AsyncEventWatcher(
+    _WatchState[httpx.AsyncClient, AsyncGenerator[ExecutionEvent, None]],
+    AsyncIterator[ExecutionEvent],
+):
     """The async twin of :class:`EventWatcher`: ``async for event in watcher``.
 
     The existence and streaming checks run on the first iteration. Call :meth:`aclose` (or use
     ``async with``) to stop early and close the connection.
     """
-
-    def __init__(self, session: WatchSession, http: httpx.AsyncClient) -> None:
-        self._session = session
-        self._http = http
-        self._gen = self._iterate()
-
-    def __repr__(self) -> str:
-        return f"<AsyncEventWatcher {self._session.exec_id} cursor={self.cursor!r}>"
 
     def __aiter__(self) -> AsyncEventWatcher:
         return self
@@ -269,12 +256,7 @@ class AsyncEventWatcher(_WatchState, AsyncIterator[ExecutionEvent]):
     async def __aenter__(self) -> AsyncEventWatcher:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def _prepare(self) -> None:
