@@ -249,7 +249,8 @@ def run(args: argparse.Namespace) -> int:
                 board = snap.board()
                 since = snap.cursor
         # What events() does, keeping the sync watcher's type: it also knows the final status.
-        session = open_session(client, target.exec_id, *filters, since, reconnect, options)
+        arguments = (target.exec_id, *filters, since, reconnect)
+        session = open_session(client, arguments, options)
         watcher = watch(client, session)
     except KitaruError as exc:
         return fail(exc)

@@ -221,8 +221,8 @@ class Executions:
             KitaruBackendError: The server refused the token, the stream reported an error or
                 a gap, or the server stayed unreachable longer than the watcher rides out.
         """
-        watch_args = (exec_id, kinds, checkpoint, correlation_ids, since, reconnect, options)
-        return watch(self._client, open_session(self._client, *watch_args))
+        arguments = (exec_id, kinds, checkpoint, correlation_ids, since, reconnect)
+        return watch(self._client, open_session(self._client, arguments, options))
 
     def logs(self, exec_id: str, checkpoint: str | None = None) -> builtins.list[LogLine]:
         """The runtime log lines captured while the execution's checkpoints ran.
@@ -312,5 +312,5 @@ class Executions:
 
         Use it as ``async for event in client.executions.aevents(exec_id): ...``.
         """
-        watch_args = (exec_id, kinds, checkpoint, correlation_ids, since, reconnect, options)
-        return awatch(self._client, open_session(self._client, *watch_args))
+        arguments = (exec_id, kinds, checkpoint, correlation_ids, since, reconnect)
+        return awatch(self._client, open_session(self._client, arguments, options))

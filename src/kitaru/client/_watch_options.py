@@ -16,6 +16,7 @@ from kitaru._checks import check_execution_id, positive_number
 from kitaru.exceptions import KitaruUsageError
 
 __all__ = [
+    "RequestArguments",
     "WatchOptions",
     "WatchRequest",
     "check_exec_id",
@@ -122,6 +123,11 @@ def _string_list(name: str, value: object, *, allow_newlines: bool = True) -> tu
             raise KitaruUsageError(f"{name} must not contain newlines, got {item!r}")
         out.append(item.strip())
     return tuple(dict.fromkeys(out))
+
+
+RequestArguments = tuple[object, object, object, object, object, object]
+"""The arguments of ``events()`` as given, in its order: ``exec_id``, ``kinds``, ``checkpoint``,
+``correlation_ids``, ``since``, ``reconnect`` (what :func:`validate_request` checks)."""
 
 
 def validate_request(

@@ -108,6 +108,16 @@ class WatchSession:
         """Path of the SSE stream."""
         return _wire.path_stream(_quote(self.exec_id))
 
+    def stream_request(self) -> dict[str, Any]:
+        """The arguments of ``httpx.Client.stream()`` (or the async client's) for the stream."""
+        return {
+            "method": "GET",
+            "url": self.stream_path(),
+            "params": self.stream_params(),
+            "headers": self.stream_headers(),
+            "timeout": self.stream_timeout(),
+        }
+
     def stream_params(self) -> list[tuple[str, str | int | float | bool | None]]:
         """Server-side filters (the client filters again on every frame)."""
         params: list[tuple[str, str | int | float | bool | None]] = []

@@ -34,7 +34,7 @@ import httpx
 from kitaru import _wire
 from kitaru._http import auth_headers
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
-from kitaru.client._watch_options import parse_options, validate_request
+from kitaru.client._watch_options import RequestArguments, parse_options, validate_request
 from kitaru.client._watch_session import WatchSession
 from kitaru.events._codec import aiter_frames, iter_frames
 from kitaru.events._models import ExecutionEvent
@@ -50,18 +50,11 @@ _Events = TypeVar("_Events")
 
 
 def open_session(
-    client: KitaruClient,
-    exec_id: object,
-    kinds: object,
-    checkpoint: object,
-    correlation_ids: object,
-    since: object,
-    reconnect: object,
-    options: Mapping[str, Any],
+    client: KitaruClient, arguments: RequestArguments, options: Mapping[str, Any]
 ) -> WatchSession:
     """The session of a new watch (``events()`` and ``aevents()`` alike), before any request.
 
-    Takes the arguments of ``events()`` in its order, as given. Local database mode is refused
+    Takes the arguments and options of ``events()`` as given. Local database mode is refused
     first (whatever the arguments), then every argument and option is validated.
 
     Raises:
@@ -70,7 +63,7 @@ def open_session(
     """
     if client.server_url is None:
         raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
-    request = validate_request(exec_id, kinds, checkpoint, correlation_ids, since, reconnect)
+    request = validate_request(*arguments)
     return WatchSession(request, parse_options(options), client.server_url)
 
 
@@ -177,13 +170,7 @@ class EventWatcher(
     def _stream_once(self) -> Generator[ExecutionEvent, None, str]:
         s = self._session
         try:
-            with self._http.stream(
-                "GET",
-                s.stream_path(),
-                params=s.stream_params(),
-                headers=s.stream_headers(),
-                timeout=s.stream_timeout(),
-            ) as resp:
+            with self._http.stream(**s.stream_request()) as resp:
                 if resp.status_code != 200:
                     resp.read()
                 failure = s.check_stream(resp)
@@ -280,13 +267,7 @@ class AsyncEventWatcher(
             while True:
                 failure = ""
                 try:
-                    async with self._http.stream(
-                        "GET",
-                        s.stream_path(),
-                        params=s.stream_params(),
-                        headers=s.stream_headers(),
-                        timeout=s.stream_timeout(),
-                    ) as resp:
+                    async with self._http.stream(**s.stream_request()) as resp:
                         if resp.status_code != 200:
                             await resp.aread()
                         checked = s.check_stream(resp)
