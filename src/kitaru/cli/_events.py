@@ -17,18 +17,18 @@ import argparse
 import os
 import sys
 import threading
-from typing import Any, cast
+from typing import Any
 
 from kitaru import _config
 from kitaru._snapshot import ExecutionSnapshot
-from kitaru.cli._args import seconds
-from kitaru.cli._target import add_target_arguments, check, resolve
+from kitaru.cli._args import SERVER_URL, Argument, add_arguments, seconds
+from kitaru.cli._target import TARGET_ARGUMENTS, check, resolve
 from kitaru.cli._terminal import terminal_safe
 from kitaru.cli._watch_output import JsonOutput, PlainOutput, WatchInfo, WatchOutput
 from kitaru.client._client import KitaruClient
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
 from kitaru.client._watch_options import parse_options, validate_request
-from kitaru.client._watcher import EventWatcher
+from kitaru.client._watcher import open_session, watch
 from kitaru.exceptions import KitaruError, KitaruFeatureNotAvailableError
 from kitaru.lanes import VERDICTS, LaneBoard
 
@@ -46,6 +46,50 @@ CLI_INSTALL_HINT = (
 )
 
 
+_WATCH_ARGUMENTS: tuple[Argument, ...] = (
+    *TARGET_ARGUMENTS,
+    (
+        "--kind",
+        {
+            "dest": "kinds",
+            "action": "append",
+            "metavar": "KIND",
+            "help": "only events of this kind (repeatable)",
+        },
+    ),
+    ("--checkpoint", {"metavar": "NAME", "help": "only events of this checkpoint"}),
+    (
+        "--correlation-id",
+        {
+            "dest": "correlation_ids",
+            "action": "append",
+            "metavar": "ID",
+            "help": "only events of this checkpoint execution (repeatable)",
+        },
+    ),
+    ("--since", {"metavar": "CURSOR", "help": "resume after this cursor"}),
+    (
+        "--no-reconnect",
+        {
+            "action": "store_true",
+            "help": "stop (exit 2) when the connection drops instead of resuming",
+        },
+    ),
+    (
+        "--max-outage",
+        {
+            "type": seconds,
+            "metavar": "SECONDS",
+            "help": "give up (exit 2) when the server stays unreachable this long (default 60)",
+        },
+    ),
+)
+_OUTPUT_ARGUMENTS: tuple[Argument, ...] = (
+    ("--json", {"action": "store_true", "help": "print one JSON object per event (for jq)"}),
+    ("--plain", {"action": "store_true", "help": "print plain lines even on a terminal"}),
+)
+
+
 def add_parser(subparsers: Any, name: str, *, help_text: str) -> argparse.ArgumentParser:
     """Add the ``events`` parser under ``name`` (used by ``kitaru events`` and ``executions``)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -56,44 +100,9 @@ def add_parser(subparsers: Any, name: str, *, help_text: str) -> argparse.Argume
         "(--json: one JSON object per event). Exit code 0 when the execution completed, "
         "1 when it failed or was lost, 2 for usage or connection errors.",
     )
-    add_target_arguments(parser)
-    parser.add_argument(
-        "--kind",
-        dest="kinds",
-        action="append",
-        metavar="KIND",
-        help="only events of this kind (repeatable)",
-    )
-    parser.add_argument("--checkpoint", metavar="NAME", help="only events of this checkpoint")
-    parser.add_argument(
-        "--correlation-id",
-        dest="correlation_ids",
-        action="append",
-        metavar="ID",
-        help="only events of this checkpoint execution (repeatable)",
-    )
-    parser.add_argument("--since", metavar="CURSOR", help="resume after this cursor")
-    parser.add_argument(
-        "--no-reconnect",
-        action="store_true",
-        help="stop (exit 2) when the connection drops instead of resuming",
-    )
-    parser.add_argument(
-        "--max-outage",
-        type=seconds,
-        metavar="SECONDS",
-        help="give up (exit 2) when the server stays unreachable this long (default 60)",
-    )
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument(
-        "--json", action="store_true", help="print one JSON object per event (for jq)"
-    )
-    output.add_argument("--plain", action="store_true", help="print plain lines even on a terminal")
-    parser.add_argument(
-        "--server-url",
-        metavar="URL",
-        help="the kitaru server (default: KITARU_SERVER_URL)",
-    )
+    add_arguments(parser, _WATCH_ARGUMENTS)
+    add_arguments(parser.add_mutually_exclusive_group(), _OUTPUT_ARGUMENTS)
+    add_arguments(parser, [SERVER_URL])
     parser.set_defaults(func=run)
     return parser
 
@@ -219,14 +228,9 @@ def run(args: argparse.Namespace) -> int:
             raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
         # Arguments first (no request is made for a bad one), then the execution itself,
         # which is also where an unreachable server is reported, at once.
-        validate_request(
-            args.exec_id or "latest",
-            kinds=args.kinds,
-            checkpoint=args.checkpoint,
-            correlation_ids=args.correlation_ids,
-            since=args.since,
-            reconnect=not args.no_reconnect,
-        )
+        filters = (args.kinds, args.checkpoint, args.correlation_ids)
+        reconnect = not args.no_reconnect
+        validate_request(args.exec_id or "latest", *filters, args.since, reconnect)
         parse_options(options)
         target = resolve(client, args)
         if args.exec_id is None:
@@ -244,19 +248,10 @@ def run(args: argparse.Namespace) -> int:
             if snap is not None and snap.cursor is not None:
                 board = snap.board()
                 since = snap.cursor
-        # events() returns the sync watcher, which also knows the final status and closes.
-        watcher = cast(
-            EventWatcher,
-            client.executions.events(
-                target.exec_id,
-                kinds=args.kinds,
-                checkpoint=args.checkpoint,
-                correlation_ids=args.correlation_ids,
-                since=since,
-                reconnect=not args.no_reconnect,
-                **options,
-            ),
-        )
+        # What events() does, keeping the sync watcher's type: it also knows the final status.
+        arguments = (target.exec_id, *filters, since, reconnect)
+        session = open_session(client, arguments, options)
+        watcher = watch(client, session)
     except KitaruError as exc:
         return fail(exc)
     except KeyboardInterrupt:

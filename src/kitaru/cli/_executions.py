@@ -30,8 +30,8 @@ import orjson
 from kitaru import _config
 from kitaru._ids import trace_id_for
 from kitaru.cli import _events, _logs, _meta_output
-from kitaru.cli._args import positive_int, seconds
-from kitaru.cli._target import add_target_arguments, check, resolve
+from kitaru.cli._args import SERVER_URL, Argument, add_arguments, positive_int, seconds
+from kitaru.cli._target import TARGET_ARGUMENTS, check, resolve
 from kitaru.cli._terminal import terminal_safe
 from kitaru.client._client import KitaruClient
 from kitaru.exceptions import KitaruError, KitaruStateError
@@ -40,95 +40,122 @@ from kitaru.store._records import EXECUTION_STATUSES, ExecutionRecord
 __all__ = ["register"]
 
 
-def _server_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--server-url", metavar="URL", help="the kitaru server (default: KITARU_SERVER_URL)"
-    )
+_IMPORT: Argument = (
+    "--import",
+    {
+        "dest": "imports",
+        "action": "append",
+        "metavar": "MODULE_OR_FILE",
+        "help": "import this module or Python file first, to define the flow (repeatable)",
+    },
+)
+_NEW_RECORD_JSON: Argument = (
+    "--json",
+    {"action": "store_true", "help": "print the new record as JSON"},
+)
+
+
+def _exec_id(help_text: str) -> Argument:
+    return ("exec_id", {"metavar": "EXEC_ID", "help": help_text})
 
 
 def register(subparsers: Any) -> None:
     """Add ``kitaru executions ...`` to the command line."""
     group = subparsers.add_parser("executions", help="list, inspect, replay and watch executions")
     commands = group.add_subparsers(dest="executions_command", metavar="COMMAND", required=True)
-
-    listing = commands.add_parser("list", help="list executions, newest first")
-    listing.add_argument("--flow", metavar="NAME", help="only executions of this flow")
-    listing.add_argument("--status", choices=EXECUTION_STATUSES, help="only this status")
-    listing.add_argument(
-        "--limit", type=positive_int, default=20, help="at most this many (default 20)"
-    )
-    listing.add_argument("--json", action="store_true", help="one JSON object per execution")
-    _server_flag(listing)
-    listing.set_defaults(func=_list)
-
-    get = commands.add_parser("get", help="show one execution and its checkpoint calls")
-    add_target_arguments(get)
-    get.add_argument("--json", action="store_true", help="print the record as JSON")
-    get.add_argument(
-        "--traceback", action="store_true", help="also print the tracebacks of failed calls"
-    )
-    _server_flag(get)
-    get.set_defaults(func=_get)
-
-    cancel = commands.add_parser(
-        "cancel",
-        help="stop a running execution (it ends cancelled)",
-        description="Ask a running execution to stop. Its process, here or elsewhere, sees the "
-        "request at its next heartbeat and stops at the next cancellation point "
-        "(kitaru.progress, kitaru.events.publish, or the start of a checkpoint call).",
-    )
-    cancel.add_argument("exec_id", metavar="EXEC_ID", help="the exact execution ID")
-    cancel.add_argument(
-        "--wait",
-        type=seconds,
-        default=10.0,
-        metavar="SECONDS",
-        help="how long to wait for the execution to end (default 10)",
-    )
-    _server_flag(cancel)
-    cancel.set_defaults(func=_cancel)
-
-    resume = commands.add_parser(
-        "resume",
-        help="continue a failed, lost or cancelled execution as a new one",
-        description="Run execution EXEC_ID again in this process as a new execution: every "
-        "checkpoint call that completed reuses its recorded output, the rest run. The flow "
-        "must be importable here (its module, or a file or module given with --import).",
-    )
-    resume.add_argument("exec_id", metavar="EXEC_ID", help="the execution to resume")
-    resume.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        metavar="MODULE_OR_FILE",
-        help="import this module or Python file first, to define the flow (repeatable)",
-    )
-    resume.add_argument("--json", action="store_true", help="print the new record as JSON")
-    _server_flag(resume)
-    resume.set_defaults(func=_resume)
-
-    replay = commands.add_parser(
-        "replay",
-        help="re-run an execution as a new one, reusing recorded outputs",
-        description="Re-run execution EXEC_ID in this process as a new execution: checkpoint "
-        "calls before --from reuse their recorded outputs; --from and later run again. The "
-        "flow must be importable here (its module, or a file or module given with --import).",
-    )
-    replay.add_argument("exec_id", metavar="EXEC_ID", help="the execution to replay")
-    replay.add_argument(
-        "--from", dest="from_", metavar="STEP", help="step or checkpoint name to re-run from"
-    )
-    replay.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        metavar="MODULE_OR_FILE",
-        help="import this module or Python file first, to define the flow (repeatable)",
-    )
-    replay.add_argument("--json", action="store_true", help="print the new record as JSON")
-    _server_flag(replay)
-    replay.set_defaults(func=_replay)
-
+    # name, handler, add_parser's help and description, the arguments before --server-url
+    table: list[tuple[str, Any, dict[str, str], list[Argument]]] = [
+        (
+            "list",
+            _list,
+            {"help": "list executions, newest first"},
+            [
+                ("--flow", {"metavar": "NAME", "help": "only executions of this flow"}),
+                ("--status", {"choices": EXECUTION_STATUSES, "help": "only this status"}),
+                (
+                    "--limit",
+                    {"type": positive_int, "default": 20, "help": "at most this many (default 20)"},
+                ),
+                ("--json", {"action": "store_true", "help": "one JSON object per execution"}),
+            ],
+        ),
+        (
+            "get",
+            _get,
+            {"help": "show one execution and its checkpoint calls"},
+            [
+                *TARGET_ARGUMENTS,
+                ("--json", {"action": "store_true", "help": "print the record as JSON"}),
+                (
+                    "--traceback",
+                    {"action": "store_true", "help": "also print the tracebacks of failed calls"},
+                ),
+            ],
+        ),
+        (
+            "cancel",
+            _cancel,
+            {
+                "help": "stop a running execution (it ends cancelled)",
+                "description": "Ask a running execution to stop. Its process, here or "
+                "elsewhere, sees the request at its next heartbeat and stops at the next "
+                "cancellation point (kitaru.progress, kitaru.events.publish, or the start of a "
+                "checkpoint call).",
+            },
+            [
+                _exec_id("the exact execution ID"),
+                (
+                    "--wait",
+                    {
+                        "type": seconds,
+                        "default": 10.0,
+                        "metavar": "SECONDS",
+                        "help": "how long to wait for the execution to end (default 10)",
+                    },
+                ),
+            ],
+        ),
+        (
+            "resume",
+            _resume,
+            {
+                "help": "continue a failed, lost or cancelled execution as a new one",
+                "description": "Run execution EXEC_ID again in this process as a new execution: "
+                "every checkpoint call that completed reuses its recorded output, the rest run. "
+                "The flow must be importable here (its module, or a file or module given with "
+                "--import).",
+            },
+            [_exec_id("the execution to resume"), _IMPORT, _NEW_RECORD_JSON],
+        ),
+        (
+            "replay",
+            _replay,
+            {
+                "help": "re-run an execution as a new one, reusing recorded outputs",
+                "description": "Re-run execution EXEC_ID in this process as a new execution: "
+                "checkpoint calls before --from reuse their recorded outputs; --from and later "
+                "run again. The flow must be importable here (its module, or a file or module "
+                "given with --import).",
+            },
+            [
+                _exec_id("the execution to replay"),
+                (
+                    "--from",
+                    {
+                        "dest": "from_",
+                        "metavar": "STEP",
+                        "help": "step or checkpoint name to re-run from",
+                    },
+                ),
+                _IMPORT,
+                _NEW_RECORD_JSON,
+            ],
+        ),
+    ]
+    for name, handler, parser_options, arguments in table:
+        parser = commands.add_parser(name, **parser_options)
+        add_arguments(parser, [*arguments, SERVER_URL])
+        parser.set_defaults(func=handler)
     _events.add_parser(commands, "events", help_text="watch an execution's live events")
     _logs.add_parser(commands)
 

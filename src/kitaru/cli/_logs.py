@@ -23,6 +23,7 @@ import orjson
 
 from kitaru import _config
 from kitaru.cli import _events
+from kitaru.cli._args import SERVER_URL, add_arguments
 from kitaru.cli._terminal import terminal_safe
 from kitaru.client._client import KitaruClient
 from kitaru.exceptions import KitaruError
@@ -64,9 +65,7 @@ def add_parser(commands: Any) -> None:
         help="print each checkpoint execution's lines together (not with --follow)",
     )
     logs.add_argument("--json", action="store_true", help="one JSON object per line")
-    logs.add_argument(
-        "--server-url", metavar="URL", help="the kitaru server (default: KITARU_SERVER_URL)"
-    )
+    add_arguments(logs, [SERVER_URL])
     logs.set_defaults(func=run)
 
 

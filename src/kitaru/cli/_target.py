@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from kitaru.cli._args import Argument, add_arguments
 from kitaru.client._client import KitaruClient
 from kitaru.exceptions import KitaruStateError, KitaruUsageError
 from kitaru.store._records import ExecutionRecord
 
-__all__ = ["Target", "add_target_arguments", "check", "resolve"]
+__all__ = ["TARGET_ARGUMENTS", "Target", "add_target_arguments", "check", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -27,24 +28,27 @@ class Target:
     record: ExecutionRecord
 
 
+TARGET_ARGUMENTS: tuple[Argument, ...] = (
+    (
+        "exec_id",
+        {
+            "metavar": "EXEC_ID",
+            "nargs": "?",
+            "help": "the exact execution ID (or use --latest / --flow)",
+        },
+    ),
+    (
+        "--latest",
+        {"action": "store_true", "help": "the newest execution (of --flow NAME, when given)"},
+    ),
+    ("--flow", {"metavar": "NAME", "help": "the newest execution of this flow (implies --latest)"}),
+)
+"""``EXEC_ID`` (optional), ``--latest`` and ``--flow NAME``."""
+
+
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     """``EXEC_ID`` (optional), ``--latest`` and ``--flow NAME``."""
-    parser.add_argument(
-        "exec_id",
-        metavar="EXEC_ID",
-        nargs="?",
-        help="the exact execution ID (or use --latest / --flow)",
-    )
-    parser.add_argument(
-        "--latest",
-        action="store_true",
-        help="the newest execution (of --flow NAME, when given)",
-    )
-    parser.add_argument(
-        "--flow",
-        metavar="NAME",
-        help="the newest execution of this flow (implies --latest)",
-    )
+    add_arguments(parser, TARGET_ARGUMENTS)
 
 
 def check(args: argparse.Namespace) -> None:

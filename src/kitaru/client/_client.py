@@ -221,17 +221,8 @@ class Executions:
             KitaruBackendError: The server refused the token, the stream reported an error or
                 a gap, or the server stayed unreachable longer than the watcher rides out.
         """
-        session = open_session(
-            self._client,
-            exec_id,
-            kinds=kinds,
-            checkpoint=checkpoint,
-            correlation_ids=correlation_ids,
-            since=since,
-            reconnect=reconnect,
-            options=options,
-        )
-        return watch(self._client, session)
+        arguments = (exec_id, kinds, checkpoint, correlation_ids, since, reconnect)
+        return watch(self._client, open_session(self._client, arguments, options))
 
     def logs(self, exec_id: str, checkpoint: str | None = None) -> builtins.list[LogLine]:
         """The runtime log lines captured while the execution's checkpoints ran.
@@ -321,14 +312,5 @@ class Executions:
 
         Use it as ``async for event in client.executions.aevents(exec_id): ...``.
         """
-        session = open_session(
-            self._client,
-            exec_id,
-            kinds=kinds,
-            checkpoint=checkpoint,
-            correlation_ids=correlation_ids,
-            since=since,
-            reconnect=reconnect,
-            options=options,
-        )
-        return awatch(self._client, session)
+        arguments = (exec_id, kinds, checkpoint, correlation_ids, since, reconnect)
+        return awatch(self._client, open_session(self._client, arguments, options))

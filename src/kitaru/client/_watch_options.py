@@ -16,6 +16,7 @@ from kitaru._checks import check_execution_id, positive_number
 from kitaru.exceptions import KitaruUsageError
 
 __all__ = [
+    "RequestArguments",
     "WatchOptions",
     "WatchRequest",
     "check_exec_id",
@@ -124,16 +125,20 @@ def _string_list(name: str, value: object, *, allow_newlines: bool = True) -> tu
     return tuple(dict.fromkeys(out))
 
 
+RequestArguments = tuple[object, object, object, object, object, object]
+"""The arguments of ``events()`` as given, in its order: ``exec_id``, ``kinds``, ``checkpoint``,
+``correlation_ids``, ``since``, ``reconnect`` (what :func:`validate_request` checks)."""
+
+
 def validate_request(
     exec_id: object,
-    *,
     kinds: object,
     checkpoint: object,
     correlation_ids: object,
     since: object,
     reconnect: object,
 ) -> WatchRequest:
-    """Check every argument of ``events()``; raises :class:`~kitaru.KitaruUsageError`."""
+    """Check the arguments of ``events()``, in order; raises :class:`~kitaru.KitaruUsageError`."""
     exact = check_exec_id(exec_id)
     kind_list = None if kinds is None else _string_list("kinds", kinds, allow_newlines=False)
     corr = (

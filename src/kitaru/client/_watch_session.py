@@ -22,14 +22,14 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from httpx_sse import ServerSentEvent
 
 from kitaru import _wire
 from kitaru._backoff import Backoff
 from kitaru._http import RETRYABLE_STATUSES, error_detail
 from kitaru.client._errors import StreamDisconnectedError, StreamGapError
 from kitaru.client._watch_options import WatchOptions, WatchRequest
-from kitaru.events._models import ExecutionEvent
+from kitaru.events._codec import SSEFrame
+from kitaru.events._models import ExecutionEvent, server_event
 from kitaru.exceptions import (
     KitaruBackendError,
     KitaruFeatureNotAvailableError,
@@ -53,7 +53,7 @@ def _quote(value: str) -> str:
     return quote(value, safe="")
 
 
-def _frame_json(sse: ServerSentEvent) -> dict[str, Any]:
+def _frame_json(sse: SSEFrame) -> dict[str, Any]:
     if not sse.data:
         return {}
     try:
@@ -87,6 +87,11 @@ class WatchSession:
         self._streamed = False
         self._moved = False
         self._frames = 0
+        self._filtered = (
+            request.kinds is not None
+            or request.correlation_ids is not None
+            or request.checkpoint is not None
+        )
 
     @property
     def exec_id(self) -> str:
@@ -102,6 +107,16 @@ class WatchSession:
     def stream_path(self) -> str:
         """Path of the SSE stream."""
         return _wire.path_stream(_quote(self.exec_id))
+
+    def stream_request(self) -> dict[str, Any]:
+        """The arguments of ``httpx.Client.stream()`` (or the async client's) for the stream."""
+        return {
+            "method": "GET",
+            "url": self.stream_path(),
+            "params": self.stream_params(),
+            "headers": self.stream_headers(),
+            "timeout": self.stream_timeout(),
+        }
 
     def stream_params(self) -> list[tuple[str, str | int | float | bool | None]]:
         """Server-side filters (the client filters again on every frame)."""
@@ -148,15 +163,18 @@ class WatchSession:
             f"streaming disabled ({detail}); enable streaming on the server to watch events"
         )
 
+    def _retry_status(self, status: int) -> str | None:
+        """Raise for a refused token; the failure to retry for a retryable status, else None."""
+        if status in (401, 403):
+            raise self._auth_error(status)
+        return f"HTTP {status}" if status in RETRYABLE_STATUSES else None
+
     def check_info(self, resp: httpx.Response) -> str | None:
         """Read ``GET /info``; ``None`` to go on, a failure to retry, or raise."""
         status = resp.status_code
-        if status in (401, 403):
-            raise self._auth_error(status)
-        if status in RETRYABLE_STATUSES:
-            return f"HTTP {status}"
-        if status != 200:
-            return None  # older servers without /info: the stream request decides
+        failure = self._retry_status(status)
+        if failure is not None or status != 200:
+            return failure  # None: older servers without /info, the stream request decides
         try:
             info = resp.json()
         except ValueError:
@@ -168,10 +186,9 @@ class WatchSession:
     def check_lookup(self, resp: httpx.Response) -> str | None:
         """Read the exact-ID lookup; ``None`` when the execution exists, a failure, or raise."""
         status = resp.status_code
-        if status in (401, 403):
-            raise self._auth_error(status)
-        if status in RETRYABLE_STATUSES:
-            return f"HTTP {status}"
+        failure = self._retry_status(status)
+        if failure is not None:
+            return failure
         if status == 404:
             raise KitaruStateError(
                 f"no execution with ID {self.exec_id!r} on the kitaru server at "
@@ -261,7 +278,7 @@ class WatchSession:
 
     # -- frames ---------------------------------------------------------------------------
 
-    def on_sse(self, sse: ServerSentEvent) -> ExecutionEvent | None:
+    def on_sse(self, sse: SSEFrame) -> ExecutionEvent | None:
         """Handle one frame; returns the event to yield, if any (``finished`` after ``end``)."""
         self._frames += 1
         if self._frames == 1:
@@ -282,7 +299,7 @@ class WatchSession:
             self.cursor = cursor
             self._moved = True
 
-    def _on_control(self, name: str, sse: ServerSentEvent) -> None:
+    def _on_control(self, name: str, sse: SSEFrame) -> None:
         data = _frame_json(sse)
         if name == _wire.CONTROL_CURSOR:
             self._move(sse.id)
@@ -296,7 +313,7 @@ class WatchSession:
             raise self._error_frame(data)
         return None
 
-    def _on_gap(self, sse: ServerSentEvent, data: dict[str, Any]) -> None:
+    def _on_gap(self, sse: SSEFrame, data: dict[str, Any]) -> None:
         reason = data.get("reason") or "unknown reason"
         missing = {k: v for k, v in data.items() if k not in ("reason", "message")}
         message = (
@@ -332,22 +349,24 @@ class WatchSession:
             f"{self.exec_id} with an error: {kind + ': ' if kind else ''}{detail}"
         )
 
-    def _on_data(self, sse: ServerSentEvent) -> ExecutionEvent | None:
+    def _on_data(self, sse: SSEFrame) -> ExecutionEvent | None:
         try:
             data = orjson.loads(sse.data)
             if not isinstance(data, dict):
                 raise TypeError(type(data).__name__)
-            data.setdefault("exec_id", self.exec_id)
+            data.setdefault("exec_id", self.request.exec_id)
             data.setdefault("kind", sse.event)
-            event = ExecutionEvent.from_wire(data, cursor=sse.id or None)
+            event = server_event(data, sse.id or None)
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             raise KitaruBackendError(
                 f"the kitaru server at {self.server_url} sent a malformed event frame on the "
                 f"stream of execution {self.exec_id} ({type(exc).__name__})"
             ) from None
-        if event.cursor:
-            self._move(event.cursor)
-        return event if self._wanted(event) else None
+        cursor = event.cursor
+        if cursor and cursor != self.cursor:  # _move, inlined: this runs once per event
+            self.cursor = cursor
+            self._moved = True
+        return event if not self._filtered or self._wanted(event) else None
 
     def _wanted(self, event: ExecutionEvent) -> bool:
         req = self.request

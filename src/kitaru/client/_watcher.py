@@ -1,7 +1,8 @@
-"""The live-event watcher: ``watch()`` (sync) and ``awatch()`` (async) over httpx + httpx-sse.
+"""The live-event watcher: ``watch()`` (sync) and ``awatch()`` (async) over httpx.
 
 ``KitaruClient().executions.events(...)`` and ``aevents(...)`` call these. The protocol logic
-lives in :mod:`kitaru.client._watch_session`; this module only does I/O.
+lives in :mod:`kitaru.client._watch_session` and the SSE parsing in :mod:`kitaru.events._codec`
+(a fast path for the server's own data frames); this module only does I/O.
 
 Deliberate choices:
 
@@ -23,20 +24,19 @@ Deliberate choices:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from contextlib import aclosing
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 import httpx
-from httpx_sse import EventSource
 
 from kitaru import _wire
 from kitaru._http import auth_headers
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
-from kitaru.client._watch_options import parse_options, validate_request
+from kitaru.client._watch_options import RequestArguments, parse_options, validate_request
 from kitaru.client._watch_session import WatchSession
+from kitaru.events._codec import aiter_frames, iter_frames
 from kitaru.events._models import ExecutionEvent
 from kitaru.exceptions import KitaruFeatureNotAvailableError, KitaruUsageError
 
@@ -45,22 +45,17 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncEventWatcher", "EventWatcher", "awatch", "open_session", "watch"]
 
+_Http = TypeVar("_Http")
+_Events = TypeVar("_Events")
+
 
 def open_session(
-    client: KitaruClient,
-    exec_id: str,
-    *,
-    kinds: list[str] | None,
-    checkpoint: str | None,
-    correlation_ids: list[str] | None,
-    since: str | None,
-    reconnect: bool,
-    options: dict[str, Any],
+    client: KitaruClient, arguments: RequestArguments, options: Mapping[str, Any]
 ) -> WatchSession:
     """The session of a new watch (``events()`` and ``aevents()`` alike), before any request.
 
-    Local database mode is refused first (whatever the arguments), then every argument and
-    option is validated.
+    Takes the arguments and options of ``events()`` as given. Local database mode is refused
+    first (whatever the arguments), then every argument and option is validated.
 
     Raises:
         KitaruFeatureNotAvailableError: Local database mode.
@@ -68,21 +63,23 @@ def open_session(
     """
     if client.server_url is None:
         raise KitaruFeatureNotAvailableError(LOCAL_MODE_WATCH_MESSAGE)
-    request = validate_request(
-        exec_id,
-        kinds=kinds,
-        checkpoint=checkpoint,
-        correlation_ids=correlation_ids,
-        since=since,
-        reconnect=reconnect,
-    )
+    request = validate_request(*arguments)
     return WatchSession(request, parse_options(options), client.server_url)
 
 
-class _WatchState:
-    """What both watchers report about their session (no I/O here)."""
+class _WatchState(Generic[_Http, _Events]):
+    """What both watchers share: their session, HTTP client and driving generator (no I/O)."""
 
-    _session: WatchSession
+    def __init__(self, session: WatchSession, http: _Http) -> None:
+        self._session = session
+        self._http: _Http = http
+        self._gen = self._iterate()
+
+    def _iterate(self) -> _Events:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._session.exec_id} cursor={self.cursor!r}>"
 
     @property
     def exec_id(self) -> str:
@@ -118,21 +115,15 @@ def _http_options(client: KitaruClient, session: WatchSession, transport: Any) -
 # -- sync -------------------------------------------------------------------------------------
 
 
-class EventWatcher(_WatchState, Iterator[ExecutionEvent]):
+class EventWatcher(
+    _WatchState[httpx.Client, Generator[ExecutionEvent, None, None]], Iterator[ExecutionEvent]
+):
     """A running watch: iterate it for :class:`~kitaru.ExecutionEvent` objects.
 
     Iteration ends by itself when the server sends ``end`` (the execution finished and every
     event was delivered). Call :meth:`close` (or use it as a context manager) to stop early;
     that closes the HTTP connection. Not safe to iterate from several threads at once.
     """
-
-    def __init__(self, session: WatchSession, http: httpx.Client) -> None:
-        self._session = session
-        self._http = http
-        self._gen = self._iterate()
-
-    def __repr__(self) -> str:
-        return f"<EventWatcher {self._session.exec_id} cursor={self.cursor!r}>"
 
     def __iter__(self) -> EventWatcher:
         return self
@@ -148,12 +139,7 @@ class EventWatcher(_WatchState, Iterator[ExecutionEvent]):
     def __enter__(self) -> EventWatcher:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _prepare(self) -> None:
@@ -184,19 +170,13 @@ class EventWatcher(_WatchState, Iterator[ExecutionEvent]):
     def _stream_once(self) -> Generator[ExecutionEvent, None, str]:
         s = self._session
         try:
-            with self._http.stream(
-                "GET",
-                s.stream_path(),
-                params=s.stream_params(),
-                headers=s.stream_headers(),
-                timeout=s.stream_timeout(),
-            ) as resp:
+            with self._http.stream(**s.stream_request()) as resp:
                 if resp.status_code != 200:
                     resp.read()
                 failure = s.check_stream(resp)
                 if failure is not None:
                     return failure
-                for sse in EventSource(resp).iter_sse():
+                for sse in iter_frames(resp.iter_text()):
                     event = s.on_sse(sse)
                     if event is not None:
                         yield event
@@ -239,20 +219,15 @@ def watch(client: KitaruClient, session: WatchSession) -> EventWatcher:
 # -- async ------------------------------------------------------------------------------------
 
 
-class AsyncEventWatcher(_WatchState, AsyncIterator[ExecutionEvent]):
+class AsyncEventWatcher(
+    _WatchState[httpx.AsyncClient, AsyncGenerator[ExecutionEvent, None]],
+    AsyncIterator[ExecutionEvent],
+):
     """The async twin of :class:`EventWatcher`: ``async for event in watcher``.
 
     The existence and streaming checks run on the first iteration. Call :meth:`aclose` (or use
     ``async with``) to stop early and close the connection.
     """
-
-    def __init__(self, session: WatchSession, http: httpx.AsyncClient) -> None:
-        self._session = session
-        self._http = http
-        self._gen = self._iterate()
-
-    def __repr__(self) -> str:
-        return f"<AsyncEventWatcher {self._session.exec_id} cursor={self.cursor!r}>"
 
     def __aiter__(self) -> AsyncEventWatcher:
         return self
@@ -268,12 +243,7 @@ class AsyncEventWatcher(_WatchState, AsyncIterator[ExecutionEvent]):
     async def __aenter__(self) -> AsyncEventWatcher:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def _prepare(self) -> None:
@@ -297,20 +267,14 @@ class AsyncEventWatcher(_WatchState, AsyncIterator[ExecutionEvent]):
             while True:
                 failure = ""
                 try:
-                    async with self._http.stream(
-                        "GET",
-                        s.stream_path(),
-                        params=s.stream_params(),
-                        headers=s.stream_headers(),
-                        timeout=s.stream_timeout(),
-                    ) as resp:
+                    async with self._http.stream(**s.stream_request()) as resp:
                         if resp.status_code != 200:
                             await resp.aread()
                         checked = s.check_stream(resp)
                         if checked is not None:
                             failure = checked
                         else:
-                            async with aclosing(EventSource(resp).aiter_sse()) as frames:
+                            async with aclosing(aiter_frames(resp.aiter_text())) as frames:
                                 async for sse in frames:
                                     event = s.on_sse(sse)
                                     if event is not None:

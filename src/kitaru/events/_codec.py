@@ -19,8 +19,9 @@ Two dictionary shapes:
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +37,15 @@ __all__ = [
     "WIRE_FIELDS",
     "WIRE_KEYS",
     "EncodedEvent",
+    "SSEFrame",
+    "SSEReader",
+    "aiter_frames",
     "decode_event",
     "dumps",
     "encode_frame",
     "encode_record",
     "frame_data",
+    "iter_frames",
     "new_event_frame",
     "to_wire",
     "unnamed_frame",
@@ -223,3 +228,176 @@ def unnamed_frame(cursor: str, data: bytes) -> bytes:
 def frame_data(frame: bytes) -> bytes:
     """The JSON object (with ``"cursor"``) of a frame made by :func:`new_event_frame`."""
     return frame[frame.index(b"\ndata: ") + 7 : -2]
+
+
+# -- reading SSE frames -------------------------------------------------------------------------
+# The watcher's reader (docs/protocol.md, "The event stream"). Data frames the server writes
+# (encode_frame: one ``id:``, one ``event:`` and one ``data:`` line, nothing else) are cut out
+# of the text whole; any other block of lines (control frames, heartbeat comments, ``retry:``,
+# multi-line data, unknown fields, a missing space after the colon...) goes line by line through
+# the general parser below, which follows the parse of the SSE reference reader the watcher used
+# before (httpx-sse; tests compare the two on generated streams): lines end at CR, LF or CRLF, a
+# blank line dispatches, ``id:`` is kept across frames and ignored when it holds NUL, a bad
+# ``retry:`` is ignored.
+
+
+class SSEFrame:
+    """One dispatched SSE frame.
+
+    Its ``event`` name (``"message"`` when none), ``data``, the last ``id`` seen on the stream,
+    and its ``retry`` hint in milliseconds (or ``None``): what the reference reader reports.
+    """
+
+    __slots__ = ("data", "event", "id", "retry")
+
+    def __init__(self, event: str, data: str, id: str, retry: int | None = None) -> None:
+        self.event = event or "message"
+        self.data = data
+        self.id = id
+        self.retry = retry
+
+    def __repr__(self) -> str:
+        return f"SSEFrame({self.event!r}, {self.data!r}, {self.id!r}, {self.retry!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SSEFrame):
+            return NotImplemented
+        return (self.event, self.data, self.id, self.retry) == (
+            other.event,
+            other.data,
+            other.id,
+            other.retry,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+
+class SSEReader:
+    """Incremental SSE parser: :meth:`feed` it the stream's text, :meth:`close` it at the end."""
+
+    __slots__ = ("_cr", "_data", "_event", "_id", "_parts", "_retry")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []  # text of an unfinished frame (never holds a blank line)
+        self._cr = False  # a CR ended the last text: it may be the first half of a CRLF
+        self._event = ""
+        self._data: list[str] = []
+        self._id = ""
+        self._retry: int | None = None
+
+    def feed(self, text: str) -> list[SSEFrame]:
+        """The frames completed by ``text``, in order."""
+        if self._cr:
+            text = "\r" + text
+            self._cr = False
+        if "\r" in text:
+            if text[-1] == "\r":
+                self._cr = True
+                text = text[:-1]
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        out: list[SSEFrame] = []
+        parts = self._parts
+        if parts:
+            if "\n" not in text:  # no line ends here: nothing can complete
+                if text:
+                    parts.append(text)
+                return out
+            parts.append(text)
+            text = "".join(parts)
+            parts.clear()
+        # Only single-character searches (memchr) touch the data: the text is read about once.
+        find = text.find
+        startswith = text.startswith
+        line = self._line
+        end = len(text)
+        pos = 0
+        while pos < end:
+            # The server's data frame, "id: C\nevent: K\ndata: D\n\n" (encode_frame); the
+            # checked prefixes also mean the blank line after D is the block's first one.
+            if startswith("id: ", pos):
+                i = find("\n", pos)
+                if startswith("\nevent: ", i):
+                    j = find("\n", i + 8)
+                    if startswith("\ndata: ", j):
+                        k = find("\n", j + 7)
+                        if startswith("\n\n", k):
+                            ident = text[pos + 4 : i]
+                            if "\0" not in ident:
+                                self._id = ident
+                                out.append(SSEFrame(text[i + 8 : j], text[j + 7 : k], ident))
+                                pos = k + 2
+                                continue
+            if text[pos] == "\n":
+                line("", out)  # a blank line dispatches at once
+                pos += 1
+                continue
+            stop = find("\n\n", pos)
+            if stop < 0:
+                break  # an unfinished block: wait for more text
+            for field in text[pos:stop].split("\n"):
+                line(field, out)
+            line("", out)
+            pos = stop + 2
+        if pos < end:
+            parts.append(text[pos:])
+        return out
+
+    def close(self) -> list[SSEFrame]:
+        """The frames the end of the stream completes (only a last blank line can)."""
+        text = "".join(self._parts) + ("\n" if self._cr else "")
+        self._parts.clear()
+        self._cr = False
+        out: list[SSEFrame] = []
+        lines = text.split("\n")
+        partial = lines.pop()
+        for field in lines:
+            self._line(field, out)
+        if partial:
+            self._line(partial, out)
+        return out
+
+    def _line(self, line: str, out: list[SSEFrame]) -> None:
+        """The general parser: one line (without its line break)."""
+        if not line:
+            # Like the reference reader, a blank line dispatches once anything was set, the
+            # stream's last id included (the watcher ignores frames without data).
+            if self._event or self._data or self._id or self._retry is not None:
+                out.append(SSEFrame(self._event, "\n".join(self._data), self._id, self._retry))
+                self._event = ""
+                self._data = []
+                self._retry = None
+            return
+        if line[0] == ":":
+            return  # a comment (the server's heartbeat)
+        name, _, value = line.partition(":")
+        if value[:1] == " ":
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+        elif name == "retry":
+            with contextlib.suppress(ValueError):
+                self._retry = int(value)
+        # any other field is ignored
+
+
+def iter_frames(texts: Iterable[str]) -> Iterator[SSEFrame]:
+    """The SSE frames of a stream given as pieces of text (``httpx.Response.iter_text()``)."""
+    reader = SSEReader()
+    for text in texts:
+        yield from reader.feed(text)
+    yield from reader.close()
+
+
+async def aiter_frames(texts: AsyncIterable[str]) -> AsyncGenerator[SSEFrame, None]:
+    """The async twin of :func:`iter_frames` (``httpx.Response.aiter_text()``)."""
+    reader = SSEReader()
+    async for text in texts:
+        for frame in reader.feed(text):
+            yield frame
+    for frame in reader.close():
+        yield frame
