@@ -82,7 +82,7 @@ def _write_v1(path: Path) -> dict[str, list[Logged]]:
                         ev.checkpoint_name,
                         ev.step_name,
                         frame,
-                    )  # fmt: skip
+                    )
                 )
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", rows)
             conn.execute("DELETE FROM events WHERE exec_id=? AND seq<?", (exec_id, base))
@@ -99,8 +99,16 @@ def _write_v1(path: Path) -> dict[str, list[Logged]]:
 
 
 def _logged(e: LoggedEvent) -> Logged:
-    return (e.cursor, e.kind, e.correlation_id, e.index, e.checkpoint_id, e.checkpoint_name,
-            e.step_name, e.frame)  # fmt: skip
+    return (
+        e.cursor,
+        e.kind,
+        e.correlation_id,
+        e.index,
+        e.checkpoint_id,
+        e.checkpoint_name,
+        e.step_name,
+        e.frame,
+    )
 
 
 def test_a_version_1_file_reads_back_identically_after_migration(tmp_path: Path) -> None:
@@ -120,8 +128,9 @@ def test_a_version_1_file_reads_back_identically_after_migration(tmp_path: Path)
             assert (await log.read("b", None, 1)).ended == "completed"
             assert (await log.read("a", None, 1)).ended is None
             # The idempotency keys came along: a stored key is a duplicate, a new one is next.
-            again = await log.append("a", [_events("a")[5], NewEvent("k", "new", 0, None, None,
-                                                                     None, b"{}")])  # fmt: skip
+            again = await log.append(
+                "a", [_events("a")[5], NewEvent("k", "new", 0, None, None, None, b"{}")]
+            )
             assert (again.stored, again.duplicates) == (1, 1)
             assert again.last_cursor == format_cursor(8)
 

@@ -462,6 +462,17 @@ def _tail_rows(exec_id: str, done: write.Appended) -> list[Row]:
     rows: list[Row] = []
     for seq, ev in enumerate(done.events, done.prev_last + 1):
         frame = _frame(seq, ev.kind, ev.body)
-        rows.append((exec_id, seq, ev.correlation_id, ev.index, ev.kind, ev.checkpoint_id,
-                     ev.checkpoint_name, ev.step_name, frame))  # fmt: skip
+        rows.append(
+            (
+                exec_id,
+                seq,
+                ev.correlation_id,
+                ev.index,
+                ev.kind,
+                ev.checkpoint_id,
+                ev.checkpoint_name,
+                ev.step_name,
+                frame,
+            )
+        )
     return rows

@@ -14,11 +14,11 @@ Layout (version 2, ``docs/server-architecture.md``, "Event log storage"):
 
 Version 1 (before 2026-12) stored per event the execution ID, correlation ID, kind and
 checkpoint fields as text, next to a ready-made SSE frame that repeated them, under a second
-unique index on the text key. Migrations run once, in order, each inside one ``BEGIN IMMEDIATE`` transaction,
-so concurrent processes opening the same file migrate it exactly once; the applied versions
-are recorded in ``event_log_migrations``. A file migrated by a newer kitaru (an unknown
-version) is refused rather than guessed at. Add a migration by appending to
-:data:`MIGRATIONS`; never edit one that was released.
+unique index on the text key. Migrations run once, in order, each inside one ``BEGIN
+IMMEDIATE`` transaction, so concurrent processes opening the same file migrate it exactly
+once; the applied versions are recorded in ``event_log_migrations``. A file migrated by a
+newer kitaru (an unknown version) is refused rather than guessed at. Add a migration by
+appending to :data:`MIGRATIONS`; never edit one that was released.
 """
 
 from __future__ import annotations

@@ -49,8 +49,14 @@ class Sources:
 
     def ids(self, conn: sqlite3.Connection, log_id: int, ev: NewEvent) -> tuple[int, int]:
         """The ``(src, corr)`` of ``ev`` in execution ``log_id``, stored if new."""
-        key = (log_id, ev.correlation_id, ev.kind, ev.checkpoint_id, ev.checkpoint_name,
-               ev.step_name)  # fmt: skip
+        key = (
+            log_id,
+            ev.correlation_id,
+            ev.kind,
+            ev.checkpoint_id,
+            ev.checkpoint_name,
+            ev.step_name,
+        )
         found = self._known.get(key) or self._pending.get(key)
         if found is not None:
             return found
