@@ -55,6 +55,7 @@ from kitaru.backends._seq import _CURSOR_RE, Notifier, format_cursor, gap_for, p
 from kitaru.backends._sqlite_schema import migrate
 from kitaru.backends._sqlite_tail import BLOCK_BYTES, TAIL_EXECUTIONS, Row, Tail
 from kitaru.backends._sqlite_write import Sources
+from kitaru.events._codec import event_frame_parts
 
 __all__ = ["SqliteEventLog"]
 
@@ -65,10 +66,8 @@ _READ_SQL = (
     "s.step_name, e.body FROM events e CROSS JOIN event_sources s ON s.src = e.src "
     "WHERE e.log_id=? AND e.seq>? ORDER BY e.seq LIMIT ?"
 )
-_FRAMES_SQL = (
-    "SELECT e.seq, s.kind, e.body FROM events e CROSS JOIN event_sources s ON s.src = e.src "
-    "WHERE e.log_id=? AND e.seq>? ORDER BY e.seq LIMIT ?"
-)
+_FRAMES_SQL = "SELECT seq, src, body FROM events WHERE log_id=? AND seq>? ORDER BY seq LIMIT ?"
+_KINDS_KEPT = 50_000
 _BOUNDS_SQL = "SELECT log_id, last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?"
 
 # WAL bytes appended before a checkpoint is started off the hot path (SQLite's own automatic
@@ -120,6 +119,7 @@ class SqliteEventLog(EventLog):
         self._checkpointing = False
         self._closed = False
         self._sources = Sources()
+        self._kinds: dict[int, bytes] = {}  # kind of each source number, for read_frames
         try:
             migrate(self._conn())
         except sqlite3.Error as exc:
@@ -413,15 +413,34 @@ class SqliteEventLog(EventLog):
 
     def _read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
         rows, _, gap, ended, after_seq = self._select(_FRAMES_SQL, exec_id, after, limit)
+        # The frames of a batch are joined from pieces in one go, the kinds of sources from
+        # memory (a source's row never changes): a catch-up read costs little more than the
+        # ready-made frames of the older layout did.
+        kinds = self._kinds
+        parts: list[bytes] = []
+        extend = parts.extend
+        for seq, src, body in rows:
+            kind = kinds.get(src)
+            if kind is None:
+                kind = self._kind_of(src)
+            extend(event_frame_parts(b"%012d" % seq, kind, body))  # format_cursor, as bytes
         # Retained sequence numbers are contiguous, so the last one is implied by the count.
         count = len(rows)
         return FrameBatch(
-            frames=b"".join([_frame(seq, kind, body) for seq, kind, body in rows]),
+            frames=b"".join(parts),
             count=count,
             cursor=format_cursor(after_seq + count) if count else None,
             gap=gap,
             ended=ended,
         )
+
+    def _kind_of(self, src: int) -> bytes:
+        if len(self._kinds) > _KINDS_KEPT:
+            self._kinds.clear()
+        row = self._conn().execute("SELECT kind FROM event_sources WHERE src=?", (src,)).fetchone()
+        kind: bytes = row[0].encode()
+        self._kinds[src] = kind
+        return kind
 
     async def wait(self, exec_id: str, after: str | None, timeout: float) -> bool:
         """Sleep until there is something after ``after``, the log ends, or the timeout."""
