@@ -13,6 +13,7 @@ to the event loop that first uses it.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -190,6 +191,16 @@ class Retention:
             positive_int("max_events", self.max_events)
         if self.ended_ttl is not None:
             positive_number("ended_ttl", self.ended_ttl, allow_zero=True)
+
+    def ended_cutoff(self, now: float | None = None) -> float | None:
+        """The end time at or before which an execution's events are dropped (``None``: never).
+
+        Args:
+            now: The current time (default: the clock's).
+        """
+        if self.ended_ttl is None:
+            return None
+        return (time.time() if now is None else now) - self.ended_ttl
 
 
 class EventLog(abc.ABC):

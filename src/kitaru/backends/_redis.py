@@ -221,10 +221,9 @@ class RedisEventLog(EventLog):
 
     async def enforce_retention(self, now: float | None = None) -> int:
         """Drop the events of executions that ended more than ``ended_ttl`` seconds ago."""
-        ttl = self.retention.ended_ttl
-        if ttl is None:
+        cutoff = self.retention.ended_cutoff(now)
+        if cutoff is None:
             return 0
-        cutoff = (time.time() if now is None else now) - ttl
         dropped = 0
         while True:
             due: list[Any] = list(await self._call(lambda: self._zrange_due(cutoff)))
@@ -245,13 +244,20 @@ class RedisEventLog(EventLog):
 
     # -- reads ----------------------------------------------------------------------------
 
+    def _serving_tail(self, exec_id: str, after_seq: int) -> Tail | None:
+        """This replica's followed tail of ``exec_id`` if it can serve a reader at ``after_seq``."""
+        self._check_open()
+        tail = self._tails.get(exec_id)
+        if tail is None or not tail.covers(after_seq):
+            return None
+        self._stats["tail_reads"] += 1
+        return tail
+
     async def read(self, exec_id: str, after: str | None, limit: int) -> ReadResult:
         """Up to ``limit`` events after ``after``, with a gap when some were dropped."""
         after_seq = _parse(after)
-        self._check_open()
-        tail = self._tails.get(exec_id)
-        if tail is not None and tail.covers(after_seq):
-            self._stats["tail_reads"] += 1
+        tail = self._serving_tail(exec_id, after_seq)
+        if tail is not None:
             return tail.read(after_seq, limit)
         last, base, ended, items, _ = await self._read_redis(exec_id, after_seq, max(1, limit))
         parse_cursor(after, last)  # beyond the end: refused
@@ -265,10 +271,8 @@ class RedisEventLog(EventLog):
     async def read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
         """Up to ``limit`` events after ``after`` as concatenated frames."""
         after_seq = _parse(after)
-        self._check_open()
-        tail = self._tails.get(exec_id)
-        if tail is not None and tail.covers(after_seq):
-            self._stats["tail_reads"] += 1
+        tail = self._serving_tail(exec_id, after_seq)
+        if tail is not None:
             return tail.read_frames(after_seq, limit)
         last, base, ended, items, from_seq = await self._read_redis(
             exec_id, after_seq, max(1, limit)

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -230,10 +229,9 @@ class SqliteEventLog(EventLog):
 
     async def enforce_retention(self, now: float | None = None) -> int:
         """Drop the events of executions that ended more than ``ended_ttl`` seconds ago."""
-        ttl = self.retention.ended_ttl
-        if ttl is None:
+        cutoff = self.retention.ended_cutoff(now)
+        if cutoff is None:
             return 0
-        cutoff = (time.time() if now is None else now) - ttl
         return await self._run(lambda: self._expire(cutoff))
 
     def _expire(self, cutoff: float) -> int:
