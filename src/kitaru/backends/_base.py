@@ -86,8 +86,8 @@ class NewEvent:
 class LoggedEvent:
     """An event as stored: its cursor, the fields filters look at, and its wire frame.
 
-    The log keeps each event's SSE data frame ready-made (see :func:`encode_frame`), so a
-    stream without filters is a concatenation of stored bytes.
+    ``frame`` is the event's SSE data frame (see :func:`encode_frame`), built by the log from
+    what it stores, so a stream without filters is a concatenation of frames.
     """
 
     cursor: str
@@ -141,7 +141,7 @@ class ReadResult:
 
 @dataclass(frozen=True, slots=True)
 class FrameBatch:
-    """One batch read from the log as ready-made SSE frames (the unfiltered fast path).
+    """One batch read from the log as concatenated SSE frames (the unfiltered fast path).
 
     Attributes:
         frames: The concatenated data frames of up to ``limit`` events.

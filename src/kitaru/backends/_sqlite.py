@@ -1,9 +1,11 @@
 """The SQLite event log: durable, in the server's database file.
 
-Each execution's events are numbered 1, 2, 3, ... in the ``events`` table; the numbers are the
-cursors, so cursors stay valid across server restarts on the same file. The ``event_logs``
-table holds per execution the newest number, the first retained number (retention moves it
-up; a reader below it gets a gap) and the final status once ended.
+Each execution's events are numbered 1, 2, 3, ...; the numbers are the cursors, so cursors
+stay valid across server restarts on the same file. Tables, layout and migrations are in
+:mod:`kitaru.backends._sqlite_schema`, the write transactions in
+:mod:`kitaru.backends._sqlite_write`; this module runs them and serves reads. Each event's
+JSON is stored once and its SSE frame built on read (``docs/server-architecture.md``, "Event
+log storage").
 
 SQLite calls run on a small thread pool so the event loop never blocks on disk. Writes are
 serialized in-process by a lock and across processes by ``BEGIN IMMEDIATE``. Wake-ups are
@@ -11,7 +13,7 @@ process-local: watchers served by another process on the same file still see new
 their next heartbeat, because they re-read the log every time their wait times out.
 
 Live watchers at the tail are served from memory: for executions someone reads, the newest
-events appended by this process (their stored rows, frames included) stay in a bounded
+events appended by this process (their committed rows, frames built) stay in a bounded
 :class:`Tail`, so a read that falls inside it costs no SQLite call and no worker thread, and
 one joined chunk of frames serves every watcher at the same position. The log stays the source
 of truth: a tail only ever holds a contiguous run of rows exactly as committed, reads outside it
