@@ -30,15 +30,16 @@ def append_args(max_events: int, events: Sequence[NewEvent]) -> list[Any]:
     """The arguments of the ``APPEND`` script for ``events``."""
     positions: dict[Source, int] = {}
     sources: list[Any] = []
-    per_event: list[Any] = []
+    parts: list[bytes] = []
     for ev in events:
         src = (ev.kind, ev.correlation_id, ev.checkpoint_id, ev.checkpoint_name, ev.step_name)
         pos = positions.get(src)
         if pos is None:
             pos = positions[src] = len(positions) + 1
             sources += [orjson.dumps(src), ev.correlation_id]
-        per_event += [pos, ev.index, ev.body]
-    return [max_events, len(positions), *sources, *per_event]
+        body = ev.body
+        parts += (b"%d %d %d " % (pos, ev.index, len(body)), body)
+    return [max_events, len(positions), *sources, b"".join(parts)]
 
 
 class Sources:

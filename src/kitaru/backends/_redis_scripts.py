@@ -31,8 +31,10 @@ from __future__ import annotations
 __all__ = ["APPEND", "EXPIRE", "MARK_ENDED", "READ", "TAIL", "TRUNCATE"]
 
 # KEYS: log, meta, keys, src. ARGV: max_events (0: all), the number S of distinct sources in
-# the batch, S pairs (source JSON, correlation_id), then 3 per event: its source's position
-# among those pairs (1-based), its index, its JSON. Returns {stored, last}.
+# the batch, S pairs (source JSON, correlation_id), then the events in one string: per event
+# "<position of its source among those pairs, 1-based> <index> <length of its JSON> " and
+# its JSON. One string rather than three arguments per event: a client encodes one large
+# argument far faster than thousands of small ones. Returns {stored, last}.
 APPEND = """
 local last = tonumber(redis.call('HGET', KEYS[2], 'last') or '0')
 local nsrc = tonumber(ARGV[2])
@@ -48,27 +50,33 @@ for i = 1, nsrc do
   srcs[i] = s
   corrs[i] = redis.call('HGET', KEYS[4], c)
 end
+local blob = ARGV[3 + 2 * nsrc]
+local evsrc, evkey, evdata = {}, {}, {}
+local p = 1
+while p <= #blob do
+  local _, e, pos, index, len = string.find(blob, '^(%d+) (%d+) (%d+) ', p)
+  local i = tonumber(pos)
+  evsrc[#evsrc + 1] = srcs[i]
+  evkey[#evkey + 1] = corrs[i] .. ':' .. index
+  evdata[#evdata + 1] = string.sub(blob, e + 1, e + tonumber(len))
+  p = e + tonumber(len) + 1
+end
 -- Idempotency keys looked up and stored a chunk at a time (HMGET, HSET) rather than one
 -- HSETNX per event: half the Redis calls of an append. Chunks stay far below Lua's unpack
 -- limit.
-local first = 3 + 2 * nsrc
 local stored = 0
 local seen = {}
-for c = first, #ARGV, 3 * 500 do
-  local stop = math.min(#ARGV, c + 3 * 500 - 1)
+for c = 1, #evkey, 500 do
   local keys = {}
-  for b = c, stop, 3 do
-    keys[#keys + 1] = corrs[tonumber(ARGV[b])] .. ':' .. ARGV[b + 1]
-  end
+  for j = c, math.min(#evkey, c + 499) do keys[#keys + 1] = evkey[j] end
   local have = redis.call('HMGET', KEYS[3], unpack(keys))
   local new = {}
   for j, key in ipairs(keys) do
     if not have[j] and not seen[key] then
       seen[key] = true
       last = last + 1
-      local b = c + 3 * (j - 1)
-      redis.call('XADD', KEYS[1], last .. '-0', 'k', key, 's', srcs[tonumber(ARGV[b])],
-        'd', ARGV[b + 2])
+      redis.call('XADD', KEYS[1], last .. '-0', 'k', key, 's', evsrc[c + j - 1],
+        'd', evdata[c + j - 1])
       new[#new + 1] = key
       new[#new + 1] = last
       stored = stored + 1
