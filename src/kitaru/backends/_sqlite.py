@@ -35,6 +35,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,13 +51,19 @@ from kitaru.backends._base import (
     NewEvent,
     ReadResult,
     Retention,
-    new_event_frame,
 )
-from kitaru.backends._seq import _CURSOR_RE, Notifier, format_cursor, gap_for, parse_cursor
+from kitaru.backends._seq import (
+    _CURSOR_RE,
+    FRAME_TEMPLATE,
+    Notifier,
+    format_cursor,
+    frame_head,
+    gap_for,
+    parse_cursor,
+)
 from kitaru.backends._sqlite_schema import migrate
 from kitaru.backends._sqlite_tail import BLOCK_BYTES, TAIL_EXECUTIONS, Row, Tail
 from kitaru.backends._sqlite_write import Sources
-from kitaru.events._codec import event_frame_parts
 
 __all__ = ["SqliteEventLog"]
 
@@ -64,11 +71,14 @@ T = TypeVar("T")
 
 _READ_SQL = (
     "SELECT e.seq, s.kind, s.correlation_id, e.idx, s.checkpoint_id, s.checkpoint_name, "
-    "s.step_name, e.body FROM events e CROSS JOIN event_sources s ON s.src = e.src "
+    "s.step_name, e.head FROM events e CROSS JOIN event_sources s ON s.src = e.src "
     "WHERE e.log_id=? AND e.seq>? ORDER BY e.seq LIMIT ?"
 )
-_FRAMES_SQL = "SELECT seq, src, body FROM events WHERE log_id=? AND seq>? ORDER BY seq LIMIT ?"
-_KINDS_KEPT = 50_000
+# Each row is the arguments of FRAME_TEMPLATE, in order (see _read_frames).
+_FRAMES_SQL = (
+    "SELECT e.seq, CAST(s.kind AS BLOB), e.head, e.seq FROM events e CROSS JOIN event_sources s "
+    "ON s.src = e.src WHERE e.log_id=? AND e.seq>? ORDER BY e.seq LIMIT ?"
+)
 _BOUNDS_SQL = "SELECT log_id, last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?"
 
 # WAL bytes appended before a checkpoint is started off the hot path (SQLite's own automatic
@@ -120,7 +130,6 @@ class SqliteEventLog(EventLog):
         self._checkpointing = False
         self._closed = False
         self._sources = Sources()
-        self._kinds: dict[int, bytes] = {}  # kind of each source number, for read_frames
         try:
             migrate(self._conn())
         except sqlite3.Error as exc:
@@ -343,9 +352,9 @@ class SqliteEventLog(EventLog):
         rows, last_seq, gap, ended, _ = self._select(_READ_SQL, exec_id, after, limit)
         events = [
             LoggedEvent(
-                format_cursor(seq), kind, corr, idx, cid, cname, sname, _frame(seq, kind, body)
+                format_cursor(seq), kind, corr, idx, cid, cname, sname, _frame(seq, kind, head)
             )
-            for seq, kind, corr, idx, cid, cname, sname, body in rows
+            for seq, kind, corr, idx, cid, cname, sname, head in rows
         ]
         return ReadResult(
             events=events,
@@ -413,34 +422,17 @@ class SqliteEventLog(EventLog):
 
     def _read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
         rows, _, gap, ended, after_seq = self._select(_FRAMES_SQL, exec_id, after, limit)
-        # The frames of a batch are joined from pieces in one go, the kinds of sources from
-        # memory (a source's row never changes): a catch-up read costs little more than the
-        # ready-made frames of the older layout did.
-        kinds = self._kinds
-        parts: list[bytes] = []
-        extend = parts.extend
-        for seq, src, body in rows:
-            kind = kinds.get(src)
-            if kind is None:
-                kind = self._kind_of(src)
-            extend(event_frame_parts(b"%012d" % seq, kind, body))  # format_cursor, as bytes
-        # Retained sequence numbers are contiguous, so the last one is implied by the count.
+        # The whole batch is formatted in one call: the template repeated once per row over
+        # the rows' values, flattened (SQLite returns them in the template's order).
         count = len(rows)
         return FrameBatch(
-            frames=b"".join(parts),
+            frames=(FRAME_TEMPLATE * count) % tuple(chain.from_iterable(rows)),
             count=count,
+            # Retained sequence numbers are contiguous, so the last one is implied by the count.
             cursor=format_cursor(after_seq + count) if count else None,
             gap=gap,
             ended=ended,
         )
-
-    def _kind_of(self, src: int) -> bytes:
-        if len(self._kinds) > _KINDS_KEPT:
-            self._kinds.clear()
-        row = self._conn().execute("SELECT kind FROM event_sources WHERE src=?", (src,)).fetchone()
-        kind: bytes = row[0].encode()
-        self._kinds[src] = kind
-        return kind
 
     async def wait(self, exec_id: str, after: str | None, timeout: float) -> bool:
         """Sleep until there is something after ``after``, the log ends, or the timeout."""
@@ -471,16 +463,16 @@ class SqliteEventLog(EventLog):
                 conn.close()
 
 
-def _frame(seq: int, kind: str, body: bytes) -> bytes:
-    """The SSE frame of a stored event (``docs/protocol.md``), built from its stored form."""
-    return new_event_frame(format_cursor(seq), kind, body)
+def _frame(seq: int, kind: str, head: bytes) -> bytes:
+    """The SSE frame of a stored event (``docs/protocol.md``), built from its stored head."""
+    return FRAME_TEMPLATE % (seq, kind.encode(), head, seq)
 
 
 def _tail_rows(exec_id: str, done: write.Appended) -> list[Row]:
     """The rows an append committed, as the in-memory tail keeps them (frames built)."""
     rows: list[Row] = []
     for seq, ev in enumerate(done.events, done.prev_last + 1):
-        frame = _frame(seq, ev.kind, ev.body)
+        frame = _frame(seq, ev.kind, frame_head(ev.body))
         rows.append(
             (
                 exec_id,

@@ -8,9 +8,10 @@ Layout (version 2, ``docs/server-architecture.md``, "Event log storage"):
 * ``event_sources``: the distinct ``(correlation_id, kind, checkpoint_id, checkpoint_name,
   step_name)`` of each execution's events, each stored once and numbered ``src``.
 * ``events``: per event its ``log_id``, ``seq``, ``src``, ``corr`` (the ``src`` of the first
-  source with the same correlation ID: half of the idempotency key), ``idx`` and ``body``,
-  the event's JSON exactly as ingested. The SSE frame is built on read
-  (:func:`~kitaru.events._codec.new_event_frame`), so nothing is stored twice.
+  source with the same correlation ID: half of the idempotency key), ``idx`` and ``head``,
+  the event's JSON as ingested with its closing brace turned into the place for the cursor
+  (:func:`~kitaru.backends._seq.frame_head`). The SSE frame is built on read
+  (:data:`~kitaru.backends._seq.FRAME_TEMPLATE`), so nothing is stored twice.
 
 Version 1 (before 2026-12) stored per event the execution ID, correlation ID, kind and
 checkpoint fields as text, next to a ready-made SSE frame that repeated them, under a second
@@ -31,7 +32,7 @@ from kitaru._sqlite_errors import rollback
 from kitaru.backends._base import EventLogError
 from kitaru.events._codec import frame_data
 
-__all__ = ["LATEST", "MIGRATIONS", "migrate", "v1_body"]
+__all__ = ["LATEST", "MIGRATIONS", "migrate", "v1_head"]
 
 # ``events`` stays a rowid table: a WITHOUT ROWID table keeps at most about 1 KB of a row in
 # its B-tree page and spills the rest of a larger event into an overflow page of its own
@@ -64,7 +65,7 @@ CREATE TABLE events (
     src INTEGER NOT NULL,
     corr INTEGER NOT NULL,
     idx INTEGER NOT NULL,
-    body BLOB NOT NULL,
+    head BLOB NOT NULL,
     PRIMARY KEY (log_id, seq)
 );
 CREATE UNIQUE INDEX events_key ON events (corr, idx);
@@ -73,18 +74,16 @@ CREATE UNIQUE INDEX events_key ON events (corr, idx);
 _COPY_PAGE = 2_000
 
 
-def v1_body(frame: bytes, seq: int) -> bytes:
-    """The ingested JSON of a version-1 frame: its data without the spliced-in cursor.
+def v1_head(frame: bytes, seq: int) -> bytes:
+    """The stored head (:func:`~kitaru.backends._seq.frame_head`) of a version-1 frame.
 
-    The exact inverse of :func:`~kitaru.events._codec.new_event_frame`.
+    A version-1 frame's data is exactly that head followed by the cursor.
     """
     data = frame_data(frame)
     suffix = b'"cursor":"%012d"}' % seq
-    if data == b"{" + suffix:
-        return b"{}"
-    if not data.endswith(b"," + suffix):
+    if not data.endswith(suffix) or data[-len(suffix) - 1 : -len(suffix)] not in (b",", b"{"):
         raise EventLogError(f"event {seq} of the version-1 event log has no cursor in its frame")
-    return data[: -len(suffix) - 1] + b"}"
+    return data[: -len(suffix)]
 
 
 def _to_v2(conn: sqlite3.Connection) -> None:
@@ -140,9 +139,9 @@ def _to_v2(conn: sqlite3.Connection) -> None:
         for _, exec_id, seq, corr_id, idx, kind, cid, cname, sname, frame in page:
             log_id = log_ids[exec_id]
             src = srcs[(log_id, corr_id, kind, cid, cname, sname)]
-            rows.append((log_id, seq, src, corrs[(log_id, corr_id)], idx, v1_body(frame, seq)))
+            rows.append((log_id, seq, src, corrs[(log_id, corr_id)], idx, v1_head(frame, seq)))
         conn.executemany(
-            "INSERT INTO events (log_id, seq, src, corr, idx, body) VALUES (?,?,?,?,?,?)", rows
+            "INSERT INTO events (log_id, seq, src, corr, idx, head) VALUES (?,?,?,?,?,?)", rows
         )
         last = page[-1][0]
     conn.execute("DROP TABLE events_v1")

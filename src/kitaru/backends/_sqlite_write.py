@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 from kitaru._sqlite_errors import rollback
 from kitaru.backends._base import NewEvent
-from kitaru.backends._seq import parse_cursor
+from kitaru.backends._seq import frame_head, parse_cursor
 
 __all__ = ["Appended", "Sources", "append", "expire", "mark_ended", "truncate"]
 
 SourceKey = tuple[int, str, str, str | None, str | None, str | None]
 
-_INSERT_SQL = "INSERT INTO events (log_id, seq, src, corr, idx, body) VALUES (?,?,?,?,?,?)"
+_INSERT_SQL = "INSERT INTO events (log_id, seq, src, corr, idx, head) VALUES (?,?,?,?,?,?)"
 _EXISTS_SQL = "SELECT 1 FROM events WHERE corr=? AND idx=?"
 _FIND_SOURCE_SQL = (
     "SELECT src FROM event_sources WHERE log_id=? AND correlation_id=? AND kind=? "
@@ -163,7 +163,7 @@ def _rows(
     log_id: int, last_seq: int, events: list[NewEvent], ids: list[tuple[int, int]]
 ) -> list[tuple[int, int, int, int, int, bytes]]:
     return [
-        (log_id, seq, src, corr, ev.index, ev.body)
+        (log_id, seq, src, corr, ev.index, frame_head(ev.body))
         for seq, ev, (src, corr) in zip(
             range(last_seq + 1, last_seq + 1 + len(events)), events, ids, strict=True
         )

@@ -40,7 +40,6 @@ __all__ = [
     "dumps",
     "encode_frame",
     "encode_record",
-    "event_frame_parts",
     "frame_data",
     "new_event_frame",
     "to_wire",
@@ -213,21 +212,6 @@ def new_event_frame(cursor: str, kind: str, body: bytes) -> bytes:
         kind.encode(),
         memoryview(body)[:-1],  # type: ignore[str-format]  # %b takes any buffer
         c,
-    )
-
-
-def event_frame_parts(cursor: bytes, kind: bytes, body: bytes) -> tuple[bytes, bytes, bytes]:
-    """:func:`new_event_frame` in three pieces to join with others (the body is not copied).
-
-    For logs that build many frames at once from a stored body (a catch-up read): joining
-    the pieces of a whole batch once is cheaper than formatting each frame on its own.
-    """
-    if body == b"{}":
-        return b"id: %b\nevent: %b\ndata: {" % (cursor, kind), b"", b'"cursor":"%b"}\n\n' % cursor
-    return (
-        b"id: %b\nevent: %b\ndata: " % (cursor, kind),
-        memoryview(body)[:-1],  # type: ignore[return-value]  # bytes.join takes any buffer
-        b',"cursor":"%b"}\n\n' % cursor,
     )
 
 
