@@ -14,7 +14,6 @@ Target: the Redis log at ≥ 0.8x the SQLite log's end-to-end rate.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -22,26 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import ROOT, KitaruServer, Result, header, parser, proc_cpu_seconds, run_main, tempdir
+from _common import KitaruServer, Result, header, parser, proc_cpu_seconds, run_main, tempdir
+from bench_storage import _service
 from quick_stream_throughput import bodies, new_execution, post_all, read_stream
 
 from kitaru import _wire
 
 TARGET = 0.8
-
-
-def _service(name: str, folder: Path, *, stop: bool = False) -> str:
-    script = ROOT / "scripts" / "services" / f"{'stop' if stop else 'start'}-{name}.sh"
-    done = subprocess.run(
-        ["bash", str(script), "--dir", str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if done.returncode != 0 and not stop:
-        raise RuntimeError(f"{script.name} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
 def live(server: KitaruServer, n: int, res: Result, label: str) -> dict[str, Any]:

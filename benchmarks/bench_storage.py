@@ -46,6 +46,7 @@ TARGET_RATIO = 1.5
 
 
 def _service(name: str, folder: Path, *, stop: bool = False) -> str:
+    """Start (or stop) a service from ``scripts/services/`` in ``folder``; its URL."""
     script = ROOT / "scripts" / "services" / f"{'stop' if stop else 'start'}-{name}.sh"
     done = subprocess.run(
         ["bash", str(script), "--dir", str(folder)],

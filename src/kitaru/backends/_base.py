@@ -13,6 +13,7 @@ to the event loop that first uses it.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -85,8 +86,8 @@ class NewEvent:
 class LoggedEvent:
     """An event as stored: its cursor, the fields filters look at, and its wire frame.
 
-    The log keeps each event's SSE data frame ready-made (see :func:`encode_frame`), so a
-    stream without filters is a concatenation of stored bytes.
+    ``frame`` is the event's SSE data frame (see :func:`encode_frame`), built by the log from
+    what it stores, so a stream without filters is a concatenation of frames.
     """
 
     cursor: str
@@ -140,7 +141,7 @@ class ReadResult:
 
 @dataclass(frozen=True, slots=True)
 class FrameBatch:
-    """One batch read from the log as ready-made SSE frames (the unfiltered fast path).
+    """One batch read from the log as concatenated SSE frames (the unfiltered fast path).
 
     Attributes:
         frames: The concatenated data frames of up to ``limit`` events.
@@ -190,6 +191,16 @@ class Retention:
             positive_int("max_events", self.max_events)
         if self.ended_ttl is not None:
             positive_number("ended_ttl", self.ended_ttl, allow_zero=True)
+
+    def ended_cutoff(self, now: float | None = None) -> float | None:
+        """The end time at or before which an execution's events are dropped (``None``: never).
+
+        Args:
+            now: The current time (default: the clock's).
+        """
+        if self.ended_ttl is None:
+            return None
+        return (time.time() if now is None else now) - self.ended_ttl
 
 
 class EventLog(abc.ABC):

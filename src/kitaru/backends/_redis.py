@@ -46,7 +46,15 @@ from kitaru.backends._base import (
     ReadResult,
     Retention,
 )
-from kitaru.backends._redis_tail import Tail, logged_event
+from kitaru.backends._redis_entries import (
+    Item,
+    Sources,
+    append_args,
+    decode,
+    decode_fields,
+    source_numbers,
+)
+from kitaru.backends._redis_tail import Tail
 from kitaru.backends._seq import Notifier, format_cursor, gap_for, parse_cursor
 
 __all__ = ["RedisEventLog"]
@@ -56,6 +64,8 @@ logger = logging.getLogger("kitaru.backends.redis")
 T = TypeVar("T")
 
 _EXPIRE_PAGE = 500
+# Stands in for a source number missing from its hash (never written apart from its events).
+_UNKNOWN_SOURCE = orjson.dumps(["", "", None, None, None])
 
 
 class RedisEventLog(EventLog):
@@ -116,11 +126,14 @@ class RedisEventLog(EventLog):
         self._truncate = client.register_script(lua.TRUNCATE)
         self._expire = client.register_script(lua.EXPIRE)
         self._notifier = Notifier()
+        self._sources = Sources()
         self._tails: dict[str, Tail] = {}
         self._followers: dict[str, asyncio.Task[None]] = {}
         self._blocking: dict[str, int] = {}  # Redis client ID of each follower's connection
         # Identical Redis reads in flight are shared (a burst of watchers opening at once).
-        self._inflight: dict[tuple[str, int, int, bool], asyncio.Future[Any]] = {}
+        self._inflight: dict[
+            tuple[str, int, int], asyncio.Future[tuple[int, int, str | None, list[Item], int]]
+        ] = {}
         self._stats = {
             "redis_reads": 0,  # read commands sent to Redis by watchers (catch-up)
             "redis_follow_reads": 0,  # blocking reads and polls of the followers
@@ -136,6 +149,9 @@ class RedisEventLog(EventLog):
     def _keys(self, exec_id: str) -> tuple[str, str, str]:
         p = self.prefix
         return f"{p}:log:{exec_id}", f"{p}:meta:{exec_id}", f"{p}:keys:{exec_id}"
+
+    def _src_key(self, exec_id: str) -> str:
+        return f"{self.prefix}:src:{exec_id}"
 
     @property
     def _ended_key(self) -> str:
@@ -170,25 +186,8 @@ class RedisEventLog(EventLog):
         if not events:
             res = await self.read(exec_id, None, 1)
             return AppendResult(0, 0, res.last_cursor)
-        args: list[Any] = [self.retention.max_events or 0]
-        for ev in events:
-            body = ev.body
-            args += [
-                f"{ev.index}:{ev.correlation_id}",
-                ev.kind,
-                b"" if body == b"{}" else body[:-1],
-                orjson.dumps(
-                    [
-                        ev.kind,
-                        ev.correlation_id,
-                        ev.index,
-                        ev.checkpoint_id,
-                        ev.checkpoint_name,
-                        ev.step_name,
-                    ]
-                ),
-            ]
-        keys = list(self._keys(exec_id))
+        args = append_args(self.retention.max_events or 0, events)
+        keys = [*self._keys(exec_id), self._src_key(exec_id)]
         self._stats["redis_writes"] += 1
         stored, last = await self._call(lambda: self._append(keys=keys, args=args))
         return AppendResult(
@@ -222,10 +221,9 @@ class RedisEventLog(EventLog):
 
     async def enforce_retention(self, now: float | None = None) -> int:
         """Drop the events of executions that ended more than ``ended_ttl`` seconds ago."""
-        ttl = self.retention.ended_ttl
-        if ttl is None:
+        cutoff = self.retention.ended_cutoff(now)
+        if cutoff is None:
             return 0
-        cutoff = (time.time() if now is None else now) - ttl
         dropped = 0
         while True:
             due: list[Any] = list(await self._call(lambda: self._zrange_due(cutoff)))
@@ -246,72 +244,76 @@ class RedisEventLog(EventLog):
 
     # -- reads ----------------------------------------------------------------------------
 
+    def _serving_tail(self, exec_id: str, after_seq: int) -> Tail | None:
+        """This replica's followed tail of ``exec_id`` if it can serve a reader at ``after_seq``."""
+        self._check_open()
+        tail = self._tails.get(exec_id)
+        if tail is None or not tail.covers(after_seq):
+            return None
+        self._stats["tail_reads"] += 1
+        return tail
+
     async def read(self, exec_id: str, after: str | None, limit: int) -> ReadResult:
         """Up to ``limit`` events after ``after``, with a gap when some were dropped."""
         after_seq = _parse(after)
-        self._check_open()
-        tail = self._tails.get(exec_id)
-        if tail is not None and tail.covers(after_seq):
-            self._stats["tail_reads"] += 1
+        tail = self._serving_tail(exec_id, after_seq)
+        if tail is not None:
             return tail.read(after_seq, limit)
-        raw = await self._read_redis(exec_id, after_seq, max(1, limit), frames=False)
-        last, base, ended, entries, _ = raw
-        parse_cursor(after, int(last))  # beyond the end: refused
-        events = []
-        for entry_id, meta, frame in entries:
-            events.append(logged_event(int(entry_id.partition(b"-")[0]), meta, frame))
+        last, base, ended, items, _ = await self._read_redis(exec_id, after_seq, max(1, limit))
+        parse_cursor(after, last)  # beyond the end: refused
         return ReadResult(
-            events=events,
-            gap=gap_for(after, after_seq, int(base)),
-            ended=ended.decode() or None,
-            last_cursor=format_cursor(int(last)) if int(last) else None,
+            events=[e for _, e in items if not isinstance(e, str)],
+            gap=gap_for(after, after_seq, base),
+            ended=ended,
+            last_cursor=format_cursor(last) if last else None,
         )
 
     async def read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
         """Up to ``limit`` events after ``after`` as concatenated frames."""
         after_seq = _parse(after)
-        self._check_open()
-        tail = self._tails.get(exec_id)
-        if tail is not None and tail.covers(after_seq):
-            self._stats["tail_reads"] += 1
+        tail = self._serving_tail(exec_id, after_seq)
+        if tail is not None:
             return tail.read_frames(after_seq, limit)
-        raw = await self._read_redis(exec_id, after_seq, max(1, limit), frames=True)
-        last, base, ended, frames, from_seq = raw
-        parse_cursor(after, int(last))  # beyond the end: refused
+        last, base, ended, items, from_seq = await self._read_redis(
+            exec_id, after_seq, max(1, limit)
+        )
+        parse_cursor(after, last)  # beyond the end: refused
+        frames = [e.frame for _, e in items if not isinstance(e, str)]
         count = len(frames)
         return FrameBatch(
             frames=b"".join(frames),
             count=count,
             # Retained event numbers are contiguous, so the last one is implied by the count.
-            cursor=format_cursor(int(from_seq) + count) if count else None,
-            gap=gap_for(after, after_seq, int(base)),
-            ended=ended.decode() or None,
+            cursor=format_cursor(from_seq + count) if count else None,
+            gap=gap_for(after, after_seq, base),
+            ended=ended,
         )
 
     async def _read_redis(
-        self, exec_id: str, after_seq: int, limit: int, *, frames: bool
-    ) -> list[Any]:
-        key = (exec_id, after_seq, limit, frames)
+        self, exec_id: str, after_seq: int, limit: int
+    ) -> tuple[int, int, str | None, list[Item], int]:
+        """The ``READ`` script's answer, decoded: last, base, ended, entries, from."""
+        key = (exec_id, after_seq, limit)
         shared = self._inflight.get(key)
-        if shared is not None:
-            return list(await asyncio.shield(shared))
+        if shared is None:
+            shared = asyncio.ensure_future(self._read_script_decoded(exec_id, after_seq, limit))
+            # Its callers may all be gone (disconnected) by the time it fails: mark it seen.
+            shared.add_done_callback(_consume)
+            self._inflight[key] = shared
+            shared.add_done_callback(lambda f: self._inflight.pop(key, None))
+        return await asyncio.shield(shared)
+
+    async def _read_script_decoded(
+        self, exec_id: str, after_seq: int, limit: int
+    ) -> tuple[int, int, str | None, list[Item], int]:
         log, meta, _ = self._keys(exec_id)
         self._stats["redis_reads"] += 1
-        fut: asyncio.Future[Any] = asyncio.ensure_future(
-            self._call(
-                lambda: self._read_script(
-                    keys=[log, meta], args=[after_seq, limit, "f" if frames else "e"]
-                )
-            )
-        )
-        # Its callers may all be gone (disconnected) by the time it fails: mark the error seen.
-        fut.add_done_callback(_consume)
-        self._inflight[key] = fut
-        try:
-            return list(await asyncio.shield(fut))
-        finally:
-            if self._inflight.get(key) is fut:
-                del self._inflight[key]
+        keys = [log, meta, self._src_key(exec_id)]
+        raw = await self._call(lambda: self._read_script(keys=keys, args=[after_seq, limit]))
+        last, base, ended, entries, from_seq, sources = raw
+        self._sources.learn(exec_id, sources)
+        items = decode(exec_id, self._sources, entries)
+        return int(last), int(base), ended.decode() or None, items, int(from_seq)
 
     # -- waiting and following ------------------------------------------------------------
 
@@ -357,6 +359,7 @@ class RedisEventLog(EventLog):
     async def _follower(self, tail: Tail) -> None:
         exec_id = tail.exec_id
         log, meta, _ = self._keys(exec_id)
+        src = self._src_key(exec_id)
         backoff = Backoff(0.05, 2.0)
         me = asyncio.current_task()
         # The blocking read gets a connection of its own, known by its Redis client ID, so
@@ -372,10 +375,12 @@ class RedisEventLog(EventLog):
                 try:
                     if not tail.synced:
                         self._stats["redis_follow_reads"] += 1
-                        last, ended, entries = await self._tail_script(
-                            keys=[log, meta], args=[self.tail_size]
+                        last, ended, entries, sources = await self._tail_script(
+                            keys=[log, meta, src], args=[self.tail_size]
                         )
-                        tail.reset(int(last), ended.decode() or None, entries)
+                        self._sources.learn(exec_id, sources)
+                        items = decode(exec_id, self._sources, entries)
+                        tail.reset(int(last), ended.decode() or None, items)
                         self._notifier.notify(exec_id)
                     if blocking is None:
                         blocking = self._r.client()
@@ -389,7 +394,9 @@ class RedisEventLog(EventLog):
                         block=max(1, int(self.block * 1000)),
                     )
                     if reply:
-                        tail.absorb(reply[0][1])
+                        entries = reply[0][1]
+                        await self._learn_sources(exec_id, source_numbers(entries))
+                        tail.absorb(decode_fields(exec_id, self._sources, entries))
                         self._notifier.notify(exec_id)
                     elif tail.ended is None:
                         # Idle: the end entry may have been trimmed away by retention before
@@ -430,6 +437,17 @@ class RedisEventLog(EventLog):
             if task is not None and task is asyncio.current_task():
                 del self._followers[exec_id]
             self._notifier.notify(exec_id)
+
+    async def _learn_sources(self, exec_id: str, numbers: list[bytes]) -> None:
+        """Fetch the sources among ``numbers`` this replica does not know yet (one call)."""
+        missing = self._sources.missing(exec_id, numbers)
+        if missing:
+            self._stats["redis_follow_reads"] += 1
+            found: list[Any] = await self._r.hmget(self._src_key(exec_id), missing)
+            flat: list[bytes] = []
+            for number, source in zip(missing, found, strict=True):
+                flat += [number, source or _UNKNOWN_SOURCE]
+            self._sources.learn(exec_id, flat)
 
     # -- lifecycle ------------------------------------------------------------------------
 

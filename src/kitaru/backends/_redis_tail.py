@@ -2,34 +2,22 @@
 
 A replica keeps one :class:`Tail` per execution that someone on it is waiting for. One
 follower task (in :mod:`kitaru.backends._redis`) reads the stream with a blocking ``XREAD``
-and appends what arrives here; every watcher of that execution on this replica is then
-served from this memory. So the Redis reads of a replica grow with the number of executions
-it follows, not with the number of watchers (``docs/deployment.md``). A watcher whose
-position is below the tail (a catch-up from far back) reads Redis itself.
+and appends what arrives here, decoded (:mod:`kitaru.backends._redis_entries`); every
+watcher of that execution on this replica is then served from this memory. So the Redis
+reads of a replica grow with the number of executions it follows, not with the number of
+watchers (``docs/deployment.md``). A watcher whose position is below the tail (a catch-up
+from far back) reads Redis itself.
 """
 
 from __future__ import annotations
 
 import time
 
-import orjson
-
 from kitaru.backends._base import FrameBatch, LoggedEvent, ReadResult
+from kitaru.backends._redis_entries import Item
 from kitaru.backends._seq import format_cursor
 
-__all__ = ["Tail", "entry_seq", "logged_event"]
-
-
-def entry_seq(entry_id: bytes) -> tuple[int, bool]:
-    """The event number of a stream entry ID, and whether it is the end entry."""
-    seq, _, sub = entry_id.partition(b"-")
-    return int(seq), sub != b"0"
-
-
-def logged_event(seq: int, meta: bytes, frame: bytes) -> LoggedEvent:
-    """A :class:`LoggedEvent` from a stream entry's ``m`` and ``f`` fields."""
-    kind, corr, index, cid, cname, sname = orjson.loads(meta)
-    return LoggedEvent(format_cursor(seq), kind, corr, index, cid, cname, sname, frame)
+__all__ = ["Tail"]
 
 
 class Tail:
@@ -58,19 +46,18 @@ class Tail:
         self.waiters = 0
         self.last_used = time.monotonic()
 
-    def reset(self, last: int, ended: str | None, entries: list[list[bytes]]) -> None:
-        """Load the tail from the newest stream entries (``entries`` newest first)."""
+    def reset(self, last: int, ended: str | None, items: list[Item]) -> None:
+        """Load the tail from the newest stream entries (``items`` newest first)."""
         events: list[LoggedEvent] = []
         newest_id = b"%d-0" % last
-        for i, (entry_id, meta, payload) in enumerate(entries):
+        for i, (entry_id, item) in enumerate(items):
             if i == 0:
                 newest_id = max(entry_id, newest_id, key=_id_key)
-            seq, is_end = entry_seq(entry_id)
-            if is_end:
-                continue
-            if events and seq != int(events[-1].cursor) - 1:
+            if isinstance(item, str):
+                continue  # the end entry
+            if events and int(item.cursor) != int(events[-1].cursor) - 1:
                 break  # only the contiguous newest run matters
-            events.append(logged_event(seq, meta, payload))
+            events.append(item)
         events.reverse()
         self.events = events[-self.size :]
         self.hi = last
@@ -82,16 +69,16 @@ class Tail:
         self.synced = True
         self.down = False
 
-    def absorb(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def absorb(self, items: list[Item]) -> None:
         """Add entries the follower read after :attr:`stream_id`, in stream order."""
         events = self.events
-        for entry_id, fields in entries:
+        for entry_id, item in items:
             self.stream_id = entry_id
-            seq, is_end = entry_seq(entry_id)
-            if is_end:
+            if isinstance(item, str):
                 if self.ended is None:
-                    self.ended = fields[b"e"].decode()
+                    self.ended = item
                 continue
+            seq = int(item.cursor)
             if seq <= self.hi:
                 continue
             if seq != self.hi + 1:
@@ -99,7 +86,7 @@ class Tail:
                 # first retained one; readers below it go to Redis and get their gap there.
                 events.clear()
                 self.lo = seq
-            events.append(logged_event(seq, fields[b"m"], fields[b"f"]))
+            events.append(item)
             self.hi = seq
         if len(events) > 2 * self.size:
             cut = len(events) - self.size

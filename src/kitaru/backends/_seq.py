@@ -17,7 +17,15 @@ import weakref
 
 from kitaru.backends._base import CursorInvalidError, Gap
 
-__all__ = ["Notifier", "Token", "format_cursor", "gap_for", "parse_cursor"]
+__all__ = [
+    "FRAME_TEMPLATE",
+    "Notifier",
+    "Token",
+    "format_cursor",
+    "frame_head",
+    "gap_for",
+    "parse_cursor",
+]
 
 _CURSOR_RE = re.compile(r"[0-9]{1,19}")
 _MAX_SEQ = 2**63 - 1
@@ -26,6 +34,21 @@ _MAX_SEQ = 2**63 - 1
 def format_cursor(seq: int) -> str:
     """The cursor string of sequence number ``seq``."""
     return f"{seq:012d}"
+
+
+FRAME_TEMPLATE = b'id: %012d\nevent: %b\ndata: %b"cursor":"%012d"}\n\n'
+"""The frame of :func:`~kitaru.events._codec.new_event_frame` as a template over ``(seq, kind,
+head, seq)`` (``head``: see :func:`frame_head`). Repeated ``n`` times it formats a whole batch
+in one call, which is what makes a catch-up read from a compact stored form cheap."""
+
+
+def frame_head(body: bytes) -> bytes:
+    """An event's JSON with its closing brace turned into the place for the cursor.
+
+    ``{"a":1}`` becomes ``{"a":1,`` and ``{}`` becomes ``{``: the frame's data is the head
+    followed by ``"cursor":"..."}``. Same size as the JSON; the logs store this form.
+    """
+    return b"{" if body == b"{}" else body[:-1] + b","
 
 
 def parse_cursor(cursor: str | None, last_seq: int) -> int:

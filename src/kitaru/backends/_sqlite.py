@@ -1,9 +1,11 @@
 """The SQLite event log: durable, in the server's database file.
 
-Each execution's events are numbered 1, 2, 3, ... in the ``events`` table; the numbers are the
-cursors, so cursors stay valid across server restarts on the same file. The ``event_logs``
-table holds per execution the newest number, the first retained number (retention moves it
-up; a reader below it gets a gap) and the final status once ended.
+Each execution's events are numbered 1, 2, 3, ...; the numbers are the cursors, so cursors
+stay valid across server restarts on the same file. Tables, layout and migrations are in
+:mod:`kitaru.backends._sqlite_schema`, the write transactions in
+:mod:`kitaru.backends._sqlite_write`; this module runs them and serves reads. Each event's
+JSON is stored once and its SSE frame built on read (``docs/server-architecture.md``, "Event
+log storage").
 
 SQLite calls run on a small thread pool so the event loop never blocks on disk. Writes are
 serialized in-process by a lock and across processes by ``BEGIN IMMEDIATE``. Wake-ups are
@@ -11,7 +13,7 @@ process-local: watchers served by another process on the same file still see new
 their next heartbeat, because they re-read the log every time their wait times out.
 
 Live watchers at the tail are served from memory: for executions someone reads, the newest
-events appended by this process (their stored rows, frames included) stay in a bounded
+events appended by this process (their committed rows, frames built) stay in a bounded
 :class:`Tail`, so a read that falls inside it costs no SQLite call and no worker thread, and
 one joined chunk of frames serves every watcher at the same position. The log stays the source
 of truth: a tail only ever holds a contiguous run of rows exactly as committed, reads outside it
@@ -30,70 +32,54 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from kitaru._sqlite_errors import describe, rollback
+from kitaru._sqlite_errors import describe
+from kitaru.backends import _sqlite_write as write
 from kitaru.backends._base import (
     AppendResult,
     EventLog,
     EventLogError,
     FrameBatch,
+    Gap,
     LoggedEvent,
     NewEvent,
     ReadResult,
     Retention,
-    new_event_frame,
 )
-from kitaru.backends._seq import _CURSOR_RE, Notifier, format_cursor, gap_for, parse_cursor
+from kitaru.backends._seq import (
+    _CURSOR_RE,
+    FRAME_TEMPLATE,
+    Notifier,
+    format_cursor,
+    frame_head,
+    gap_for,
+    parse_cursor,
+)
+from kitaru.backends._sqlite_schema import migrate
 from kitaru.backends._sqlite_tail import BLOCK_BYTES, TAIL_EXECUTIONS, Row, Tail
+from kitaru.backends._sqlite_write import Sources
 
 __all__ = ["SqliteEventLog"]
 
 T = TypeVar("T")
 
-# ``events`` is deliberately a rowid table: its rows (a whole SSE frame, about 1 KB) are larger
-# than a WITHOUT ROWID table stores in its B-tree page, so each row there spilled into a 4 KB
-# overflow page of its own (about 5 KB written per event); the rowid table writes a third of the
-# bytes and doubles ingest throughput (benchmarks/bench_throughput.py).
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS event_logs (
-    exec_id TEXT PRIMARY KEY,
-    last_seq INTEGER NOT NULL DEFAULT 0,
-    base_seq INTEGER NOT NULL DEFAULT 1,
-    ended_status TEXT,
-    ended_at REAL
-);
-CREATE INDEX IF NOT EXISTS event_logs_ended ON event_logs (ended_at);
-CREATE TABLE IF NOT EXISTS events (
-    exec_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    correlation_id TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    checkpoint_id TEXT,
-    checkpoint_name TEXT,
-    step_name TEXT,
-    frame BLOB NOT NULL,
-    PRIMARY KEY (exec_id, seq)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS events_key ON events (exec_id, correlation_id, idx);
-"""
-
 _READ_SQL = (
-    "SELECT seq, kind, correlation_id, idx, checkpoint_id, checkpoint_name, step_name, frame "
-    "FROM events WHERE exec_id=? AND seq>? ORDER BY seq LIMIT ?"
+    "SELECT e.seq, s.kind, s.correlation_id, e.idx, s.checkpoint_id, s.checkpoint_name, "
+    "s.step_name, e.head FROM events e CROSS JOIN event_sources s ON s.src = e.src "
+    "WHERE e.log_id=? AND e.seq>? ORDER BY e.seq LIMIT ?"
 )
-_FRAMES_SQL = "SELECT frame FROM events WHERE exec_id=? AND seq>? ORDER BY seq LIMIT ?"
-_INSERT_SQL = (
-    "INSERT INTO events (exec_id, seq, correlation_id, idx, kind, checkpoint_id, "
-    "checkpoint_name, step_name, frame) VALUES (?,?,?,?,?,?,?,?,?)"
+# Each row is the arguments of FRAME_TEMPLATE, in order (see _read_frames).
+_FRAMES_SQL = (
+    "SELECT e.seq, CAST(s.kind AS BLOB), e.head, e.seq FROM events e CROSS JOIN event_sources s "
+    "ON s.src = e.src WHERE e.log_id=? AND e.seq>? ORDER BY e.seq LIMIT ?"
 )
-_EXISTS_SQL = "SELECT 1 FROM events WHERE exec_id=? AND correlation_id=? AND idx=?"
+_BOUNDS_SQL = "SELECT log_id, last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?"
 
 # WAL bytes appended before a checkpoint is started off the hot path (SQLite's own automatic
 # checkpoint, every 1,000 pages, is turned off on the log's connections).
@@ -143,8 +129,9 @@ class SqliteEventLog(EventLog):
         self._wal_bytes = 0
         self._checkpointing = False
         self._closed = False
+        self._sources = Sources()
         try:
-            self._conn().executescript(_SCHEMA)
+            migrate(self._conn())
         except sqlite3.Error as exc:
             raise EventLogError(f"cannot open the event log: {describe(exc, self.path)}") from exc
 
@@ -208,73 +195,23 @@ class SqliteEventLog(EventLog):
             self._checkpointing = False
 
     def _append(self, exec_id: str, events: Sequence[NewEvent]) -> AppendResult:
-        # Duplicates inside the batch are dropped here; duplicates of stored events are
-        # looked up only when the plain insert of the whole batch hits the unique key (a
-        # retried batch), so the common path is one executemany.
-        batch: list[NewEvent] = []
-        seen: set[tuple[str, int]] = set()
-        for ev in events:
-            key = (ev.correlation_id, ev.index)
-            if key not in seen:
-                seen.add(key)
-                batch.append(ev)
         conn = self._conn()
         with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("INSERT OR IGNORE INTO event_logs (exec_id) VALUES (?)", (exec_id,))
-                last_seq, base_seq, ended = conn.execute(
-                    "SELECT last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?",
-                    (exec_id,),
-                ).fetchone()
-                conn.execute("SAVEPOINT batch")
-                prev_last = last_seq
-                dropped_below: int | None = None
-                rows = _rows(exec_id, batch, last_seq)
-                try:
-                    conn.executemany(_INSERT_SQL, rows)
-                except sqlite3.IntegrityError:
-                    conn.execute("ROLLBACK TO batch")
-                    batch = [
-                        ev
-                        for ev in batch
-                        if conn.execute(
-                            _EXISTS_SQL, (exec_id, ev.correlation_id, ev.index)
-                        ).fetchone()
-                        is None
-                    ]
-                    rows = _rows(exec_id, batch, last_seq)
-                    conn.executemany(_INSERT_SQL, rows)
-                conn.execute("RELEASE batch")
-                last_seq += len(batch)
-                limit = self.retention.max_events
-                if limit is not None and last_seq - base_seq + 1 > limit:
-                    base_seq = last_seq - limit + 1
-                    dropped_below = base_seq
-                    conn.execute(
-                        "DELETE FROM events WHERE exec_id=? AND seq<?", (exec_id, base_seq)
-                    )
-                conn.execute(
-                    "UPDATE event_logs SET last_seq=?, base_seq=? WHERE exec_id=?",
-                    (last_seq, base_seq, exec_id),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                rollback(conn)  # keeps the error that got here (a full disk, say)
-                raise
+            done = write.append(conn, self._sources, exec_id, events, self.retention.max_events)
             # Still under the write lock: tails see commits in commit order.
-            if rows:
-                self._wal_bytes += sum(len(r[8]) + 64 for r in rows)
+            if done.events:
+                self._wal_bytes += sum(len(ev.body) + 64 for ev in done.events)
                 with self._tail_lock:
                     tail = self._tails.get(exec_id)
                     if tail is not None:
-                        tail.add(prev_last, rows, base_seq)
-            if dropped_below is not None and self._blocks:
-                self._drop_tail(exec_id, below=dropped_below - 1)
-        self._hint[exec_id] = (last_seq, ended is not None)
+                        tail.add(done.prev_last, _tail_rows(exec_id, done), done.base_seq)
+            if done.dropped_below is not None and self._blocks:
+                self._drop_tail(exec_id, below=done.dropped_below - 1)
+        last_seq = done.last_seq
+        self._hint[exec_id] = (last_seq, done.ended)
         return AppendResult(
-            stored=len(batch),
-            duplicates=len(events) - len(batch),
+            stored=len(done.events),
+            duplicates=len(events) - len(done.events),
             last_cursor=format_cursor(last_seq) if last_seq else None,
         )
 
@@ -286,12 +223,7 @@ class SqliteEventLog(EventLog):
     def _mark_ended(self, exec_id: str, status: str) -> None:
         conn = self._conn()
         with self._write_lock:
-            conn.execute(
-                "INSERT INTO event_logs (exec_id, ended_status, ended_at) VALUES (?,?,?) "
-                "ON CONFLICT(exec_id) DO UPDATE SET ended_status=excluded.ended_status, "
-                "ended_at=excluded.ended_at WHERE event_logs.ended_status IS NULL",
-                (exec_id, status, time.time()),
-            )
+            write.mark_ended(conn, exec_id, status)
         last = self._hint.get(exec_id, (0, False))[0]
         self._hint[exec_id] = (last, True)
 
@@ -302,59 +234,22 @@ class SqliteEventLog(EventLog):
     def _truncate(self, exec_id: str, through: str) -> int:
         conn = self._conn()
         with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT last_seq, base_seq FROM event_logs WHERE exec_id=?", (exec_id,)
-                ).fetchone()
-                seq = parse_cursor(through, row[0] if row else 0)
-                dropped = 0
-                if row is not None and seq >= row[1]:
-                    dropped = conn.execute(
-                        "DELETE FROM events WHERE exec_id=? AND seq<=?", (exec_id, seq)
-                    ).rowcount
-                    conn.execute(
-                        "UPDATE event_logs SET base_seq=? WHERE exec_id=?", (seq + 1, exec_id)
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                rollback(conn)  # keeps the error that got here (a full disk, say)
-                raise
+            dropped = write.truncate(conn, exec_id, through)
             self._drop_tail(exec_id)
         return dropped
 
     async def enforce_retention(self, now: float | None = None) -> int:
         """Drop the events of executions that ended more than ``ended_ttl`` seconds ago."""
-        ttl = self.retention.ended_ttl
-        if ttl is None:
+        cutoff = self.retention.ended_cutoff(now)
+        if cutoff is None:
             return 0
-        cutoff = (time.time() if now is None else now) - ttl
         return await self._run(lambda: self._expire(cutoff))
 
     def _expire(self, cutoff: float) -> int:
         conn = self._conn()
-        dropped = 0
         with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = conn.execute(
-                    "SELECT exec_id, last_seq FROM event_logs "
-                    "WHERE ended_at IS NOT NULL AND ended_at<=? AND base_seq<=last_seq",
-                    (cutoff,),
-                ).fetchall()
-                for exec_id, last_seq in rows:
-                    dropped += conn.execute(
-                        "DELETE FROM events WHERE exec_id=?", (exec_id,)
-                    ).rowcount
-                    conn.execute(
-                        "UPDATE event_logs SET base_seq=? WHERE exec_id=?",
-                        (last_seq + 1, exec_id),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                rollback(conn)  # keeps the error that got here (a full disk, say)
-                raise
-            for exec_id, _ in rows:
+            dropped, exec_ids = write.expire(conn, cutoff)
+            for exec_id in exec_ids:
                 self._drop_tail(exec_id)
         return dropped
 
@@ -425,32 +320,41 @@ class SqliteEventLog(EventLog):
             )
         return await self._run(lambda: self._read(exec_id, after, limit))
 
-    def _read(self, exec_id: str, after: str | None, limit: int) -> ReadResult:
+    def _select(
+        self, sql: str, exec_id: str, after: str | None, limit: int
+    ) -> tuple[list[Any], int, Gap | None, str | None, int]:
+        """Rows of ``sql`` after ``after``, with the log's newest number, gap and end status.
+
+        Also returns the position the rows follow (moved up past a gap).
+        """
         conn = self._conn()
         # One read transaction: the log's bounds and its events come from the same snapshot,
         # so a concurrent truncation can never make events vanish without a gap.
         conn.execute("BEGIN")
         try:
-            row = conn.execute(
-                "SELECT last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?",
-                (exec_id,),
-            ).fetchone()
+            row = conn.execute(_BOUNDS_SQL, (exec_id,)).fetchone()
             if row is None:
-                parse_cursor(after, 0)
-                return ReadResult(events=[], gap=None, ended=None, last_cursor=None)
-            last_seq, base_seq, ended = row
+                return [], parse_cursor(after, 0), None, None, 0
+            log_id, last_seq, base_seq, ended = row
             after_seq = parse_cursor(after, last_seq)
             gap = gap_for(after, after_seq, base_seq)
             if gap is not None:
                 after_seq = base_seq - 1
-            rows = conn.execute(_READ_SQL, (exec_id, after_seq, limit)).fetchall()
+            rows = conn.execute(sql, (log_id, after_seq, limit)).fetchall()
         finally:
             conn.execute("COMMIT")
         self._hint[exec_id] = (last_seq, ended is not None)
         if ended is None:
             self._watch(exec_id, last_seq)
+        return rows, last_seq, gap, ended, after_seq
+
+    def _read(self, exec_id: str, after: str | None, limit: int) -> ReadResult:
+        rows, last_seq, gap, ended, _ = self._select(_READ_SQL, exec_id, after, limit)
         events = [
-            LoggedEvent(format_cursor(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows
+            LoggedEvent(
+                format_cursor(seq), kind, corr, idx, cid, cname, sname, _frame(seq, kind, head)
+            )
+            for seq, kind, corr, idx, cid, cname, sname, head in rows
         ]
         return ReadResult(
             events=events,
@@ -517,32 +421,14 @@ class SqliteEventLog(EventLog):
         return fb
 
     def _read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
-        conn = self._conn()
-        conn.execute("BEGIN")
-        try:
-            row = conn.execute(
-                "SELECT last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?",
-                (exec_id,),
-            ).fetchone()
-            if row is None:
-                parse_cursor(after, 0)
-                return FrameBatch(b"", 0, None, None, None)
-            last_seq, base_seq, ended = row
-            after_seq = parse_cursor(after, last_seq)
-            gap = gap_for(after, after_seq, base_seq)
-            if gap is not None:
-                after_seq = base_seq - 1
-            frames = [r[0] for r in conn.execute(_FRAMES_SQL, (exec_id, after_seq, limit))]
-        finally:
-            conn.execute("COMMIT")
-        self._hint[exec_id] = (last_seq, ended is not None)
-        if ended is None:
-            self._watch(exec_id, last_seq)
-        # Retained sequence numbers are contiguous, so the last one is implied by the count.
-        count = len(frames)
+        rows, _, gap, ended, after_seq = self._select(_FRAMES_SQL, exec_id, after, limit)
+        # The whole batch is formatted in one call: the template repeated once per row over
+        # the rows' values, flattened (SQLite returns them in the template's order).
+        count = len(rows)
         return FrameBatch(
-            frames=b"".join(frames),
+            frames=(FRAME_TEMPLATE * count) % tuple(chain.from_iterable(rows)),
             count=count,
+            # Retained sequence numbers are contiguous, so the last one is implied by the count.
             cursor=format_cursor(after_seq + count) if count else None,
             gap=gap,
             ended=ended,
@@ -577,21 +463,27 @@ class SqliteEventLog(EventLog):
                 conn.close()
 
 
-def _rows(exec_id: str, events: Sequence[NewEvent], last_seq: int) -> list[Row]:
-    """Insert rows for ``events``, numbered from ``last_seq + 1``."""
-    return [_row(exec_id, seq, ev) for seq, ev in enumerate(events, last_seq + 1)]
+def _frame(seq: int, kind: str, head: bytes) -> bytes:
+    """The SSE frame of a stored event (``docs/protocol.md``), built from its stored head."""
+    return FRAME_TEMPLATE % (seq, kind.encode(), head, seq)
 
 
-def _row(exec_id: str, seq: int, ev: NewEvent) -> Row:
-    cursor = format_cursor(seq)
-    return (
-        exec_id,
-        seq,
-        ev.correlation_id,
-        ev.index,
-        ev.kind,
-        ev.checkpoint_id,
-        ev.checkpoint_name,
-        ev.step_name,
-        new_event_frame(cursor, ev.kind, ev.body),
-    )
+def _tail_rows(exec_id: str, done: write.Appended) -> list[Row]:
+    """The rows an append committed, as the in-memory tail keeps them (frames built)."""
+    rows: list[Row] = []
+    for seq, ev in enumerate(done.events, done.prev_last + 1):
+        frame = _frame(seq, ev.kind, frame_head(ev.body))
+        rows.append(
+            (
+                exec_id,
+                seq,
+                ev.correlation_id,
+                ev.index,
+                ev.kind,
+                ev.checkpoint_id,
+                ev.checkpoint_name,
+                ev.step_name,
+                frame,
+            )
+        )
+    return rows

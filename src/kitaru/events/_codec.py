@@ -194,8 +194,8 @@ def to_wire(event: ExecutionEvent) -> dict[str, Any]:
 
 # -- SSE frames ---------------------------------------------------------------------------------
 # A kind has no line breaks (ingest refuses them) and the data is compact JSON, which has none
-# either, so no frame needs escaping. The Redis event log builds the same frame in its Lua
-# script (backends/_redis_scripts.py), where Python cannot run; its conformance tests compare it.
+# either, so no frame needs escaping. The event logs store each event's JSON once and build its
+# frame here on read (docs/server-architecture.md, "Event log storage").
 
 
 def encode_frame(cursor: str, kind: str, data: bytes) -> bytes:
@@ -204,7 +204,7 @@ def encode_frame(cursor: str, kind: str, data: bytes) -> bytes:
 
 
 def new_event_frame(cursor: str, kind: str, body: bytes) -> bytes:
-    """The stored frame of a new event: :func:`encode_frame` with ``"cursor"`` added to ``body``.
+    """The frame of a logged event: :func:`encode_frame` with ``"cursor"`` added to ``body``.
 
     One formatting step, no JSON re-encoding: the cursor is spliced in before the closing
     brace of ``body`` (cursors need no JSON escaping).

@@ -1,0 +1,221 @@
+"""The write transactions of the SQLite event log, in the layout of :mod:`._sqlite_schema`.
+
+They run on the log's worker threads, one at a time under its write lock, each inside
+``BEGIN IMMEDIATE`` so processes sharing the file serialize too. An event's source (its
+correlation ID, kind and checkpoint fields) is stored once per execution in
+``event_sources``; :class:`Sources` remembers the numbers of committed sources so most
+appends look none up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kitaru._sqlite_errors import rollback
+from kitaru.backends._base import NewEvent
+from kitaru.backends._seq import frame_head, parse_cursor
+
+__all__ = ["Appended", "Sources", "append", "expire", "mark_ended", "truncate"]
+
+SourceKey = tuple[int, str, str, str | None, str | None, str | None]
+
+_INSERT_SQL = "INSERT INTO events (log_id, seq, src, corr, idx, head) VALUES (?,?,?,?,?,?)"
+_EXISTS_SQL = "SELECT 1 FROM events WHERE corr=? AND idx=?"
+_FIND_SOURCE_SQL = (
+    "SELECT src FROM event_sources WHERE log_id=? AND correlation_id=? AND kind=? "
+    "AND checkpoint_id IS ? AND checkpoint_name IS ? AND step_name IS ?"
+)
+_ADD_SOURCE_SQL = (
+    "INSERT INTO event_sources (log_id, correlation_id, kind, checkpoint_id, checkpoint_name, "
+    "step_name) VALUES (?,?,?,?,?,?)"
+)
+_FIRST_SOURCE_SQL = "SELECT MIN(src) FROM event_sources WHERE log_id=? AND correlation_id=?"
+_SOURCES_KEPT = 50_000  # committed source numbers remembered (about 10 MB at most)
+
+
+class Sources:
+    """Source numbers ``(src, corr)`` by source, as committed (rows are never changed).
+
+    Numbers found or made inside a transaction are kept apart until it commits
+    (:meth:`committed`), so a rolled-back one is never reused.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[SourceKey, tuple[int, int]] = {}
+        self._pending: dict[SourceKey, tuple[int, int]] = {}
+
+    def ids(self, conn: sqlite3.Connection, log_id: int, ev: NewEvent) -> tuple[int, int]:
+        """The ``(src, corr)`` of ``ev`` in execution ``log_id``, stored if new."""
+        key = (
+            log_id,
+            ev.correlation_id,
+            ev.kind,
+            ev.checkpoint_id,
+            ev.checkpoint_name,
+            ev.step_name,
+        )
+        found = self._known.get(key) or self._pending.get(key)
+        if found is not None:
+            return found
+        row = conn.execute(_FIND_SOURCE_SQL, key).fetchone()
+        src = row[0] if row is not None else conn.execute(_ADD_SOURCE_SQL, key).lastrowid
+        assert src is not None
+        corr = conn.execute(_FIRST_SOURCE_SQL, (log_id, ev.correlation_id)).fetchone()[0]
+        self._pending[key] = found = (src, corr)
+        return found
+
+    def committed(self, ok: bool) -> None:
+        """The transaction ended (``ok``: committed): keep or forget its numbers."""
+        if ok and self._pending:
+            if len(self._known) + len(self._pending) > _SOURCES_KEPT:
+                self._known.clear()
+            self._known.update(self._pending)
+        self._pending.clear()
+
+
+@dataclass(slots=True)
+class Appended:
+    """What :func:`append` committed.
+
+    Attributes:
+        events: The events stored, numbered from ``prev_last + 1``.
+        prev_last: The newest sequence number before the append.
+        last_seq: The newest after it.
+        base_seq: The first retained one after it.
+        ended: Whether the log was marked ended.
+        dropped_below: Set when retention dropped events: the new first retained number.
+    """
+
+    events: list[NewEvent]
+    prev_last: int
+    last_seq: int
+    base_seq: int
+    ended: bool
+    dropped_below: int | None
+
+
+def append(
+    conn: sqlite3.Connection,
+    sources: Sources,
+    exec_id: str,
+    events: Sequence[NewEvent],
+    max_events: int | None,
+) -> Appended:
+    """Append ``events`` in one transaction; already stored keys are skipped."""
+    # Duplicates inside the batch are dropped here; duplicates of stored events are looked up
+    # only when the plain insert of the whole batch hits the unique key (a retried batch), so
+    # the common path is one executemany.
+    batch: list[NewEvent] = []
+    seen: set[tuple[str, int]] = set()
+    for ev in events:
+        key = (ev.correlation_id, ev.index)
+        if key not in seen:
+            seen.add(key)
+            batch.append(ev)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "INSERT INTO event_logs (exec_id) VALUES (?) ON CONFLICT (exec_id) DO NOTHING",
+            (exec_id,),
+        )
+        log_id, last_seq, base_seq, ended = conn.execute(
+            "SELECT log_id, last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?",
+            (exec_id,),
+        ).fetchone()
+        ids = [sources.ids(conn, log_id, ev) for ev in batch]
+        prev_last = last_seq
+        conn.execute("SAVEPOINT batch")
+        try:
+            conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids))
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO batch")
+            kept = [
+                (ev, i)
+                for ev, i in zip(batch, ids, strict=True)
+                if conn.execute(_EXISTS_SQL, (i[1], ev.index)).fetchone() is None
+            ]
+            batch = [ev for ev, _ in kept]
+            ids = [i for _, i in kept]
+            conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids))
+        conn.execute("RELEASE batch")
+        last_seq += len(batch)
+        dropped_below: int | None = None
+        if max_events is not None and last_seq - base_seq + 1 > max_events:
+            base_seq = dropped_below = last_seq - max_events + 1
+            conn.execute("DELETE FROM events WHERE log_id=? AND seq<?", (log_id, base_seq))
+        conn.execute(
+            "UPDATE event_logs SET last_seq=?, base_seq=? WHERE log_id=?",
+            (last_seq, base_seq, log_id),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        sources.committed(False)
+        rollback(conn)  # keeps the error that got here (a full disk, say)
+        raise
+    sources.committed(True)
+    return Appended(batch, prev_last, last_seq, base_seq, ended is not None, dropped_below)
+
+
+def _rows(
+    log_id: int, last_seq: int, events: list[NewEvent], ids: list[tuple[int, int]]
+) -> list[tuple[int, int, int, int, int, bytes]]:
+    return [
+        (log_id, seq, src, corr, ev.index, frame_head(ev.body))
+        for seq, ev, (src, corr) in zip(
+            range(last_seq + 1, last_seq + 1 + len(events)), events, ids, strict=True
+        )
+    ]
+
+
+def mark_ended(conn: sqlite3.Connection, exec_id: str, status: str) -> None:
+    """Mark the log ended (the first status wins)."""
+    conn.execute(
+        "INSERT INTO event_logs (exec_id, ended_status, ended_at) VALUES (?,?,?) "
+        "ON CONFLICT(exec_id) DO UPDATE SET ended_status=excluded.ended_status, "
+        "ended_at=excluded.ended_at WHERE event_logs.ended_status IS NULL",
+        (exec_id, status, time.time()),
+    )
+
+
+def truncate(conn: sqlite3.Connection, exec_id: str, through: str) -> int:
+    """Drop events up to and including ``through``; how many."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute(
+            "SELECT log_id, last_seq, base_seq FROM event_logs WHERE exec_id=?", (exec_id,)
+        ).fetchone()
+        seq = parse_cursor(through, row[1] if row else 0)
+        dropped = 0
+        if row is not None and seq >= row[2]:
+            dropped = conn.execute(
+                "DELETE FROM events WHERE log_id=? AND seq<=?", (row[0], seq)
+            ).rowcount
+            conn.execute("UPDATE event_logs SET base_seq=? WHERE log_id=?", (seq + 1, row[0]))
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)  # keeps the error that got here (a full disk, say)
+        raise
+    return dropped
+
+
+def expire(conn: sqlite3.Connection, cutoff: float) -> tuple[int, list[str]]:
+    """Drop the events of executions that ended at or before ``cutoff``; how many, and whose."""
+    dropped = 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute(
+            "SELECT log_id, exec_id, last_seq FROM event_logs "
+            "WHERE ended_at IS NOT NULL AND ended_at<=? AND base_seq<=last_seq",
+            (cutoff,),
+        ).fetchall()
+        for log_id, _, last_seq in rows:
+            dropped += conn.execute("DELETE FROM events WHERE log_id=?", (log_id,)).rowcount
+            conn.execute("UPDATE event_logs SET base_seq=? WHERE log_id=?", (last_seq + 1, log_id))
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)  # keeps the error that got here (a full disk, say)
+        raise
+    return dropped, [exec_id for _, exec_id, _ in rows]

@@ -1,0 +1,83 @@
+"""The Redis event log's stream layout: each event's JSON stored once, older entries still read."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import pytest
+import redis as redis_sync
+
+from kitaru.backends import NewEvent
+from kitaru.backends._redis import RedisEventLog
+from kitaru.backends._seq import format_cursor
+from kitaru.events._codec import new_event_frame
+
+pytestmark = pytest.mark.redis
+
+
+def run(fn: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(asyncio.wait_for(fn(), timeout=20))
+
+
+def ev(index: int, corr: str = "c1", kind: str = "k.progress") -> NewEvent:
+    body = orjson.dumps({"kind": kind, "index": index, "payload": {"text": f"é {index}"}})
+    return NewEvent(kind, corr, index, "cid", "cp", None, body)
+
+
+def test_an_entry_holds_the_json_once_and_sources_are_shared(redis_url: str) -> None:
+    prefix = f"layout-{uuid.uuid4().hex[:12]}"
+    events = [ev(i, corr=f"c{i % 2}") for i in range(6)]
+
+    async def go() -> None:
+        async with RedisEventLog(redis_url, prefix=prefix) as log:
+            await log.append("e1", events)
+
+    run(go)
+    r = redis_sync.Redis.from_url(redis_url)
+    entries = r.xrange(f"{prefix}:log:e1")
+    assert [fields[b"d"] for _, fields in entries] == [e.body for e in events]
+    assert {tuple(fields) for _, fields in entries} == {(b"k", b"s", b"d")}
+    assert len({fields[b"s"] for _, fields in entries}) == 2  # one source per correlation
+    assert r.hlen(f"{prefix}:keys:e1") == 6
+    r.close()
+
+
+def test_entries_of_the_older_layout_are_read_with_new_ones(redis_url: str) -> None:
+    prefix = f"layout-{uuid.uuid4().hex[:12]}"
+    r = redis_sync.Redis.from_url(redis_url)
+    old = [ev(i) for i in range(3)]
+    frames = []
+    for seq, e in enumerate(old, 1):
+        frame = new_event_frame(format_cursor(seq), e.kind, e.body)
+        frames.append(frame)
+        meta = orjson.dumps([e.kind, e.correlation_id, e.index, "cid", "cp", None])
+        key = f"{e.index}:{e.correlation_id}"
+        r.xadd(f"{prefix}:log:e1", {"k": key, "m": meta, "f": frame}, id=f"{seq}-0")
+        r.hset(f"{prefix}:keys:e1", key, seq)
+    r.hset(f"{prefix}:meta:e1", "last", 3)
+    r.close()
+
+    async def go() -> None:
+        async with RedisEventLog(redis_url, prefix=prefix) as log:
+            res = await log.append("e1", [ev(10), ev(11)])
+            assert (res.stored, res.last_cursor) == (2, format_cursor(5))
+            got = (await log.read("e1", None, 10)).events
+            assert [e.frame for e in got[:3]] == frames
+            assert [(e.cursor, e.index, e.checkpoint_id, e.step_name) for e in got] == [
+                (format_cursor(s), i, "cid", None)
+                for s, i in zip(range(1, 6), [0, 1, 2, 10, 11], strict=True)
+            ]
+            assert got[3].frame == new_event_frame(format_cursor(4), "k.progress", ev(10).body)
+            fast = await log.read_frames("e1", None, 10)
+            assert fast.frames == b"".join(e.frame for e in got)
+            # The follower's tail decodes both layouts too.
+            assert await log.wait("e1", format_cursor(4), 2.0)
+            await log.mark_ended("e1", "completed")
+            tailed = await log.read("e1", format_cursor(1), 10)
+            assert [e.frame for e in tailed.events] == [e.frame for e in got[1:]]
+
+    run(go)
