@@ -114,6 +114,8 @@ class FanOut:
         self.limit = limit
         self.idle = idle
         self._followers: dict[str, _Follower] = {}
+        self.written = 0
+        """Batches the followers wrote to a parked watcher (one per watcher and batch)."""
 
     async def park(
         self,
@@ -219,6 +221,7 @@ class FanOut:
                     else:
                         w.position = w.track.position = cursor
                         moved[w] = None
+                self.written += len(moved)
                 if not moved:
                     del groups[cursor]
             if not progressed and len(groups) > 1:

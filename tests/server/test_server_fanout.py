@@ -1,0 +1,95 @@
+"""Fan-out: the execution's follower writes each batch once-framed to every caught-up watcher.
+
+See ``server/_fanout.py`` and docs/server-architecture.md ("Fan-out").
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from _serverkit import collect, data_frames, finish, new_execution, post_events, wire_event
+
+from kitaru.server._fanout import _last_id
+
+pytestmark = pytest.mark.server
+
+
+def _watchers(url: str, exec_id: str, n: int) -> tuple[list[threading.Thread], list[Any]]:
+    out: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        out[i] = collect(url, exec_id, timeout=20)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    return threads, out
+
+
+def test_every_watcher_gets_every_event_once_in_order_through_the_follower(
+    server: Any, client: httpx.Client
+) -> None:
+    exec_id = new_execution(client)
+    post_events(client, exec_id, [wire_event(exec_id, 0)])
+    threads, out = _watchers(server.url, exec_id, 8)
+    state = server.app.state.kitaru
+    fanout = state.fanout
+    # Wait until every watcher has caught up and parked with the follower.
+    deadline = threading.Event()
+    for _ in range(200):
+        follower = fanout._followers.get(exec_id)
+        if follower is not None and sum(len(g) for g in follower.groups.values()) == 8:
+            break
+        deadline.wait(0.05)
+    else:
+        pytest.fail("the watchers never parked with the execution's follower")
+    before = fanout.written
+    index = 1
+    # Small batches, and one larger than a write (several pieces per watcher).
+    for size in (1, 3, 200, 2, 1):
+        post_events(client, exec_id, [wire_event(exec_id, i) for i in range(index, index + size)])
+        index += size
+    finish(client, exec_id)
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+    for frames in out:
+        indexes = [orjson.loads(f.data)["index"] for f in data_frames(frames)]
+        assert indexes == list(range(index))
+        assert frames[-1].event == "end"
+        cursors = [f.id for f in data_frames(frames)]
+        assert orjson.loads(frames[-1].data)["cursor"] == cursors[-1]
+    assert fanout.written > before  # the follower, not each watcher's own read, wrote them
+
+
+def test_a_filtered_watcher_is_served_by_its_own_reads(server: Any, client: httpx.Client) -> None:
+    exec_id = new_execution(client)
+    post_events(client, exec_id, [wire_event(exec_id, 0)])
+    done: list[Any] = []
+    t = threading.Thread(
+        target=lambda: done.append(
+            collect(server.url, exec_id, params={"kinds": "custom.kind"}, timeout=20)
+        )
+    )
+    t.start()
+    post_events(client, exec_id, [wire_event(exec_id, 1, kind="custom.kind")])
+    post_events(client, exec_id, [wire_event(exec_id, 2)])
+    finish(client, exec_id)
+    t.join(30)
+    frames = done[0]
+    assert [orjson.loads(f.data)["index"] for f in data_frames(frames)] == [1]
+    assert frames[-1].event == "end"
+    assert server.app.state.kitaru.fanout.written == 0
+
+
+def test_last_id_is_the_cursor_of_the_last_whole_frame() -> None:
+    frames = (
+        b'id: 000000000001\nevent: k\ndata: {"a":1}\n\nid: 000000000002\nevent: k\ndata: {}\n\n'
+    )
+    assert _last_id(frames) == "000000000002"
+    assert _last_id(frames[: frames.index(b"\n\n") + 2]) == "000000000001"
+    assert _last_id(b"event: k\ndata: {}\n\n") is None
