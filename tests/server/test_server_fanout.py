@@ -5,6 +5,7 @@ See ``server/_fanout.py`` and docs/server-architecture.md ("Fan-out").
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -13,7 +14,11 @@ import orjson
 import pytest
 from _serverkit import collect, data_frames, finish, new_execution, post_events, wire_event
 
-from kitaru.server._fanout import _last_id
+from kitaru.backends import FrameBatch
+from kitaru.server._connections import chunk
+from kitaru.server._fanout import FanOut, _last_id
+from kitaru.server._metrics import StreamTrack
+from kitaru.server._sse import pieces
 
 pytestmark = pytest.mark.server
 
@@ -93,3 +98,69 @@ def test_last_id_is_the_cursor_of_the_last_whole_frame() -> None:
     assert _last_id(frames) == "000000000002"
     assert _last_id(frames[: frames.index(b"\n\n") + 2]) == "000000000001"
     assert _last_id(b"event: k\ndata: {}\n\n") is None
+
+
+class _Log:
+    """A log whose next read returns ``batch`` once, then nothing."""
+
+    def __init__(self, batch: FrameBatch) -> None:
+        self.batch: FrameBatch | None = batch
+
+    async def wait(self, exec_id: str, after: str | None, timeout: float) -> bool:
+        if self.batch is None:
+            await asyncio.sleep(timeout)
+            return False
+        return True
+
+    async def read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
+        batch, self.batch = self.batch, None
+        return batch or FrameBatch(b"", 0, None, None, None)
+
+
+class _Writer:
+    """Takes ``room`` chunks, then refuses (a full socket buffer)."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.chunks: list[bytes] = []
+
+    def write(self, framed: bytes) -> bool:
+        if len(self.chunks) >= self.room:
+            return False
+        self.chunks.append(framed)
+        return True
+
+
+def _frames(first: int, count: int, size: int) -> bytes:
+    pad = "x" * size
+    return b"".join(
+        b'id: %012d\nevent: k\ndata: {"p":"%b"}\n\n' % (seq, pad.encode())
+        for seq in range(first, first + count)
+    )
+
+
+def test_a_watcher_whose_buffer_fills_mid_batch_is_handed_back_at_the_last_frame_written() -> None:
+    frames = _frames(1, 200, 1000)  # about 200 KB: several pieces
+    parts = list(pieces(frames))
+    assert len(parts) > 2
+    batch = FrameBatch(frames, 200, f"{200:012d}", None, None)
+
+    async def run() -> None:
+        fanout = FanOut(_Log(batch), 500, 5.0)  # type: ignore[arg-type]
+        full, slow = _Writer(room=100), _Writer(room=1)
+        tracks = [StreamTrack("e", None), StreamTrack("e", None)]
+        parked = [
+            asyncio.ensure_future(fanout.park("e", None, w, t, 0.5))  # type: ignore[arg-type]
+            for w, t in zip((full, slow), tracks, strict=True)
+        ]
+        (pos_full, woke_full), (pos_slow, woke_slow) = await asyncio.gather(*parked)
+        # The fast one got the whole batch without waking (the park timed out after writes).
+        assert woke_full and pos_full == f"{200:012d}" and tracks[0].position == pos_full
+        assert full.chunks == [chunk(p) for p in parts]
+        # The slow one took one piece and was handed back at that piece's last frame.
+        assert woke_slow and slow.chunks == [chunk(parts[0])]
+        assert pos_slow == _last_id(parts[0]) == tracks[1].position
+        assert int(pos_slow) == parts[0].count(b"\n\n")
+        await fanout.close()
+
+    asyncio.run(run())
