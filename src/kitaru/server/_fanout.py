@@ -94,8 +94,11 @@ class _Follower:
                 del self.groups[w.position]
 
     def wake_all(self) -> None:
-        groups, self.groups = self.groups, {}
-        for group in groups.values():
+        # Emptied in place: the serving loop holds this very dict, and a watcher handed back
+        # must never stay where the follower would still write to it.
+        groups = list(self.groups.values())
+        self.groups.clear()
+        for group in groups:
             for w in group:
                 w.wake()
 
