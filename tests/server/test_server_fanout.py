@@ -16,7 +16,7 @@ from _serverkit import collect, data_frames, finish, new_execution, post_events,
 
 from kitaru.backends import FrameBatch
 from kitaru.server._connections import chunk
-from kitaru.server._fanout import FanOut, _last_id
+from kitaru.server._fanout import FanOut, _Follower, _last_id, _Parked
 from kitaru.server._metrics import StreamTrack
 from kitaru.server._sse import pieces
 
@@ -162,5 +162,23 @@ def test_a_watcher_whose_buffer_fills_mid_batch_is_handed_back_at_the_last_frame
         assert pos_slow == _last_id(parts[0]) == tracks[1].position
         assert int(pos_slow) == parts[0].count(b"\n\n")
         await fanout.close()
+
+    asyncio.run(run())
+
+
+def test_handing_every_watcher_back_empties_the_groups_the_follower_serves() -> None:
+    async def run() -> None:
+        follower = _Follower("e")
+        loop = asyncio.get_running_loop()
+        parked = [
+            _Parked(pos, _Writer(1), StreamTrack("e", pos), loop.create_future())  # type: ignore[arg-type]
+            for pos in ("000000000001", "000000000002")
+        ]
+        for w in parked:
+            follower.add(w)
+        served = follower.groups  # what the follower's loop holds
+        follower.wake_all()
+        assert served is follower.groups and not served  # nobody left for it to write to
+        assert all(w.woken.done() for w in parked)
 
     asyncio.run(run())
