@@ -31,7 +31,6 @@ __all__ = [
     "PING",
     "RECONNECT",
     "Emit",
-    "SendTimeoutError",
     "SseResponse",
     "control_frame",
     "end_frame",
@@ -99,7 +98,7 @@ def pieces(chunk: bytes, size: int = MAX_WRITE) -> Iterable[bytes]:
         start = cut + 2
 
 
-class SendTimeoutError(TimeoutError):
+class _SendTimeoutError(TimeoutError):
     """The client did not take a write within ``send_timeout``."""
 
 
@@ -144,7 +143,7 @@ class SseResponse(Response):
         if listener.done() and not listener.cancelled():
             return  # the client went away: nothing more can be sent
         error = None if writer.cancelled() else writer.exception()
-        if isinstance(error, SendTimeoutError):
+        if isinstance(error, _SendTimeoutError):
             logger.info(
                 "kitaru server: closed the stream of %s: the client took nothing for %.0f s",
                 self.exec_id,
@@ -185,7 +184,7 @@ class SseResponse(Response):
                     async with asyncio.timeout(timeout):
                         await send({"type": "http.response.body", "body": piece, "more_body": True})
                 except TimeoutError:
-                    raise SendTimeoutError from None
+                    raise _SendTimeoutError from None
 
         return emit
 
