@@ -10,19 +10,17 @@ by polling the store after the client's cursor. See ``docs/runtime-logs-and-meta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
 
 import orjson
-from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Send
 
 from kitaru import _wire
 from kitaru.server._errors import bad_request
+from kitaru.server._sse import PING, RECONNECT, SseResponse, end_frame
 from kitaru.server._state import ServerState
-from kitaru.server._stream import PING, RECONNECT, end_frame
 from kitaru.server._validate import _Fields, json_type
 from kitaru.store._logs import LOG_STREAMS, LogLine
 
@@ -35,11 +33,6 @@ POLL_INTERVAL = 0.1
 
 _MAX_LINES_PER_REQUEST = 5000
 _MAX_MESSAGE_CHARS = 16 * 1024
-_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-store"),
-    (b"x-accel-buffering", b"no"),
-]
 
 
 def parse_log_lines(obj: Any, exec_id: str) -> list[LogLine]:
@@ -87,10 +80,14 @@ def log_frame(line: LogLine) -> bytes:
     )
 
 
-class LogStream(Response):
-    """The follow stream of one execution's log lines (polls the store after its cursor)."""
+class LogStream(SseResponse):
+    """The follow stream of one execution's log lines (polls the store after its cursor).
 
-    media_type = "text/event-stream"
+    The race of writer, disconnect and shutdown is :class:`SseResponse`'s (shared with the
+    live-event stream, ``server/_sse.py``).
+    """
+
+    last_write_seconds = 1.0
 
     def __init__(
         self,
@@ -101,53 +98,18 @@ class LogStream(Response):
         checkpoint: str | None,
         correlation_id: str | None,
     ) -> None:
-        super().__init__(status_code=200)
-        self.state = state
-        self.store = store
-        self.exec_id = exec_id
-        self.position = position
-        self.checkpoint = checkpoint
-        self.correlation_id = correlation_id
+        super().__init__(state, exec_id)
+        self.store, self.position = store, position
+        self.checkpoint, self.correlation_id = checkpoint, correlation_id
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": list(_HEADERS)})
-        writer = asyncio.ensure_future(self._write(send))
-        listener = asyncio.ensure_future(self._listen(receive))
-        closing = asyncio.ensure_future(self.state.closing.wait())
-        tasks = (writer, listener, closing)
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            shutting_down = closing.done() and not writer.done()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if listener.done() and not listener.cancelled():
-            return
-        error = None if writer.cancelled() else writer.exception()
-        if error is not None:
-            logger.warning("kitaru server: log stream of %s stopped: %r", self.exec_id, error)
+    def _failed(self, error: BaseException) -> bytes:
         # Closed without ``end``: the client reconnects with its last cursor.
-        tail = RECONNECT if shutting_down or error is not None else b""
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1.0):
-                await send({"type": "http.response.body", "body": tail, "more_body": False})
-
-    @staticmethod
-    async def _listen(receive: Receive) -> None:
-        while True:
-            message: Message = await receive()
-            if message["type"] == "http.disconnect":
-                return
+        logger.warning("kitaru server: log stream of %s stopped: %r", self.exec_id, error)
+        return RECONNECT
 
     async def _write(self, send: Send) -> None:
         settings = self.state.settings
-        timeout = settings.send_timeout
-
-        async def emit(chunk: bytes) -> None:
-            async with asyncio.timeout(timeout):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-
+        emit = self._emitter(send)
         await emit(b"retry: %d\n\n" % settings.retry_ms)
         pos = self.position
         last_ping = time.monotonic()

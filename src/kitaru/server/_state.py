@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 from kitaru import _wire
 from kitaru.backends import EventLog, EventLogError
 from kitaru.server._errors import ApiError
+from kitaru.server._fanout import FanOut
 from kitaru.server._metrics import ServerMetrics
 from kitaru.server._settings import ServerSettings
 from kitaru.store._base import Store
@@ -61,6 +62,11 @@ class ServerState:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: asyncio.Event | None = None
         self.metrics = ServerMetrics(settings.db)
+        # One follower per watched execution writes new frames to every caught-up watcher
+        # (server/_fanout.py, docs/server-architecture.md "Fan-out").
+        self.fanout = (
+            FanOut(log, settings.read_batch, settings.ping_interval) if log is not None else None
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -92,6 +98,8 @@ class ServerState:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.fanout is not None:
+            await self.fanout.close()
         if self.log is not None:
             with contextlib.suppress(Exception):
                 await self.log.close()

@@ -20,6 +20,13 @@ shutdown signal race; the first to finish cancels the others. Deliberate diverge
 * Live watchers at the tail are served from the log's in-memory tail where it has one (the
   SQLite log, see ``backends/_sqlite.py``): the same joined frames serve every watcher at the
   same position, without a database read each.
+* A caught-up watcher of an unfiltered stream parks with the execution's follower
+  (``server/_fanout.py``), which writes each new batch, framed once, straight to every watcher
+  parked at that position; the writer task wakes only for what it decides itself (a full
+  socket buffer, a gap, the end, a ping).
+
+The race of the three tasks, the pieces of a write and the frames both SSE streams use are in
+``server/_sse.py``.
 
 See ``docs/protocol.md`` for the frames and ``docs/server-architecture.md`` for the races.
 """
@@ -31,9 +38,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-import orjson
-from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from kitaru import _wire
 from kitaru.backends import (
@@ -45,34 +50,33 @@ from kitaru.backends import (
     ReadResult,
 )
 from kitaru.events._codec import unnamed_frame
-from kitaru.server._connections import abort_connection
+from kitaru.server._connections import direct_writer
 from kitaru.server._metrics import StreamTrack
+from kitaru.server._sse import (
+    MAX_WRITE,
+    PING,
+    RECONNECT,
+    Emit,
+    SseResponse,
+    control_frame,
+    end_frame,
+    pieces,
+)
 from kitaru.server._state import ServerState
 
-__all__ = ["EventStream", "StreamFilter", "data_frame"]
+__all__ = [
+    "MAX_WRITE",
+    "PING",
+    "RECONNECT",
+    "EventStream",
+    "StreamFilter",
+    "data_frame",
+    "end_frame",
+]
 
 logger = logging.getLogger("kitaru.server")
 
-PING = b": ping\n\n"
-
-# Sent before a stream closes because this server is shutting down or its event log is out
-# of reach: reconnect soon (to another replica behind the same address, docs/deployment.md) with the
-# last cursor. The Python watcher and EventSource both take it as their next delay.
-_RECONNECT_RETRY_MS = 250
-RECONNECT = b": reconnect\nretry: %d\n\n" % _RECONNECT_RETRY_MS
-
-# How long the last write of a closing stream may take. A client that does not take it in
-# this time has stopped reading; its connection is aborted, so shutdown never waits for it.
-_LAST_WRITE_SECONDS = 0.25
-
-MAX_WRITE = 64 * 1024
-"""Largest ``send`` of a stream (unless one frame alone is larger)."""
-
-_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-store"),
-    (b"x-accel-buffering", b"no"),
-]
+_pieces = pieces  # the name the tests know
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +116,9 @@ def data_frame(ev: LoggedEvent, named: bool = True) -> bytes:
     return ev.frame
 
 
-def _control(name: str, data: object, cursor: str | None = None) -> bytes:
-    head = b"id: %b\n" % cursor.encode() if cursor is not None else b""
-    return head + b"event: %b\ndata: %b\n\n" % (name.encode(), orjson.dumps(data))
-
-
 def cursor_frame(cursor: str) -> bytes:
     """Moves the client's position past events a filter removed."""
-    return _control(_wire.CONTROL_CURSOR, {"cursor": cursor}, cursor)
+    return control_frame(_wire.CONTROL_CURSOR, {"cursor": cursor}, cursor)
 
 
 def gap_frame(gap: Gap) -> bytes:
@@ -135,27 +134,15 @@ def gap_frame(gap: Gap) -> bytes:
             f"retained ({gap.reason})"
         ),
     }
-    return _control(_wire.CONTROL_GAP, data, gap.until)
-
-
-def end_frame(exec_id: str, status: str, cursor: str | None) -> bytes:
-    """Terminal: the execution is over and every retained event was delivered."""
-    return _control(_wire.CONTROL_END, {"exec_id": exec_id, "status": status, "cursor": cursor})
+    return control_frame(_wire.CONTROL_GAP, data, gap.until)
 
 
 def error_frame(kind: str, message: str) -> bytes:
     """Terminal: the stream cannot continue."""
-    return _control(_wire.CONTROL_ERROR, {"kind": kind, "message": message})
+    return control_frame(_wire.CONTROL_ERROR, {"kind": kind, "message": message})
 
 
-_Emit = Callable[[bytes], Awaitable[None]]
-
-
-class _SendTimeoutError(TimeoutError):
-    """The client did not take a write within ``send_timeout``."""
-
-
-class EventStream(Response):
+class EventStream(SseResponse):
     """The streaming response; built after the first log read succeeded.
 
     Args:
@@ -168,8 +155,6 @@ class EventStream(Response):
             ``EventSource``, which has no catch-all listener for named events.
     """
 
-    media_type = "text/event-stream"
-
     def __init__(
         self,
         state: ServerState,
@@ -180,81 +165,23 @@ class EventStream(Response):
         *,
         named_events: bool = True,
     ) -> None:
-        super().__init__(status_code=200)
-        self.named_events = named_events
-        self.state = state
-        self.exec_id = exec_id
+        super().__init__(state, exec_id)
         self.position = position
-        self.flt = flt
-        self.first = first
+        self.flt, self.first, self.named_events = flt, first, named_events
         self.track = StreamTrack(exec_id, position)  # what /metrics knows of this stream
+        self._scope: Scope | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self.state.metrics
         metrics.stream_opened(self.track)
+        self._scope = scope
         try:
-            await self._serve(scope, receive, send)
+            await super().__call__(scope, receive, send)
         finally:
             metrics.stream_closed(self.track)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": list(_HEADERS)})
-        writer = asyncio.ensure_future(self._write(send))
-        listener = asyncio.ensure_future(self._listen(receive))
-        closing = asyncio.ensure_future(self.state.closing.wait())
-        tasks = (writer, listener, closing)
-        shutting_down = False
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            shutting_down = closing.done() and not writer.done()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if listener.done() and not listener.cancelled():
-            return  # the client went away: nothing more can be sent
-        error = None if writer.cancelled() else writer.exception()
-        if isinstance(error, _SendTimeoutError):
-            logger.info(
-                "kitaru server: closed the stream of %s: the client took nothing for %.0f s",
-                self.exec_id,
-                self.state.settings.send_timeout,
-            )
-            await _abort(scope)
-            return
-        if error is not None:
-            logger.error("kitaru server: stream of %s failed", self.exec_id, exc_info=error)
-        # Finished (after ``end``/``error``) or shutting down: close the body cleanly. A stream
-        # closed without ``end`` tells the watcher to reconnect with its last cursor; on
-        # shutdown a short ``retry:`` hint first sends it to another replica at once. The
-        # writer only ever stops between whole batches, so the hint starts a new frame.
-        tail = RECONNECT if shutting_down else b""
-        try:
-            async with asyncio.timeout(_LAST_WRITE_SECONDS):
-                await send({"type": "http.response.body", "body": tail, "more_body": False})
-        except TimeoutError:
-            await _abort(scope)
-        except Exception:
-            logger.debug("kitaru server: the last write of a stream failed", exc_info=True)
-
-    @staticmethod
-    async def _listen(receive: Receive) -> None:
-        while True:
-            message: Message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-
     async def _write(self, send: Send) -> None:
-        timeout = self.state.settings.send_timeout
-
-        async def emit(chunk: bytes) -> None:
-            for piece in _pieces(chunk):
-                try:
-                    async with asyncio.timeout(timeout):
-                        await send({"type": "http.response.body", "body": piece, "more_body": True})
-                except TimeoutError:
-                    raise _SendTimeoutError from None
-
+        emit = self._emitter(send)
         try:
             await self._follow(emit)
         except EventLogUnavailableError as exc:
@@ -269,7 +196,7 @@ class EventStream(Response):
             self.state.metrics.backend_error("stream")
             await emit(error_frame(_wire.ERROR_BACKEND, "the server's event log failed"))
 
-    async def _follow(self, emit: _Emit) -> None:
+    async def _follow(self, emit: Emit) -> None:
         state = self.state
         log = state.log
         assert log is not None
@@ -287,6 +214,9 @@ class EventStream(Response):
         res: ReadResult | FrameBatch = self.first
         track = self.track
         metrics = state.metrics
+        # Only streams that send the stored frames as they are can share the follower's bytes.
+        fanout = state.fanout if read == log.read_frames else None
+        direct = direct_writer(self._scope) if fanout is not None and self._scope else None
         # Frames ready to go; written together at the next point where the stream would
         # otherwise pause (a wait, the end, or a full batch), so a short stream is one write.
         pending: list[bytes] = [b"retry: %d\n\n" % settings.retry_ms]
@@ -332,46 +262,18 @@ class EventStream(Response):
                 await emit(b"".join(pending))
                 pending = []
             track.position = pos
-            if not await log.wait(self.exec_id, pos, settings.ping_interval):
+            if fanout is not None and direct is not None:
+                # Caught up: the execution's follower writes new frames for us
+                # (server/_fanout.py) until this stream must act itself.
+                pos, woke = await fanout.park(
+                    self.exec_id, pos, direct, track, settings.ping_interval
+                )
+                delivered = pos
+            else:
+                woke = await log.wait(self.exec_id, pos, settings.ping_interval)
+            if not woke:
                 await emit(PING)
             res = await read(self.exec_id, pos, limit)
-
-
-async def _abort(scope: Scope) -> None:
-    """Abort the stream's connection, then let the server see it closed.
-
-    The two yields let the transport's ``connection_lost`` run before the handler returns,
-    so uvicorn knows the client is gone and does not report an unfinished response.
-    """
-    if abort_connection(scope):
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-
-
-def _pieces(chunk: bytes, size: int = MAX_WRITE) -> Iterable[bytes]:
-    """``chunk`` (whole frames) in pieces of at most ``size`` bytes, each ending a frame.
-
-    Frames end with a blank line and never contain one (JSON data has no raw line breaks,
-    kinds none at all), so a piece never ends inside a frame; a single frame larger than
-    ``size`` is one piece.
-    """
-    n = len(chunk)
-    if n <= size:
-        yield chunk
-        return
-    start = 0
-    while start < n:
-        if n - start <= size:
-            yield chunk[start:]
-            return
-        cut = chunk.rfind(b"\n\n", start, start + size)
-        if cut < 0:
-            cut = chunk.find(b"\n\n", start + size)
-            if cut < 0:
-                yield chunk[start:]
-                return
-        yield chunk[start : cut + 2]
-        start = cut + 2
 
 
 def _filtered_frames(
