@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 from kitaru import environment_variables as ev
 from kitaru import events
+from kitaru.events._jsonsafe import clip_text
 from kitaru.exceptions import KitaruFeatureNotAvailableError, KitaruUsageError
 
 __all__ = [
@@ -77,7 +78,6 @@ DELTA_INTERVAL_ENV = ev.KITARU_ADAPTER_DELTA_INTERVAL
 
 _DEFAULT_DELTA_INTERVAL = 0.25
 
-_ELLIPSIS = "..."
 _WS = re.compile(r"\s+")
 _NAME_JUNK = re.compile(r"[^0-9A-Za-z_]+")
 
@@ -102,15 +102,6 @@ def require_module(module: str, *, extra: str, feature: str) -> ModuleType:
 
 
 # -- text ---------------------------------------------------------------------------------
-
-
-def clip_text(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, ending in ``...`` when it was cut."""
-    if len(text) <= limit:
-        return text
-    if limit <= len(_ELLIPSIS):
-        return _ELLIPSIS[:limit]
-    return text[: limit - len(_ELLIPSIS)] + _ELLIPSIS
 
 
 def display_text(text: object, limit: int = DISPLAY_MAX_CHARS) -> str:

@@ -39,6 +39,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kitaru._sqlite_connect import connect
 from kitaru._sqlite_errors import describe
 from kitaru.backends import _sqlite_write as write
 from kitaru.backends._base import (
@@ -140,13 +141,7 @@ class SqliteEventLog(EventLog):
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # see _maybe_checkpoint
+            conn = connect(self.path, "wal_autocheckpoint=0")  # see _maybe_checkpoint
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)

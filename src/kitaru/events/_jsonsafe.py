@@ -152,7 +152,8 @@ def json_safe(value: object, bounds: Bounds | None = None, *, depth: int = 0) ->
         return marker(value, "reference cycle")
 
 
-def _clip(text: str, limit: int) -> str:
+def clip_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``...`` when it was cut."""
     if len(text) <= limit:
         return text
     if limit <= len(_ELLIPSIS):
@@ -180,7 +181,7 @@ def _key(key: object, bounds: Bounds | None) -> str:
         else:
             # An unusual key type: its class name is all we reveal.
             name = f"<{type(key).__name__}>"
-    return _clip(name, bounds.max_string) if bounds is not None else name
+    return clip_text(name, bounds.max_string) if bounds is not None else name
 
 
 def _convert(value: Any, path: set[int], depth: int, bounds: Bounds | None) -> Any:
@@ -193,13 +194,13 @@ def _convert(value: Any, path: set[int], depth: int, bounds: Bounds | None) -> A
     if value is None or kind is bool or kind is int:
         return value
     if kind is str:
-        return value if bounds is None else _clip(value, bounds.max_string)
+        return value if bounds is None else clip_text(value, bounds.max_string)
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, str):
-        return str(value) if bounds is None else _clip(str(value), bounds.max_string)
+        return str(value) if bounds is None else clip_text(str(value), bounds.max_string)
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else marker(value, "non-finite float")
     if depth >= limit:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from kitaru._sqlite_connect import connect
 from kitaru._sqlite_errors import describe, rollback
 from kitaru.exceptions import KitaruBackendError
 from kitaru.store._sql import SqlConnection, SqlDialect, SqlStore
@@ -109,12 +110,7 @@ class SqliteStore(SqlStore):
             self._conns_lock = threading.Lock()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn = connect(self.path)
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
