@@ -57,6 +57,8 @@ from kitaru.store import SqliteStore
 from kitaru.store._records import AttemptRecord, CheckpointRecord, ExecutionRecord
 
 TARGET_US = 50.0
+# lifecycle events + span against a plain function in an OTel span, measured in the same run
+TARGET_RATIO = 2.0
 
 
 class NullStore:
@@ -352,8 +354,8 @@ def main() -> int:
             "µs",
             baseline=base,
             baseline_name="fn in OTel span",
-            target=f"≤ {TARGET_US:g} µs" if target else None,
-            met=med <= TARGET_US if target else None,
+            target=f"≤ {TARGET_RATIO:g}x and ≤ {TARGET_US:g} µs" if target else None,
+            met=(med / base <= TARGET_RATIO and med <= TARGET_US) if target else None,
         )
         res.row(f"checkpoint p99, {name}", stats[name]["p99"] / 1000, "µs")
     res.row(

@@ -39,7 +39,7 @@ from _common import (
 from _producer import check_watchers, run_producer
 
 TARGET_RATE = 50_000
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.6
 
 
 def post_all(url: str, path: str, bodies: list[bytes]) -> float:

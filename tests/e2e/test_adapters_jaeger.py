@@ -117,9 +117,19 @@ CASES = {
 }
 
 
+@pytest.fixture
+def traces_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Jaeger takes traces only: configure(endpoint=...) would also send log records and metrics
+    # there, and shutdown() rightly reports that those could not be delivered.
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+
+
 @pytest.mark.jaeger
 @pytest.mark.parametrize("framework", list(CASES))
-def test_adapter_runs_are_genai_traces_in_jaeger(jaeger: Any, framework: str) -> None:
+def test_adapter_runs_are_genai_traces_in_jaeger(
+    jaeger: Any, framework: str, traces_only: None
+) -> None:
     run_flow, checkpoint_type, provider, failing, ok = CASES[framework]
     kitaru.otel.configure(endpoint=str(jaeger.otlp_http_endpoint), protocol="http/protobuf")
     handle = run_flow.run(PROMPT)
