@@ -58,7 +58,7 @@ execution), so while a process publishes steadily its sender sends at most one r
 window, carrying everything that came meanwhile. An event after a quiet spell (the previous
 send started at least a window ago) goes out at once, and a send that took longer than the
 window waits nothing: the added latency is at most the window minus the request's own time
-(``docs/server-architecture.md``, "Publisher").
+(``docs/live-events.md``, "The publisher").
 """
 
 
