@@ -20,7 +20,8 @@ nothing unaccounted).
 Reported: publish → watcher latency p50 and p99 (all watchers' events together); the server's
 CPU seconds from the first progress event until every watcher had ``end``, per 100,000
 delivered events, next to the same figure of the fan-out (firehose) benchmark's last result
-when there is one; the server's peak resident memory.
+when there is one; the server's peak resident memory; events per ingest request (from the
+server's ``/metrics``: how well producers share requests).
 
 Targets: p99 ≤ 25 ms; nothing lost; server CPU ≤ 0.5 s per 100,000 delivered events.
 """
@@ -28,6 +29,7 @@ Targets: p99 ≤ 25 ms; nothing lost; server CPU ≤ 0.5 s per 100,000 delivered
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from _common import (
     RESULTS,
     ROOT,
@@ -57,6 +60,13 @@ TARGET_CPU_PER_100K = 0.5
 NICE = 10
 BUCKET_S = 0.0001
 HERE = Path(__file__).resolve().parent
+_INGEST_COUNT = re.compile(r"^kitaru_server_ingest_duration_seconds_count (\d+)$", re.MULTILINE)
+
+
+def ingest_requests(url: str) -> int:
+    """Accepted ingest requests so far, from the server's ``/metrics``."""
+    found = _INGEST_COUNT.search(httpx.get(url + "/metrics", timeout=10).text)
+    return int(found.group(1)) if found else 0
 
 
 def _service(name: str, folder: Path) -> str:
@@ -136,6 +146,7 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
             line = read_line(proc, 180.0)
             if line != "ready":
                 raise RuntimeError(f"unexpected watcher output {line!r}")
+        requests0 = ingest_requests(url)
         cpu0 = proc_cpu_seconds(server_pid)
         t0 = time.monotonic()
         for proc in producers:
@@ -156,6 +167,7 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
         t_done = time.monotonic()
         cpu = proc_cpu_seconds(server_pid) - cpu0
         peak_rss = proc_memory_mb(server_pid)["hwm"]
+        requests = ingest_requests(url) - requests0
     finally:
         for proc in (*producers, *watchers):
             if proc.proc.poll() is None:
@@ -202,6 +214,8 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
         "server_cpu_s": cpu,
         "server_cpu_s_per_100k": cpu / delivered * 1e5 if delivered else float("nan"),
         "server_peak_rss_mb": peak_rss,
+        "ingest_requests": requests,
+        "events_per_ingest_request": total_published / requests if requests else float("nan"),
         "producer_late_max_s": max(r["late"] for r in reports),
     }
 
@@ -299,6 +313,11 @@ def main() -> int:
             met=figures["server_cpu_s_per_100k"] <= TARGET_CPU_PER_100K,
         )
         res.row(f"load {backend}: server peak RSS", figures["server_peak_rss_mb"], "MB")
+        res.row(
+            f"load {backend}: events per ingest request",
+            figures["events_per_ingest_request"],
+            f"({figures['ingest_requests']} requests)",
+        )
     if firehose:
         res.note(f"firehose figure from {firehose[1]}")
     return res.finish()

@@ -25,6 +25,7 @@ __all__ = [
     "ERROR_UNAUTHORIZED",
     "HEADER_LAST_EVENT_ID",
     "LOG_EVENT",
+    "PATH_EVENTS",
     "PATH_EXECUTIONS",
     "PATH_HEALTH",
     "PATH_INFO",
@@ -91,6 +92,8 @@ PATH_HEALTH = "/health"
 PATH_METRICS = "/metrics"  # the server's own metrics, Prometheus text (token rules of the API)
 PATH_INFO = f"{API_PREFIX}/info"
 PATH_EXECUTIONS = f"{API_PREFIX}/executions"
+# POST: a JSON array of wire events of any executions, answered per execution (docs/protocol.md)
+PATH_EVENTS = f"{API_PREFIX}/events"
 PATH_USAGE = f"{API_PREFIX}/usage"  # GET: tokens and cost per checkpoint name (dashboard)
 PATH_STREAM_TOKENS = f"{API_PREFIX}/stream-tokens"  # POST: a short-lived read-only token
 PATH_UI = "/ui/"  # the web view

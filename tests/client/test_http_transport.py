@@ -11,7 +11,7 @@ import pytest
 from test_http_store import RestDouble
 
 import kitaru
-from kitaru import checkpoint, flow
+from kitaru import _wire, checkpoint, flow
 from kitaru._compose import build_server_runtime
 from kitaru.events._codec import EncodedEvent
 from kitaru.events._transport import TransportDisabledError, TransportRejectedError
@@ -32,27 +32,113 @@ def encoded(exec_id: str, index: int, size: int = 0) -> EncodedEvent:
     return EncodedEvent(data=data, json=orjson.dumps(data))
 
 
+MANY = "(several)"  # what Ingest.posts names a request to the multi-execution route
+
+
 class Ingest:
-    def __init__(self, status: int = 200) -> None:
+    """An ingest double; ``multi_status`` answers the multi-execution route (404: an older
+    server without it), ``refuse`` maps execution IDs to the status their events get there."""
+
+    def __init__(
+        self, status: int = 200, *, multi_status: int = 200, refuse: dict[str, int] | None = None
+    ) -> None:
         self.status = status
+        self.multi_status = multi_status
+        self.refuse = refuse or {}
         self.posts: list[tuple[str, list[dict]]] = []
         self.transport = httpx.MockTransport(self.handle)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         assert request.method == "POST"
         assert request.headers["content-type"] == "application/json"
+        body = orjson.loads(request.content)
+        if request.url.path == _wire.PATH_EVENTS:
+            self.posts.append((MANY, body))
+            if self.multi_status != 200:
+                return httpx.Response(self.multi_status, json={"detail": {"kind": "not_found"}})
+            if self.status != 200:
+                return self.refusal(self.status)
+            answers: dict[str, dict] = {}
+            for event in body:
+                status = self.refuse.get(event["exec_id"])
+                answer = answers.setdefault(event["exec_id"], {"stored": 0})
+                if status is not None:
+                    answer.clear()
+                    answer["error"] = {"status": status, "kind": "k", "message": "refused"}
+                else:
+                    answer["stored"] += 1
+            return httpx.Response(200, json={"executions": answers})
         exec_id = request.url.path.split("/")[4]
-        self.posts.append((exec_id, orjson.loads(request.content)))
-        if self.status == 501:
+        self.posts.append((exec_id, body))
+        return self.refusal(self.refuse.get(exec_id, self.status))
+
+    @staticmethod
+    def refusal(status: int) -> httpx.Response:
+        if status == 501:
             return httpx.Response(501, json={"detail": {"kind": "streaming_disabled"}})
-        return httpx.Response(self.status, json={"detail": "x"})
+        return httpx.Response(status, json={"detail": "x"})
 
 
-def test_batches_are_grouped_by_execution_in_order() -> None:
+def test_one_request_carries_every_execution_in_order() -> None:
     ingest = Ingest()
     transport = HttpTransport(URL, "tok", transport=ingest.transport)
     transport.send([encoded("a", 0), encoded("b", 0), encoded("a", 1), encoded("b", 1)])
+    assert [(e, [(d["exec_id"], d["index"]) for d in body]) for e, body in ingest.posts] == [
+        (MANY, [("a", 0), ("b", 0), ("a", 1), ("b", 1)])
+    ]
+    assert transport.multi_execution
+    transport.shutdown()
+
+
+def test_a_refused_execution_is_rejected_and_the_others_are_sent() -> None:
+    ingest = Ingest(refuse={"b": 404})
+    transport = HttpTransport(URL, transport=ingest.transport)
+    with pytest.raises(TransportRejectedError) as refused:
+        transport.send([encoded("a", 0), encoded("b", 0), encoded("b", 1), encoded("a", 1)])
+    assert refused.value.rejected == 2
+    assert "404" in str(refused.value)
+    assert len(ingest.posts) == 1
+    # A batch without the refused execution is sent without complaint.
+    transport.send([encoded("a", 2)])
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_a_server_without_the_route_gets_one_request_per_execution_from_then_on(
+    status: int,
+) -> None:
+    ingest = Ingest(multi_status=status)
+    transport = HttpTransport(URL, transport=ingest.transport)
+    transport.send([encoded("a", 0), encoded("b", 0), encoded("a", 1)])
+    transport.send([encoded("b", 1)])
     assert [(e, [d["index"] for d in body]) for e, body in ingest.posts] == [
+        (MANY, [0, 0, 1]),  # tried once, then remembered
+        ("a", [0, 1]),
+        ("b", [0]),
+        ("b", [1]),
+    ]
+    assert not transport.multi_execution
+
+
+def test_an_answer_it_does_not_understand_falls_back_to_per_execution_requests() -> None:
+    posts: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        posts.append(request.url.path)
+        if request.url.path == _wire.PATH_EVENTS:
+            return httpx.Response(200, text="<html>a proxy's page</html>")
+        return httpx.Response(200, json={"stored": 1})
+
+    transport = HttpTransport(URL, transport=httpx.MockTransport(handle))
+    transport.send([encoded("a", 0)])
+    assert posts == [_wire.PATH_EVENTS, _wire.path_events("a")]
+
+
+def test_batches_are_grouped_by_execution_in_order() -> None:
+    ingest = Ingest(multi_status=404)
+    transport = HttpTransport(URL, "tok", transport=ingest.transport)
+    transport.send([encoded("a", 0), encoded("b", 0), encoded("a", 1), encoded("b", 1)])
+    assert [(e, [d["index"] for d in body]) for e, body in ingest.posts] == [
+        (MANY, [0, 0, 1, 1]),
         ("a", [0, 1]),
         ("b", [0, 1]),
     ]

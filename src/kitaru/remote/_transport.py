@@ -9,9 +9,11 @@ off for the process with one warning.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import httpx
+import orjson
 
 from kitaru import _wire
 from kitaru._http import RETRYABLE_STATUSES, auth_headers, error_detail
@@ -28,13 +30,19 @@ DEFAULT_EVENT_TIMEOUT = 5.0
 
 _MAX_REQUEST_BYTES = 1024 * 1024
 
+_T = TypeVar("_T")
+
 
 class HttpTransport:
     """The live-event :class:`~kitaru.events._transport.Transport` of server mode.
 
-    Called only from the publisher's sender thread. A batch is grouped by execution and posted
-    as JSON arrays (at most about 1 MiB per request); the server stores each event once per
-    ``(exec_id, correlation_id, index)``, so retried batches are harmless.
+    Called only from the publisher's sender thread. A batch goes out as JSON arrays of at most
+    about 1 MiB, each one request to ``POST /api/v1/events`` carrying the events of every
+    execution in it, answered per execution (``docs/protocol.md``, "Ingest of several
+    executions"). A server without that route (it answers 404 or 405, or an answer this
+    transport does not understand) gets one request per execution on
+    ``POST /api/v1/executions/{exec_id}/events`` from then on. The server stores each event
+    once per ``(exec_id, correlation_id, index)``, so retried batches are harmless.
 
     Args:
         url: The server's base URL.
@@ -61,19 +69,90 @@ class HttpTransport:
             transport=transport,
         )
         self._rejected: set[int] = set()
+        self._multi = True
 
     def __repr__(self) -> str:
         return f"<HttpTransport {self.url}>"
 
+    @property
+    def multi_execution(self) -> bool:
+        """False once the server turned out not to have the multi-execution route."""
+        return self._multi
+
     def send(self, batch: Sequence[EncodedEvent]) -> None:
         """Post ``batch``; raise to have it retried, or :class:`TransportDisabledError`."""
+        if self._multi:
+            if self._send_many(batch):
+                return
+            self._multi = False
+            logger.info(
+                "kitaru: the server at %s has no multi-execution ingest; posting live events "
+                "per execution",
+                self.url,
+            )
+        self._send_each(batch)
+
+    def shutdown(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def _send_many(self, batch: Sequence[EncodedEvent]) -> bool:
+        """Post ``batch`` to the multi-execution route; False when the server lacks it."""
+        rejected = 0
+        reason = ""
+        for chunk in _chunks(list(batch), _MAX_REQUEST_BYTES, lambda e: e.json):
+            resp = self._client.post(
+                _wire.PATH_EVENTS, content=b"[" + b",".join(e.json for e in chunk) + b"]"
+            )
+            if resp.status_code in (404, 405):
+                return False
+            if not 200 <= resp.status_code < 300:
+                # Refused as a whole (malformed, too large, streaming off, token, backend).
+                refusal = self._check(resp, "(several)", len(chunk))
+                if refusal is not None:
+                    rejected += len(chunk)
+                    reason = refusal
+                continue
+            answers = _answers(resp)
+            if answers is None:
+                return False
+            counts: dict[str, int] = {}
+            for event in chunk:
+                exec_id = str(event.data["exec_id"])
+                counts[exec_id] = counts.get(exec_id, 0) + 1
+            for exec_id, count in counts.items():
+                answer = answers.get(exec_id)
+                if not isinstance(answer, dict):
+                    return False
+                error = answer.get("error")
+                if error is None:
+                    continue
+                if not isinstance(error, dict) or type(error.get("status")) is not int:
+                    return False
+                kind, message = error.get("kind"), error.get("message")
+                refusal = self._refusal(
+                    error["status"],
+                    kind if isinstance(kind, str) else None,
+                    message if isinstance(message, str) else "",
+                    exec_id,
+                    count,
+                )
+                if refusal is not None:
+                    rejected += count
+                    reason = refusal
+        if rejected:
+            raise TransportRejectedError(rejected, reason)
+        return True
+
+    def _send_each(self, batch: Sequence[EncodedEvent]) -> None:
+        """Post ``batch`` one request per execution (servers without the multi route)."""
         groups: dict[str, list[bytes]] = {}
         for event in batch:
             groups.setdefault(str(event.data["exec_id"]), []).append(event.json)
         rejected = 0
         reason = ""
         for exec_id, items in groups.items():
-            for chunk in _chunks(items, _MAX_REQUEST_BYTES):
+            for chunk in _chunks(items, _MAX_REQUEST_BYTES, bytes):
                 resp = self._client.post(
                     _wire.path_events(segment(exec_id)), content=b"[" + b",".join(chunk) + b"]"
                 )
@@ -86,16 +165,16 @@ class HttpTransport:
             # counts the same refusal twice.
             raise TransportRejectedError(rejected, reason)
 
-    def shutdown(self) -> None:
-        """Close the connection pool."""
-        self._client.close()
-
     def _check(self, resp: httpx.Response, exec_id: str, count: int) -> str | None:
         """``None`` when the chunk was stored, the refusal when it was refused for good."""
         status = resp.status_code
         if 200 <= status < 300:
             return None
         kind, detail = error_detail(resp)
+        return self._refusal(status, kind, detail, exec_id, count)
+
+    def _refusal(self, status: int, kind: str | None, detail: str, exec_id: str, count: int) -> str:
+        """The refusal of ``count`` events for good, or raise for the publisher to act on."""
         if status == 501:
             raise TransportDisabledError(
                 f"the kitaru server at {self.url} has streaming disabled ({detail})"
@@ -121,14 +200,26 @@ class HttpTransport:
         return f"HTTP {status}: {kind or detail}"
 
 
-def _chunks(items: list[bytes], max_bytes: int) -> Iterator[list[bytes]]:
-    chunk: list[bytes] = []
+def _answers(resp: httpx.Response) -> dict[str, object] | None:
+    """The per-execution answers of the multi-execution route, or ``None`` if not understood."""
+    try:
+        body = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        return None
+    answers = body.get("executions") if isinstance(body, dict) else None
+    return answers if isinstance(answers, dict) else None
+
+
+def _chunks(items: list[_T], max_bytes: int, data: Callable[[_T], bytes]) -> Iterator[list[_T]]:
+    """``items`` in runs whose JSON array (of ``data(item)`` each) stays within ``max_bytes``."""
+    chunk: list[_T] = []
     size = 2
     for item in items:
-        if chunk and size + len(item) + 1 > max_bytes:
+        n = len(data(item)) + 1
+        if chunk and size + n > max_bytes:
             yield chunk
             chunk, size = [], 2
         chunk.append(item)
-        size += len(item) + 1
+        size += n
     if chunk:
         yield chunk

@@ -1,9 +1,9 @@
 """The app factory: builds one server's state and includes the routers.
 
 The routes live in module-level routers split by concept (``_routes_meta``, ``_routes_records``,
-``_routes_events``, ``_routes_logs``, ``_routes_ui``); their handlers get this app's state
-through the dependencies of :mod:`kitaru.server._deps` (see ``docs/server-architecture.md``,
-"Routes").
+``_routes_events``, ``_routes_ingest``, ``_routes_logs``, ``_routes_ui``); their handlers get
+this app's state through the dependencies of :mod:`kitaru.server._deps` (see
+``docs/server-architecture.md``, "Routes").
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from kitaru.backends import EventLog
 from kitaru.exceptions import KitaruUsageError
 from kitaru.server import (
     _routes_events,
+    _routes_ingest,
     _routes_logs,
     _routes_meta,
     _routes_records,
@@ -99,6 +100,7 @@ def create_app(
     app.include_router(_routes_meta.router)
     app.include_router(_routes_records.router)
     app.include_router(_routes_events.router)
+    app.include_router(_routes_ingest.router)
     app.include_router(_routes_logs.router)
     app.include_router(_routes_events.stream_router)
     app.include_router(_routes_logs.stream_router)

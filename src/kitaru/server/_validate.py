@@ -31,8 +31,10 @@ from kitaru.store._usage import UsageRecord
 from kitaru.store._values import StoredValue
 
 __all__ = [
+    "check_events",
     "check_exec_id",
     "parse_checkpoint",
+    "parse_event_array",
     "parse_events",
     "parse_execution",
     "parse_finish",
@@ -162,6 +164,16 @@ def parse_events(
     Raises:
         ApiError: 400 for malformed input, 413 for an oversized batch or event.
     """
+    items = parse_event_array(body, max_events=max_events)
+    return check_events(items, exec_id, max_event_bytes=max_event_bytes)
+
+
+def parse_event_array(body: bytes, *, max_events: int) -> list[Any]:
+    """An ingest body decoded: a JSON array of at most ``max_events`` items (not yet checked).
+
+    Raises:
+        ApiError: 400 when it is not a JSON array, 413 when it holds too many items.
+    """
     items = parse_json(body)
     if not isinstance(items, list):
         raise bad_request(f"request body must be a JSON array of events, got {json_type(items)}")
@@ -171,6 +183,15 @@ def parse_events(
             _wire.ERROR_TOO_LARGE,
             f"batch has {len(items)} events; at most {max_events} are accepted per request",
         )
+    return items
+
+
+def check_events(items: list[Any], exec_id: str, *, max_event_bytes: int) -> list[NewEvent]:
+    """Validate decoded wire events of execution ``exec_id``; any bad one refuses them all.
+
+    Raises:
+        ApiError: 400 for a malformed event, 413 for an oversized one.
+    """
     dumps = orjson.dumps
     reserved = RESERVED_KINDS
     latest = latest_timestamp()

@@ -1,0 +1,108 @@
+"""Ingest of several executions' live events in one request (``POST /api/v1/events``).
+
+A producer process runs many executions at once; posting each execution's events in its own
+request makes request handling, not storage, the server's main cost under steady traffic. This
+route takes one JSON array of wire events of any executions (each event names its own
+``exec_id``), groups them by execution in the order they came, and stores each group exactly
+as ``POST /api/v1/executions/{exec_id}/events`` would: same checks, same idempotency key
+``(exec_id, correlation_id, index)``, same refusals. A refusal is per execution, so one
+execution's bad or unknown events never drop another's (``docs/protocol.md``, "Ingest of
+several executions").
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from kitaru import _wire
+from kitaru._checks import execution_id_problem
+from kitaru.server import _schemas
+from kitaru.server._body import read_body
+from kitaru.server._deps import StateDep, require_token
+from kitaru.server._errors import ApiError, JsonResponse, bad_request, streaming_off
+from kitaru.server._validate import check_events, json_type, parse_event_array
+
+__all__ = ["group_by_execution", "router"]
+
+router = APIRouter(dependencies=[Depends(require_token)])
+"""Multi-execution ingest, behind the API token."""
+
+
+def group_by_execution(items: list[Any]) -> dict[str, list[Any]]:
+    """The decoded events by execution, in first-seen order, each group in request order.
+
+    Raises:
+        ApiError: 400 for an item that names no valid execution: it cannot be attributed to
+            one, so the request as a whole is malformed.
+    """
+    groups: dict[str, list[Any]] = {}
+    for pos, item in enumerate(items):
+        exec_id = item.get("exec_id") if type(item) is dict else None
+        group = groups.get(exec_id) if type(exec_id) is str else None
+        if group is None:
+            if type(item) is not dict:
+                raise bad_request(f"event [{pos}] must be a JSON object, got {json_type(item)}")
+            problem = execution_id_problem(exec_id)
+            if problem is not None:
+                raise bad_request(f"event [{pos}]: {problem}")
+            assert isinstance(exec_id, str)
+            group = groups[exec_id] = []
+        group.append(item)
+    return groups
+
+
+@router.post(
+    _wire.PATH_EVENTS,
+    tags=["events"],
+    openapi_extra=_schemas.body(_schemas.EVENTS),
+)
+async def ingest_many(request: Request, state: StateDep) -> JsonResponse:
+    """Store live events of several executions; the answer is per execution.
+
+    ``{"executions": {exec_id: {"stored", "duplicates", "last_cursor"}}}``, or for an
+    execution whose events were refused, ``{exec_id: {"error": {"status", "kind",
+    "message"}}}`` (nothing of that execution was stored; the others were).
+    """
+    started = time.perf_counter()
+    metrics = state.metrics
+    settings = state.settings
+    log = state.log
+    try:
+        if log is None:
+            raise streaming_off()
+        items = parse_event_array(
+            await read_body(request, settings.max_body_bytes), max_events=settings.max_batch_events
+        )
+        groups = group_by_execution(items)
+    except ApiError as exc:
+        metrics.rejected(exc.kind)
+        raise
+    answers: dict[str, dict[str, Any]] = {}
+    stored_all = dups_all = 0
+    for exec_id, group in groups.items():
+        try:
+            await state.require_known(exec_id)
+            events = check_events(group, exec_id, max_event_bytes=settings.max_event_bytes)
+        except ApiError as exc:
+            metrics.rejected(exc.kind)
+            answers[exec_id] = {
+                "error": {"status": exc.status, "kind": exc.kind, "message": exc.message}
+            }
+            continue
+        # A storage failure raises out of the handler (503): the producer retries the whole
+        # request, and what was stored already comes back as duplicates.
+        result = await log.append(exec_id, events)
+        metrics.head(exec_id, result.last_cursor)
+        state.seen(exec_id)
+        stored_all += result.stored
+        dups_all += result.duplicates
+        answers[exec_id] = {
+            "stored": result.stored,
+            "duplicates": result.duplicates,
+            "last_cursor": result.last_cursor,
+        }
+    metrics.ingested(stored_all, dups_all, time.perf_counter() - started)
+    return JsonResponse({"executions": answers})
