@@ -275,7 +275,7 @@ class Checkpoint(Generic[P, R]):
         )
         record.status = "running"
         run.runtime.store.save_checkpoint(record)
-        run.runtime.notify("on_checkpoint_start", scope)
+        run.runtime.observer_group.notify("on_checkpoint_start", scope)
         scope.emit(CHECKPOINT_STARTED_KIND, {"status": "started"}, lifecycle=True)
         return scope, _current_checkpoint.set(scope)
 
@@ -299,7 +299,7 @@ class Checkpoint(Generic[P, R]):
                 lifecycle=True,
             )
         status = "returned" if error is None else "failed"
-        scope.run.runtime.notify("on_checkpoint_end", scope, status, error)
+        scope.run.runtime.observer_group.notify("on_checkpoint_end", scope, status, error)
         attempt = record.attempts[-1]
         attempt.ended_at = time.time()
         attempt.status = "completed" if error is None else "failed"

@@ -187,7 +187,8 @@ class LogCapture(RuntimeObserver):
                 time.time(),
                 bounded=False,
             )
-        self._wake.set()
+        if self._pending:  # ship this execution's lines now (nothing pending: no wake-up)
+            self._wake.set()
 
     def on_flow_end(self, run: FlowRun, status: str, error: BaseException | None) -> None:
         # Before the execution turns terminal, so a follower sees every line before its end.
