@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sqlite3
 import threading
@@ -361,3 +362,53 @@ def test_handler_output_to_stderr_is_not_captured_twice(
     assert [x.stream for x in lines].count("stderr") == 0
     printed = [x.message for x in lines if x.stream == "stdout"]
     assert len(printed) == 2 and len(printed[0]) > 8000 and printed[1].endswith("tail")
+
+
+def test_first_lines_from_several_threads_share_one_numbering_and_late_lines_are_dropped(
+    user_handler: Collect,
+) -> None:
+    """A checkpoint execution's capture state is made at its first line, once, by one thread."""
+    late: list[threading.Thread] = []
+
+    @checkpoint
+    def threaded() -> int:
+        barrier = threading.Barrier(4)
+
+        def lines(k: int) -> None:
+            barrier.wait()  # the four first lines race for the execution's state
+            for n in range(50):
+                user_log.info("t%d line %d", k, n)
+
+        threads = [
+            threading.Thread(target=contextvars.copy_context().run, args=(lines, k))
+            for k in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        gate = threading.Event()
+
+        def after_the_end() -> None:
+            gate.wait()
+            user_log.info("after the end")
+
+        late.append(threading.Thread(target=contextvars.copy_context().run, args=(after_the_end,)))
+        late[0].start()
+        late.append(threading.Thread(target=gate.set))
+        return 1
+
+    @flow
+    def f() -> int:
+        result = threaded()
+        late[1].start()  # the checkpoint has ended: now its thread logs
+        late[0].join()
+        return result
+
+    handle = f.run()
+    handle.wait()
+    lines = KitaruClient().executions.logs(handle.exec_id)
+    assert len(lines) == 200
+    assert sorted(x.line for x in lines) == list(range(200))
+    assert "after the end" not in [x.message for x in lines]
+    assert "after the end" in [r.getMessage() for r in user_handler.records]

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from kitaru.events._models import EventRecord
     from kitaru.otel._logs import LogEmitter
     from kitaru.otel._metrics import BridgeMetrics
+    from kitaru.otel._sdk_tracer import SpanStarter
     from kitaru.runtime._scope import CheckpointScope, FlowRun
     from kitaru.store._logs import LogLine
     from kitaru.store._records import CheckpointRecord
@@ -138,12 +139,16 @@ class KitaruOtelObserver(RuntimeObserver):
         self._resolved_provider: TracerProvider | None = tracer_provider
         self._tracer: Tracer | None = None
         self._forcing = False
+        # How checkpoint spans are started on the tracer once it is known for good
+        # (kitaru.otel._sdk_tracer.span_starter); None: tracer.start_span.
+        self._start_span: SpanStarter | None = None
         self._lock = threading.Lock()
         self._flush_healthy = True
         if tracer is not None:
-            from kitaru.otel._sdk_tracer import derive_tracer
+            from kitaru.otel._sdk_tracer import derive_tracer, span_starter
 
             self._tracer, self._forcing = derive_tracer(tracer)
+            self._start_span = span_starter(self._tracer)
 
     def __repr__(self) -> str:
         return f"<KitaruOtelObserver {self.settings}>"
@@ -154,7 +159,7 @@ class KitaruOtelObserver(RuntimeObserver):
         tracer = self._tracer
         if tracer is not None:
             return tracer, self._forcing
-        from kitaru.otel._sdk_tracer import tracer_for
+        from kitaru.otel._sdk_tracer import span_starter, tracer_for
 
         with self._lock:
             if self._tracer is not None:
@@ -164,6 +169,7 @@ class KitaruOtelObserver(RuntimeObserver):
             # Before the application sets its provider the global one is a proxy: use it for
             # now, look again at the next flow.
             if self._provider is not None or not isinstance(provider, ProxyTracerProvider):
+                self._start_span = span_starter(tracer)
                 self._tracer, self._forcing = tracer, forcing
                 self._resolved_provider = provider
             return tracer, forcing
@@ -247,7 +253,15 @@ class KitaruOtelObserver(RuntimeObserver):
         token = otel_context.attach(flow_context)
         trace_hex = format(span_context.trace_id, "032x")
         states(run)[self] = FlowState(
-            span, span_context, flow_context, token, tracer, current_pid(), trace_hex, emitter
+            span,
+            span_context,
+            flow_context,
+            token,
+            tracer,
+            current_pid(),
+            trace_hex,
+            emitter,
+            self._start_span if tracer is self._tracer else None,
         )
         if is_own(span_context, parent):
             run.trace_id = trace_hex
@@ -286,18 +300,26 @@ class KitaruOtelObserver(RuntimeObserver):
             key = (scope.name, scope.checkpoint_type)
             base = flow_state.checkpoint_bases.get(key)
             if base is None:
-                base = flow_state.checkpoint_bases[key] = checkpoint_base(scope)
+                base = flow_state.checkpoint_bases[key] = checkpoint_base(
+                    scope, flow_state.start_span
+                )
             emitter = self._emitter if self._emitter_final else flow_state.emitter
         else:
-            base = checkpoint_base(scope)
+            base = checkpoint_base(scope, None)
             emitter = self._emitter if self._emitter_final else self._log_emitter()
-        attributes = base[1].copy()
+        name, attributes, start = base
+        attributes = attributes.copy()
+        # kitaru's own str and int values (what checkpoint_base's starter relies on)
         attributes[attr.CHECKPOINT_ID] = scope.checkpoint_id
         attributes[attr.CHECKPOINT_STEP] = scope.step_name
         attributes[attr.CHECKPOINT_ATTEMPT] = scope.attempt
         attributes[attr.CORRELATION_ID] = scope.correlation_id
-        span = tracer.start_span(
-            base[0], context=parent, kind=SpanKind.INTERNAL, attributes=attributes
+        span = (
+            start(name, parent, attributes)
+            if start is not None
+            else tracer.start_span(
+                name, context=parent, kind=SpanKind.INTERNAL, attributes=attributes
+            )
         )
         # Current while the body runs: the user's instrumented calls (and threads or tasks
         # that copy this context) become children of the checkpoint span.

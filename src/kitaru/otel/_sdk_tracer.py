@@ -21,19 +21,36 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    ParentBased,
+    Sampler,
+    StaticSampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import SpanKind, Tracer, TracerProvider
 
 from kitaru.otel._forced import forced
 
+if TYPE_CHECKING:
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import Span
+    from opentelemetry.util.types import AttributeValue
+
 __all__ = [
     "KitaruIdGenerator",
+    "SpanStarter",
     "TraceIdRatioSampler",
     "derive_tracer",
     "root_sampled",
+    "span_starter",
     "tracer_for",
 ]
 
@@ -117,3 +134,106 @@ class TraceIdRatioSampler(TraceIdRatioBased):
 
     def get_description(self) -> str:
         return f"KitaruTraceIdRatio{{{self.rate}}}"
+
+
+# -- starting spans whose attributes kitaru built itself ----------------------------------------
+#
+# The SDK checks every attribute a span starts with (``BoundedAttributes`` cleaning each value):
+# for a checkpoint span's eight attributes, about a sixth of a checkpoint with a span
+# (benchmarks/README.md, "Where the time goes"). Those values are kitaru's own strings and ints,
+# which that check hands back unchanged, so they can be stored as they are. That takes the
+# SDK's private attribute container; it is done only where the result is the same span as the
+# public path gives, and anything unexpected falls back to the public path:
+#
+# * the sampler is one of the SDK's that pass attributes through without reading them (always
+#   on/off, trace-ID ratio, parent-based over those), so starting the span without them decides
+#   the same and the span gets the same attributes;
+# * every span processor is one whose ``on_start`` does nothing (the SDK's batch and simple
+#   processors), so no processor can see the span before its attributes are in; processors
+#   added to the provider later are checked again before the next span;
+# * the span is the SDK's own span class with an empty, unbounded-length attribute container
+#   that holds them all (else ``set_attributes``, the public path, stores them).
+
+_QUIET_ON_START = (
+    SpanProcessor.on_start,
+    BatchSpanProcessor.on_start,
+    SimpleSpanProcessor.on_start,
+)
+_PASS_THROUGH = (StaticSampler.should_sample, TraceIdRatioBased.should_sample)
+_PARENT_BASED_DELEGATES = (
+    "_root",
+    "_remote_parent_sampled",
+    "_remote_parent_not_sampled",
+    "_local_parent_sampled",
+    "_local_parent_not_sampled",
+)
+
+SpanStarter = Callable[[str, "otel_context.Context", "Mapping[str, AttributeValue]"], "Span"]
+"""Starts an ``INTERNAL`` span with a name, a parent context and attributes kitaru built."""
+
+
+def _passes_attributes_through(sampler: Sampler | None, depth: int = 0) -> bool:
+    should_sample = getattr(type(sampler), "should_sample", None)
+    if should_sample in _PASS_THROUGH:
+        return True
+    if should_sample is not ParentBased.should_sample or depth > 0:
+        return False
+    return all(
+        _passes_attributes_through(getattr(sampler, name, None), depth + 1)
+        for name in _PARENT_BASED_DELEGATES
+    )
+
+
+def _quiet_processors(processors: Any) -> bool:
+    return isinstance(processors, tuple) and all(
+        getattr(type(p), "on_start", None) in _QUIET_ON_START for p in processors
+    )
+
+
+def span_starter(tracer: Tracer) -> SpanStarter:
+    """How to start ``tracer``'s spans with attributes kitaru built itself.
+
+    Every attribute value must be a ``str``, ``bool``, ``int`` or ``float`` (values the SDK's
+    check hands back unchanged). The span is the one ``tracer.start_span(name, context,
+    INTERNAL, attributes)`` would give; on an SDK tracer where that is known to hold (see the
+    conditions above), without the SDK checking the attributes again.
+    """
+    start = tracer.start_span
+
+    def public(
+        name: str, context: otel_context.Context, attributes: Mapping[str, AttributeValue]
+    ) -> Span:
+        return start(name, context, SpanKind.INTERNAL, attributes)
+
+    multi = getattr(tracer, "span_processor", None)
+    if (
+        not isinstance(tracer, SdkTracer)
+        or type(multi) is not SynchronousMultiSpanProcessor
+        or not _passes_attributes_through(getattr(tracer, "sampler", None))
+    ):
+        return public
+    checked: list[Any] = [None, False]  # the processors tuple last checked, and the answer
+
+    def prevalidated(
+        name: str, context: otel_context.Context, attributes: Mapping[str, AttributeValue]
+    ) -> Span:
+        processors = getattr(multi, "_span_processors", None)
+        if processors is not checked[0]:
+            checked[0], checked[1] = processors, _quiet_processors(processors)
+        if not checked[1]:
+            return start(name, context, SpanKind.INTERNAL, attributes)
+        span = start(name, context, SpanKind.INTERNAL, None)
+        bounded = getattr(span, "_attributes", None)
+        if (
+            type(bounded) is BoundedAttributes
+            and bounded.max_value_len is None
+            and (bounded.maxlen is None or bounded.maxlen >= len(attributes))
+            and type(getattr(bounded, "_dict", None)) is dict
+            and not bounded._dict
+        ):
+            bounded._dict.update(attributes)
+        elif span.is_recording():
+            span.set_attributes(attributes)
+        return span
+
+    return prevalidated

@@ -28,12 +28,14 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
     from opentelemetry.util.types import AttributeValue
 
+    from kitaru.otel._sdk_tracer import SpanStarter
     from kitaru.otel._state import FlowState
     from kitaru.runtime._scope import CheckpointScope, FlowRun
     from kitaru.store._records import CheckpointRecord
     from kitaru.store._usage import UsageRecord
 
 __all__ = [
+    "CheckpointBase",
     "checkpoint_base",
     "checkpoint_parent",
     "flow_span_context",
@@ -72,17 +74,25 @@ def flow_start(
     return trace.set_span_in_context(trace.INVALID_SPAN, current), attributes, links
 
 
-def checkpoint_base(scope: CheckpointScope) -> tuple[str, dict[str, AttributeValue]]:
-    """The span name and the attributes shared by a flow's checkpoint spans of one name."""
-    return (
-        attr.CHECKPOINT_SPAN_PREFIX + scope.name,
-        {
-            attr.EXECUTION_ID: scope.exec_id,
-            attr.FLOW_NAME: scope.flow_name,
-            attr.CHECKPOINT_NAME: scope.name,
-            attr.CHECKPOINT_TYPE: scope.checkpoint_type,
-        },
-    )
+CheckpointBase = tuple[str, dict[str, "AttributeValue"], "SpanStarter | None"]
+"""A checkpoint span's name, the attributes a flow's spans of that name share, and how to
+start it (``None``: ``tracer.start_span``)."""
+
+
+def checkpoint_base(scope: CheckpointScope, start: SpanStarter | None) -> CheckpointBase:
+    """The span name and the attributes shared by a flow's checkpoint spans of one name.
+
+    ``start`` (a :func:`~kitaru.otel._sdk_tracer.span_starter`) is kept only when every shared
+    value is a plain ``str``: it stores attributes without the SDK checking them again.
+    """
+    attributes: dict[str, AttributeValue] = {
+        attr.EXECUTION_ID: scope.exec_id,
+        attr.FLOW_NAME: scope.flow_name,
+        attr.CHECKPOINT_NAME: scope.name,
+        attr.CHECKPOINT_TYPE: scope.checkpoint_type,
+    }
+    plain = all(type(value) is str for value in attributes.values())
+    return attr.CHECKPOINT_SPAN_PREFIX + scope.name, attributes, start if plain else None
 
 
 def reused_attributes(run: FlowRun, record: CheckpointRecord) -> dict[str, AttributeValue]:

@@ -7,9 +7,10 @@ checkpoint needs without looking it up again (see :mod:`kitaru.otel._bridge`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from kitaru.runtime._process import current_pid
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -21,25 +22,11 @@ if TYPE_CHECKING:
 
     from kitaru.otel._events import SpanEventBuffer
     from kitaru.otel._logs import LogEmitter
+    from kitaru.otel._sdk_tracer import SpanStarter
+    from kitaru.otel._spans import CheckpointBase
     from kitaru.runtime._scope import CheckpointScope, FlowRun
 
 __all__ = ["CheckpointState", "FlowState", "current_pid", "states"]
-
-# os.getpid() is a system call on every checkpoint end; the pid only changes at fork.
-_PID = os.getpid()
-
-
-def _after_fork() -> None:
-    global _PID
-    _PID = os.getpid()
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
-
-def current_pid() -> int:
-    """This process's ID (kept up to date across ``fork``)."""
-    return _PID
 
 
 @dataclass(slots=True)
@@ -54,11 +41,10 @@ class FlowState:
     pid: int
     trace_hex: str  # the flow span's trace ID as 32 hex digits (its checkpoints share it)
     emitter: LogEmitter | None = None  # log records: where they went when the flow started
-    # Per (checkpoint name, type): the span name and the attributes every checkpoint span of
-    # this flow with that name shares, built once (checkpoints are the hot path).
-    checkpoint_bases: dict[tuple[str, str], tuple[str, dict[str, AttributeValue]]] = field(
-        default_factory=dict
-    )
+    start_span: SpanStarter | None = None  # how the flow's checkpoint spans are started
+    # Per (checkpoint name, type): the span name, the attributes every checkpoint span of this
+    # flow with that name shares, and how to start it, built once (checkpoints are the hot path).
+    checkpoint_bases: dict[tuple[str, str], CheckpointBase] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

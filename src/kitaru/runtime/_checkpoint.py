@@ -31,6 +31,7 @@ from kitaru.runtime._scope import (
     CheckpointScope,
     FlowRun,
     _current_checkpoint,
+    _current_flow,
     current_flow,
 )
 from kitaru.store._failure import describe_failure
@@ -44,6 +45,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _MISS = object()
+# What dump_value stores for None (frozen, so one instance serves every checkpoint's record).
+_NONE_OUTPUT = dump_value(None, what="None")
 
 
 class Checkpoint(Generic[P, R]):
@@ -95,7 +98,9 @@ class Checkpoint(Generic[P, R]):
     # -- calling --------------------------------------------------------------------------
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        run = self._require_flow()
+        run = _current_flow.get()
+        if run is None:
+            run = self._require_flow()  # raises
         step = run.allocate_step(self.name)
         if self.is_async:
             return self._acall(run, step, args, kwargs)  # type: ignore[return-value]
@@ -231,7 +236,8 @@ class Checkpoint(Generic[P, R]):
 
         A cancellation point first: a call of a cancelled run never starts.
         """
-        run.raise_if_cancelled()
+        if run.cancel_reason is not None:
+            run.raise_if_cancelled()
         step_name, seq = step
         store = run.runtime.store
         source: CheckpointRecord | None = None
@@ -275,7 +281,7 @@ class Checkpoint(Generic[P, R]):
         )
         record.status = "running"
         run.runtime.store.save_checkpoint(record)
-        run.runtime.notify("on_checkpoint_start", scope)
+        run.runtime.observer_group.notify("on_checkpoint_start", scope)
         scope.emit(CHECKPOINT_STARTED_KIND, {"status": "started"}, lifecycle=True)
         return scope, _current_checkpoint.set(scope)
 
@@ -299,7 +305,7 @@ class Checkpoint(Generic[P, R]):
                 lifecycle=True,
             )
         status = "returned" if error is None else "failed"
-        scope.run.runtime.notify("on_checkpoint_end", scope, status, error)
+        scope.run.runtime.observer_group.notify("on_checkpoint_end", scope, status, error)
         attempt = record.attempts[-1]
         attempt.ended_at = time.time()
         attempt.status = "completed" if error is None else "failed"
@@ -316,7 +322,11 @@ class Checkpoint(Generic[P, R]):
 
     def _store_output(self, run: FlowRun, record: CheckpointRecord, result: Any) -> None:
         try:
-            record.output = dump_value(result, what=f"output of checkpoint {self.name!r}")
+            record.output = (
+                _NONE_OUTPUT
+                if result is None
+                else dump_value(result, what=f"output of checkpoint {self.name!r}")
+            )
         except KitaruOutputError as exc:
             detail = describe_failure(exc, run.runtime.error_detail)
             last = record.attempts[-1]
@@ -398,7 +408,8 @@ class Checkpoint(Generic[P, R]):
                     raise
                 raise error from exc
             _current_checkpoint.reset(token)
-            self._attempt_returned(scope, record, result)
+            self._end(scope, record, None)
+            self._store_output(run, record, result)
             return result
 
     async def _acall(

@@ -143,7 +143,10 @@ class LogCapture(RuntimeObserver):
         self.runtime = runtime
         self.settings = settings or CaptureSettings.resolve()
         self._group: ObserverGroup = runtime.observer_group
-        self._scopes: dict[str, _ScopeLog] = {}
+        # Running checkpoint executions by correlation ID: the scope itself until its first
+        # line, then its _ScopeLog (most checkpoints log nothing; they never need one).
+        self._scopes: dict[str, CheckpointScope | _ScopeLog] = {}
+        self._scopes_lock = threading.Lock()
         self._pending: collections.deque[LogLine] = collections.deque()
         self._overflow = 0
         self._wake = threading.Event()
@@ -161,14 +164,15 @@ class LogCapture(RuntimeObserver):
 
     def on_checkpoint_start(self, scope: CheckpointScope) -> None:
         _install()
-        self._scopes[scope.correlation_id] = _ScopeLog(scope)
+        self._scopes[scope.correlation_id] = scope
 
     def on_checkpoint_end(
         self, scope: CheckpointScope, status: str, error: BaseException | None
     ) -> None:
-        state = self._scopes.pop(scope.correlation_id, None)
-        if state is None:
-            return
+        with self._scopes_lock:  # not while _state() makes this execution's _ScopeLog
+            state = self._scopes.pop(scope.correlation_id, None)
+        if not isinstance(state, _ScopeLog):
+            return  # nothing was captured: no partial line, nothing dropped
         with state.lock:
             partial, state.partial = state.partial, {}
         for stream, text in partial.items():
@@ -187,7 +191,8 @@ class LogCapture(RuntimeObserver):
                 time.time(),
                 bounded=False,
             )
-        self._wake.set()
+        if self._pending:  # ship this execution's lines now (nothing pending: no wake-up)
+            self._wake.set()
 
     def on_flow_end(self, run: FlowRun, status: str, error: BaseException | None) -> None:
         # Before the execution turns terminal, so a follower sees every line before its end.
@@ -211,9 +216,21 @@ class LogCapture(RuntimeObserver):
 
     # -- capture ----------------------------------------------------------------------------
 
+    def _state(self, scope: CheckpointScope) -> _ScopeLog | None:
+        """The capture state of ``scope`` while it runs (made at its first line), else ``None``."""
+        state = self._scopes.get(scope.correlation_id)
+        if state is None or isinstance(state, _ScopeLog):
+            return state
+        with self._scopes_lock:
+            state = self._scopes.get(scope.correlation_id)
+            if state is None or isinstance(state, _ScopeLog):
+                return state
+            made = self._scopes[scope.correlation_id] = _ScopeLog(state)
+            return made
+
     def capture_record(self, scope: CheckpointScope, record: logging.LogRecord) -> None:
         """Capture one ``logging`` record of ``scope``."""
-        state = self._scopes.get(scope.correlation_id)
+        state = self._state(scope)
         if state is None:
             return
         try:
@@ -236,7 +253,7 @@ class LogCapture(RuntimeObserver):
 
     def capture_text(self, scope: CheckpointScope, stream: str, text: str) -> None:
         """Capture text written to ``stream`` (``stdout``/``stderr``); complete lines only."""
-        state = self._scopes.get(scope.correlation_id)
+        state = self._state(scope)
         if state is None:
             return
         with state.lock:

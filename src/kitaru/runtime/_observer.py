@@ -75,13 +75,18 @@ class ObserverGroup:
     """The observers of one runtime, notified in the order they were added.
 
     Reading :attr:`observers` takes no lock (a tuple replaced as a whole), so notifying costs
-    nothing when there are none.
+    nothing when there are none. Each hook is called only on the observers whose class
+    overrides it (the others would run :class:`RuntimeObserver`'s no-op): the per-hook tuples
+    are made when an observer is added or removed, not on every checkpoint.
     """
 
     def __init__(self) -> None:
         self.observers: tuple[RuntimeObserver, ...] = ()
         self.line_observers: tuple[RuntimeObserver, ...] = ()
         """The observers that override :meth:`RuntimeObserver.on_log_line`."""
+        self.event_observers: tuple[RuntimeObserver, ...] = ()
+        """The observers that override :meth:`RuntimeObserver.on_event`."""
+        self._by_hook: dict[str, tuple[RuntimeObserver, ...]] = {}
         self._lock = threading.Lock()
         self._failures: Counter[str] = Counter()
 
@@ -89,21 +94,26 @@ class ObserverGroup:
         """Notify ``observer`` from now on (once, however often it is added)."""
         with self._lock:
             if observer not in self.observers:
-                self.observers = (*self.observers, observer)
-                self.line_observers = _line_observers(self.observers)
+                self._set((*self.observers, observer))
 
     def remove(self, observer: RuntimeObserver) -> None:
         """Stop notifying ``observer``."""
         with self._lock:
-            self.observers = tuple(o for o in self.observers if o is not observer)
-            self.line_observers = _line_observers(self.observers)
+            self._set(tuple(o for o in self.observers if o is not observer))
+
+    def _set(self, observers: tuple[RuntimeObserver, ...]) -> None:
+        self._by_hook = {hook: _overriding(observers, hook) for hook in _HOOKS}
+        self.line_observers = self._by_hook["on_log_line"]
+        self.event_observers = self._by_hook["on_event"]
+        self.observers = observers
 
     def notify(self, hook: str, *args: Any) -> None:
         """Call ``hook`` (a :class:`RuntimeObserver` method name) on every observer.
 
         Never raises: a failing observer is reported by :meth:`failed` and the others still run.
         """
-        for observer in self.observers:
+        observers = self._by_hook.get(hook)
+        for observer in self.observers if observers is None else observers:
             try:
                 getattr(observer, hook)(*args)
             except Exception as exc:
@@ -140,6 +150,22 @@ class ObserverGroup:
             return dict(self._failures)
 
 
-def _line_observers(observers: tuple[RuntimeObserver, ...]) -> tuple[RuntimeObserver, ...]:
-    base = RuntimeObserver.on_log_line
-    return tuple(o for o in observers if getattr(type(o), "on_log_line", base) is not base)
+_HOOKS = tuple(
+    name for name, value in vars(RuntimeObserver).items() if callable(value) and name[:1] != "_"
+)
+
+
+def _overriding(observers: tuple[RuntimeObserver, ...], hook: str) -> tuple[RuntimeObserver, ...]:
+    """The observers that do something in ``hook``: their class (or the instance) overrides it.
+
+    An object that is not a :class:`RuntimeObserver` and lacks the hook stays in (calling it
+    fails and is counted, as for any failing observer), except for ``on_log_line``, which was
+    added later and is only called on observers that have it.
+    """
+    base = getattr(RuntimeObserver, hook)
+    missing = base if hook == "on_log_line" else None
+    return tuple(
+        o
+        for o in observers
+        if getattr(type(o), hook, missing) is not base or hook in getattr(o, "__dict__", ())
+    )

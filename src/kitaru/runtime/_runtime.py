@@ -89,6 +89,9 @@ class Runtime:
         self.publishing = transport is not None
         self.flush_timeout = _config.flush_timeout()
         self._observers = ObserverGroup()
+        self.observer_group = self._observers
+        """The :class:`ObserverGroup` behind :attr:`observers` (checkpoints and the log capture
+        notify it directly)."""
         self._hb_lock = threading.Lock()
         self._heartbeat_interval = heartbeat_interval
         self._active: dict[str, FlowRun | None] = {}
@@ -123,11 +126,6 @@ class Runtime:
         """
         self._observers.notify(hook, *args)
 
-    @property
-    def observer_group(self) -> ObserverGroup:
-        """The :class:`ObserverGroup` behind :attr:`observers` (the log capture notifies it)."""
-        return self._observers
-
     def observer_failures(self) -> dict[str, int]:
         """How often each observer raised, by its class's module and qualified name."""
         return self._observers.failures()
@@ -135,7 +133,7 @@ class Runtime:
     def dispatch(self, record: EventRecord, scope: CheckpointScope) -> None:
         """Give one event to the observers, then queue it for the transport."""
         group = self._observers
-        for obs in group.observers:  # notify() inlined: this runs once per progress() call
+        for obs in group.event_observers:  # notify() inlined: this runs once per progress() call
             try:
                 obs.on_event(record, scope)
             except Exception as exc:

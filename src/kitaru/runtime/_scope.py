@@ -7,7 +7,6 @@ tasks) share its scope, and so its one index counter.
 from __future__ import annotations
 
 import contextvars
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from kitaru._ids import new_correlation_id, trace_id_for
 from kitaru.events._context import current_scope
 from kitaru.events._models import EventRecord
 from kitaru.exceptions import KitaruCancelledError, KitaruUsageError
+from kitaru.runtime._process import current_pid
 
 if TYPE_CHECKING:
     from kitaru.runtime._replay import ReplayPlan
@@ -79,7 +79,7 @@ class FlowRun:
         """Why the run was cancelled, once it was (read at every cancellation point)."""
         self.final_status: str | None = None
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._pid = current_pid()
         self._step_counts: dict[str, int] = {}
         self._seq = 0
         self._executor: ThreadPoolExecutor | None = None
@@ -108,7 +108,7 @@ class FlowRun:
         (a forked worker) gets an ``@<pid>`` suffix so it never takes a name the flow's own
         process hands out later.
         """
-        pid = os.getpid()
+        pid = current_pid()
         with self._lock:
             count = self._step_counts.get(name, 0) + 1
             self._step_counts[name] = count
@@ -241,6 +241,12 @@ class CheckpointScope:
         lifecycle: bool = False,
     ) -> None:
         """Build one event on the calling thread and hand it to observers and the publisher."""
+        runtime = self.run.runtime
+        if not runtime.publishing and not runtime.observer_group.event_observers:
+            # Nobody takes events (local database mode without a bridge): the index is still
+            # taken, and an explicit one checked, as if the event had been published.
+            self.next_index(index)
+            return
         record = EventRecord(
             self,
             kind,
@@ -250,7 +256,7 @@ class CheckpointScope:
             _now(),
             lifecycle,
         )
-        self.run.runtime.dispatch(record, self)
+        runtime.dispatch(record, self)
 
     def check_cancelled(self) -> None:
         """A cancellation point: raise ``KitaruCancelledError`` once the run was cancelled."""
