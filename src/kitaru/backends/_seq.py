@@ -38,15 +38,14 @@ def format_cursor(seq: int) -> str:
 
 FRAME_TEMPLATE = b'id: %012d\nevent: %b\ndata: %b"cursor":"%012d"}\n\n'
 """The frame of :func:`~kitaru.events._codec.new_event_frame` as a template over ``(seq, kind,
-head, seq)`` (``head``: see :func:`frame_head`). Repeated ``n`` times it formats a whole batch
-in one call, which is what makes a catch-up read from a compact stored form cheap."""
+head, seq)`` (``head``: see :func:`frame_head`): what the SQLite log stores per event."""
 
 
 def frame_head(body: bytes) -> bytes:
     """An event's JSON with its closing brace turned into the place for the cursor.
 
     ``{"a":1}`` becomes ``{"a":1,`` and ``{}`` becomes ``{``: the frame's data is the head
-    followed by ``"cursor":"..."}``. Same size as the JSON; the logs store this form.
+    followed by ``"cursor":"..."}``. Same size as the JSON.
     """
     return b"{" if body == b"{}" else body[:-1] + b","
 
