@@ -384,6 +384,9 @@ class RedisEventLog(EventLog):
                         self._notifier.notify(exec_id)
                     if blocking is None:
                         blocking = self._r.client()
+                        # The reply as Redis sends it (lists), not redis-py's dict per entry:
+                        # decode_fields reads the fields by position.
+                        blocking.set_response_callback("XREAD", _raw_reply)
                         self._blocking[exec_id] = int(await blocking.client_id())
                     if self._is_closed():
                         return  # close() ran while this follower was getting ready
@@ -394,7 +397,10 @@ class RedisEventLog(EventLog):
                         block=max(1, int(self.block * 1000)),
                     )
                     if reply:
-                        entries = reply[0][1]
+                        # One stream asked: RESP2 lists [[key, entries]], RESP3 maps them.
+                        entries = (
+                            next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+                        )
                         await self._learn_sources(exec_id, source_numbers(entries))
                         tail.absorb(decode_fields(exec_id, self._sources, entries))
                         self._notifier.notify(exec_id)
@@ -473,6 +479,10 @@ class RedisEventLog(EventLog):
                 await self._r.aclose()
         if followers:
             await asyncio.wait(followers, timeout=1.0)
+
+
+def _raw_reply(response: Any, **_: Any) -> Any:
+    return response
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:
