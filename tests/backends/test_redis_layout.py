@@ -83,9 +83,12 @@ def test_entries_of_the_older_layout_are_read_with_new_ones(redis_url: str) -> N
     run(go)
 
 
-def test_the_followers_events_are_those_a_read_from_redis_returns(redis_url: str) -> None:
-    # The follower decodes the raw XREAD reply itself (by field position, frames built
-    # inline); every field must come out as the READ script's path builds it.
+@pytest.mark.parametrize("writer", ["this replica", "another replica"])
+def test_the_tails_events_are_those_a_read_from_redis_returns(redis_url: str, writer: str) -> None:
+    # Events appended by this replica go into its tail as appended; events of another replica
+    # come through the follower, which decodes the raw XREAD reply itself (by field position,
+    # frames built inline). Either way every field must be what the READ script's path
+    # builds, and the end entry, stored between the two appends, must still reach the tail.
     prefix = f"layout-{uuid.uuid4().hex[:12]}"
     first = [ev(0, kind="k.start")]
     live = [
@@ -102,8 +105,8 @@ def test_the_followers_events_are_those_a_read_from_redis_returns(redis_url: str
         ):
             await log.append("e1", first)
             assert await log.wait("e1", None, 2.0)  # the follower has loaded the tail
-            await log.append("e1", live)  # these reach it through XREAD
             await log.mark_ended("e1", "completed")
+            await (log if writer == "this replica" else other).append("e1", live)
             for _ in range(200):
                 tailed = await log.read("e1", format_cursor(1), 10)
                 if tailed.ended is not None and len(tailed.events) == len(live):
@@ -119,6 +122,15 @@ def test_the_followers_events_are_those_a_read_from_redis_returns(redis_url: str
             assert tailed.ended == "completed"
             fast = await log.read_frames("e1", format_cursor(1), 10)
             assert fast.frames == b"".join(e.frame for e in fresh.events)
+            # Once the follower has read the appended entries back, nothing is held twice.
+            more = [ev(4)]
+            await other.append("e1", more)
+            for _ in range(200):
+                tailed = await log.read("e1", None, 10)
+                if len(tailed.events) == 1 + len(live) + len(more):
+                    break
+                await asyncio.sleep(0.01)
+            assert [e.cursor for e in tailed.events] == [format_cursor(s) for s in range(1, 7)]
 
     run(go)
 

@@ -52,6 +52,7 @@ from kitaru.backends._redis_entries import (
     append_args,
     decode,
     decode_fields,
+    logged,
     source_numbers,
 )
 from kitaru.backends._redis_tail import Tail
@@ -189,11 +190,19 @@ class RedisEventLog(EventLog):
         args = append_args(self.retention.max_events or 0, events)
         keys = [*self._keys(exec_id), self._src_key(exec_id)]
         self._stats["redis_writes"] += 1
-        stored, last = await self._call(lambda: self._append(keys=keys, args=args))
+        reply = await self._call(lambda: self._append(keys=keys, args=args))
+        stored, last = int(reply[0]), int(reply[1])
+        tail = self._tails.get(exec_id)
+        if tail is not None and stored == len(events) and tail.continues(last - stored + 1):
+            # Every event was stored, in order, right after what this replica's tail holds
+            # (the script is atomic): its watchers get them now, without the follower's
+            # read back and decoding (the follower skips them).
+            tail.add_own(logged(last - stored + 1, events))
+            self._notifier.notify(exec_id)
         return AppendResult(
-            stored=int(stored),
-            duplicates=len(events) - int(stored),
-            last_cursor=format_cursor(int(last)) if int(last) else None,
+            stored=stored,
+            duplicates=len(events) - stored,
+            last_cursor=format_cursor(last) if last else None,
         )
 
     async def mark_ended(self, exec_id: str, status: str) -> None:
@@ -401,8 +410,11 @@ class RedisEventLog(EventLog):
                         entries = (
                             next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
                         )
+                        newest = entries[-1][0]
+                        entries = tail.unheld(entries)  # this replica's own appends are held
                         await self._learn_sources(exec_id, source_numbers(entries))
                         tail.absorb(decode_fields(exec_id, self._sources, entries))
+                        tail.stream_id = newest
                         self._notifier.notify(exec_id)
                     elif tail.ended is None:
                         # Idle: the end entry may have been trimmed away by retention before

@@ -17,7 +17,15 @@ from kitaru.backends._base import LoggedEvent, NewEvent
 from kitaru.backends._seq import format_cursor
 from kitaru.events._codec import new_event_frame
 
-__all__ = ["Item", "Sources", "append_args", "decode", "decode_fields", "source_numbers"]
+__all__ = [
+    "Item",
+    "Sources",
+    "append_args",
+    "decode",
+    "decode_fields",
+    "logged",
+    "source_numbers",
+]
 
 Source = tuple[str, str, str | None, str | None, str | None]
 Item = tuple[bytes, LoggedEvent | str]
@@ -110,6 +118,27 @@ def decode_fields(
         index = int(key.rpartition(b":")[2])
         event = LoggedEvent(f"{seq:012d}", kind, corr, index, cid, cname, sname, frame)
         out.append((entry_id, event))
+    return out
+
+
+def logged(first_seq: int, events: Sequence[NewEvent]) -> list[LoggedEvent]:
+    """``events`` as stored with the numbers from ``first_seq``: what a read would return."""
+    out: list[LoggedEvent] = []
+    for seq, ev in enumerate(events, first_seq):
+        cursor = f"{seq:012d}"
+        frame = new_event_frame(cursor, ev.kind, ev.body)
+        out.append(
+            LoggedEvent(
+                cursor,
+                ev.kind,
+                ev.correlation_id,
+                ev.index,
+                ev.checkpoint_id,
+                ev.checkpoint_name,
+                ev.step_name,
+                frame,
+            )
+        )
     return out
 
 
