@@ -9,6 +9,9 @@ Per replica, one follower task per watched execution reads its stream with a blo
 ``XREAD`` into a :class:`~kitaru.backends._redis_tail.Tail` that all of the replica's watchers
 of that execution read from (``docs/deployment.md``: Redis reads grow with executions, not
 watchers).
+Events the replica appends itself go into that tail as soon as Redis has stored them
+(``docs/server-architecture.md``, "Event log storage"); the follower skips them when it reads
+them back.
 Executions ended on any replica are seen by every follower through the stream's end entry.
 
 When Redis cannot be reached, calls raise :class:`EventLogUnavailableError` (the server turns
