@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from kitaru.backends._base import LoggedEvent, NewEvent
-from kitaru.backends._seq import format_cursor
+from kitaru.backends._seq import format_cursor, logged_event
 from kitaru.events._codec import new_event_frame
 
 __all__ = [
@@ -123,23 +123,7 @@ def decode_fields(
 
 def logged(first_seq: int, events: Sequence[NewEvent]) -> list[LoggedEvent]:
     """``events`` as stored with the numbers from ``first_seq``: what a read would return."""
-    out: list[LoggedEvent] = []
-    for seq, ev in enumerate(events, first_seq):
-        cursor = f"{seq:012d}"
-        frame = new_event_frame(cursor, ev.kind, ev.body)
-        out.append(
-            LoggedEvent(
-                cursor,
-                ev.kind,
-                ev.correlation_id,
-                ev.index,
-                ev.checkpoint_id,
-                ev.checkpoint_name,
-                ev.step_name,
-                frame,
-            )
-        )
-    return out
+    return [logged_event(seq, ev) for seq, ev in enumerate(events, first_seq)]
 
 
 def source_numbers(entries: Sequence[tuple[bytes, Sequence[bytes]]]) -> list[bytes]:
