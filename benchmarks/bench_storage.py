@@ -9,7 +9,8 @@ write-ahead log folded in after the server stopped) and ``redis`` (the Redis eve
 started for the run from ``scripts/services/``: ``used_memory`` before and after).
 
 Reported per backend: stored bytes per event next to the mean size of the event's JSON as the
-producer sent it, and their ratio; the catch-up rate of the stored events. Checked: the reader
+producer sent it, and their ratio; the catch-up rate of the stored events and the server's CPU
+time per event during it (steadier than the rate on a shared machine). Checked: the reader
 received every event.
 
 Target: at most 1.5x the event's JSON.
@@ -35,6 +36,7 @@ from _common import (
     batches,
     header,
     parser,
+    proc_cpu_seconds,
     run_main,
     tempdir,
     wire_events,
@@ -117,7 +119,9 @@ def measure_sqlite(home: Path, n: int, res: Result) -> dict[str, Any]:
     try:
         before = _files_size(db)
         exec_id, json_size = _fill(server, n)
+        cpu0 = proc_cpu_seconds(server.pid)
         frames, seconds = _read_all(server.port, exec_id)
+        cpu = proc_cpu_seconds(server.pid) - cpu0
     finally:
         server.stop()
     with sqlite3.connect(db) as conn:  # fold the write-ahead log into the file
@@ -139,6 +143,7 @@ def measure_sqlite(home: Path, n: int, res: Result) -> dict[str, Any]:
         "bytes_per_event": (after - before) / n,
         "json_bytes_per_event": json_size,
         "catchup_events_per_s": n / seconds,
+        "catchup_server_cpu_us": cpu / n * 1e6,
         "file_bytes": after,
         "bytes_per_event_by_table": breakdown,
     }
@@ -158,7 +163,9 @@ def measure_redis(home: Path, n: int, res: Result) -> dict[str, Any]:
         before = int(client.info("memory")["used_memory"])
         exec_id, json_size = _fill(server, n)
         after = int(client.info("memory")["used_memory"])
+        cpu0 = proc_cpu_seconds(server.pid)
         frames, seconds = _read_all(server.port, exec_id)
+        cpu = proc_cpu_seconds(server.pid) - cpu0
         client.close()
     finally:
         if server is not None:
@@ -171,6 +178,7 @@ def measure_redis(home: Path, n: int, res: Result) -> dict[str, Any]:
         "bytes_per_event": (after - before) / n,
         "json_bytes_per_event": json_size,
         "catchup_events_per_s": n / seconds,
+        "catchup_server_cpu_us": cpu / n * 1e6,
     }
 
 
@@ -207,6 +215,9 @@ def main() -> int:
         )
         res.row(
             f"catch-up of the stored events ({backend})", figures["catchup_events_per_s"], "ev/s"
+        )
+        res.row(
+            f"catch-up server CPU per event ({backend})", figures["catchup_server_cpu_us"], "µs"
         )
     return res.finish()
 

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis as redis_sync
 
-from kitaru.backends import NewEvent
+from kitaru.backends import LoggedEvent, NewEvent
 from kitaru.backends._redis import RedisEventLog
 from kitaru.backends._seq import format_cursor
 from kitaru.events._codec import new_event_frame
@@ -81,3 +81,68 @@ def test_entries_of_the_older_layout_are_read_with_new_ones(redis_url: str) -> N
             assert [e.frame for e in tailed.events] == [e.frame for e in got[1:]]
 
     run(go)
+
+
+@pytest.mark.parametrize("writer", ["this replica", "another replica"])
+def test_the_tails_events_are_those_a_read_from_redis_returns(redis_url: str, writer: str) -> None:
+    # Events appended by this replica go into its tail as appended; events of another replica
+    # come through the follower, which decodes the raw XREAD reply itself (by field position,
+    # frames built inline). Either way every field must be what the READ script's path
+    # builds, and the end entry, stored between the two appends, must still reach the tail.
+    prefix = f"layout-{uuid.uuid4().hex[:12]}"
+    first = [ev(0, kind="k.start")]
+    live = [
+        ev(1),
+        NewEvent("k.empty", "c2", 0, None, None, "step", b"{}"),
+        ev(2, corr="c2", kind="k.ünicode"),
+        ev(3),
+    ]
+
+    async def go() -> None:
+        async with (
+            RedisEventLog(redis_url, prefix=prefix) as log,
+            RedisEventLog(redis_url, prefix=prefix) as other,
+        ):
+            await log.append("e1", first)
+            assert await log.wait("e1", None, 2.0)  # the follower has loaded the tail
+            await log.mark_ended("e1", "completed")
+            await (log if writer == "this replica" else other).append("e1", live)
+            for _ in range(200):
+                tailed = await log.read("e1", format_cursor(1), 10)
+                if tailed.ended is not None and len(tailed.events) == len(live):
+                    break
+                await asyncio.sleep(0.01)
+            assert log.stats()["tail_reads"] > 0
+            fresh = await other.read("e1", format_cursor(1), 10)  # no follower: Redis READ
+            assert other.stats()["tail_reads"] == 0
+            assert [_fields(e) for e in tailed.events] == [_fields(e) for e in fresh.events]
+            assert [e.frame for e in tailed.events] == [
+                new_event_frame(format_cursor(seq), e.kind, e.body) for seq, e in enumerate(live, 2)
+            ]
+            assert tailed.ended == "completed"
+            fast = await log.read_frames("e1", format_cursor(1), 10)
+            assert fast.frames == b"".join(e.frame for e in fresh.events)
+            # Once the follower has read the appended entries back, nothing is held twice.
+            more = [ev(4)]
+            await other.append("e1", more)
+            for _ in range(200):
+                tailed = await log.read("e1", None, 10)
+                if len(tailed.events) == 1 + len(live) + len(more):
+                    break
+                await asyncio.sleep(0.01)
+            assert [e.cursor for e in tailed.events] == [format_cursor(s) for s in range(1, 7)]
+
+    run(go)
+
+
+def _fields(e: LoggedEvent) -> tuple[object, ...]:
+    return (
+        e.cursor,
+        e.kind,
+        e.correlation_id,
+        e.index,
+        e.checkpoint_id,
+        e.checkpoint_name,
+        e.step_name,
+        e.frame,
+    )

@@ -13,6 +13,7 @@ import pytest
 
 from kitaru.backends import EventLogError, LoggedEvent, NewEvent, SqliteEventLog
 from kitaru.backends._seq import format_cursor
+from kitaru.backends._sqlite_schema import MIGRATIONS
 from kitaru.events._codec import new_event_frame
 
 # The layout of version 1, as kitaru created it before the compact layout.
@@ -138,7 +139,7 @@ def test_a_version_1_file_reads_back_identically_after_migration(tmp_path: Path)
     with sqlite3.connect(path) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM event_log_migrations")]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    assert versions == [2]
+    assert versions == [2, 3]
     assert "events_v1" not in tables and "event_logs_v1" not in tables
 
     async def reopen() -> None:  # a migrated file opens as it is
@@ -147,6 +148,58 @@ def test_a_version_1_file_reads_back_identically_after_migration(tmp_path: Path)
             assert [_logged(e) for e in got.events][:7] == expected["a"]
 
     run(reopen)
+
+
+def _migrate_to_v2(path: Path) -> None:
+    """Bring a version-1 file to version 2 only, as the kitaru that introduced it did."""
+    version, name, step = MIGRATIONS[0]
+    assert version == 2
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "CREATE TABLE event_log_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        step(conn)
+        conn.execute("INSERT INTO event_log_migrations VALUES (?, ?, 0)", (version, name))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def test_a_version_2_file_reads_back_identically_after_migration(tmp_path: Path) -> None:
+    path = tmp_path / "server.db"
+    expected = _write_v1(path)
+    _migrate_to_v2(path)
+    with sqlite3.connect(path) as conn:  # version 2 stores heads, not frames
+        heads = [r[0] for r in conn.execute("SELECT head FROM events ORDER BY log_id, seq")]
+    assert len(heads) == sum(len(want) for want in expected.values())
+    assert not any(h.startswith(b"id: ") for h in heads)
+
+    async def go() -> None:
+        async with SqliteEventLog(path) as log:
+            for exec_id, want in expected.items():
+                got = await log.read(exec_id, None, 100)
+                assert [_logged(e) for e in got.events] == want
+                fast = await log.read_frames(exec_id, None, 100)
+                assert fast.frames == b"".join(w[-1] for w in want)
+                assert fast.count == len(want)
+            assert (await log.read("b", None, 1)).ended == "completed"
+            again = await log.append(
+                "c", [_events("c")[6], NewEvent("k", "new", 0, None, None, None, b"{}")]
+            )
+            assert (again.stored, again.duplicates) == (1, 1)
+            tail = await log.read_frames("c", format_cursor(7), 100)
+            assert tail.frames == new_event_frame(format_cursor(8), "k", b"{}")
+
+    run(go)
+    with sqlite3.connect(path) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM event_log_migrations")]
+        frames = [r[0] for r in conn.execute("SELECT frame FROM events ORDER BY log_id, seq")]
+    assert versions == [2, 3]
+    # Every stored frame is the one version 1 stored for the same event, byte for byte.
+    assert frames[: len(heads)] == [w[-1] for want in expected.values() for w in want]
 
 
 def test_a_new_file_starts_at_the_latest_version(tmp_path: Path) -> None:
@@ -159,7 +212,7 @@ def test_a_new_file_starts_at_the_latest_version(tmp_path: Path) -> None:
 
     run(go)
     with sqlite3.connect(path) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM event_log_migrations")] == [2]
+        assert [r[0] for r in conn.execute("SELECT version FROM event_log_migrations")] == [2, 3]
 
 
 def test_a_file_from_a_newer_kitaru_is_refused(tmp_path: Path) -> None:

@@ -18,9 +18,8 @@ from kitaru.backends._base import (
     NewEvent,
     ReadResult,
     Retention,
-    new_event_frame,
 )
-from kitaru.backends._seq import Notifier, format_cursor, gap_for, parse_cursor
+from kitaru.backends._seq import Notifier, format_cursor, gap_for, logged_event, parse_cursor
 
 __all__ = ["MemoryEventLog"]
 
@@ -79,19 +78,7 @@ class MemoryEventLog(EventLog):
                 dups += 1
                 continue
             seq = log.last_seq + 1
-            cursor = format_cursor(seq)
-            log.events.append(
-                LoggedEvent(
-                    cursor,
-                    ev.kind,
-                    ev.correlation_id,
-                    ev.index,
-                    ev.checkpoint_id,
-                    ev.checkpoint_name,
-                    ev.step_name,
-                    new_event_frame(cursor, ev.kind, ev.body),
-                )
-            )
+            log.events.append(logged_event(seq, ev))
             log.seqs.append(seq)
             log.keys[key] = seq
             log.last_seq = seq

@@ -9,6 +9,9 @@ Per replica, one follower task per watched execution reads its stream with a blo
 ``XREAD`` into a :class:`~kitaru.backends._redis_tail.Tail` that all of the replica's watchers
 of that execution read from (``docs/deployment.md``: Redis reads grow with executions, not
 watchers).
+Events the replica appends itself go into that tail as soon as Redis has stored them
+(``docs/server-architecture.md``, "Event log storage"); the follower skips them when it reads
+them back.
 Executions ended on any replica are seen by every follower through the stream's end entry.
 
 When Redis cannot be reached, calls raise :class:`EventLogUnavailableError` (the server turns
@@ -52,6 +55,7 @@ from kitaru.backends._redis_entries import (
     append_args,
     decode,
     decode_fields,
+    logged,
     source_numbers,
 )
 from kitaru.backends._redis_tail import Tail
@@ -189,11 +193,19 @@ class RedisEventLog(EventLog):
         args = append_args(self.retention.max_events or 0, events)
         keys = [*self._keys(exec_id), self._src_key(exec_id)]
         self._stats["redis_writes"] += 1
-        stored, last = await self._call(lambda: self._append(keys=keys, args=args))
+        reply = await self._call(lambda: self._append(keys=keys, args=args))
+        stored, last = int(reply[0]), int(reply[1])
+        tail = self._tails.get(exec_id)
+        if tail is not None and stored == len(events) and tail.continues(last - stored + 1):
+            # Every event was stored, in order, right after what this replica's tail holds
+            # (the script is atomic): its watchers get them now, without the follower's
+            # read back and decoding (the follower skips them).
+            tail.add_own(logged(last - stored + 1, events))
+            self._notifier.notify(exec_id)
         return AppendResult(
-            stored=int(stored),
-            duplicates=len(events) - int(stored),
-            last_cursor=format_cursor(int(last)) if int(last) else None,
+            stored=stored,
+            duplicates=len(events) - stored,
+            last_cursor=format_cursor(last) if last else None,
         )
 
     async def mark_ended(self, exec_id: str, status: str) -> None:
@@ -384,6 +396,9 @@ class RedisEventLog(EventLog):
                         self._notifier.notify(exec_id)
                     if blocking is None:
                         blocking = self._r.client()
+                        # The reply as Redis sends it (lists), not redis-py's dict per entry:
+                        # decode_fields reads the fields by position.
+                        blocking.set_response_callback("XREAD", _raw_reply)
                         self._blocking[exec_id] = int(await blocking.client_id())
                     if self._is_closed():
                         return  # close() ran while this follower was getting ready
@@ -394,9 +409,15 @@ class RedisEventLog(EventLog):
                         block=max(1, int(self.block * 1000)),
                     )
                     if reply:
-                        entries = reply[0][1]
+                        # One stream asked: RESP2 lists [[key, entries]], RESP3 maps them.
+                        entries = (
+                            next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+                        )
+                        newest = entries[-1][0]
+                        entries = tail.unheld(entries)  # this replica's own appends are held
                         await self._learn_sources(exec_id, source_numbers(entries))
                         tail.absorb(decode_fields(exec_id, self._sources, entries))
+                        tail.stream_id = newest
                         self._notifier.notify(exec_id)
                     elif tail.ended is None:
                         # Idle: the end entry may have been trimmed away by retention before
@@ -473,6 +494,10 @@ class RedisEventLog(EventLog):
                 await self._r.aclose()
         if followers:
             await asyncio.wait(followers, timeout=1.0)
+
+
+def _raw_reply(response: Any, **_: Any) -> Any:
+    return response
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:

@@ -14,15 +14,26 @@ from typing import Any
 import orjson
 
 from kitaru.backends._base import LoggedEvent, NewEvent
-from kitaru.backends._seq import format_cursor
+from kitaru.backends._seq import format_cursor, logged_event
 from kitaru.events._codec import new_event_frame
 
-__all__ = ["Item", "Sources", "append_args", "decode", "decode_fields", "source_numbers"]
+__all__ = [
+    "Item",
+    "Sources",
+    "append_args",
+    "decode",
+    "decode_fields",
+    "logged",
+    "source_numbers",
+]
 
 Source = tuple[str, str, str | None, str | None, str | None]
 Item = tuple[bytes, LoggedEvent | str]
 """One stream entry decoded: its ID and its event, or the final status of the end entry."""
 
+# new_event_frame's frame of a JSON object that is not empty, over (seq, kind, JSON without its
+# closing brace, seq).
+_FRAME = b'id: %012d\nevent: %b\ndata: %b,"cursor":"%012d"}\n\n'
 _KEPT = 50_000  # source numbers remembered, over every execution
 
 
@@ -30,16 +41,15 @@ def append_args(max_events: int, events: Sequence[NewEvent]) -> list[Any]:
     """The arguments of the ``APPEND`` script for ``events``."""
     positions: dict[Source, int] = {}
     sources: list[Any] = []
-    parts: list[bytes] = []
+    heads: list[bytes] = []
     for ev in events:
         src = (ev.kind, ev.correlation_id, ev.checkpoint_id, ev.checkpoint_name, ev.step_name)
         pos = positions.get(src)
         if pos is None:
             pos = positions[src] = len(positions) + 1
             sources += [orjson.dumps(src), ev.correlation_id]
-        body = ev.body
-        parts += (b"%d %d %d " % (pos, ev.index, len(body)), body)
-    return [max_events, len(positions), *sources, b"".join(parts)]
+        heads.append(b"%d %d " % (pos, ev.index))
+    return [max_events, len(positions), *sources, b"".join(heads), *[ev.body for ev in events]]
 
 
 class Sources:
@@ -47,14 +57,17 @@ class Sources:
 
     def __init__(self) -> None:
         self._known: dict[tuple[str, bytes], Source] = {}
+        self._kinds: dict[str, bytes] = {}  # each kind as it goes into a frame
 
     def learn(self, exec_id: str, flat: Sequence[bytes]) -> None:
         """Remember ``[number, source JSON, ...]`` pairs of ``exec_id``."""
         if len(self._known) > _KEPT:
             self._known.clear()
+            self._kinds.clear()
         for i in range(0, len(flat), 2):
             kind, corr, cid, cname, sname = orjson.loads(flat[i + 1])
             self._known[(exec_id, bytes(flat[i]))] = (kind, corr, cid, cname, sname)
+            self._kinds[kind] = kind.encode()
 
     def missing(self, exec_id: str, numbers: Sequence[bytes]) -> list[bytes]:
         """Which of ``numbers`` are not known yet."""
@@ -64,6 +77,10 @@ class Sources:
     def get(self, exec_id: str, number: bytes) -> Source:
         """The source ``number`` of ``exec_id`` (learned before)."""
         return self._known[(exec_id, number)]
+
+    def kind_bytes(self, kind: str) -> bytes:
+        """``kind`` encoded (for a kind of a learned source)."""
+        return self._kinds[kind]
 
 
 def decode(exec_id: str, sources: Sources, flat: Sequence[bytes]) -> list[Item]:
@@ -75,24 +92,43 @@ def decode(exec_id: str, sources: Sources, flat: Sequence[bytes]) -> list[Item]:
 
 
 def decode_fields(
-    exec_id: str, sources: Sources, entries: Sequence[tuple[bytes, dict[bytes, bytes]]]
+    exec_id: str, sources: Sources, entries: Sequence[tuple[bytes, Sequence[bytes]]]
 ) -> list[Item]:
-    """Entries as ``XREAD`` returns them (ID and field map)."""
+    """Entries as the raw ``XREAD`` reply lists them: ID and flat ``[field, value, ...]``.
+
+    The fields are in the order the scripts add them: ``e`` alone (the end entry), or ``k``
+    then ``s``/``m`` then ``d``/``f`` (an event of either layout, told apart by :func:`_item`).
+    """
+    # The follower decodes every event it reads here, so the common case (an event of the
+    # current layout) is built inline: the source from the cache, the frame in one formatting.
     out: list[Item] = []
+    known = sources.get
+    kinds = sources.kind_bytes
     for entry_id, f in entries:
-        status = f.get(b"e")
-        if status is not None:
-            out.append((entry_id, status.decode()))
-        elif b"d" in f:
-            out.append(_item(exec_id, sources, entry_id, f[b"k"], f[b"s"], f[b"d"]))
-        else:
-            out.append(_item(exec_id, sources, entry_id, f[b"k"], f[b"m"], f[b"f"]))
+        if f[0] == b"e":
+            out.append((entry_id, f[1].decode()))
+            continue
+        key, src, data = f[1], f[3], f[5]
+        if src[:1] == b"[" or data == b"{}":
+            out.append(_item(exec_id, sources, entry_id, key, src, data))
+            continue
+        kind, corr, cid, cname, sname = known(exec_id, src)
+        seq = int(entry_id[:-2])  # an event's entry ID is "<seq>-0"
+        frame = _FRAME % (seq, kinds(kind), memoryview(data)[:-1], seq)
+        index = int(key.rpartition(b":")[2])
+        event = LoggedEvent(f"{seq:012d}", kind, corr, index, cid, cname, sname, frame)
+        out.append((entry_id, event))
     return out
 
 
-def source_numbers(entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> list[bytes]:
-    """The source numbers ``XREAD`` entries use."""
-    return [f[b"s"] for _, f in entries if b"s" in f]
+def logged(first_seq: int, events: Sequence[NewEvent]) -> list[LoggedEvent]:
+    """``events`` as stored with the numbers from ``first_seq``: what a read would return."""
+    return [logged_event(seq, ev) for seq, ev in enumerate(events, first_seq)]
+
+
+def source_numbers(entries: Sequence[tuple[bytes, Sequence[bytes]]]) -> list[bytes]:
+    """The source numbers raw ``XREAD`` entries use (see :func:`decode_fields`)."""
+    return [f[3] for _, f in entries if len(f) == 6 and f[2] == b"s"]
 
 
 def _item(

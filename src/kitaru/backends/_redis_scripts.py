@@ -31,10 +31,12 @@ from __future__ import annotations
 __all__ = ["APPEND", "EXPIRE", "MARK_ENDED", "READ", "TAIL", "TRUNCATE"]
 
 # KEYS: log, meta, keys, src. ARGV: max_events (0: all), the number S of distinct sources in
-# the batch, S pairs (source JSON, correlation_id), then the events in one string: per event
-# "<position of its source among those pairs, 1-based> <index> <length of its JSON> " and
-# its JSON. One string rather than three arguments per event: a client encodes one large
-# argument far faster than thousands of small ones. Returns {stored, last}.
+# the batch, S pairs (source JSON, correlation_id), then one string with per event "<position
+# of its source among those pairs, 1-based> <index> ", then each event's JSON as an argument
+# of its own. Per-event arguments cost Redis nothing beyond the string it makes of every
+# argument anyway, whereas cutting events out of one long argument made a second copy of each
+# in Lua (about a fifth of the script's time); the small numbers stay in one string because a
+# client encodes one argument far faster than two per event. Returns {stored, last}.
 APPEND = """
 local last = tonumber(redis.call('HGET', KEYS[2], 'last') or '0')
 local nsrc = tonumber(ARGV[2])
@@ -50,16 +52,12 @@ for i = 1, nsrc do
   srcs[i] = s
   corrs[i] = redis.call('HGET', KEYS[4], c)
 end
-local blob = ARGV[3 + 2 * nsrc]
-local evsrc, evkey, evdata = {}, {}, {}
-local p = 1
-while p <= #blob do
-  local _, e, pos, index, len = string.find(blob, '^(%d+) (%d+) (%d+) ', p)
+local first = 3 + 2 * nsrc
+local evsrc, evkey = {}, {}
+for pos, index in string.gmatch(ARGV[first], '(%d+) (%d+) ') do
   local i = tonumber(pos)
   evsrc[#evsrc + 1] = srcs[i]
   evkey[#evkey + 1] = corrs[i] .. ':' .. index
-  evdata[#evdata + 1] = string.sub(blob, e + 1, e + tonumber(len))
-  p = e + tonumber(len) + 1
 end
 -- Idempotency keys looked up and stored a chunk at a time (HMGET, HSET) rather than one
 -- HSETNX per event: half the Redis calls of an append. Chunks stay far below Lua's unpack
@@ -76,7 +74,7 @@ for c = 1, #evkey, 500 do
       seen[key] = true
       last = last + 1
       redis.call('XADD', KEYS[1], last .. '-0', 'k', key, 's', evsrc[c + j - 1],
-        'd', evdata[c + j - 1])
+        'd', ARGV[first + c + j - 1])
       new[#new + 1] = key
       new[#new + 1] = last
       stored = stored + 1

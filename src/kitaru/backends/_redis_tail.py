@@ -12,6 +12,7 @@ from far back) reads Redis itself.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from kitaru.backends._base import FrameBatch, LoggedEvent, ReadResult
 from kitaru.backends._redis_entries import Item
@@ -88,6 +89,30 @@ class Tail:
                 self.lo = seq
             events.append(item)
             self.hi = seq
+        self._bound()
+
+    def continues(self, first_seq: int) -> bool:
+        """True when events numbered from ``first_seq`` would extend the tail without a hole."""
+        return self.synced and not self.down and first_seq == self.hi + 1
+
+    def add_own(self, events: list[LoggedEvent]) -> None:
+        """Add events this replica has just appended, numbered on from :attr:`hi`.
+
+        Checked first with :meth:`continues`; its watchers need not wait for the follower to
+        read them back. :attr:`stream_id` stays: the follower still reads these entries, and
+        any end entry among them, and skips what is held (:meth:`unheld`).
+        """
+        self.events.extend(events)
+        self.hi += len(events)
+        self._bound()
+
+    def unheld(self, entries: list[Any]) -> list[Any]:
+        """The raw ``XREAD`` entries not held yet: events above :attr:`hi`, and end entries."""
+        hi = self.hi
+        return [e for e in entries if not (e[0].endswith(b"-0") and int(e[0][:-2]) <= hi)]
+
+    def _bound(self) -> None:
+        events = self.events
         if len(events) > 2 * self.size:
             cut = len(events) - self.size
             del events[:cut]

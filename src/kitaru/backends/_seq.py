@@ -15,7 +15,8 @@ import asyncio
 import re
 import weakref
 
-from kitaru.backends._base import CursorInvalidError, Gap
+from kitaru.backends._base import CursorInvalidError, Gap, LoggedEvent, NewEvent
+from kitaru.events._codec import new_event_frame
 
 __all__ = [
     "FRAME_TEMPLATE",
@@ -24,6 +25,7 @@ __all__ = [
     "format_cursor",
     "frame_head",
     "gap_for",
+    "logged_event",
     "parse_cursor",
 ]
 
@@ -38,15 +40,29 @@ def format_cursor(seq: int) -> str:
 
 FRAME_TEMPLATE = b'id: %012d\nevent: %b\ndata: %b"cursor":"%012d"}\n\n'
 """The frame of :func:`~kitaru.events._codec.new_event_frame` as a template over ``(seq, kind,
-head, seq)`` (``head``: see :func:`frame_head`). Repeated ``n`` times it formats a whole batch
-in one call, which is what makes a catch-up read from a compact stored form cheap."""
+head, seq)`` (``head``: see :func:`frame_head`): what the SQLite log stores per event."""
+
+
+def logged_event(seq: int, ev: NewEvent) -> LoggedEvent:
+    """``ev`` as stored with sequence number ``seq``: what a read of it returns."""
+    cursor = format_cursor(seq)
+    return LoggedEvent(
+        cursor,
+        ev.kind,
+        ev.correlation_id,
+        ev.index,
+        ev.checkpoint_id,
+        ev.checkpoint_name,
+        ev.step_name,
+        new_event_frame(cursor, ev.kind, ev.body),
+    )
 
 
 def frame_head(body: bytes) -> bytes:
     """An event's JSON with its closing brace turned into the place for the cursor.
 
     ``{"a":1}`` becomes ``{"a":1,`` and ``{}`` becomes ``{``: the frame's data is the head
-    followed by ``"cursor":"..."}``. Same size as the JSON; the logs store this form.
+    followed by ``"cursor":"..."}``. Same size as the JSON.
     """
     return b"{" if body == b"{}" else body[:-1] + b","
 

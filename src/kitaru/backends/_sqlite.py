@@ -4,8 +4,8 @@ Each execution's events are numbered 1, 2, 3, ...; the numbers are the cursors, 
 stay valid across server restarts on the same file. Tables, layout and migrations are in
 :mod:`kitaru.backends._sqlite_schema`, the write transactions in
 :mod:`kitaru.backends._sqlite_write`; this module runs them and serves reads. Each event's
-JSON is stored once and its SSE frame built on read (``docs/server-architecture.md``, "Event
-log storage").
+SSE frame is stored once with integer keys, its source (filter fields) once per execution
+(``docs/server-architecture.md``, "Event log storage").
 
 SQLite calls run on a small thread pool so the event loop never blocks on disk. Writes are
 serialized in-process by a lock and across processes by ``BEGIN IMMEDIATE``. Wake-ups are
@@ -35,7 +35,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,10 +54,8 @@ from kitaru.backends._base import (
 )
 from kitaru.backends._seq import (
     _CURSOR_RE,
-    FRAME_TEMPLATE,
     Notifier,
     format_cursor,
-    frame_head,
     gap_for,
     parse_cursor,
 )
@@ -72,14 +69,11 @@ T = TypeVar("T")
 
 _READ_SQL = (
     "SELECT e.seq, s.kind, s.correlation_id, e.idx, s.checkpoint_id, s.checkpoint_name, "
-    "s.step_name, e.head FROM events e CROSS JOIN event_sources s ON s.src = e.src "
+    "s.step_name, e.frame FROM events e CROSS JOIN event_sources s ON s.src = e.src "
     "WHERE e.log_id=? AND e.seq>? ORDER BY e.seq LIMIT ?"
 )
-# Each row is the arguments of FRAME_TEMPLATE, in order (see _read_frames).
-_FRAMES_SQL = (
-    "SELECT e.seq, CAST(s.kind AS BLOB), e.head, e.seq FROM events e CROSS JOIN event_sources s "
-    "ON s.src = e.src WHERE e.log_id=? AND e.seq>? ORDER BY e.seq LIMIT ?"
-)
+# The catch-up read: one column of one table (no join), joined as bytes (see _read_frames).
+_FRAMES_SQL = "SELECT frame FROM events WHERE log_id=? AND seq>? ORDER BY seq LIMIT ?"
 _BOUNDS_SQL = "SELECT log_id, last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?"
 
 # WAL bytes appended before a checkpoint is started off the hot path (SQLite's own automatic
@@ -346,10 +340,8 @@ class SqliteEventLog(EventLog):
     def _read(self, exec_id: str, after: str | None, limit: int) -> ReadResult:
         rows, last_seq, gap, ended, _ = self._select(_READ_SQL, exec_id, after, limit)
         events = [
-            LoggedEvent(
-                format_cursor(seq), kind, corr, idx, cid, cname, sname, _frame(seq, kind, head)
-            )
-            for seq, kind, corr, idx, cid, cname, sname, head in rows
+            LoggedEvent(format_cursor(seq), kind, corr, idx, cid, cname, sname, frame)
+            for seq, kind, corr, idx, cid, cname, sname, frame in rows
         ]
         return ReadResult(
             events=events,
@@ -417,11 +409,9 @@ class SqliteEventLog(EventLog):
 
     def _read_frames(self, exec_id: str, after: str | None, limit: int) -> FrameBatch:
         rows, _, gap, ended, after_seq = self._select(_FRAMES_SQL, exec_id, after, limit)
-        # The whole batch is formatted in one call: the template repeated once per row over
-        # the rows' values, flattened (SQLite returns them in the template's order).
         count = len(rows)
         return FrameBatch(
-            frames=(FRAME_TEMPLATE * count) % tuple(chain.from_iterable(rows)),
+            frames=b"".join([r[0] for r in rows]),
             count=count,
             # Retained sequence numbers are contiguous, so the last one is implied by the count.
             cursor=format_cursor(after_seq + count) if count else None,
@@ -458,16 +448,15 @@ class SqliteEventLog(EventLog):
                 conn.close()
 
 
-def _frame(seq: int, kind: str, head: bytes) -> bytes:
-    """The SSE frame of a stored event (``docs/protocol.md``), built from its stored head."""
-    return FRAME_TEMPLATE % (seq, kind.encode(), head, seq)
-
-
 def _tail_rows(exec_id: str, done: write.Appended) -> list[Row]:
-    """The rows an append committed, as the in-memory tail keeps them (frames built)."""
+    """The rows an append committed, as the in-memory tail keeps them."""
     rows: list[Row] = []
-    for seq, ev in enumerate(done.events, done.prev_last + 1):
-        frame = _frame(seq, ev.kind, frame_head(ev.body))
+    for seq, ev, frame in zip(
+        range(done.prev_last + 1, done.prev_last + 1 + len(done.events)),
+        done.events,
+        done.frames,
+        strict=True,
+    ):
         rows.append(
             (
                 exec_id,

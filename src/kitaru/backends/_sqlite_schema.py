@@ -1,6 +1,6 @@
 """The SQLite event log's tables, and the migrations that bring an older file up to date.
 
-Layout (version 2, ``docs/server-architecture.md``, "Event log storage"):
+Layout (version 3, ``docs/server-architecture.md``, "Event log storage"):
 
 * ``event_logs``: one row per execution: its small integer ``log_id`` (what the other tables
   store instead of the execution ID), the newest sequence number, the first retained one
@@ -8,18 +8,21 @@ Layout (version 2, ``docs/server-architecture.md``, "Event log storage"):
 * ``event_sources``: the distinct ``(correlation_id, kind, checkpoint_id, checkpoint_name,
   step_name)`` of each execution's events, each stored once and numbered ``src``.
 * ``events``: per event its ``log_id``, ``seq``, ``src``, ``corr`` (the ``src`` of the first
-  source with the same correlation ID: half of the idempotency key), ``idx`` and ``head``,
-  the event's JSON as ingested with its closing brace turned into the place for the cursor
-  (:func:`~kitaru.backends._seq.frame_head`). The SSE frame is built on read
-  (:data:`~kitaru.backends._seq.FRAME_TEMPLATE`), so nothing is stored twice.
+  source with the same correlation ID: half of the idempotency key), ``idx`` and ``frame``,
+  the event's SSE frame (:data:`~kitaru.backends._seq.FRAME_TEMPLATE`): its JSON as ingested
+  plus about 80 bytes of ``id:``/``event:`` lines and cursor. A catch-up read is then one
+  column of one table, joined as bytes; the filter fields are read through ``src``.
 
 Version 1 (before 2026-12) stored per event the execution ID, correlation ID, kind and
-checkpoint fields as text, next to a ready-made SSE frame that repeated them, under a second
-unique index on the text key. Migrations run once, in order, each inside one ``BEGIN
-IMMEDIATE`` transaction, so concurrent processes opening the same file migrate it exactly
-once; the applied versions are recorded in ``event_log_migrations``. A file migrated by a
-newer kitaru (an unknown version) is refused rather than guessed at. Add a migration by
-appending to :data:`MIGRATIONS`; never edit one that was released.
+checkpoint fields as text next to the frame, under a second unique index on the text key (about
+2x the JSON). Version 2 stored the JSON alone (its head form,
+:func:`~kitaru.backends._seq.frame_head`) and built the frame on read: a join for the kind and
+Python formatting per event, which made catch-up reads about 0.7x as fast; version 3 keeps the
+integer layout of version 2 and stores the frame again. Migrations run once, in order, each
+inside one ``BEGIN IMMEDIATE`` transaction, so concurrent processes opening the same file
+migrate it exactly once; the applied versions are recorded in ``event_log_migrations``. A file
+migrated by a newer kitaru (an unknown version) is refused rather than guessed at. Add a
+migration by appending to :data:`MIGRATIONS`; never edit one that was released.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable
 
 from kitaru._sqlite_errors import rollback
 from kitaru.backends._base import EventLogError
+from kitaru.backends._seq import FRAME_TEMPLATE
 from kitaru.events._codec import frame_data
 
 __all__ = ["LATEST", "MIGRATIONS", "migrate", "v1_head"]
@@ -148,8 +152,28 @@ def _to_v2(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE event_logs_v1")
 
 
+def _stored_frame(seq: int, kind: str, head: bytes) -> bytes:
+    return FRAME_TEMPLATE % (seq, kind.encode(), head, seq)
+
+
+def _to_v3(conn: sqlite3.Connection) -> None:
+    """Version 2 -> 3: each event's head is replaced by the frame built from it on read."""
+    # One statement over the whole table; the frame is formatted by the same template the
+    # version-2 reads used, so every event reads back byte for byte.
+    conn.create_function("kitaru_v3_frame", 3, _stored_frame, deterministic=True)
+    try:
+        conn.execute(
+            "UPDATE events SET head = kitaru_v3_frame(seq, "
+            "(SELECT kind FROM event_sources s WHERE s.src = events.src), head)"
+        )
+    finally:
+        conn.create_function("kitaru_v3_frame", 3, None)
+    conn.execute("ALTER TABLE events RENAME COLUMN head TO frame")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sqlite3.Connection], None]]] = [
     (2, "compact event storage", _to_v2),
+    (3, "stored frames in the compact layout", _to_v3),
 ]
 """``(version, name, step)`` in order; version 1 is the original layout (no step)."""
 

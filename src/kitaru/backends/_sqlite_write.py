@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 from kitaru._sqlite_errors import rollback
 from kitaru.backends._base import NewEvent
-from kitaru.backends._seq import frame_head, parse_cursor
+from kitaru.backends._seq import FRAME_TEMPLATE, frame_head, parse_cursor
 
 __all__ = ["Appended", "Sources", "append", "expire", "mark_ended", "truncate"]
 
 SourceKey = tuple[int, str, str, str | None, str | None, str | None]
 
-_INSERT_SQL = "INSERT INTO events (log_id, seq, src, corr, idx, head) VALUES (?,?,?,?,?,?)"
+_INSERT_SQL = "INSERT INTO events (log_id, seq, src, corr, idx, frame) VALUES (?,?,?,?,?,?)"
 _EXISTS_SQL = "SELECT 1 FROM events WHERE corr=? AND idx=?"
 _FIND_SOURCE_SQL = (
     "SELECT src FROM event_sources WHERE log_id=? AND correlation_id=? AND kind=? "
@@ -82,6 +82,7 @@ class Appended:
 
     Attributes:
         events: The events stored, numbered from ``prev_last + 1``.
+        frames: Their SSE frames, as stored.
         prev_last: The newest sequence number before the append.
         last_seq: The newest after it.
         base_seq: The first retained one after it.
@@ -90,6 +91,7 @@ class Appended:
     """
 
     events: list[NewEvent]
+    frames: list[bytes]
     prev_last: int
     last_seq: int
     base_seq: int
@@ -127,9 +129,10 @@ def append(
         ).fetchone()
         ids = [sources.ids(conn, log_id, ev) for ev in batch]
         prev_last = last_seq
+        frames = _frames(last_seq, batch)
         conn.execute("SAVEPOINT batch")
         try:
-            conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids))
+            conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids, frames))
         except sqlite3.IntegrityError:
             conn.execute("ROLLBACK TO batch")
             kept = [
@@ -139,7 +142,8 @@ def append(
             ]
             batch = [ev for ev, _ in kept]
             ids = [i for _, i in kept]
-            conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids))
+            frames = _frames(last_seq, batch)
+            conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids, frames))
         conn.execute("RELEASE batch")
         last_seq += len(batch)
         dropped_below: int | None = None
@@ -156,16 +160,28 @@ def append(
         rollback(conn)  # keeps the error that got here (a full disk, say)
         raise
     sources.committed(True)
-    return Appended(batch, prev_last, last_seq, base_seq, ended is not None, dropped_below)
+    return Appended(batch, frames, prev_last, last_seq, base_seq, ended is not None, dropped_below)
+
+
+def _frames(last_seq: int, events: list[NewEvent]) -> list[bytes]:
+    """The SSE frames of ``events`` numbered from ``last_seq + 1`` (what the log stores)."""
+    return [
+        FRAME_TEMPLATE % (seq, ev.kind.encode(), frame_head(ev.body), seq)
+        for seq, ev in enumerate(events, last_seq + 1)
+    ]
 
 
 def _rows(
-    log_id: int, last_seq: int, events: list[NewEvent], ids: list[tuple[int, int]]
+    log_id: int,
+    last_seq: int,
+    events: list[NewEvent],
+    ids: list[tuple[int, int]],
+    frames: list[bytes],
 ) -> list[tuple[int, int, int, int, int, bytes]]:
     return [
-        (log_id, seq, src, corr, ev.index, frame_head(ev.body))
-        for seq, ev, (src, corr) in zip(
-            range(last_seq + 1, last_seq + 1 + len(events)), events, ids, strict=True
+        (log_id, seq, src, corr, ev.index, frame)
+        for seq, ev, (src, corr), frame in zip(
+            range(last_seq + 1, last_seq + 1 + len(events)), events, ids, frames, strict=True
         )
     ]
 
