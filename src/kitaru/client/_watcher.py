@@ -24,7 +24,14 @@ Deliberate choices:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -36,7 +43,7 @@ from kitaru._http import auth_headers
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
 from kitaru.client._watch_options import RequestArguments, parse_options, validate_request
 from kitaru.client._watch_session import WatchSession
-from kitaru.events._codec import aiter_frames, iter_frames
+from kitaru.events._codec import aiter_frame_lists, iter_frame_lists
 from kitaru.events._models import ExecutionEvent
 from kitaru.exceptions import KitaruFeatureNotAvailableError, KitaruUsageError
 
@@ -176,12 +183,16 @@ class EventWatcher(
                 failure = s.check_stream(resp)
                 if failure is not None:
                     return failure
-                for sse in iter_frames(resp.iter_text()):
-                    event = s.on_sse(sse)
-                    if event is not None:
-                        yield event
-                    if s.finished:
-                        return ""
+                # Frames come a received piece at a time: one generator step per piece, not
+                # per event.
+                on_frame = s.on_frame
+                for frames in iter_frame_lists(resp.iter_text()):
+                    for frame in frames:
+                        event = on_frame(frame)
+                        if event is not None:
+                            yield event
+                        if s.finished:
+                            return ""
                 return s.closed_without_end()
         except httpx.TransportError as exc:
             return s.transport_failure(exc)
@@ -232,8 +243,9 @@ class AsyncEventWatcher(
     def __aiter__(self) -> AsyncEventWatcher:
         return self
 
-    async def __anext__(self) -> ExecutionEvent:
-        return await self._gen.__anext__()
+    def __anext__(self) -> Awaitable[ExecutionEvent]:
+        # The generator's own awaitable, not a coroutine around it: one frame less per event.
+        return self._gen.__anext__()
 
     async def aclose(self) -> None:
         """Stop watching and close the connection. Idempotent."""
@@ -274,13 +286,17 @@ class AsyncEventWatcher(
                         if checked is not None:
                             failure = checked
                         else:
-                            async with aclosing(aiter_frames(resp.aiter_text())) as frames:
-                                async for sse in frames:
-                                    event = s.on_sse(sse)
-                                    if event is not None:
-                                        yield event
-                                    if s.finished:
-                                        return
+                            # As in the sync watcher: a received piece's frames at a time.
+                            on_frame = s.on_frame
+                            pieces = aiter_frame_lists(resp.aiter_text())
+                            async with aclosing(pieces):
+                                async for frames in pieces:
+                                    for frame in frames:
+                                        event = on_frame(frame)
+                                        if event is not None:
+                                            yield event
+                                        if s.finished:
+                                            return
                             failure = s.closed_without_end()
                 except httpx.TransportError as exc:
                     failure = s.transport_failure(exc)
