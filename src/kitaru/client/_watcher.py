@@ -109,6 +109,16 @@ class _WatchState(Generic[_Http, _Events]):
         return self._session.reconnecting
 
 
+def _uncoded(resp: httpx.Response) -> bool:
+    """True when the stream has no content coding.
+
+    Its raw pieces are then its bytes, read without httpx's decoding layer (a generator step
+    per piece).
+    """
+    coding = resp.headers.get("content-encoding", "identity").strip().lower()
+    return coding in ("", "identity")
+
+
 def _http_options(client: KitaruClient, session: WatchSession, transport: Any) -> dict[str, Any]:
     """The ``httpx.Client``/``httpx.AsyncClient`` arguments of a watch."""
     return {
@@ -186,7 +196,8 @@ class EventWatcher(
                 # Frames come a received piece at a time: one generator step per piece, not
                 # per event.
                 on_frame = s.on_frame
-                for frames in iter_frame_lists(resp.iter_text()):
+                body = resp.iter_raw() if _uncoded(resp) else resp.iter_bytes()
+                for frames in iter_frame_lists(body, resp.encoding or "utf-8"):
                     for frame in frames:
                         event = on_frame(frame)
                         if event is not None:
@@ -288,7 +299,8 @@ class AsyncEventWatcher(
                         else:
                             # As in the sync watcher: a received piece's frames at a time.
                             on_frame = s.on_frame
-                            pieces = aiter_frame_lists(resp.aiter_text())
+                            body = resp.aiter_raw() if _uncoded(resp) else resp.aiter_bytes()
+                            pieces = aiter_frame_lists(body, resp.encoding or "utf-8")
                             async with aclosing(pieces):
                                 async for frames in pieces:
                                     for frame in frames:

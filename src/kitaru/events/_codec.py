@@ -19,6 +19,7 @@ Two dictionary shapes:
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 from collections.abc import (
@@ -430,22 +431,34 @@ def iter_frames(texts: Iterable[str]) -> Iterator[SSEFrame]:
     yield from reader.close()
 
 
-def iter_frame_lists(texts: Iterable[str]) -> Iterator[list[SSEFrame | DataFrame]]:
-    """The frames of each piece of text (:meth:`SSEReader.feed_split`), then of the end.
+def iter_frame_lists(
+    pieces: Iterable[bytes], encoding: str = "utf-8"
+) -> Iterator[list[SSEFrame | DataFrame]]:
+    """The frames of each received piece of a stream, then of its end (the watcher's loop).
 
-    The watcher's loop: one generator step per received piece rather than per frame.
+    One generator step per piece rather than per frame (:meth:`SSEReader.feed_split`).
+
+    The pieces are bytes, decoded here as ``httpx.Response.iter_text()`` would (``encoding``,
+    invalid bytes replaced, characters split across pieces joined): the text and byte
+    iterators of httpx are a generator layer each, paid per piece.
     """
     reader = SSEReader()
-    for text in texts:
-        yield reader.feed_split(text)
-    yield list(reader.close())
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    feed = reader.feed_split
+    decode = decoder.decode
+    for piece in pieces:
+        yield feed(decode(piece))
+    yield [*feed(decode(b"", True)), *reader.close()]
 
 
 async def aiter_frame_lists(
-    texts: AsyncIterable[str],
+    pieces: AsyncIterable[bytes], encoding: str = "utf-8"
 ) -> AsyncGenerator[list[SSEFrame | DataFrame], None]:
-    """The async twin of :func:`iter_frame_lists` (``httpx.Response.aiter_text()``)."""
+    """The async twin of :func:`iter_frame_lists`."""
     reader = SSEReader()
-    async for text in texts:
-        yield reader.feed_split(text)
-    yield list(reader.close())
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    feed = reader.feed_split
+    decode = decoder.decode
+    async for piece in pieces:
+        yield feed(decode(piece))
+    yield [*feed(decode(b"", True)), *reader.close()]
