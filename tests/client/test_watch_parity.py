@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import itertools
+import ssl
 from typing import Any
 
 import httpx
@@ -163,3 +164,20 @@ def test_the_declared_charset_decodes_the_stream(charset: str) -> None:
     server = FakeServer([resp], status="completed")
     events = list(KitaruClient(URL).executions.events(EXEC_ID, transport=server.transport, **FAST))
     assert [e.message for e in events] == ["caf\u00e9"]
+
+
+def test_watchers_share_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the CA bundle is the costliest part of a new HTTP client: once per process."""
+    loads: list[object] = []
+    original = ssl.SSLContext.load_verify_locations
+
+    def counting(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loads.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    client = KitaruClient("https://kitaru.invalid")
+    watchers = [client.executions.aevents(EXEC_ID) for _ in range(3)]
+    assert len(loads) <= 1
+    for watcher in watchers:
+        asyncio.run(watcher.aclose())
