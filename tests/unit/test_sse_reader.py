@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 
 from kitaru import ExecutionEvent
 from kitaru.events import _codec
-from kitaru.events._codec import SSEFrame, SSEReader, encode_frame, iter_frames
+from kitaru.events._codec import (
+    SSEFrame,
+    SSEReader,
+    encode_frame,
+    iter_frame_lists,
+    iter_frames,
+)
 from kitaru.events._models import server_event
 
 Frame = tuple[str, str, str, int | None]
@@ -38,6 +44,20 @@ def reference(chunks: list[bytes]) -> list[Frame]:
 def ours(chunks: list[bytes]) -> list[Frame]:
     """The frames the watcher's reader reports for the same pieces (same text decoding)."""
     return [(f.event, f.data, f.id, f.retry) for f in iter_frames(_response(chunks).iter_text())]
+
+
+def watcher_view(chunks: list[bytes]) -> list[Frame]:
+    """The frames the watchers read: the byte pieces as they come, decoded by the reader's
+    loop, the server's data frames as ``(event, data, id)`` tuples (``retry`` None)."""
+    out: list[Frame] = []
+    for frames in iter_frame_lists(chunks):
+        for f in frames:
+            if isinstance(f, SSEFrame):
+                out.append((f.event, f.data, f.id, f.retry))
+            else:
+                assert f[0] and f[0] not in _codec.CONTROL_EVENTS
+                out.append((f[0], f[1], f[2], None))
+    return out
 
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -121,7 +141,9 @@ def test_generated_streams_parse_as_the_reference_does(
 ) -> None:
     data = _join(blocks, newlines) + tail.encode()
     chunks = _split(data, cuts)
-    assert ours(chunks) == reference(chunks)
+    expected = reference(chunks)
+    assert ours(chunks) == expected
+    assert watcher_view(chunks) == expected
 
 
 @settings(max_examples=150, deadline=None)
@@ -136,6 +158,7 @@ def test_server_frames_split_anywhere_parse_as_the_reference_does(
     chunks = _split(data, cuts)
     got = ours(chunks)
     assert got == reference(chunks)
+    assert watcher_view(chunks) == got
     assert [f[2] for f in got if f[1]] == [f"{i:012d}" for i in ids]
 
 
@@ -165,6 +188,7 @@ def test_awkward_streams_parse_as_the_reference_does() -> None:
     ]
     for chunks in streams:
         assert ours(chunks) == reference(chunks), chunks
+        assert watcher_view(chunks) == reference(chunks), chunks
 
 
 def test_server_frames_take_the_fast_path(monkeypatch: Any) -> None:
@@ -172,9 +196,9 @@ def test_server_frames_take_the_fast_path(monkeypatch: Any) -> None:
     seen: list[str] = []
     general = SSEReader._line
 
-    def spy(self: SSEReader, line: str, out: list[SSEFrame]) -> None:
+    def spy(self: SSEReader, line: str, add: Any) -> None:
         seen.append(line)
-        general(self, line, out)
+        general(self, line, add)
 
     monkeypatch.setattr(SSEReader, "_line", spy)
     reader = SSEReader()

@@ -28,7 +28,7 @@ from kitaru._backoff import Backoff
 from kitaru._http import RETRYABLE_STATUSES, error_detail
 from kitaru.client._errors import StreamDisconnectedError, StreamGapError
 from kitaru.client._watch_options import WatchOptions, WatchRequest
-from kitaru.events._codec import SSEFrame
+from kitaru.events._codec import CONTROL_EVENTS, DataFrame, SSEFrame
 from kitaru.events._models import ExecutionEvent, server_event
 from kitaru.exceptions import (
     KitaruBackendError,
@@ -44,9 +44,9 @@ logger = logging.getLogger("kitaru.client")
 
 DEFAULT_BACKOFF_INITIAL = 0.5
 _MIN_RETRY_HINT = 0.05
-_CONTROL_FRAMES = frozenset(
-    {_wire.CONTROL_CURSOR, _wire.CONTROL_GAP, _wire.CONTROL_END, _wire.CONTROL_ERROR}
-)
+
+
+_loads = orjson.loads
 
 
 def _quote(value: str) -> str:
@@ -77,6 +77,7 @@ class WatchSession:
         self.options = options
         self.server_url = server_url
         self.cursor: str | None = request.since
+        self._exec_id = request.exec_id
         self.final_status: str | None = None
         self.finished = False
         self.terminal_at_start = False
@@ -86,7 +87,7 @@ class WatchSession:
         self._outage_start: float | None = None
         self._streamed = False
         self._moved = False
-        self._frames = 0
+        self._fresh = False  # no frame yet on the current stream: the first resets the backoff
         self._filtered = (
             request.kinds is not None
             or request.correlation_ids is not None
@@ -278,21 +279,49 @@ class WatchSession:
 
     # -- frames ---------------------------------------------------------------------------
 
+    def on_frame(self, frame: SSEFrame | DataFrame) -> ExecutionEvent | None:
+        """Handle one frame of ``SSEReader.feed_split``; returns the event to yield, if any.
+
+        The server's own data frames arrive as ``(event, data, id)`` tuples and are decoded
+        right here: this runs once per event (``docs/protocol.md``, "The event stream"); any
+        other frame goes through :meth:`on_sse`.
+        """
+        if type(frame) is not tuple or self._fresh:
+            return self.on_sse(frame if isinstance(frame, SSEFrame) else SSEFrame(*frame))
+        kind, raw, ident = frame
+        if not raw:
+            return None  # a frame with only a retry: hint, or an empty one
+        try:
+            data = _loads(raw)
+            if type(data) is not dict:
+                raise TypeError(type(data).__name__)
+            data.setdefault("exec_id", self._exec_id)
+            data.setdefault("kind", kind)
+            event = server_event(data, ident or None)
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            raise KitaruBackendError(
+                f"the kitaru server at {self.server_url} sent a malformed event frame on the "
+                f"stream of execution {self.exec_id} ({type(exc).__name__})"
+            ) from None
+        cursor = event.cursor
+        if cursor and cursor != self.cursor:  # _move, inlined: this runs once per event
+            self.cursor = cursor
+            self._moved = True
+        return event if not self._filtered or self._wanted(event) else None
+
     def on_sse(self, sse: SSEFrame) -> ExecutionEvent | None:
         """Handle one frame; returns the event to yield, if any (``finished`` after ``end``)."""
-        self._frames += 1
-        if self._frames == 1:
+        if self._fresh:
+            self._fresh = False
             self._backoff.reset()
         if sse.retry is not None and self.options.backoff_initial is None and sse.retry >= 0:
             hint = min(max(sse.retry / 1000, _MIN_RETRY_HINT), self.options.backoff_max)
             self._backoff = Backoff(hint, self.options.backoff_max)
         name = sse.event or ""
-        if name in _CONTROL_FRAMES:
+        if name in CONTROL_EVENTS:
             self._on_control(name, sse)
             return None
-        if not sse.data:
-            return None  # a frame with only a retry: hint, or an empty one
-        return self._on_data(sse)
+        return self.on_frame((name, sse.data, sse.id))
 
     def _move(self, cursor: str) -> None:
         if cursor and cursor != self.cursor:
@@ -349,25 +378,6 @@ class WatchSession:
             f"{self.exec_id} with an error: {kind + ': ' if kind else ''}{detail}"
         )
 
-    def _on_data(self, sse: SSEFrame) -> ExecutionEvent | None:
-        try:
-            data = orjson.loads(sse.data)
-            if not isinstance(data, dict):
-                raise TypeError(type(data).__name__)
-            data.setdefault("exec_id", self.request.exec_id)
-            data.setdefault("kind", sse.event)
-            event = server_event(data, sse.id or None)
-        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
-            raise KitaruBackendError(
-                f"the kitaru server at {self.server_url} sent a malformed event frame on the "
-                f"stream of execution {self.exec_id} ({type(exc).__name__})"
-            ) from None
-        cursor = event.cursor
-        if cursor and cursor != self.cursor:  # _move, inlined: this runs once per event
-            self.cursor = cursor
-            self._moved = True
-        return event if not self._filtered or self._wanted(event) else None
-
     def _wanted(self, event: ExecutionEvent) -> bool:
         req = self.request
         if req.kinds is not None and event.kind not in req.kinds:
@@ -389,7 +399,7 @@ class WatchSession:
 
     def _connected(self) -> None:
         self._streamed = True
-        self._frames = 0
+        self._fresh = True
         if self._outage_start is not None:
             logger.info("kitaru: live-event stream of execution %s is back", self.exec_id)
         self._outage_start = None

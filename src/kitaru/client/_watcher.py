@@ -23,8 +23,17 @@ Deliberate choices:
 
 from __future__ import annotations
 
+import functools
+import ssl
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -36,7 +45,7 @@ from kitaru._http import auth_headers
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
 from kitaru.client._watch_options import RequestArguments, parse_options, validate_request
 from kitaru.client._watch_session import WatchSession
-from kitaru.events._codec import aiter_frames, iter_frames
+from kitaru.events._codec import aiter_frame_lists, iter_frame_lists
 from kitaru.events._models import ExecutionEvent
 from kitaru.exceptions import KitaruFeatureNotAvailableError, KitaruUsageError
 
@@ -102,14 +111,37 @@ class _WatchState(Generic[_Http, _Events]):
         return self._session.reconnecting
 
 
+def _uncoded(resp: httpx.Response) -> bool:
+    """True when the stream has no content coding.
+
+    Its raw pieces are then its bytes, read without httpx's decoding layer (a generator step
+    per piece).
+    """
+    coding = resp.headers.get("content-encoding", "identity").strip().lower()
+    return coding in ("", "identity")
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The verifying TLS context every watch's HTTP client shares (httpx's default one).
+
+    Building one loads the CA bundle, tens of milliseconds of CPU: once per process, not once
+    per ``events()`` call (a process with 50 watchers spent most of its start-up there).
+    """
+    return httpx.create_ssl_context()
+
+
 def _http_options(client: KitaruClient, session: WatchSession, transport: Any) -> dict[str, Any]:
     """The ``httpx.Client``/``httpx.AsyncClient`` arguments of a watch."""
-    return {
+    options: dict[str, Any] = {
         "base_url": session.server_url,
         "headers": auth_headers(client.api_token),
         "timeout": session.request_timeout(),
         "transport": transport,
     }
+    if transport is None:
+        options["verify"] = _tls_context()
+    return options
 
 
 # -- sync -------------------------------------------------------------------------------------
@@ -176,12 +208,17 @@ class EventWatcher(
                 failure = s.check_stream(resp)
                 if failure is not None:
                     return failure
-                for sse in iter_frames(resp.iter_text()):
-                    event = s.on_sse(sse)
-                    if event is not None:
-                        yield event
-                    if s.finished:
-                        return ""
+                # Frames come a received piece at a time: one generator step per piece, not
+                # per event.
+                on_frame = s.on_frame
+                body = resp.iter_raw() if _uncoded(resp) else resp.iter_bytes()
+                for frames in iter_frame_lists(body, resp.encoding or "utf-8"):
+                    for frame in frames:
+                        event = on_frame(frame)
+                        if event is not None:
+                            yield event
+                        if s.finished:
+                            return ""
                 return s.closed_without_end()
         except httpx.TransportError as exc:
             return s.transport_failure(exc)
@@ -232,8 +269,9 @@ class AsyncEventWatcher(
     def __aiter__(self) -> AsyncEventWatcher:
         return self
 
-    async def __anext__(self) -> ExecutionEvent:
-        return await self._gen.__anext__()
+    def __anext__(self) -> Awaitable[ExecutionEvent]:
+        # The generator's own awaitable, not a coroutine around it: one frame less per event.
+        return self._gen.__anext__()
 
     async def aclose(self) -> None:
         """Stop watching and close the connection. Idempotent."""
@@ -274,13 +312,18 @@ class AsyncEventWatcher(
                         if checked is not None:
                             failure = checked
                         else:
-                            async with aclosing(aiter_frames(resp.aiter_text())) as frames:
-                                async for sse in frames:
-                                    event = s.on_sse(sse)
-                                    if event is not None:
-                                        yield event
-                                    if s.finished:
-                                        return
+                            # As in the sync watcher: a received piece's frames at a time.
+                            on_frame = s.on_frame
+                            body = resp.aiter_raw() if _uncoded(resp) else resp.aiter_bytes()
+                            pieces = aiter_frame_lists(body, resp.encoding or "utf-8")
+                            async with aclosing(pieces):
+                                async for frames in pieces:
+                                    for frame in frames:
+                                        event = on_frame(frame)
+                                        if event is not None:
+                                            yield event
+                                        if s.finished:
+                                            return
                             failure = s.closed_without_end()
                 except httpx.TransportError as exc:
                     failure = s.transport_failure(exc)

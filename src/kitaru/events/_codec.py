@@ -19,32 +19,44 @@ Two dictionary shapes:
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from kitaru import _wire
 from kitaru.events._jsonsafe import json_safe_mapping
 
 if TYPE_CHECKING:
     from kitaru.events._models import EventRecord, ExecutionEvent
 
 __all__ = [
+    "CONTROL_EVENTS",
     "EVENT_FIELDS",
     "WIRE_FIELDS",
     "WIRE_KEYS",
+    "DataFrame",
     "EncodedEvent",
     "SSEFrame",
     "SSEReader",
-    "aiter_frames",
+    "aiter_frame_lists",
     "decode_event",
     "dumps",
     "encode_frame",
     "encode_record",
     "frame_data",
+    "iter_frame_lists",
     "iter_frames",
     "new_event_frame",
     "to_wire",
@@ -241,6 +253,13 @@ def frame_data(frame: bytes) -> bytes:
 # ``retry:`` is ignored.
 
 
+CONTROL_EVENTS = frozenset(
+    {_wire.CONTROL_CURSOR, _wire.CONTROL_GAP, _wire.CONTROL_END, _wire.CONTROL_ERROR}
+)
+"""The ``event:`` names of the stream's control frames (``docs/protocol.md``)."""
+_CONTROL_NAMES = CONTROL_EVENTS
+
+
 class SSEFrame:
     """One dispatched SSE frame.
 
@@ -272,6 +291,11 @@ class SSEFrame:
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
 
 
+DataFrame = tuple[str, str, str]
+"""A data frame in the server's own layout, as ``(event, data, id)``: see
+:meth:`SSEReader.feed_split`."""
+
+
 class SSEReader:
     """Incremental SSE parser: :meth:`feed` it the stream's text, :meth:`close` it at the end."""
 
@@ -287,6 +311,18 @@ class SSEReader:
 
     def feed(self, text: str) -> list[SSEFrame]:
         """The frames completed by ``text``, in order."""
+        return [f if isinstance(f, SSEFrame) else SSEFrame(*f) for f in self.feed_split(text)]
+
+    def feed_split(self, text: str) -> list[SSEFrame | DataFrame]:
+        """:meth:`feed`, with the server's own data frames as :data:`DataFrame` tuples.
+
+        A tuple ``(event, data, id)`` holds the arguments of the frame's :class:`SSEFrame`
+        (whose ``retry`` is ``None``): what the watcher reads per event is then made by one C
+        call, not an object's ``__init__``.
+
+        The ``event`` of a tuple is never empty and never names a control frame
+        (``docs/protocol.md``: those go through :class:`SSEFrame` like any other block).
+        """
         if self._cr:
             text = "\r" + text
             self._cr = False
@@ -295,7 +331,7 @@ class SSEReader:
                 self._cr = True
                 text = text[:-1]
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        out: list[SSEFrame] = []
+        out: list[SSEFrame | DataFrame] = []
         parts = self._parts
         if parts:
             if "\n" not in text:  # no line ends here: nothing can complete
@@ -309,6 +345,7 @@ class SSEReader:
         find = text.find
         startswith = text.startswith
         line = self._line
+        add = out.append
         end = len(text)
         pos = 0
         while pos < end:
@@ -322,21 +359,22 @@ class SSEReader:
                         k = find("\n", j + 7)
                         if startswith("\n\n", k):
                             ident = text[pos + 4 : i]
-                            if "\0" not in ident:
+                            kind = text[i + 8 : j]
+                            if "\0" not in ident and kind and kind not in _CONTROL_NAMES:
                                 self._id = ident
-                                out.append(SSEFrame(text[i + 8 : j], text[j + 7 : k], ident))
+                                add((kind, text[j + 7 : k], ident))
                                 pos = k + 2
                                 continue
             if text[pos] == "\n":
-                line("", out)  # a blank line dispatches at once
+                line("", add)  # a blank line dispatches at once
                 pos += 1
                 continue
             stop = find("\n\n", pos)
             if stop < 0:
                 break  # an unfinished block: wait for more text
             for field in text[pos:stop].split("\n"):
-                line(field, out)
-            line("", out)
+                line(field, add)
+            line("", add)
             pos = stop + 2
         if pos < end:
             parts.append(text[pos:])
@@ -351,18 +389,18 @@ class SSEReader:
         lines = text.split("\n")
         partial = lines.pop()
         for field in lines:
-            self._line(field, out)
+            self._line(field, out.append)
         if partial:
-            self._line(partial, out)
+            self._line(partial, out.append)
         return out
 
-    def _line(self, line: str, out: list[SSEFrame]) -> None:
-        """The general parser: one line (without its line break)."""
+    def _line(self, line: str, add: Callable[[SSEFrame], object]) -> None:
+        """The general parser: one line (without its line break); ``add`` takes a frame."""
         if not line:
             # Like the reference reader, a blank line dispatches once anything was set, the
             # stream's last id included (the watcher ignores frames without data).
             if self._event or self._data or self._id or self._retry is not None:
-                out.append(SSEFrame(self._event, "\n".join(self._data), self._id, self._retry))
+                add(SSEFrame(self._event, "\n".join(self._data), self._id, self._retry))
                 self._event = ""
                 self._data = []
                 self._retry = None
@@ -393,11 +431,34 @@ def iter_frames(texts: Iterable[str]) -> Iterator[SSEFrame]:
     yield from reader.close()
 
 
-async def aiter_frames(texts: AsyncIterable[str]) -> AsyncGenerator[SSEFrame, None]:
-    """The async twin of :func:`iter_frames` (``httpx.Response.aiter_text()``)."""
+def iter_frame_lists(
+    pieces: Iterable[bytes], encoding: str = "utf-8"
+) -> Iterator[list[SSEFrame | DataFrame]]:
+    """The frames of each received piece of a stream, then of its end (the watcher's loop).
+
+    One generator step per piece rather than per frame (:meth:`SSEReader.feed_split`).
+
+    The pieces are bytes, decoded here as ``httpx.Response.iter_text()`` would (``encoding``,
+    invalid bytes replaced, characters split across pieces joined): the text and byte
+    iterators of httpx are a generator layer each, paid per piece.
+    """
     reader = SSEReader()
-    async for text in texts:
-        for frame in reader.feed(text):
-            yield frame
-    for frame in reader.close():
-        yield frame
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    feed = reader.feed_split
+    decode = decoder.decode
+    for piece in pieces:
+        yield feed(decode(piece))
+    yield [*feed(decode(b"", True)), *reader.close()]
+
+
+async def aiter_frame_lists(
+    pieces: AsyncIterable[bytes], encoding: str = "utf-8"
+) -> AsyncGenerator[list[SSEFrame | DataFrame], None]:
+    """The async twin of :func:`iter_frame_lists`."""
+    reader = SSEReader()
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    feed = reader.feed_split
+    decode = decoder.decode
+    async for piece in pieces:
+        yield feed(decode(piece))
+    yield [*feed(decode(b"", True)), *reader.close()]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from operator import itemgetter
+from typing import Any, Protocol
 
 from kitaru.events import _codec
 
@@ -89,27 +90,18 @@ class _Unfrozen:
 
     __slots__ = ExecutionEvent.__slots__
 
-    def __init__(
-        self,
-        exec_id: str,
-        kind: str,
-        payload: dict[str, Any],
-        correlation_id: str,
-        index: int,
-        cursor: Any,
-        checkpoint_id: Any,
-        checkpoint_name: Any,
-        step_name: Any,
-    ) -> None:
-        self.exec_id = exec_id
-        self.kind = kind
-        self.payload = payload
-        self.correlation_id = correlation_id
-        self.index = index
-        self.cursor = cursor
-        self.checkpoint_id = checkpoint_id
-        self.checkpoint_name = checkpoint_name
-        self.step_name = step_name
+
+_SERVER_FIELDS = itemgetter(
+    "exec_id",
+    "kind",
+    "correlation_id",
+    "index",
+    "payload",
+    "checkpoint_id",
+    "checkpoint_name",
+    "step_name",
+)
+_new = object.__new__
 
 
 def server_event(data: dict[str, Any], cursor: str | None) -> ExecutionEvent:
@@ -119,12 +111,13 @@ def server_event(data: dict[str, Any], cursor: str | None) -> ExecutionEvent:
     type, so the conversions of :func:`~kitaru.events._codec.decode_event` would return what
     they are given; anything else goes through ``from_wire``. Same result either way.
     """
-    get = data.get
-    exec_id = get("exec_id")
-    kind = get("kind")
-    correlation_id = get("correlation_id")
-    index = get("index")
-    payload = get("payload")
+    try:
+        # One C call reads the eight keys a server frame always has (any missing: from_wire).
+        exec_id, kind, correlation_id, index, payload, checkpoint_id, checkpoint_name, step = (
+            _SERVER_FIELDS(data)
+        )
+    except KeyError:
+        return ExecutionEvent.from_wire(data, cursor)
     if not (
         type(exec_id) is str
         and type(kind) is str
@@ -133,19 +126,20 @@ def server_event(data: dict[str, Any], cursor: str | None) -> ExecutionEvent:
         and type(payload) is dict
     ):
         return ExecutionEvent.from_wire(data, cursor)
-    event: Any = _Unfrozen(
-        exec_id,
-        kind,
-        payload,
-        correlation_id,
-        index,
-        cursor if cursor is not None else get("cursor"),
-        get("checkpoint_id"),
-        get("checkpoint_name"),
-        get("step_name"),
-    )
+    # _Unfrozen's slots filled in place (no __init__ frame), then given its real class.
+    event: Any = _new(_Unfrozen)
+    event.exec_id = exec_id
+    event.kind = kind
+    event.payload = payload
+    event.correlation_id = correlation_id
+    event.index = index
+    event.cursor = cursor if cursor is not None else data.get("cursor")
+    event.checkpoint_id = checkpoint_id
+    event.checkpoint_name = checkpoint_name
+    event.step_name = step
     event.__class__ = ExecutionEvent
-    return cast(ExecutionEvent, event)
+    built: ExecutionEvent = event  # typed without a call (typing.cast is one, per event)
+    return built
 
 
 class EventSource(Protocol):
