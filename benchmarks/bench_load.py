@@ -20,7 +20,9 @@ nothing unaccounted).
 Reported: publish → watcher latency p50 and p99 (all watchers' events together); the server's
 CPU seconds from the first progress event until every watcher had ``end``, per 100,000
 delivered events, next to the same figure of the fan-out (firehose) benchmark's last result
-when there is one; the server's peak resident memory.
+when there is one; how many events an ingest request carried on average (the publisher sends
+its next batch when the last one is answered, so a faster server gets more, smaller requests:
+read the CPU figure with this one); the server's peak resident memory.
 
 Targets: p99 ≤ 25 ms; nothing lost; server CPU ≤ 0.5 s per 100,000 delivered events.
 """
@@ -36,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from _common import (
     RESULTS,
     ROOT,
@@ -156,6 +159,7 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
         t_done = time.monotonic()
         cpu = proc_cpu_seconds(server_pid) - cpu0
         peak_rss = proc_memory_mb(server_pid)["hwm"]
+        ingest = _ingest_counts(url)
     finally:
         for proc in (*producers, *watchers):
             if proc.proc.poll() is None:
@@ -202,8 +206,29 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
         "server_cpu_s": cpu,
         "server_cpu_s_per_100k": cpu / delivered * 1e5 if delivered else float("nan"),
         "server_peak_rss_mb": peak_rss,
+        # The publisher sends the next batch when the last is answered, so how many events a
+        # request carries depends on the server's speed: CPU per event only reads with it.
+        "ingest_requests": ingest[0],
+        "events_per_ingest_request": ingest[1] / ingest[0] if ingest[0] else float("nan"),
         "producer_late_max_s": max(r["late"] for r in reports),
     }
+
+
+def _ingest_counts(url: str) -> tuple[int, int]:
+    """The server's accepted ingest requests and events stored so far (from ``/metrics``)."""
+    text = httpx.get(url + "/metrics", timeout=10.0).text
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in (
+            "kitaru_server_ingest_duration_seconds_count",
+            "kitaru_server_events_ingested_total",
+        ):
+            values[name] = float(value)
+    return (
+        int(values.get("kitaru_server_ingest_duration_seconds_count", 0)),
+        int(values.get("kitaru_server_events_ingested_total", 0)),
+    )
 
 
 def firehose_cpu_per_100k() -> tuple[float, str] | None:
@@ -297,6 +322,11 @@ def main() -> int:
             baseline_name="firehose fan-out",
             target=f"≤ {TARGET_CPU_PER_100K:g} s",
             met=figures["server_cpu_s_per_100k"] <= TARGET_CPU_PER_100K,
+        )
+        res.row(
+            f"load {backend}: events per ingest request",
+            figures["events_per_ingest_request"],
+            f"({figures['ingest_requests']} requests)",
         )
         res.row(f"load {backend}: server peak RSS", figures["server_peak_rss_mb"], "MB")
     if firehose:
