@@ -159,7 +159,7 @@ class SqliteEventLog(EventLog):
         try:
             return await loop.run_in_executor(self._pool, fn)
         except sqlite3.Error as exc:
-            raise EventLogError(f"event log storage failed: {describe(exc, self.path)}") from exc
+            raise self._storage_error(exc) from exc
         except RuntimeError as exc:  # the pool was shut down by close()
             raise EventLogError(f"the event log is closed ({exc})") from exc
 
@@ -227,6 +227,7 @@ class SqliteEventLog(EventLog):
         return outcomes
 
     def _storage_error(self, exc: Exception) -> BaseException:
+        """What a caller is told of ``exc``: storage errors as :class:`EventLogError`."""
         if isinstance(exc, sqlite3.Error):
             err = EventLogError(f"event log storage failed: {describe(exc, self.path)}")
             err.__cause__ = exc
