@@ -35,6 +35,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,6 +126,10 @@ class SqliteEventLog(EventLog):
         self._checkpointing = False
         self._closed = False
         self._sources = Sources()
+        # Appends waiting for the worker that writes them as one group (see append).
+        self._queue: list[_Queued] = []
+        self._queue_lock = threading.Lock()
+        self._draining = False
         try:
             migrate(self._conn())
         except sqlite3.Error as exc:
@@ -148,19 +153,90 @@ class SqliteEventLog(EventLog):
         try:
             return await loop.run_in_executor(self._pool, fn)
         except sqlite3.Error as exc:
-            raise EventLogError(f"event log storage failed: {describe(exc, self.path)}") from exc
+            raise self._storage_error(exc) from exc
         except RuntimeError as exc:  # the pool was shut down by close()
             raise EventLogError(f"the event log is closed ({exc})") from exc
 
     # -- writes ---------------------------------------------------------------------------
 
     async def append(self, exec_id: str, events: Sequence[NewEvent]) -> AppendResult:
-        """Append ``events`` in one transaction; already stored keys are skipped."""
-        result = await self._run(lambda: self._append(exec_id, events))
+        """Append ``events`` in one transaction; already stored keys are skipped.
+
+        Appends that arrive while another is being written wait in a queue, and the worker
+        that finishes writes them all in one transaction (``write.append_many``): under a load
+        of many small batches that is one worker-thread hop and one commit for all of them.
+        A group that fails is retried one batch at a time, so one batch never fails another.
+        """
+        if self._closed:
+            raise EventLogError("the event log is closed")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[AppendResult] = loop.create_future()
+        with self._queue_lock:
+            self._queue.append(_Queued(exec_id, events, done, loop))
+            start, self._draining = not self._draining, True
+        if start:
+            try:
+                self._pool.submit(self._drain)
+            except RuntimeError as exc:  # the pool was shut down by close()
+                with self._queue_lock:
+                    self._queue.clear()
+                    self._draining = False
+                raise EventLogError(f"the event log is closed ({exc})") from exc
+        result = await done
         if result.stored:
             self._notifier.notify(exec_id)
             self._maybe_checkpoint()
         return result
+
+    def _drain(self) -> None:
+        """Write queued appends, a group at a time, until the queue is empty (worker thread)."""
+        while True:
+            with self._queue_lock:
+                group, self._queue = self._queue, []
+                if not group:
+                    self._draining = False
+                    return
+            outcomes = self._append_group(group)
+            by_loop: dict[
+                asyncio.AbstractEventLoop, list[tuple[_Queued, AppendResult | BaseException]]
+            ] = {}
+            for item, outcome in zip(group, outcomes, strict=True):
+                by_loop.setdefault(item.loop, []).append((item, outcome))
+            for loop, settled in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                    loop.call_soon_threadsafe(_settle, settled)
+
+    def _append_group(self, group: list[_Queued]) -> list[AppendResult | BaseException]:
+        try:
+            return self._append_batches(group)
+        except Exception as exc:
+            if len(group) == 1:
+                return [self._storage_error(exc)]
+        outcomes: list[AppendResult | BaseException] = []
+        for item in group:
+            try:
+                outcomes.extend(self._append_batches([item]))
+            except Exception as exc:
+                outcomes.append(self._storage_error(exc))
+        return outcomes
+
+    def _storage_error(self, exc: Exception) -> BaseException:
+        """What a caller is told of ``exc``: storage errors as :class:`EventLogError`."""
+        if isinstance(exc, sqlite3.Error):
+            err = EventLogError(f"event log storage failed: {describe(exc, self.path)}")
+            err.__cause__ = exc
+            return err
+        return exc
+
+    def _append_batches(self, group: list[_Queued]) -> list[AppendResult | BaseException]:
+        conn = self._conn()
+        out: list[AppendResult | BaseException] = []
+        with self._write_lock:
+            batches = [(item.exec_id, item.events) for item in group]
+            appended = write.append_many(conn, self._sources, batches, self.retention.max_events)
+            for item, done in zip(group, appended, strict=True):
+                out.append(self._applied(item.exec_id, len(item.events), done))
+        return out
 
     def _maybe_checkpoint(self) -> None:
         """Start a passive WAL checkpoint on the pool once enough was appended since the last."""
@@ -183,24 +259,22 @@ class SqliteEventLog(EventLog):
         except RuntimeError:  # closing
             self._checkpointing = False
 
-    def _append(self, exec_id: str, events: Sequence[NewEvent]) -> AppendResult:
-        conn = self._conn()
-        with self._write_lock:
-            done = write.append(conn, self._sources, exec_id, events, self.retention.max_events)
-            # Still under the write lock: tails see commits in commit order.
-            if done.events:
-                self._wal_bytes += sum(len(ev.body) + 64 for ev in done.events)
-                with self._tail_lock:
-                    tail = self._tails.get(exec_id)
-                    if tail is not None:
-                        tail.add(done.prev_last, _tail_rows(exec_id, done), done.base_seq)
-            if done.dropped_below is not None and self._blocks:
-                self._drop_tail(exec_id, below=done.dropped_below - 1)
+    def _applied(self, exec_id: str, sent: int, done: write.Appended) -> AppendResult:
+        """Bring the tails and hints up to a committed append (under the write lock)."""
+        # Still under the write lock: tails see commits in commit order.
+        if done.events:
+            self._wal_bytes += sum(len(ev.body) + 64 for ev in done.events)
+            with self._tail_lock:
+                tail = self._tails.get(exec_id)
+                if tail is not None:
+                    tail.add(done.prev_last, _tail_rows(exec_id, done), done.base_seq)
+        if done.dropped_below is not None and self._blocks:
+            self._drop_tail(exec_id, below=done.dropped_below - 1)
         last_seq = done.last_seq
         self._hint[exec_id] = (last_seq, done.ended)
         return AppendResult(
             stored=len(done.events),
-            duplicates=len(events) - len(done.events),
+            duplicates=sent - len(done.events),
             last_cursor=format_cursor(last_seq) if last_seq else None,
         )
 
@@ -446,6 +520,27 @@ class SqliteEventLog(EventLog):
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+
+
+@dataclass(slots=True)
+class _Queued:
+    """An append waiting for its group's transaction, and where to answer it."""
+
+    exec_id: str
+    events: Sequence[NewEvent]
+    done: asyncio.Future[AppendResult]
+    loop: asyncio.AbstractEventLoop
+
+
+def _settle(settled: list[tuple[_Queued, AppendResult | BaseException]]) -> None:
+    """Answer the appends of one group (on their event loop)."""
+    for item, outcome in settled:
+        if item.done.done():
+            continue  # its caller was cancelled; the append is committed all the same
+        if isinstance(outcome, BaseException):
+            item.done.set_exception(outcome)
+        else:
+            item.done.set_result(outcome)
 
 
 def _tail_rows(exec_id: str, done: write.Appended) -> list[Row]:

@@ -14,9 +14,11 @@ __all__ = ["BLOCK_BYTES", "TAIL_EXECUTIONS", "Row", "Tail"]
 # Bounds of the in-memory tails (see kitaru.backends._sqlite): per execution the newest
 # _TAIL_EVENTS events and at most _TAIL_BYTES of frames; tails for the TAIL_EXECUTIONS
 # executions read most recently (so at most about 64 MiB in all, far less for typical events).
+# Followers read their executions in turn, so with more watched executions than tails every
+# read would miss (least-recently-used order) and go to SQLite: there are many small tails.
 _TAIL_EVENTS = 2_000
-_TAIL_BYTES = 4 * 1024 * 1024
-TAIL_EXECUTIONS = 16
+_TAIL_BYTES = 1024 * 1024
+TAIL_EXECUTIONS = 64
 _TAIL_JOINED = 8  # joined chunks remembered per tail (one per position watchers read from)
 # Full catch-up reads kept for other readers at the same position, newest first, in all.
 BLOCK_BYTES = 8 * 1024 * 1024

@@ -18,7 +18,7 @@ from kitaru._sqlite_errors import rollback
 from kitaru.backends._base import NewEvent
 from kitaru.backends._seq import FRAME_TEMPLATE, frame_head, parse_cursor
 
-__all__ = ["Appended", "Sources", "append", "expire", "mark_ended", "truncate"]
+__all__ = ["Appended", "Sources", "append", "append_many", "expire", "mark_ended", "truncate"]
 
 SourceKey = tuple[int, str, str, str | None, str | None, str | None]
 
@@ -107,6 +107,43 @@ def append(
     max_events: int | None,
 ) -> Appended:
     """Append ``events`` in one transaction; already stored keys are skipped."""
+    return append_many(conn, sources, [(exec_id, events)], max_events)[0]
+
+
+def append_many(
+    conn: sqlite3.Connection,
+    sources: Sources,
+    batches: Sequence[tuple[str, Sequence[NewEvent]]],
+    max_events: int | None,
+) -> list[Appended]:
+    """Append each ``(exec_id, events)`` batch, in order, all in one transaction.
+
+    One commit for batches that arrived together (several executions' appends waiting for the
+    write lock) costs one ``BEGIN``/``COMMIT`` and one write of each changed page, not one per
+    batch (``docs/server-architecture.md``, "Appends are grouped").
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        done = [
+            _append_batch(conn, sources, exec_id, events, max_events) for exec_id, events in batches
+        ]
+        conn.execute("COMMIT")
+    except BaseException:
+        sources.committed(False)
+        rollback(conn)  # keeps the error that got here (a full disk, say)
+        raise
+    sources.committed(True)
+    return done
+
+
+def _append_batch(
+    conn: sqlite3.Connection,
+    sources: Sources,
+    exec_id: str,
+    events: Sequence[NewEvent],
+    max_events: int | None,
+) -> Appended:
+    """Append one batch inside the caller's transaction."""
     # Duplicates inside the batch are dropped here; duplicates of stored events are looked up
     # only when the plain insert of the whole batch hits the unique key (a retried batch), so
     # the common path is one executemany.
@@ -117,49 +154,41 @@ def append(
         if key not in seen:
             seen.add(key)
             batch.append(ev)
-    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(
+        "INSERT INTO event_logs (exec_id) VALUES (?) ON CONFLICT (exec_id) DO NOTHING",
+        (exec_id,),
+    )
+    log_id, last_seq, base_seq, ended = conn.execute(
+        "SELECT log_id, last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?",
+        (exec_id,),
+    ).fetchone()
+    ids = [sources.ids(conn, log_id, ev) for ev in batch]
+    prev_last = last_seq
+    frames = _frames(last_seq, batch)
+    conn.execute("SAVEPOINT batch")
     try:
-        conn.execute(
-            "INSERT INTO event_logs (exec_id) VALUES (?) ON CONFLICT (exec_id) DO NOTHING",
-            (exec_id,),
-        )
-        log_id, last_seq, base_seq, ended = conn.execute(
-            "SELECT log_id, last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?",
-            (exec_id,),
-        ).fetchone()
-        ids = [sources.ids(conn, log_id, ev) for ev in batch]
-        prev_last = last_seq
+        conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids, frames))
+    except sqlite3.IntegrityError:
+        conn.execute("ROLLBACK TO batch")
+        kept = [
+            (ev, i)
+            for ev, i in zip(batch, ids, strict=True)
+            if conn.execute(_EXISTS_SQL, (i[1], ev.index)).fetchone() is None
+        ]
+        batch = [ev for ev, _ in kept]
+        ids = [i for _, i in kept]
         frames = _frames(last_seq, batch)
-        conn.execute("SAVEPOINT batch")
-        try:
-            conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids, frames))
-        except sqlite3.IntegrityError:
-            conn.execute("ROLLBACK TO batch")
-            kept = [
-                (ev, i)
-                for ev, i in zip(batch, ids, strict=True)
-                if conn.execute(_EXISTS_SQL, (i[1], ev.index)).fetchone() is None
-            ]
-            batch = [ev for ev, _ in kept]
-            ids = [i for _, i in kept]
-            frames = _frames(last_seq, batch)
-            conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids, frames))
-        conn.execute("RELEASE batch")
-        last_seq += len(batch)
-        dropped_below: int | None = None
-        if max_events is not None and last_seq - base_seq + 1 > max_events:
-            base_seq = dropped_below = last_seq - max_events + 1
-            conn.execute("DELETE FROM events WHERE log_id=? AND seq<?", (log_id, base_seq))
-        conn.execute(
-            "UPDATE event_logs SET last_seq=?, base_seq=? WHERE log_id=?",
-            (last_seq, base_seq, log_id),
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        sources.committed(False)
-        rollback(conn)  # keeps the error that got here (a full disk, say)
-        raise
-    sources.committed(True)
+        conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids, frames))
+    conn.execute("RELEASE batch")
+    last_seq += len(batch)
+    dropped_below: int | None = None
+    if max_events is not None and last_seq - base_seq + 1 > max_events:
+        base_seq = dropped_below = last_seq - max_events + 1
+        conn.execute("DELETE FROM events WHERE log_id=? AND seq<?", (log_id, base_seq))
+    conn.execute(
+        "UPDATE event_logs SET last_seq=?, base_seq=? WHERE log_id=?",
+        (last_seq, base_seq, log_id),
+    )
     return Appended(batch, frames, prev_last, last_seq, base_seq, ended is not None, dropped_below)
 
 

@@ -29,6 +29,7 @@ from kitaru.server import (
 from kitaru.server._backends import open_event_log, open_store
 from kitaru.server._deps import attach
 from kitaru.server._errors import install_error_handlers
+from kitaru.server._hot import HotRoutes
 from kitaru.server._settings import ServerSettings
 from kitaru.server._state import ServerState, ServerStore
 from kitaru.server._web import WebAssets, WebConfig
@@ -95,6 +96,8 @@ def create_app(
     )
     attach(app, state, WebConfig.from_env(), WebAssets.load())
     install_error_handlers(app)
+    # Ingest and heartbeats skip FastAPI's routing (same handlers; see server/_hot.py).
+    app.add_middleware(HotRoutes)
     # No two API paths overlap, so this order only shapes the OpenAPI document.
     app.include_router(_routes_meta.open_router)
     app.include_router(_routes_meta.router)

@@ -19,7 +19,7 @@ from kitaru.server import _schemas
 from kitaru.server._body import read_body
 from kitaru.server._deps import StateDep, require_token
 from kitaru.server._errors import ApiError, JsonResponse, bad_request
-from kitaru.server._state import ServerState
+from kitaru.server._state import ServerState, unknown_execution
 from kitaru.server._validate import (
     parse_checkpoint,
     parse_execution,
@@ -27,7 +27,7 @@ from kitaru.server._validate import (
     parse_json,
     same_execution,
 )
-from kitaru.store._base import ExecutionExistsError
+from kitaru.store._base import ExecutionExistsError, Store
 from kitaru.store._records import EXECUTION_STATUSES, ExecutionRecord
 
 __all__ = ["router"]
@@ -144,11 +144,20 @@ async def heartbeat(exec_id: str, state: StateDep) -> JsonResponse:
     ``cancel_requested: true`` tells the producer to stop at its next cancellation point
     and finish the execution ``cancelled`` (``docs/outcomes.md``).
     """
-    await state.require_known(exec_id)
-    cancel = bool(await state.call(state.store.heartbeat, exec_id))
+    # One worker-thread call: the stored heartbeat, then the record (an unknown ID updates
+    # nothing and is answered 404 below).
+    cancel, record = await state.call(_beat, state.store, exec_id)
+    if record is None:
+        raise unknown_execution(exec_id)
+    state.remember(exec_id)
     state.seen(exec_id)
-    record = await state.execution(exec_id)
     return JsonResponse({"exec_id": exec_id, "status": record.status, "cancel_requested": cancel})
+
+
+def _beat(store: Store, exec_id: str) -> tuple[bool, ExecutionRecord | None]:
+    """Store a heartbeat and read the record back (on a worker thread)."""
+    cancel = bool(store.heartbeat(exec_id))
+    return cancel, store.get_execution(exec_id)
 
 
 @router.post(_wire.path_cancel("{exec_id}"), tags=["records"])

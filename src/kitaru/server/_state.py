@@ -21,7 +21,7 @@ from kitaru.server._settings import ServerSettings
 from kitaru.store._base import Store
 from kitaru.store._records import ExecutionRecord
 
-__all__ = ["ServerState", "ServerStore"]
+__all__ = ["ServerState", "ServerStore", "unknown_execution"]
 
 logger = logging.getLogger("kitaru.server")
 
@@ -29,6 +29,11 @@ T = TypeVar("T")
 
 _KNOWN_CACHE = 100_000
 _RETENTION_EVERY = 60.0
+
+
+def unknown_execution(exec_id: str) -> ApiError:
+    """The 404 ``execution_unknown`` error for ``exec_id``."""
+    return ApiError(404, _wire.ERROR_EXECUTION_UNKNOWN, f"no execution with ID {exec_id!r}")
 
 
 class ServerStore(Store, Protocol):
@@ -116,7 +121,7 @@ class ServerState:
         """The execution, or a 404 ``execution_unknown`` error."""
         record = await self.call(self.store.get_execution, exec_id)
         if record is None:
-            raise ApiError(404, _wire.ERROR_EXECUTION_UNKNOWN, f"no execution with ID {exec_id!r}")
+            raise unknown_execution(exec_id)
         self.remember(exec_id)
         return record
 
@@ -193,8 +198,8 @@ class ServerState:
         """
         since, self._flushed_at = self._flushed_at, time.time()
         fresh = [exec_id for exec_id, at in self._last_seen.items() if at >= since]
-        for exec_id in fresh:
-            await self.call(self.store.heartbeat, exec_id)
+        if fresh:
+            await self.call(_heartbeats, self.store, fresh)  # one worker-thread hop for all
         return len(fresh)
 
     async def _lost_loop(self) -> None:
@@ -218,3 +223,9 @@ class ServerState:
                     logger.info("kitaru server: retention dropped %d events", dropped)
             except Exception:
                 logger.exception("kitaru server: retention failed")
+
+
+def _heartbeats(store: Store, exec_ids: list[str]) -> None:
+    """Store a heartbeat for each of ``exec_ids`` (on a worker thread)."""
+    for exec_id in exec_ids:
+        store.heartbeat(exec_id)
