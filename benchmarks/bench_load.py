@@ -35,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +46,11 @@ from _common import (
     ROOT,
     KitaruServer,
     Process,
+    RawServer,
     Result,
     child_env,
     header,
+    machine,
     parser,
     proc_cpu_seconds,
     proc_memory_mb,
@@ -105,7 +109,29 @@ def percentile(buckets: dict[int, int], q: float) -> float:
     return max(buckets) * BUCKET_S * 1000
 
 
-def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> dict[str, Any]:
+def raw_requests(url: str) -> int:
+    """Ingest requests so far, from the raw server's ``/stats``."""
+    return int(httpx.get(url + "/stats", timeout=10).json()["requests"])
+
+
+@dataclass(frozen=True)
+class Side:
+    """The processes and counters of one side of the comparison: kitaru's, or the raw one."""
+
+    producer: str
+    watcher: str
+    requests: Callable[[str], int]
+    extra_sent: int
+    """Events a producer sends per execution beyond its progress events (warm-up, lifecycle)."""
+
+
+KITARU = Side("_load_producer.py", "_load_watch.py", ingest_requests, 3)
+RAW = Side("_raw_load_producer.py", "_raw_load_watch.py", raw_requests, 1)
+
+
+def run_load(
+    url: str, server_pid: int, args: Any, res: Result, label: str, side: Side = KITARU
+) -> dict[str, Any]:
     """One load run against the server at ``url``; its figures (failures go to ``res``)."""
     per_proc = [args.executions // args.producers] * args.producers
     for i in range(args.executions % args.producers):
@@ -114,7 +140,7 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
         Process(
             [
                 sys.executable,
-                str(HERE / "_load_producer.py"),
+                str(HERE / side.producer),
                 "--url",
                 url,
                 "--executions",
@@ -139,14 +165,14 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
         for group in groups:
             if not group:
                 continue
-            argv = [sys.executable, str(HERE / "_load_watch.py"), "--url", url]
+            argv = [sys.executable, str(HERE / side.watcher), "--url", url]
             argv += ["--per-execution", str(args.per_execution), "--nice", str(NICE), *group]
             watchers.append(Process(argv, env=child_env()))
         for proc in watchers:
             line = read_line(proc, 180.0)
             if line != "ready":
                 raise RuntimeError(f"unexpected watcher output {line!r}")
-        requests0 = ingest_requests(url)
+        requests0 = side.requests(url)
         cpu0 = proc_cpu_seconds(server_pid)
         t0 = time.monotonic()
         for proc in producers:
@@ -167,7 +193,7 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
         t_done = time.monotonic()
         cpu = proc_cpu_seconds(server_pid) - cpu0
         peak_rss = proc_memory_mb(server_pid)["hwm"]
-        requests = ingest_requests(url) - requests0
+        requests = side.requests(url) - requests0
     finally:
         for proc in (*producers, *watchers):
             if proc.proc.poll() is None:
@@ -177,7 +203,9 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
     for report in reports:
         published.update(report["published"])
         pub = report["publisher"]
-        expected_sent = sum(report["published"].values()) + 3 * len(report["published"])
+        expected_sent = sum(report["published"].values()) + side.extra_sent * len(
+            report["published"]
+        )
         if pub["dropped"] or pub["sent"] != expected_sent:
             res.fail(
                 f"{label}: a producer sent {pub['sent']} events and dropped {pub['dropped']}; "
@@ -244,7 +272,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=None)
     p.add_argument("--per-execution", type=int, default=None)
     p.add_argument("--watcher-procs", type=int, default=None)
-    p.add_argument("--backends", default=None, help="comma list of sqlite, redis+postgres")
+    p.add_argument("--backends", default=None, help="comma list of raw, sqlite, redis+postgres")
     args = p.parse_args()
     smoke = args.smoke
     args.executions = args.executions or (4 if smoke else 20)
@@ -253,7 +281,8 @@ def main() -> int:
     args.seconds = args.seconds or (3.0 if smoke else 20.0)
     args.per_execution = args.per_execution or (3 if smoke else 10)
     args.watcher_procs = args.watcher_procs or 2 if smoke else args.watcher_procs or 4
-    backends = (args.backends or ("sqlite" if smoke else "sqlite,redis+postgres")).split(",")
+    default = "raw,sqlite" if smoke else "raw,sqlite,redis+postgres"
+    backends = (args.backends or default).split(",")
     params = {k: v for k, v in vars(args).items() if k != "smoke"}
     res = Result("load", smoke, params={**params, "backends": backends})
     header(
@@ -263,30 +292,11 @@ def main() -> int:
     )
     firehose = firehose_cpu_per_100k()
     for backend in backends:
-        with tempdir() as home:
-            services = Path(tempfile.mkdtemp(prefix="kitaru-bench-services-"))
-            services.chmod(0o755)  # PostgreSQL runs as its own user and must reach its folder
-            started: list[str] = []
-            server: KitaruServer | None = None
-            try:
-                if backend == "sqlite":
-                    server = KitaruServer(home / "server.db")
-                elif backend == "redis+postgres":
-                    redis_url = _service("redis", services / "redis")
-                    started.append("redis")
-                    pg_url = _service("postgres", services / "postgres")
-                    started.append("postgres")
-                    server = KitaruServer(pg_url, extra=["--event-log", redis_url])  # type: ignore[arg-type]
-                else:
-                    raise SystemExit(f"unknown backend {backend!r} (sqlite, redis+postgres)")
-                figures = run_load(server.url, server.pid, args, res, backend)
-            finally:
-                if server is not None:
-                    server.stop()
-                for name in reversed(started):
-                    _stop_service(name, services / name)
-                shutil.rmtree(services, ignore_errors=True)
-        res.figures[backend] = figures
+        res.figures[backend] = run_backend(backend, args, res)
+        print(f"  ran {backend}: load {machine()['loadavg'][0]:.2f}", flush=True)
+    raw = res.figures.get("raw")
+    for backend in backends:
+        figures = res.figures[backend]
         res.row(
             f"load {backend}: delivered events",
             float(figures["delivered"]),
@@ -296,22 +306,35 @@ def main() -> int:
             and not res.failures,
         )
         res.row(f"load {backend}: latency p50", figures["latency_p50_ms"], "ms")
+        is_kitaru = backend != "raw" and raw is not None
         res.row(
             f"load {backend}: latency p99",
             figures["latency_p99_ms"],
             "ms",
-            target=f"≤ {TARGET_P99_MS:g} ms",
-            met=figures["latency_p99_ms"] <= TARGET_P99_MS,
+            baseline=raw["latency_p99_ms"] if is_kitaru else None,
+            baseline_name="raw live",
+            target=f"≤ {TARGET_P99_MS:g} ms" if backend != "raw" else None,
+            met=figures["latency_p99_ms"] <= TARGET_P99_MS if backend != "raw" else None,
         )
         res.row(
             f"load {backend}: server CPU per 100k delivered",
             figures["server_cpu_s_per_100k"],
             "s",
-            baseline=firehose[0] if firehose else None,
-            baseline_name="firehose fan-out",
-            target=f"≤ {TARGET_CPU_PER_100K:g} s",
-            met=figures["server_cpu_s_per_100k"] <= TARGET_CPU_PER_100K,
+            baseline=raw["server_cpu_s_per_100k"] if is_kitaru else None,
+            baseline_name="raw live",
+            target=f"≤ {TARGET_CPU_PER_100K:g} s" if backend != "raw" else None,
+            met=figures["server_cpu_s_per_100k"] <= TARGET_CPU_PER_100K
+            if backend != "raw"
+            else None,
         )
+        if firehose and backend != "raw":
+            res.row(
+                f"load {backend}: server CPU per 100k, vs the firehose",
+                figures["server_cpu_s_per_100k"],
+                "s",
+                baseline=firehose[0],
+                baseline_name="firehose fan-out (other run)",
+            )
         res.row(f"load {backend}: server peak RSS", figures["server_peak_rss_mb"], "MB")
         res.row(
             f"load {backend}: events per ingest request",
@@ -321,6 +344,36 @@ def main() -> int:
     if firehose:
         res.note(f"firehose figure from {firehose[1]}")
     return res.finish()
+
+
+def run_backend(backend: str, args: Any, res: Result) -> dict[str, Any]:
+    """Start ``backend``'s server (and services), run the load against it, stop everything."""
+    with tempdir() as home:
+        services = Path(tempfile.mkdtemp(prefix="kitaru-bench-services-"))
+        services.chmod(0o755)  # PostgreSQL runs as its own user and must reach its folder
+        started: list[str] = []
+        server: KitaruServer | RawServer | None = None
+        try:
+            if backend == "raw":
+                server = RawServer("--db", str(home / "raw.db"))
+                return run_load(server.url, server.pid, args, res, backend, RAW)
+            if backend == "sqlite":
+                server = KitaruServer(home / "server.db")
+            elif backend == "redis+postgres":
+                redis_url = _service("redis", services / "redis")
+                started.append("redis")
+                pg_url = _service("postgres", services / "postgres")
+                started.append("postgres")
+                server = KitaruServer(pg_url, extra=["--event-log", redis_url])  # type: ignore[arg-type]
+            else:
+                raise SystemExit(f"unknown backend {backend!r} (raw, sqlite, redis+postgres)")
+            return run_load(server.url, server.pid, args, res, backend)
+        finally:
+            if server is not None:
+                server.stop()
+            for name in reversed(started):
+                _stop_service(name, services / name)
+            shutil.rmtree(services, ignore_errors=True)
 
 
 if __name__ == "__main__":
