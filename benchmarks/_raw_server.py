@@ -20,7 +20,7 @@ The raw live path (with ``--db``; bench_load.py and bench_throughput.py):
 * ``POST /end/<stream>``: appends an ``end`` frame and closes the stream;
 * ``GET /live/<stream>``: an SSE response writing everything in the stream's tail, then each
   new chunk (or the chunks added since the last write, joined) as one write, until the stream
-  is closed;
+  is closed (the last reader of a closed stream frees its tail);
 * ``GET /stats``: ``{"requests": ingest requests, "events": events ingested}``.
 
 Run as ``python benchmarks/_raw_server.py --port P [--db PATH] [--frames N]``.
@@ -45,12 +45,13 @@ _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no
 class Tail:
     """One stream's frames in memory, in chunks as they were ingested, and its readers' wake-up."""
 
-    __slots__ = ("_waiter", "chunks", "closed", "seq")
+    __slots__ = ("_waiter", "chunks", "closed", "readers", "seq")
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
         self.closed = False
         self.seq = 0
+        self.readers = 0
         self._waiter: asyncio.Future[None] | None = None
 
     def append(self, chunk: bytes, *, close: bool = False) -> None:
@@ -164,7 +165,9 @@ def build_app(db: str | None, frames: int) -> Any:
             tail_of(path[len("/end/") :]).append(END_FRAME, close=True)
             await _respond(send, b"{}", b"application/json")
         elif path.startswith("/live/"):
-            tail = tail_of(path[len("/live/") :])
+            stream = path[len("/live/") :]
+            tail = tail_of(stream)
+            tail.readers += 1
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
             pos = 0
             while True:
@@ -178,6 +181,9 @@ def build_app(db: str | None, frames: int) -> Any:
                     break
                 else:
                     await tail.wait()
+            tail.readers -= 1
+            if not tail.readers and tails.get(stream) is tail:
+                del tails[stream]  # the last reader of a closed stream: free its frames
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         elif path == "/stats":
             await _respond(send, orjson.dumps(counts), b"application/json")
