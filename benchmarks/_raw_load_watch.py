@@ -12,7 +12,7 @@ its stream's first frame (the warm-up), then one JSON line with, per reader, its
 progress events it received, how many distinct ``index`` values, how many came again or out of
 order, the final status of the ``end`` frame, the receive times (``time.monotonic``) of the
 first and last progress event; and for all readers together a histogram of publish-to-receive
-latency in 0.1 ms buckets.
+latency in 0.1 ms buckets, and the process's CPU seconds (``cpu_s``).
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ async def watch(url: str, exec_ids: list[str], per_execution: int) -> dict[str, 
     return {
         "watchers": [t.report() for t in tallies],
         "latency_buckets": {str(k): v for k, v in latency.items()},
+        "cpu_s": time.process_time(),
     }
 
 

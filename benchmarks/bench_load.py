@@ -8,20 +8,30 @@ execution (200 in all), as ``aevents()`` tasks spread over ``--watcher-procs`` (
 2-core machine they would otherwise take the cores from the server they measure). Every
 watcher is connected and has the execution's warm-up event before the first progress event.
 
-Run on each backend of ``--backends``: ``sqlite`` (the server's default SQLite store and log)
-and ``redis+postgres`` (a Redis event log and a PostgreSQL store, both started for the run from
-``scripts/services/``).
+Run on each backend of ``--backends``: ``raw`` (the baseline, below), ``sqlite`` (the server's
+default SQLite store and log) and ``redis+postgres`` (a Redis event log and a PostgreSQL store,
+both started for the run from ``scripts/services/``).
 
-Checked (a failure fails the run, also with ``--smoke``): every watcher received every progress
-event of its execution exactly once, in order, and the stream's ``end`` with status
-``completed``; every producer handed every event on and dropped none (published = sent,
+The ``raw`` phase is the same load on the bare stack, in the same run: the raw server
+(``_raw_server.py``: bare ASGI on the same uvicorn, orjson + one SQLite transaction per request,
+frames built once at ingest and appended to in-memory tails), raw producer processes
+(``_raw_load_producer.py``: plain httpx posting the same events' JSON, batched as kitaru's
+publisher batches) and raw readers (``_raw_load_watch.py``: httpx streaming, frames split and
+their data decoded with ``orjson.loads``), in the same numbers of processes, the readers at the
+same ``nice``. kitaru's p99, server CPU per 100,000 delivered events and watcher processes' CPU
+are reported as ratios to it: what a missed target is bounded by on this machine.
+
+Checked on every phase (a failure fails the run, also with ``--smoke``): every watcher received
+every progress event of its execution exactly once, in order, and the stream's ``end`` with
+status ``completed``; every producer handed every event on and dropped none (published = sent,
 nothing unaccounted).
 
 Reported: publish → watcher latency p50 and p99 (all watchers' events together); the server's
 CPU seconds from the first progress event until every watcher had ``end``, per 100,000
-delivered events, next to the same figure of the fan-out (firehose) benchmark's last result
-when there is one; the server's peak resident memory; events per ingest request (from the
-server's ``/metrics``: how well producers share requests).
+delivered events (kitaru's also next to the fan-out (firehose) benchmark's last result, when
+there is one); the watcher processes' CPU seconds per 100,000 delivered; the server's peak
+resident memory; events per ingest request (from kitaru's ``/metrics``, the raw server's
+``/stats``: how well producers share requests).
 
 Targets: p99 ≤ 25 ms; nothing lost; server CPU ≤ 0.5 s per 100,000 delivered events.
 """
@@ -184,10 +194,12 @@ def run_load(
         t_produced = time.monotonic()
         seen: list[dict[str, Any]] = []
         latency: dict[int, int] = {}
+        watcher_cpu = 0.0
         for proc in watchers:
             out, _ = proc.wait_output(args.seconds * 4 + 300)
             report = json.loads(out.strip().splitlines()[-1])
             seen += report["watchers"]
+            watcher_cpu += report["cpu_s"]
             for key, count in report["latency_buckets"].items():
                 latency[int(key)] = latency.get(int(key), 0) + count
         t_done = time.monotonic()
@@ -242,6 +254,7 @@ def run_load(
         "server_cpu_s": cpu,
         "server_cpu_s_per_100k": cpu / delivered * 1e5 if delivered else float("nan"),
         "server_peak_rss_mb": peak_rss,
+        "watcher_procs_cpu_s_per_100k": watcher_cpu / delivered * 1e5 if delivered else 0.0,
         "ingest_requests": requests,
         "events_per_ingest_request": total_published / requests if requests else float("nan"),
         "producer_late_max_s": max(r["late"] for r in reports),
@@ -335,6 +348,13 @@ def main() -> int:
                 baseline=firehose[0],
                 baseline_name="firehose fan-out (other run)",
             )
+        res.row(
+            f"load {backend}: watcher processes' CPU per 100k delivered",
+            figures["watcher_procs_cpu_s_per_100k"],
+            "s",
+            baseline=raw["watcher_procs_cpu_s_per_100k"] if is_kitaru else None,
+            baseline_name="raw readers",
+        )
         res.row(f"load {backend}: server peak RSS", figures["server_peak_rss_mb"], "MB")
         res.row(
             f"load {backend}: events per ingest request",
