@@ -295,7 +295,7 @@ def main() -> int:
     args.per_execution = args.per_execution or (3 if smoke else 10)
     args.watcher_procs = args.watcher_procs or 2 if smoke else args.watcher_procs or 4
     default = "raw,sqlite" if smoke else "raw,sqlite,redis+postgres"
-    backends = (args.backends or default).split(",")
+    backends = list(dict.fromkeys((args.backends or default).split(",")))
     params = {k: v for k, v in vars(args).items() if k != "smoke"}
     res = Result("load", smoke, params={**params, "backends": backends})
     header(

@@ -19,7 +19,7 @@ events per second from the first POST to the reader receiving the last event: th
 doing kitaru's end-to-end work on the same cores (measured before and after the kitaru run,
 averaged, like the raw ingest).
 
-Targets: ≥ 50,000 events/s and ≥ 0.5 of the raw path.
+Targets: ≥ 50,000 events/s and ≥ 0.6 of the raw ingest path.
 """
 
 from __future__ import annotations
