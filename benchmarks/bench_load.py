@@ -8,20 +8,30 @@ execution (200 in all), as ``aevents()`` tasks spread over ``--watcher-procs`` (
 2-core machine they would otherwise take the cores from the server they measure). Every
 watcher is connected and has the execution's warm-up event before the first progress event.
 
-Run on each backend of ``--backends``: ``sqlite`` (the server's default SQLite store and log)
-and ``redis+postgres`` (a Redis event log and a PostgreSQL store, both started for the run from
-``scripts/services/``).
+Run on each backend of ``--backends``: ``raw`` (the baseline, below), ``sqlite`` (the server's
+default SQLite store and log) and ``redis+postgres`` (a Redis event log and a PostgreSQL store,
+both started for the run from ``scripts/services/``).
 
-Checked (a failure fails the run, also with ``--smoke``): every watcher received every progress
-event of its execution exactly once, in order, and the stream's ``end`` with status
-``completed``; every producer handed every event on and dropped none (published = sent,
+The ``raw`` phase is the same load on the bare stack, in the same run: the raw server
+(``_raw_server.py``: bare ASGI on the same uvicorn, orjson + one SQLite transaction per request,
+frames built once at ingest and appended to in-memory tails), raw producer processes
+(``_raw_load_producer.py``: plain httpx posting the same events' JSON, batched as kitaru's
+publisher batches) and raw readers (``_raw_load_watch.py``: httpx streaming, frames split and
+their data decoded with ``orjson.loads``), in the same numbers of processes, the readers at the
+same ``nice``. kitaru's p99, server CPU per 100,000 delivered events and watcher processes' CPU
+are reported as ratios to it: what a missed target is bounded by on this machine.
+
+Checked on every phase (a failure fails the run, also with ``--smoke``): every watcher received
+every progress event of its execution exactly once, in order, and the stream's ``end`` with
+status ``completed``; every producer handed every event on and dropped none (published = sent,
 nothing unaccounted).
 
 Reported: publish → watcher latency p50 and p99 (all watchers' events together); the server's
 CPU seconds from the first progress event until every watcher had ``end``, per 100,000
-delivered events, next to the same figure of the fan-out (firehose) benchmark's last result
-when there is one; the server's peak resident memory; events per ingest request (from the
-server's ``/metrics``: how well producers share requests).
+delivered events (kitaru's also next to the fan-out (firehose) benchmark's last result, when
+there is one); the watcher processes' CPU seconds per 100,000 delivered; the server's peak
+resident memory; events per ingest request (from kitaru's ``/metrics``, the raw server's
+``/stats``: how well producers share requests).
 
 Targets: p99 ≤ 25 ms; nothing lost; server CPU ≤ 0.5 s per 100,000 delivered events.
 """
@@ -35,6 +45,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +56,11 @@ from _common import (
     ROOT,
     KitaruServer,
     Process,
+    RawServer,
     Result,
     child_env,
     header,
+    machine,
     parser,
     proc_cpu_seconds,
     proc_memory_mb,
@@ -105,7 +119,29 @@ def percentile(buckets: dict[int, int], q: float) -> float:
     return max(buckets) * BUCKET_S * 1000
 
 
-def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> dict[str, Any]:
+def raw_requests(url: str) -> int:
+    """Ingest requests so far, from the raw server's ``/stats``."""
+    return int(httpx.get(url + "/stats", timeout=10).json()["requests"])
+
+
+@dataclass(frozen=True)
+class Side:
+    """The processes and counters of one side of the comparison: kitaru's, or the raw one."""
+
+    producer: str
+    watcher: str
+    requests: Callable[[str], int]
+    extra_sent: int
+    """Events a producer sends per execution beyond its progress events (warm-up, lifecycle)."""
+
+
+KITARU = Side("_load_producer.py", "_load_watch.py", ingest_requests, 3)
+RAW = Side("_raw_load_producer.py", "_raw_load_watch.py", raw_requests, 1)
+
+
+def run_load(
+    url: str, server_pid: int, args: Any, res: Result, label: str, side: Side = KITARU
+) -> dict[str, Any]:
     """One load run against the server at ``url``; its figures (failures go to ``res``)."""
     per_proc = [args.executions // args.producers] * args.producers
     for i in range(args.executions % args.producers):
@@ -114,7 +150,7 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
         Process(
             [
                 sys.executable,
-                str(HERE / "_load_producer.py"),
+                str(HERE / side.producer),
                 "--url",
                 url,
                 "--executions",
@@ -139,14 +175,14 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
         for group in groups:
             if not group:
                 continue
-            argv = [sys.executable, str(HERE / "_load_watch.py"), "--url", url]
+            argv = [sys.executable, str(HERE / side.watcher), "--url", url]
             argv += ["--per-execution", str(args.per_execution), "--nice", str(NICE), *group]
             watchers.append(Process(argv, env=child_env()))
         for proc in watchers:
             line = read_line(proc, 180.0)
             if line != "ready":
                 raise RuntimeError(f"unexpected watcher output {line!r}")
-        requests0 = ingest_requests(url)
+        requests0 = side.requests(url)
         cpu0 = proc_cpu_seconds(server_pid)
         t0 = time.monotonic()
         for proc in producers:
@@ -158,16 +194,18 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
         t_produced = time.monotonic()
         seen: list[dict[str, Any]] = []
         latency: dict[int, int] = {}
+        watcher_cpu = 0.0
         for proc in watchers:
             out, _ = proc.wait_output(args.seconds * 4 + 300)
             report = json.loads(out.strip().splitlines()[-1])
             seen += report["watchers"]
+            watcher_cpu += report["cpu_s"]
             for key, count in report["latency_buckets"].items():
                 latency[int(key)] = latency.get(int(key), 0) + count
         t_done = time.monotonic()
         cpu = proc_cpu_seconds(server_pid) - cpu0
         peak_rss = proc_memory_mb(server_pid)["hwm"]
-        requests = ingest_requests(url) - requests0
+        requests = side.requests(url) - requests0
     finally:
         for proc in (*producers, *watchers):
             if proc.proc.poll() is None:
@@ -177,7 +215,9 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
     for report in reports:
         published.update(report["published"])
         pub = report["publisher"]
-        expected_sent = sum(report["published"].values()) + 3 * len(report["published"])
+        expected_sent = sum(report["published"].values()) + side.extra_sent * len(
+            report["published"]
+        )
         if pub["dropped"] or pub["sent"] != expected_sent:
             res.fail(
                 f"{label}: a producer sent {pub['sent']} events and dropped {pub['dropped']}; "
@@ -214,6 +254,7 @@ def run_load(url: str, server_pid: int, args: Any, res: Result, label: str) -> d
         "server_cpu_s": cpu,
         "server_cpu_s_per_100k": cpu / delivered * 1e5 if delivered else float("nan"),
         "server_peak_rss_mb": peak_rss,
+        "watcher_procs_cpu_s_per_100k": watcher_cpu / delivered * 1e5 if delivered else 0.0,
         "ingest_requests": requests,
         "events_per_ingest_request": total_published / requests if requests else float("nan"),
         "producer_late_max_s": max(r["late"] for r in reports),
@@ -244,7 +285,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=None)
     p.add_argument("--per-execution", type=int, default=None)
     p.add_argument("--watcher-procs", type=int, default=None)
-    p.add_argument("--backends", default=None, help="comma list of sqlite, redis+postgres")
+    p.add_argument("--backends", default=None, help="comma list of raw, sqlite, redis+postgres")
     args = p.parse_args()
     smoke = args.smoke
     args.executions = args.executions or (4 if smoke else 20)
@@ -253,7 +294,8 @@ def main() -> int:
     args.seconds = args.seconds or (3.0 if smoke else 20.0)
     args.per_execution = args.per_execution or (3 if smoke else 10)
     args.watcher_procs = args.watcher_procs or 2 if smoke else args.watcher_procs or 4
-    backends = (args.backends or ("sqlite" if smoke else "sqlite,redis+postgres")).split(",")
+    default = "raw,sqlite" if smoke else "raw,sqlite,redis+postgres"
+    backends = list(dict.fromkeys((args.backends or default).split(",")))
     params = {k: v for k, v in vars(args).items() if k != "smoke"}
     res = Result("load", smoke, params={**params, "backends": backends})
     header(
@@ -263,30 +305,11 @@ def main() -> int:
     )
     firehose = firehose_cpu_per_100k()
     for backend in backends:
-        with tempdir() as home:
-            services = Path(tempfile.mkdtemp(prefix="kitaru-bench-services-"))
-            services.chmod(0o755)  # PostgreSQL runs as its own user and must reach its folder
-            started: list[str] = []
-            server: KitaruServer | None = None
-            try:
-                if backend == "sqlite":
-                    server = KitaruServer(home / "server.db")
-                elif backend == "redis+postgres":
-                    redis_url = _service("redis", services / "redis")
-                    started.append("redis")
-                    pg_url = _service("postgres", services / "postgres")
-                    started.append("postgres")
-                    server = KitaruServer(pg_url, extra=["--event-log", redis_url])  # type: ignore[arg-type]
-                else:
-                    raise SystemExit(f"unknown backend {backend!r} (sqlite, redis+postgres)")
-                figures = run_load(server.url, server.pid, args, res, backend)
-            finally:
-                if server is not None:
-                    server.stop()
-                for name in reversed(started):
-                    _stop_service(name, services / name)
-                shutil.rmtree(services, ignore_errors=True)
-        res.figures[backend] = figures
+        res.figures[backend] = run_backend(backend, args, res)
+        print(f"  ran {backend}: load {machine()['loadavg'][0]:.2f}", flush=True)
+    raw = res.figures.get("raw")
+    for backend in backends:
+        figures = res.figures[backend]
         res.row(
             f"load {backend}: delivered events",
             float(figures["delivered"]),
@@ -296,21 +319,41 @@ def main() -> int:
             and not res.failures,
         )
         res.row(f"load {backend}: latency p50", figures["latency_p50_ms"], "ms")
+        is_kitaru = backend != "raw" and raw is not None
         res.row(
             f"load {backend}: latency p99",
             figures["latency_p99_ms"],
             "ms",
-            target=f"≤ {TARGET_P99_MS:g} ms",
-            met=figures["latency_p99_ms"] <= TARGET_P99_MS,
+            baseline=raw["latency_p99_ms"] if is_kitaru else None,
+            baseline_name="raw live",
+            target=f"≤ {TARGET_P99_MS:g} ms" if backend != "raw" else None,
+            met=figures["latency_p99_ms"] <= TARGET_P99_MS if backend != "raw" else None,
         )
         res.row(
             f"load {backend}: server CPU per 100k delivered",
             figures["server_cpu_s_per_100k"],
             "s",
-            baseline=firehose[0] if firehose else None,
-            baseline_name="firehose fan-out",
-            target=f"≤ {TARGET_CPU_PER_100K:g} s",
-            met=figures["server_cpu_s_per_100k"] <= TARGET_CPU_PER_100K,
+            baseline=raw["server_cpu_s_per_100k"] if is_kitaru else None,
+            baseline_name="raw live",
+            target=f"≤ {TARGET_CPU_PER_100K:g} s" if backend != "raw" else None,
+            met=figures["server_cpu_s_per_100k"] <= TARGET_CPU_PER_100K
+            if backend != "raw"
+            else None,
+        )
+        if firehose and backend != "raw":
+            res.row(
+                f"load {backend}: server CPU per 100k, vs the firehose",
+                figures["server_cpu_s_per_100k"],
+                "s",
+                baseline=firehose[0],
+                baseline_name="firehose fan-out (other run)",
+            )
+        res.row(
+            f"load {backend}: watcher processes' CPU per 100k delivered",
+            figures["watcher_procs_cpu_s_per_100k"],
+            "s",
+            baseline=raw["watcher_procs_cpu_s_per_100k"] if is_kitaru else None,
+            baseline_name="raw readers",
         )
         res.row(f"load {backend}: server peak RSS", figures["server_peak_rss_mb"], "MB")
         res.row(
@@ -321,6 +364,36 @@ def main() -> int:
     if firehose:
         res.note(f"firehose figure from {firehose[1]}")
     return res.finish()
+
+
+def run_backend(backend: str, args: Any, res: Result) -> dict[str, Any]:
+    """Start ``backend``'s server (and services), run the load against it, stop everything."""
+    with tempdir() as home:
+        services = Path(tempfile.mkdtemp(prefix="kitaru-bench-services-"))
+        services.chmod(0o755)  # PostgreSQL runs as its own user and must reach its folder
+        started: list[str] = []
+        server: KitaruServer | RawServer | None = None
+        try:
+            if backend == "raw":
+                server = RawServer("--db", str(home / "raw.db"))
+                return run_load(server.url, server.pid, args, res, backend, RAW)
+            if backend == "sqlite":
+                server = KitaruServer(home / "server.db")
+            elif backend == "redis+postgres":
+                redis_url = _service("redis", services / "redis")
+                started.append("redis")
+                pg_url = _service("postgres", services / "postgres")
+                started.append("postgres")
+                server = KitaruServer(pg_url, extra=["--event-log", redis_url])  # type: ignore[arg-type]
+            else:
+                raise SystemExit(f"unknown backend {backend!r} (raw, sqlite, redis+postgres)")
+            return run_load(server.url, server.pid, args, res, backend)
+        finally:
+            if server is not None:
+                server.stop()
+            for name in reversed(started):
+                _stop_service(name, services / name)
+            shutil.rmtree(services, ignore_errors=True)
 
 
 if __name__ == "__main__":

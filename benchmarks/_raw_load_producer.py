@@ -1,0 +1,167 @@
+"""One raw producer process of the realistic load benchmark's baseline (``bench_load.py``).
+
+``python benchmarks/_raw_load_producer.py --url U --executions K --rate R --seconds S``
+
+The least a producer can do for the same traffic as ``_load_producer.py``: plain httpx posting
+the same progress events' JSON to the raw server (``_raw_server.py``), no flows, no runtime.
+``K`` streams each publish ``R`` events per second for ``S`` seconds from one scheduling
+thread; each event is encoded with orjson when it is due (carrying its ``sent`` time,
+``time.monotonic``) and queued. One sender thread posts what is queued, batched as kitaru's
+publisher batches (``src/kitaru/events/_publisher.py``): every stream's events in one
+``POST /events``, at most 500 a request, and under steady traffic at most one request per
+``COALESCE`` window (a send waits until the window since the previous send started is over;
+after a quiet spell it goes at once). Same protocol on stdin/stdout as ``_load_producer.py``:
+
+1. posts one warm-up event per stream, prints ``{"exec_ids": [...]}``;
+2. waits for a line ``go`` on stdin;
+3. publishes, posts ``/end/<stream>`` for each stream once its events were sent, and prints
+   ``{"published": {stream: n}, "publisher": {"sent": n, "dropped": 0, ...}, "late": s}``
+   (``sent`` counts the warm-up events too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+import httpx
+import orjson
+
+COALESCE = 0.004
+MAX_BATCH = 500
+POLL = 0.001
+
+
+def event(stream: str, index: int, data: dict[str, Any]) -> bytes:
+    """One progress event as kitaru's publisher encodes ``kitaru.progress("tick", ...)``."""
+    corr = "kitaru.checkpoint:ticker:" + stream.replace("-", "")
+    now = time.time()
+    meta = {
+        "source": "kitaru",
+        "checkpoint_name": "ticker",
+        "correlation_id": corr,
+        "execution_id": stream,
+        "checkpoint_id": stream,
+        "checkpoint_type": "checkpoint",
+        "flow_name": "load_producer",
+        "step_name": "ticker",
+        "attempt": 1,
+        "trace_id": "0" * 31 + "1",
+        "ts": now,
+    }
+    return orjson.dumps(
+        {
+            "exec_id": stream,
+            "kind": "kitaru.checkpoint.progress",
+            "correlation_id": corr,
+            "index": index,
+            "checkpoint_id": stream,
+            "checkpoint_name": "ticker",
+            "step_name": "ticker",
+            "ts": now,
+            "payload": {"kitaru": meta, "message": "tick", "data": data},
+        }
+    )
+
+
+class Sender:
+    """The sender thread: posts queued events in batches, as the publisher does."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.queue: deque[bytes] = deque()
+        self.sent = 0
+        self.requests = 0
+        self.closed = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        last_send = -COALESCE
+        queue = self.queue
+        while True:
+            if not queue:
+                if self.closed:
+                    return
+                time.sleep(POLL)
+                continue
+            wait = last_send + COALESCE - time.monotonic()
+            if wait > 0 and len(queue) < MAX_BATCH:
+                time.sleep(wait)
+            batch = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
+            last_send = time.monotonic()
+            resp = self.client.post("/events", content=b"[" + b",".join(batch) + b"]")
+            resp.raise_for_status()
+            self.sent += len(batch)
+            self.requests += 1
+
+    def drain(self) -> None:
+        """Until every queued event was sent, then stop the thread."""
+        self.closed = True
+        self.thread.join()
+
+
+def main() -> None:
+    """Parse arguments, publish, print the reports."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--url", required=True)
+    p.add_argument("--executions", type=int, required=True)
+    p.add_argument("--rate", type=float, required=True)
+    p.add_argument("--seconds", type=float, required=True)
+    args = p.parse_args()
+    streams = [str(uuid.uuid4()) for _ in range(args.executions)]
+    n = int(args.rate * args.seconds)
+    headers = {"content-type": "application/json"}
+    with httpx.Client(base_url=args.url, headers=headers, timeout=60) as client:
+        sender = Sender(client)
+        for s in streams:
+            client.post(f"/ingest/{s}", content=b"[" + event(s, 0, {"warmup": True}) + b"]")
+            sender.sent += 1
+        print(json.dumps({"exec_ids": streams}), flush=True)
+        line = sys.stdin.readline().strip()
+        if line != "go":
+            raise SystemExit(f"expected 'go', got {line!r}")
+        sender.thread.start()
+        clock = time.monotonic
+        t0 = clock()
+        worst = 0.0
+        k = len(streams)
+        # The streams' events interleave in time (stream j's i-th event is due at
+        # t0 + (i + j / k) / rate), as k independent executions at the same rate would.
+        for step in range(n * k):
+            i, j = divmod(step, k)
+            due = t0 + (i + j / k) / args.rate
+            now = clock()
+            if due > now:
+                time.sleep(due - now)
+                now = clock()
+            elif now - due > worst:
+                worst = now - due
+            sender.queue.append(event(streams[j], i + 1, {"item": i, "sent": now}))
+        sender.drain()
+        for s in streams:
+            client.post(f"/end/{s}").raise_for_status()
+    print(
+        json.dumps(
+            {
+                "published": {s: n for s in streams},
+                "publisher": {
+                    "sent": sender.sent,
+                    "dropped": 0,
+                    "send_failures": 0,
+                    "requests": sender.requests,
+                },
+                "late": worst,
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
