@@ -109,7 +109,8 @@ async def ingest_many(request: Request, state: StateDep) -> JsonResponse:
             "last_cursor": result.last_cursor,
         }
     metrics.ingested(stored_all, dups_all, time.perf_counter() - started)
-    return JsonResponse({"executions": answers})
+    # Answered in the order the executions first came in the request.
+    return JsonResponse({"executions": {exec_id: answers[exec_id] for exec_id in groups}})
 
 
 async def append_all(
