@@ -98,3 +98,29 @@ def test_a_failing_batch_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyP
             assert [g for g in groups if len(g) == 1 and g[0] == "bad"]
 
     run(go)
+
+
+def test_watchers_are_woken_as_the_append_is_answered(tmp_path: Path) -> None:
+    # The follower's wait ends in the loop turn that answers the commit, before the request
+    # that appended resumes (one loop turn earlier than waking them from the request).
+    async def main() -> list[str]:
+        log = SqliteEventLog(tmp_path / "log.db")
+        order: list[str] = []
+        try:
+            await log.append("e1", [ev(0)])
+
+            async def follower() -> None:
+                assert await log.wait("e1", format_cursor(1), 10)
+                order.append("woken")
+
+            task = asyncio.ensure_future(follower())
+            await asyncio.sleep(0.05)  # asleep on the log's wake-up
+            assert order == []
+            await log.append("e1", [ev(1)])
+            order.append("appended")
+            await task
+        finally:
+            await log.close()
+        return order
+
+    assert run(main) == ["woken", "appended"]

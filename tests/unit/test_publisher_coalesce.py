@@ -1,7 +1,9 @@
-"""The sender's coalescing: steady traffic shares requests, an isolated event goes at once.
+"""The sender's batching: what comes while a request is in flight shares the next request,
+and an event that finds no request in flight goes at once, alone.
 
-The window is made a minute long and the publisher's clock is a fake one the test moves, so
-whether a send waited is decided by what was batched together, never by measured time.
+The publisher's clock is a fake one that never moves, and the transports hold requests open
+until the test lets them go, so what is batched together is decided by what was in flight,
+never by measured time.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from test_publisher import _record
 
 from kitaru.events import _publisher
 from kitaru.events._codec import EncodedEvent
+from kitaru.events._models import EventRecord
 from kitaru.events._publisher import Publisher
-
-WINDOW = 60.0
 
 
 class BatchRecorder:
@@ -36,90 +37,109 @@ class BatchRecorder:
         pass
 
     def wait_for(self, n: int, timeout: float = 10.0) -> list[list[int]]:
-        # Far shorter than the window: a send that waited the window would not arrive in time.
         with self.cond:
             assert self.cond.wait_for(lambda: len(self.batches) >= n, timeout), self.batches
             return [list(b) for b in self.batches]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
+class Gate(BatchRecorder):
+    """Holds the sends it is told to hold until released (``hold`` indexes first in a batch)."""
 
-    def monotonic(self) -> float:
-        return self.now
+    def __init__(self, hold: set[int]) -> None:
+        super().__init__()
+        self.hold = hold
+        self.entered = {i: threading.Event() for i in hold}
+        self.release = {i: threading.Event() for i in hold}
+
+    def send(self, batch: Sequence[EncodedEvent]) -> None:
+        first = int(batch[0].data["index"])
+        if first in self.hold:
+            self.entered[first].set()
+            assert self.release[first].wait(10)
+        super().send(batch)
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
-    fake = FakeClock()
-    monkeypatch.setattr(_publisher, "_COALESCE", WINDOW)
-    monkeypatch.setattr(_publisher, "time", types.SimpleNamespace(monotonic=fake.monotonic))
-    yield fake
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    frozen = types.SimpleNamespace(monotonic=lambda: 1_000.0)
+    monkeypatch.setattr(_publisher, "time", frozen)
+    yield
 
 
-def test_steady_events_share_one_request_and_an_isolated_one_goes_at_once(
-    clock: FakeClock,
-) -> None:
-    transport = BatchRecorder()
+def test_events_that_come_while_a_request_is_in_flight_share_the_next_one() -> None:
+    transport = Gate({0})
     pub = Publisher(transport)
     try:
         pub.submit(_record(0))
-        # The first event after a quiet spell is sent alone, without waiting the window.
-        assert transport.wait_for(1) == [[0]]
-        # Steady traffic right after that send: gathered for the window, not sent one by one
-        # (with the 1 ms poll alone, events this far apart would each get a request).
+        assert transport.entered[0].wait(10)
         for i in range(1, 6):
             pub.submit(_record(i))
-            threading.Event().wait(0.01)
-        assert transport.batches == [[0]]
-        # flush() never waits the window out.
-        assert pub.flush(10)
+            threading.Event().wait(0.01)  # ten 1 ms polls apart: not gathered by the poll
+        assert transport.batches == []
+        transport.release[0].set()
+        # One request for everything that came meanwhile, without flush().
         assert transport.wait_for(2) == [[0], [1, 2, 3, 4, 5]]
-        # After a quiet spell as long as the window, an event goes at once again.
-        clock.now += WINDOW
-        pub.submit(_record(6))
-        assert transport.wait_for(3) == [[0], [1, 2, 3, 4, 5], [6]]
-        assert pub.stats().sent == 7
+        assert pub.stats().sent == 6
     finally:
         pub.shutdown(1)
 
 
-def test_a_send_slower_than_the_window_waits_nothing(clock: FakeClock) -> None:
-    started = threading.Event()
-    release = threading.Event()
-    recorder = BatchRecorder()
+def test_events_taken_ahead_are_topped_up_with_what_came_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # When a request starts with events queued, the sender takes them at once as the next
+    # batch; what comes after that, while the request is still in flight, goes in that same
+    # next request, not in one more after it.
+    encoding = threading.Event()
+    go = threading.Event()
+    real = _publisher.encode_record
 
-    class SlowFirst(BatchRecorder):
-        def send(self, batch: Sequence[EncodedEvent]) -> None:
-            if not started.is_set():
-                started.set()
-                # The request outlasts the window (on the publisher's clock).
-                clock.now += WINDOW
-                assert release.wait(10)
-            recorder.send(batch)
+    def encode(rec: EventRecord) -> EncodedEvent:
+        if rec.index == 1:
+            encoding.set()
+            assert go.wait(10)
+        return real(rec)
 
-    pub = Publisher(SlowFirst())
+    monkeypatch.setattr(_publisher, "encode_record", encode)
+    transport = Gate({1})
+    pub = Publisher(transport)
     try:
-        pub.submit(_record(0))
-        assert started.wait(10)
-        for i in range(1, 4):
-            pub.submit(_record(i))
-        release.set()
-        # Sent as soon as the slow request returned, without flush() and within the wait.
-        batches = recorder.wait_for(2)
-        assert [i for b in batches for i in b] == [0, 1, 2, 3]
-        assert batches[0] == [0]
+        pub.submit(_record(1))
+        assert encoding.wait(10)
+        pub.submit(_record(2))  # queued when [1] starts: taken ahead
+        go.set()
+        assert transport.entered[1].wait(10)
+        threading.Event().wait(0.05)
+        pub.submit(_record(3))  # came while [1] is in flight, after [2] was taken
+        pub.submit(_record(4, lifecycle=True))
+        transport.release[1].set()
+        assert pub.flush(10)
+        assert transport.batches == [[1], [2, 3, 4]]
     finally:
         pub.shutdown(1)
 
 
-def test_shutdown_sends_what_is_gathered_without_waiting(clock: FakeClock) -> None:
+def test_an_event_right_after_a_send_goes_at_once() -> None:
+    transport = BatchRecorder()
+    pub = Publisher(transport)
+    try:
+        for i in range(4):
+            # Each right after the previous request returned: sent alone, nothing gathered.
+            pub.submit(_record(i))
+            assert transport.wait_for(i + 1)[-1] == [i]
+        assert pub.stats().sent == 4
+    finally:
+        pub.shutdown(1)
+
+
+def test_flush_and_shutdown_send_what_is_queued_without_waiting() -> None:
     transport = BatchRecorder()
     pub = Publisher(transport)
     pub.submit(_record(0))
     transport.wait_for(1)
     pub.submit(_record(1))
-    pub.submit(_record(2, lifecycle=True))
+    assert pub.flush(10)
+    pub.submit(_record(2))
+    pub.submit(_record(3, lifecycle=True))
     assert pub.shutdown(10)
-    assert [i for b in transport.wait_for(2) for i in b] == [0, 1, 2]
+    assert [i for b in transport.wait_for(3) for i in b] == [0, 1, 2, 3]

@@ -182,9 +182,8 @@ class SqliteEventLog(EventLog):
                     self._queue.clear()
                     self._draining = False
                 raise EventLogError(f"the event log is closed ({exc})") from exc
-        result = await done
+        result = await done  # its watchers were woken as it was settled (see _settle)
         if result.stored:
-            self._notifier.notify(exec_id)
             self._maybe_checkpoint()
         return result
 
@@ -204,7 +203,7 @@ class SqliteEventLog(EventLog):
                 by_loop.setdefault(item.loop, []).append((item, outcome))
             for loop, settled in by_loop.items():
                 with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                    loop.call_soon_threadsafe(_settle, settled)
+                    loop.call_soon_threadsafe(_settle, settled, self._notifier)
 
     def _append_group(self, group: list[_Queued]) -> list[AppendResult | BaseException]:
         try:
@@ -532,9 +531,19 @@ class _Queued:
     loop: asyncio.AbstractEventLoop
 
 
-def _settle(settled: list[tuple[_Queued, AppendResult | BaseException]]) -> None:
-    """Answer the appends of one group (on their event loop)."""
+def _settle(
+    settled: list[tuple[_Queued, AppendResult | BaseException]], notifier: Notifier
+) -> None:
+    """Answer the appends of one group and wake their executions' watchers (on their loop).
+
+    The watchers are woken here, in the same loop turn as the commit is answered and before
+    the appending requests resume: a follower then writes the new frames in the next turn,
+    instead of one turn later, after the request's handler got to run (the live latency,
+    ``benchmarks/README.md``, "Where the time goes").
+    """
     for item, outcome in settled:
+        if not isinstance(outcome, BaseException) and outcome.stored:
+            notifier.notify(item.exec_id)  # committed, even if its caller was cancelled
         if item.done.done():
             continue  # its caller was cancelled; the append is committed all the same
         if isinstance(outcome, BaseException):

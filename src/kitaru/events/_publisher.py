@@ -19,6 +19,11 @@ the sender takes and encodes the next batch meanwhile. Still only one batch is i
 next one is handed to the transport only after the current one succeeded, because the server
 numbers events in the order batches arrive, and two batches of one execution in flight at once
 could arrive swapped and reorder a correlation lane in the stream.
+
+Batching needs no timer: everything that arrives while a request is in flight goes in the next
+one, so a process never has more requests going than one at a time, and the slower the server
+answers the more each request carries; an event that finds no request in flight goes at once
+(``docs/live-events.md``, "The publisher").
 """
 
 from __future__ import annotations
@@ -50,16 +55,6 @@ _BACKOFF_CAP = 2.0
 _IDLE_WAIT = 0.25
 _LINGER = 0.05  # seconds of polling after the last event before the sender sleeps
 _POLL = 0.001
-_COALESCE = 0.004
-"""Seconds a send waits after the previous one started, so steady traffic shares requests.
-
-A request costs the server far more than the events in it (routing, middleware, one append per
-execution), so while a process publishes steadily its sender sends at most one request per
-window, carrying everything that came meanwhile. An event after a quiet spell (the previous
-send started at least a window ago) goes out at once, and a send that took longer than the
-window waits nothing: the added latency is at most the window minus the request's own time
-(``docs/live-events.md``, "The publisher").
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +120,6 @@ class Publisher:
         self._seq = itertools.count(1)
         self._last_seq = 0
         self._handled_seq = 0
-        # The newest submission number a flush() waits for: sends skip the coalescing window
-        # until it is handled, so a flush never waits it out.
-        self._flush_seq = 0
         self._handled = threading.Condition(threading.Lock())
         self._wake = threading.Event()
         self._idle = False
@@ -209,7 +201,6 @@ class Publisher:
                 self._start()
             deadline = time.monotonic() + max(0.0, timeout)
             failures = self._counts["send_failures"]
-            self._flush_seq = max(self._flush_seq, target)
             self._wake.set()
             with self._handled:
                 while self._handled_seq < target and not self._disabled:
@@ -275,7 +266,6 @@ class Publisher:
     def _run(self) -> None:
         backoff = Backoff(_BACKOFF_START, _BACKOFF_CAP)
         last_active = 0.0
-        last_send = -_COALESCE
         pending: list[EncodedEvent] = []
         pending_seq = 0
         while True:
@@ -283,7 +273,12 @@ class Publisher:
                 pending, pending_seq = self._ahead
                 self._ahead = None
                 last_active = time.monotonic()
-                pending_seq = self._gather(pending, pending_seq, last_send)
+                # Taken when the previous request started: what came while it was in flight
+                # goes in this request too, not in one more after it.
+                more = self._take(_MAX_BATCH - len(pending))
+                if more:
+                    pending.extend(self._encode(more))
+                    pending_seq = more[-1].seq
                 if not pending:
                     self._mark_handled(pending_seq)
                     continue
@@ -308,12 +303,11 @@ class Publisher:
                     continue
                 last_active = time.monotonic()
                 pending = self._encode(records)
-                pending_seq = self._gather(pending, records[-1].seq, last_send)
+                pending_seq = records[-1].seq
                 if not pending:
                     self._mark_handled(pending_seq)
                     continue
             try:
-                last_send = time.monotonic()
                 self._send(pending)
             except TransportDisabledError as exc:
                 self._disable(str(exc), len(pending))
@@ -352,26 +346,6 @@ class Publisher:
             self._counts["sent"] += len(pending)
             pending = []
             self._mark_handled(pending_seq)
-
-    def _gather(self, pending: list[EncodedEvent], seq: int, last_send: float) -> int:
-        """Under steady traffic, wait out ``_COALESCE`` and add what came to ``pending``.
-
-        Returns the submission number of the last record now in ``pending`` (``seq`` when
-        nothing was added). No wait after a quiet spell, for a full batch, while a flush() is
-        waiting, or once closed: those send at once.
-        """
-        wait = last_send + _COALESCE - time.monotonic()
-        if wait <= 0 or len(pending) >= _MAX_BATCH:
-            return seq
-        if self._closed or self._flush_seq > self._handled_seq:
-            return seq
-        if self._wake.wait(wait):
-            self._wake.clear()
-        records = self._take(_MAX_BATCH - len(pending))
-        if not records:
-            return seq
-        pending.extend(self._encode(records))
-        return records[-1].seq
 
     def _send(self, batch: list[EncodedEvent]) -> None:
         """Send ``batch``; when more is waiting, take and encode the next batch meanwhile.
