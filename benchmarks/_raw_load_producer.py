@@ -8,9 +8,9 @@ the same progress events' JSON to the raw server (``_raw_server.py``), no flows,
 thread; each event is encoded with orjson when it is due (carrying its ``sent`` time,
 ``time.monotonic``) and queued. One sender thread posts what is queued, batched as kitaru's
 publisher batches (``src/kitaru/events/_publisher.py``): every stream's events in one
-``POST /events``, at most 500 a request, and under steady traffic at most one request per
-``COALESCE`` window (a send waits until the window since the previous send started is over;
-after a quiet spell it goes at once). Same protocol on stdin/stdout as ``_load_producer.py``:
+``POST /events``, at most 500 a request, one request at a time; what arrives while a request
+is in flight goes in the next one, and an event that finds no request in flight goes at once
+(no timer). Same protocol on stdin/stdout as ``_load_producer.py``:
 
 1. posts one warm-up event per stream, prints ``{"exec_ids": [...]}``;
 2. waits for a line ``go`` on stdin;
@@ -33,7 +33,6 @@ from typing import Any
 import httpx
 import orjson
 
-COALESCE = 0.004
 MAX_BATCH = 500
 POLL = 0.001
 
@@ -82,7 +81,6 @@ class Sender:
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
-        last_send = -COALESCE
         queue = self.queue
         while True:
             if not queue:
@@ -90,11 +88,7 @@ class Sender:
                     return
                 time.sleep(POLL)
                 continue
-            wait = last_send + COALESCE - time.monotonic()
-            if wait > 0 and len(queue) < MAX_BATCH:
-                time.sleep(wait)
             batch = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
-            last_send = time.monotonic()
             resp = self.client.post("/events", content=b"[" + b",".join(batch) + b"]")
             resp.raise_for_status()
             self.sent += len(batch)
