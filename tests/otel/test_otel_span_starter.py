@@ -15,6 +15,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
@@ -27,6 +28,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import NoOpTracer, SpanKind
 
+from kitaru.otel import _sdk_tracer
 from kitaru.otel._sdk_tracer import TraceIdRatioSampler, set_own_attribute, span_starter
 
 ATTRIBUTES: dict[str, Any] = {
@@ -229,3 +231,20 @@ def test_the_status_on_spans_that_are_not_the_sdks() -> None:
     set_own_attribute(Recorded(trace.INVALID_SPAN_CONTEXT), "kitaru.checkpoint.status", "failed")
     assert calls == [("kitaru.checkpoint.status", "failed")]
     set_own_attribute(trace.INVALID_SPAN, "kitaru.checkpoint.status", "failed")  # no error
+
+
+def test_an_sdk_without_the_private_store_takes_the_public_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    original = SdkSpan.set_attribute
+
+    def counted(span: SdkSpan, key: str, value: Any) -> None:
+        calls.append(key)
+        original(span, key, value)
+
+    monkeypatch.setattr(_sdk_tracer, "_SETITEM_LOCKED", None)
+    monkeypatch.setattr(SdkSpan, "set_attribute", counted)
+    fast, public = _status_both_ways(None)
+    assert calls.count("kitaru.checkpoint.status") == 4  # "running" and "returned", twice
+    assert list(fast.attributes.items()) == list(public.attributes.items())

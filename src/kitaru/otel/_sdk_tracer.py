@@ -241,6 +241,13 @@ def span_starter(tracer: Tracer) -> SpanStarter:
     return prevalidated
 
 
+# How BoundedAttributes stores one checked item under its lock (private to the SDK: an SDK
+# version without it takes the public path).
+_SETITEM_LOCKED: Callable[[BoundedAttributes, str, str], None] | None = getattr(
+    BoundedAttributes, "_setitem_locked", None
+)
+
+
 def set_own_attribute(span: Span, key: str, value: str) -> None:
     """``span.set_attribute(key, value)`` for a key and ``str`` value kitaru built itself.
 
@@ -257,12 +264,13 @@ def set_own_attribute(span: Span, key: str, value: str) -> None:
         and type(bounded) is BoundedAttributes
         and bounded.max_value_len is None
         and bounded.maxlen != 0
+        and _SETITEM_LOCKED is not None
     ):
         with span._lock:
-            stored = span._end_time is None and not bounded._immutable
+            stored = span._end_time is None and getattr(bounded, "_immutable", True) is False
             if stored:
                 with bounded._lock:
-                    bounded._setitem_locked(key, value)
+                    _SETITEM_LOCKED(bounded, key, value)
         if stored:
             return
     span.set_attribute(key, value)
