@@ -15,6 +15,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
@@ -27,7 +28,8 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import NoOpTracer, SpanKind
 
-from kitaru.otel._sdk_tracer import TraceIdRatioSampler, span_starter
+from kitaru.otel import _sdk_tracer
+from kitaru.otel._sdk_tracer import TraceIdRatioSampler, set_own_attribute, span_starter
 
 ATTRIBUTES: dict[str, Any] = {
     "kitaru.execution.id": "e1",
@@ -177,3 +179,72 @@ def test_unsampled_and_non_sdk_tracers() -> None:
     assert exporter.get_finished_spans() == ()
     span = span_starter(NoOpTracer())("x", otel_context.Context(), ATTRIBUTES)
     assert not span.get_span_context().is_valid
+
+
+def _status_both_ways(limits: SpanLimits | None, *, end_first: bool = False) -> list[ReadableSpan]:
+    """The status set by ``set_own_attribute`` on one span and by ``set_attribute`` on another."""
+    provider, exporter = provider_with(limits=limits)
+    tracer = provider.get_tracer("t")
+    for setter in (set_own_attribute, lambda s, k, v: s.set_attribute(k, v)):
+        span = tracer.start_span("kitaru.checkpoint fetch", attributes=ATTRIBUTES)
+        span.set_attribute("kitaru.checkpoint.status", "running")  # replaced: moves to the end
+        span.set_attribute("user.key", "v")
+        if end_first:
+            span.end()
+        setter(span, "kitaru.checkpoint.status", "returned")
+        if not end_first:
+            span.end()
+    return list(exporter.get_finished_spans())
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        None,
+        SpanLimits(max_span_attributes=3),
+        SpanLimits(max_span_attribute_length=4),
+        SpanLimits(max_span_attributes=0),
+    ],
+    ids=["default", "attribute-count", "value-length", "no-attributes"],
+)
+def test_the_status_is_stored_as_set_attribute_stores_it(limits: SpanLimits | None) -> None:
+    fast, public = _status_both_ways(limits)
+    assert fast.dropped_attributes == public.dropped_attributes
+    assert list(fast.attributes.items()) == list(public.attributes.items())
+    if limits is None:
+        assert list(fast.attributes.items())[-1] == ("kitaru.checkpoint.status", "returned")
+
+
+def test_the_status_is_not_stored_on_an_ended_span() -> None:
+    fast, public = _status_both_ways(None, end_first=True)
+    assert fast.attributes.get("kitaru.checkpoint.status") == "running"
+    assert dict(fast.attributes) == dict(public.attributes)
+
+
+def test_the_status_on_spans_that_are_not_the_sdks() -> None:
+    calls: list[tuple[str, Any]] = []
+
+    class Recorded(trace.NonRecordingSpan):
+        def set_attribute(self, key: str, value: Any) -> None:
+            calls.append((key, value))
+
+    set_own_attribute(Recorded(trace.INVALID_SPAN_CONTEXT), "kitaru.checkpoint.status", "failed")
+    assert calls == [("kitaru.checkpoint.status", "failed")]
+    set_own_attribute(trace.INVALID_SPAN, "kitaru.checkpoint.status", "failed")  # no error
+
+
+def test_an_sdk_without_the_private_store_takes_the_public_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    original = SdkSpan.set_attribute
+
+    def counted(span: SdkSpan, key: str, value: Any) -> None:
+        calls.append(key)
+        original(span, key, value)
+
+    monkeypatch.setattr(_sdk_tracer, "_SETITEM_LOCKED", None)
+    monkeypatch.setattr(SdkSpan, "set_attribute", counted)
+    fast, public = _status_both_ways(None)
+    assert calls.count("kitaru.checkpoint.status") == 4  # "running" and "returned", twice
+    assert list(fast.attributes.items()) == list(public.attributes.items())

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import ProxyTracerProvider, SpanKind, Tracer, TracerProvider
+from opentelemetry.trace import ProxyTracerProvider, Span, SpanKind, Tracer, TracerProvider
 
 from kitaru._ids import trace_id_for
 from kitaru._version import __version__
@@ -57,6 +57,8 @@ from kitaru.otel._state import CheckpointState, FlowState, current_pid, states
 from kitaru.runtime._observer import RuntimeObserver
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from opentelemetry._logs import LoggerProvider
     from opentelemetry.metrics import MeterProvider
 
@@ -77,6 +79,10 @@ _FLUSH_BUDGET_SECONDS = 0.5
 
 def _version() -> str:
     return __version__
+
+
+def _set_attribute(span: Span, key: str, value: str) -> None:
+    span.set_attribute(key, value)
 
 
 class KitaruOtelObserver(RuntimeObserver):
@@ -142,13 +148,17 @@ class KitaruOtelObserver(RuntimeObserver):
         # How checkpoint spans are started on the tracer once it is known for good
         # (kitaru.otel._sdk_tracer.span_starter); None: tracer.start_span.
         self._start_span: SpanStarter | None = None
+        # How the status attribute is set at a checkpoint span's end (kitaru's own str):
+        # kitaru.otel._sdk_tracer.set_own_attribute once the SDK module is loaded.
+        self._set_status: Callable[[Span, str, str], None] = _set_attribute
         self._lock = threading.Lock()
         self._flush_healthy = True
         if tracer is not None:
-            from kitaru.otel._sdk_tracer import derive_tracer, span_starter
+            from kitaru.otel._sdk_tracer import derive_tracer, set_own_attribute, span_starter
 
             self._tracer, self._forcing = derive_tracer(tracer)
             self._start_span = span_starter(self._tracer)
+            self._set_status = set_own_attribute
 
     def __repr__(self) -> str:
         return f"<KitaruOtelObserver {self.settings}>"
@@ -159,7 +169,7 @@ class KitaruOtelObserver(RuntimeObserver):
         tracer = self._tracer
         if tracer is not None:
             return tracer, self._forcing
-        from kitaru.otel._sdk_tracer import span_starter, tracer_for
+        from kitaru.otel._sdk_tracer import set_own_attribute, span_starter, tracer_for
 
         with self._lock:
             if self._tracer is not None:
@@ -170,6 +180,7 @@ class KitaruOtelObserver(RuntimeObserver):
             # now, look again at the next flow.
             if self._provider is not None or not isinstance(provider, ProxyTracerProvider):
                 self._start_span = span_starter(tracer)
+                self._set_status = set_own_attribute
                 self._tracer, self._forcing = tracer, forcing
                 self._resolved_provider = provider
             return tracer, forcing
@@ -413,7 +424,7 @@ class KitaruOtelObserver(RuntimeObserver):
                     metrics.span_events_dropped(dropped)
             if scope.metadata or scope.usage:
                 set_metadata_attributes(span, scope.metadata, scope.usage)
-            span.set_attribute(attr.CHECKPOINT_STATUS, status)
+            self._set_status(span, attr.CHECKPOINT_STATUS, status)
             if error is not None:
                 mark_failed(span, error, self.settings.record_exception_messages)
             span.end()

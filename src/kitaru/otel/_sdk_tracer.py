@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -50,6 +51,7 @@ __all__ = [
     "TraceIdRatioSampler",
     "derive_tracer",
     "root_sampled",
+    "set_own_attribute",
     "span_starter",
     "tracer_for",
 ]
@@ -237,3 +239,38 @@ def span_starter(tracer: Tracer) -> SpanStarter:
         return span
 
     return prevalidated
+
+
+# How BoundedAttributes stores one checked item under its lock (private to the SDK: an SDK
+# version without it takes the public path).
+_SETITEM_LOCKED: Callable[[BoundedAttributes, str, str], None] | None = getattr(
+    BoundedAttributes, "_setitem_locked", None
+)
+
+
+def set_own_attribute(span: Span, key: str, value: str) -> None:
+    """``span.set_attribute(key, value)`` for a key and ``str`` value kitaru built itself.
+
+    The checkpoint status at every checkpoint's end: on an SDK span whose attribute container
+    has no value-length limit (the SDK's check hands such a value back unchanged) it is stored
+    under the span's and the container's locks exactly as ``set_attribute`` stores it (same
+    order, same count limit and drop count); an ended span, a subclass that changes
+    ``set_attribute``, a value-length or zero attribute limit take the public path.
+    """
+    bounded = getattr(span, "_attributes", None)
+    if (
+        isinstance(span, SdkSpan)
+        and type(span).set_attribute is SdkSpan.set_attribute
+        and type(bounded) is BoundedAttributes
+        and bounded.max_value_len is None
+        and bounded.maxlen != 0
+        and _SETITEM_LOCKED is not None
+    ):
+        with span._lock:
+            stored = span._end_time is None and getattr(bounded, "_immutable", True) is False
+            if stored:
+                with bounded._lock:
+                    _SETITEM_LOCKED(bounded, key, value)
+        if stored:
+            return
+    span.set_attribute(key, value)
