@@ -3,7 +3,8 @@
 Each execution's events are numbered 1, 2, 3, ...; the numbers are the cursors, so cursors
 stay valid across server restarts on the same file. Tables, layout and migrations are in
 :mod:`kitaru.backends._sqlite_schema`, the write transactions in
-:mod:`kitaru.backends._sqlite_write`; this module runs them and serves reads. Each event's
+:mod:`kitaru.backends._sqlite_write`, the queue that groups concurrent appends in
+:mod:`kitaru.backends._sqlite_queue`; this module runs them and serves reads. Each event's
 SSE frame is stored once with integer keys, its source (filter fields) once per execution
 (``docs/server-architecture.md``, "Event log storage").
 
@@ -35,7 +36,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,6 +60,7 @@ from kitaru.backends._seq import (
     gap_for,
     parse_cursor,
 )
+from kitaru.backends._sqlite_queue import AppendQueue, Queued
 from kitaru.backends._sqlite_schema import migrate
 from kitaru.backends._sqlite_tail import BLOCK_BYTES, TAIL_EXECUTIONS, Row, Tail
 from kitaru.backends._sqlite_write import Sources
@@ -127,9 +128,9 @@ class SqliteEventLog(EventLog):
         self._closed = False
         self._sources = Sources()
         # Appends waiting for the worker that writes them as one group (see append).
-        self._queue: list[_Queued] = []
-        self._queue_lock = threading.Lock()
-        self._draining = False
+        self._appends = AppendQueue(
+            self._pool, self._append_batches, self._storage_error, self._notifier
+        )
         try:
             migrate(self._conn())
         except sqlite3.Error as exc:
@@ -165,59 +166,15 @@ class SqliteEventLog(EventLog):
         Appends that arrive while another is being written wait in a queue, and the worker
         that finishes writes them all in one transaction (``write.append_many``): under a load
         of many small batches that is one worker-thread hop and one commit for all of them.
-        A group that fails is retried one batch at a time, so one batch never fails another.
+        A group that fails is retried one batch at a time, so one batch never fails another
+        (:mod:`kitaru.backends._sqlite_queue`).
         """
         if self._closed:
             raise EventLogError("the event log is closed")
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[AppendResult] = loop.create_future()
-        with self._queue_lock:
-            self._queue.append(_Queued(exec_id, events, done, loop))
-            start, self._draining = not self._draining, True
-        if start:
-            try:
-                self._pool.submit(self._drain)
-            except RuntimeError as exc:  # the pool was shut down by close()
-                with self._queue_lock:
-                    self._queue.clear()
-                    self._draining = False
-                raise EventLogError(f"the event log is closed ({exc})") from exc
-        result = await done  # its watchers were woken as it was settled (see _settle)
+        result = await self._appends.append(exec_id, events)
         if result.stored:
             self._maybe_checkpoint()
         return result
-
-    def _drain(self) -> None:
-        """Write queued appends, a group at a time, until the queue is empty (worker thread)."""
-        while True:
-            with self._queue_lock:
-                group, self._queue = self._queue, []
-                if not group:
-                    self._draining = False
-                    return
-            outcomes = self._append_group(group)
-            by_loop: dict[
-                asyncio.AbstractEventLoop, list[tuple[_Queued, AppendResult | BaseException]]
-            ] = {}
-            for item, outcome in zip(group, outcomes, strict=True):
-                by_loop.setdefault(item.loop, []).append((item, outcome))
-            for loop, settled in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                    loop.call_soon_threadsafe(_settle, settled, self._notifier)
-
-    def _append_group(self, group: list[_Queued]) -> list[AppendResult | BaseException]:
-        try:
-            return self._append_batches(group)
-        except Exception as exc:
-            if len(group) == 1:
-                return [self._storage_error(exc)]
-        outcomes: list[AppendResult | BaseException] = []
-        for item in group:
-            try:
-                outcomes.extend(self._append_batches([item]))
-            except Exception as exc:
-                outcomes.append(self._storage_error(exc))
-        return outcomes
 
     def _storage_error(self, exc: Exception) -> BaseException:
         """What a caller is told of ``exc``: storage errors as :class:`EventLogError`."""
@@ -227,7 +184,7 @@ class SqliteEventLog(EventLog):
             return err
         return exc
 
-    def _append_batches(self, group: list[_Queued]) -> list[AppendResult | BaseException]:
+    def _append_batches(self, group: list[Queued]) -> list[AppendResult | BaseException]:
         conn = self._conn()
         out: list[AppendResult | BaseException] = []
         with self._write_lock:
@@ -519,37 +476,6 @@ class SqliteEventLog(EventLog):
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
-
-
-@dataclass(slots=True)
-class _Queued:
-    """An append waiting for its group's transaction, and where to answer it."""
-
-    exec_id: str
-    events: Sequence[NewEvent]
-    done: asyncio.Future[AppendResult]
-    loop: asyncio.AbstractEventLoop
-
-
-def _settle(
-    settled: list[tuple[_Queued, AppendResult | BaseException]], notifier: Notifier
-) -> None:
-    """Answer the appends of one group and wake their executions' watchers (on their loop).
-
-    The watchers are woken here, in the same loop turn as the commit is answered and before
-    the appending requests resume: a follower then writes the new frames in the next turn,
-    instead of one turn later, after the request's handler got to run (the live latency,
-    ``benchmarks/README.md``, "Where the time goes").
-    """
-    for item, outcome in settled:
-        if not isinstance(outcome, BaseException) and outcome.stored:
-            notifier.notify(item.exec_id)  # committed, even if its caller was cancelled
-        if item.done.done():
-            continue  # its caller was cancelled; the append is committed all the same
-        if isinstance(outcome, BaseException):
-            item.done.set_exception(outcome)
-        else:
-            item.done.set_result(outcome)
 
 
 def _tail_rows(exec_id: str, done: write.Appended) -> list[Row]:

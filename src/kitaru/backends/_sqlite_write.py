@@ -32,6 +32,8 @@ _ADD_SOURCE_SQL = (
     "INSERT INTO event_sources (log_id, correlation_id, kind, checkpoint_id, checkpoint_name, "
     "step_name) VALUES (?,?,?,?,?,?)"
 )
+_LOG_SQL = "SELECT log_id, last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?"
+_NEW_LOG_SQL = "INSERT INTO event_logs (exec_id) VALUES (?) ON CONFLICT (exec_id) DO NOTHING"
 _FIRST_SOURCE_SQL = "SELECT MIN(src) FROM event_sources WHERE log_id=? AND correlation_id=?"
 _SOURCES_KEPT = 50_000  # committed source numbers remembered (about 10 MB at most)
 
@@ -154,14 +156,12 @@ def _append_batch(
         if key not in seen:
             seen.add(key)
             batch.append(ev)
-    conn.execute(
-        "INSERT INTO event_logs (exec_id) VALUES (?) ON CONFLICT (exec_id) DO NOTHING",
-        (exec_id,),
-    )
-    log_id, last_seq, base_seq, ended = conn.execute(
-        "SELECT log_id, last_seq, base_seq, ended_status FROM event_logs WHERE exec_id=?",
-        (exec_id,),
-    ).fetchone()
+    # The execution's log row, made on its first append (one statement when it exists).
+    row = conn.execute(_LOG_SQL, (exec_id,)).fetchone()
+    if row is None:
+        conn.execute(_NEW_LOG_SQL, (exec_id,))
+        row = conn.execute(_LOG_SQL, (exec_id,)).fetchone()
+    log_id, last_seq, base_seq, ended = row
     ids = [sources.ids(conn, log_id, ev) for ev in batch]
     prev_last = last_seq
     frames = _frames(last_seq, batch)
