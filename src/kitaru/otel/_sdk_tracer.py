@@ -24,19 +24,23 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
+    Decision,
     ParentBased,
     Sampler,
     StaticSampler,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import SpanKind, Tracer, TracerProvider
+from opentelemetry.sdk.version import __version__ as sdk_version
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, Tracer, TracerProvider
 
 from kitaru.otel._forced import forced
 
@@ -198,7 +202,8 @@ def span_starter(tracer: Tracer) -> SpanStarter:
     Every attribute value must be a ``str``, ``bool``, ``int`` or ``float`` (values the SDK's
     check hands back unchanged). The span is the one ``tracer.start_span(name, context,
     INTERNAL, attributes)`` would give; on an SDK tracer where that is known to hold (see the
-    conditions above), without the SDK checking the attributes again.
+    conditions above), without the SDK checking the attributes again, and under a sampled
+    parent span of this process without the sampler's call chain (:func:`_direct_start`).
     """
     start = tracer.start_span
 
@@ -215,6 +220,7 @@ def span_starter(tracer: Tracer) -> SpanStarter:
     ):
         return public
     checked: list[Any] = [None, False]  # the processors tuple last checked, and the answer
+    direct = _direct_start(tracer)
 
     def prevalidated(
         name: str, context: otel_context.Context, attributes: Mapping[str, AttributeValue]
@@ -224,6 +230,10 @@ def span_starter(tracer: Tracer) -> SpanStarter:
             checked[0], checked[1] = processors, _quiet_processors(processors)
         if not checked[1]:
             return start(name, context, SpanKind.INTERNAL, attributes)
+        if direct is not None:
+            started = direct(name, context, attributes)
+            if started is not None:
+                return started
         span = start(name, context, SpanKind.INTERNAL, None)
         bounded = getattr(span, "_attributes", None)
         if (
@@ -239,6 +249,137 @@ def span_starter(tracer: Tracer) -> SpanStarter:
         return span
 
     return prevalidated
+
+
+# -- a checkpoint span under a sampled parent span of this process, built directly -------------
+#
+# Under a sampled, valid parent span of this process, the SDK's ``ALWAYS_ON`` sampler (alone, or
+# as ``ParentBased``'s ``local_parent_sampled``: the SDK's default sampler) always decides
+# "record and sample", adds no attributes and keeps the parent's trace state. For that case,
+# ``_direct_start`` makes exactly the calls ``Tracer.start_span`` makes after the sampler, in the
+# same order and with the same arguments (the span ID from the tracer's generator, the tracer's
+# own span metrics, ``_Span`` with the tracer's resource, processor, limits and scope, then
+# ``start``), with the attributes in the span's container before ``start`` as ``start_span``
+# puts them there. The sampler's call chain, its result object and the parent lookups it
+# repeats are what it saves (about a quarter of the SDK's start; benchmarks/README.md, "Where
+# the time goes"). It is only used on an SDK whose ``start_span`` it was compared with
+# (``_DIRECT_START_SDK``: the tests compare the two spans field by field), on the SDK's own
+# tracer class and span class, and only while the tracer's sampler is the one checked here;
+# anything else (another parent, sampler, limits that cut, a disabled tracer) answers ``None``
+# and the caller takes the path above.
+
+_DIRECT_START_SDK = frozenset({"1.45.2"})
+# The SDK's own methods, as imported (a patched sampler method takes the path above).
+_SDK_SHOULD_SAMPLE = (ParentBased.should_sample, StaticSampler.should_sample)
+
+
+def _always_on(sampler: object) -> bool:
+    return (
+        type(sampler) is StaticSampler
+        and StaticSampler.should_sample is _SDK_SHOULD_SAMPLE[1]
+        and getattr(sampler, "_decision", None) is Decision.RECORD_AND_SAMPLE
+    )
+
+
+def _local_sampled_delegate(sampler: object) -> object:
+    """The sampler that decides a span under a sampled local parent, as ``sampler`` would."""
+    if type(sampler) is ParentBased:
+        if ParentBased.should_sample is not _SDK_SHOULD_SAMPLE[0]:
+            return None
+        return getattr(sampler, "_local_parent_sampled", None)
+    return sampler
+
+
+def _direct_start(
+    tracer: SdkTracer,
+) -> Callable[[str, otel_context.Context, Mapping[str, AttributeValue]], Span | None] | None:
+    """Build spans under a sampled local parent as ``tracer.start_span`` does, or ``None``."""
+    span_class = getattr(sdk_trace, "_Span", None)
+    sampler = getattr(tracer, "sampler", None)
+    delegate = _local_sampled_delegate(sampler)
+    if (
+        sdk_version not in _DIRECT_START_SDK
+        or type(tracer).start_span is not SdkTracer.start_span
+        or span_class is None
+        or not issubclass(span_class, SdkSpan)
+        or not _always_on(delegate)
+        or not all(
+            hasattr(tracer, name)
+            for name in ("_is_enabled", "_tracer_metrics", "_span_limits", "id_generator")
+        )
+    ):
+        return None
+    sampled = TraceFlags.SAMPLED
+    sampled_random = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID
+    internal = SpanKind.INTERNAL
+    record_and_sample = Decision.RECORD_AND_SAMPLE
+    get_current_span = trace_api.get_current_span
+
+    def direct(
+        name: str, context: otel_context.Context, attributes: Mapping[str, AttributeValue]
+    ) -> Span | None:
+        if (
+            tracer.sampler is not sampler
+            or _local_sampled_delegate(sampler) is not delegate
+            or not tracer._is_enabled()
+        ):
+            return None
+        parent = get_current_span(context).get_span_context()
+        if (
+            type(parent) is not SpanContext
+            or not parent.is_valid
+            or parent.is_remote
+            or not parent.trace_flags.sampled
+        ):
+            return None
+        limits = tracer._span_limits
+        if (
+            type(limits) is not SpanLimits
+            or limits.max_span_attribute_length is not None
+            or (
+                limits.max_span_attributes is not None
+                and limits.max_span_attributes < len(attributes)
+            )
+        ):
+            return None
+        span_context = SpanContext(
+            parent.trace_id,
+            tracer.id_generator.generate_span_id(),
+            is_remote=False,
+            trace_flags=TraceFlags(
+                sampled_random if parent.trace_flags.random_trace_id else sampled
+            ),
+            trace_state=parent.trace_state,
+        )
+        record_end_metrics = tracer._tracer_metrics.start_span(parent, record_and_sample)
+        span: SdkSpan = span_class(
+            name=name,
+            context=span_context,
+            parent=parent,
+            sampler=sampler,
+            resource=tracer.resource,
+            attributes=None,
+            span_processor=tracer.span_processor,
+            kind=internal,
+            links=(),
+            instrumentation_info=tracer.instrumentation_info,
+            record_exception=True,
+            set_status_on_exception=True,
+            limits=limits,
+            instrumentation_scope=tracer._instrumentation_scope,
+            record_end_metrics=record_end_metrics,
+        )
+        # Checked above: no value-length limit, room for every attribute (the SDK's check
+        # would store each of kitaru's values as it is, in this order).
+        bounded = span._attributes
+        if type(bounded) is BoundedAttributes:
+            bounded._dict.update(attributes)
+        else:  # never on the SDK versions above
+            span.set_attributes(attributes)
+        span.start(start_time=None, parent_context=context)
+        return span
+
+    return direct
 
 
 # How BoundedAttributes stores one checked item under its lock (private to the SDK: an SDK
