@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
     ALWAYS_ON,
     ParentBased,
     Sampler,
@@ -230,10 +231,15 @@ def test_a_disabled_tracer_or_a_replaced_sampler_takes_the_public_path(
     tracer.sampler = ParentBased(ALWAYS_ON)  # type: ignore[attr-defined]
     start("kitaru.checkpoint fetch", parent, dict(ATTRIBUTES)).end()
     assert sampling.calls == 1
+    start = span_starter(tracer)
+    tracer.sampler._local_parent_sampled = ALWAYS_OFF  # type: ignore[attr-defined]
+    span = start("kitaru.checkpoint fetch", parent, dict(ATTRIBUTES))
+    assert not span.is_recording()  # the replaced delegate decided
+    assert sampling.calls == 2
     tracer._tracer_config.is_enabled = False  # type: ignore[attr-defined]
     span = start("kitaru.checkpoint fetch", parent, dict(ATTRIBUTES))
     assert not span.is_recording()
-    assert sampling.calls == 1
+    assert sampling.calls == 2
 
 
 def test_other_sdk_versions_take_the_public_path(monkeypatch: pytest.MonkeyPatch) -> None:

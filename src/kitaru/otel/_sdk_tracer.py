@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
@@ -320,7 +320,7 @@ def _direct_start(
     ) -> Span | None:
         if (
             tracer.sampler is not sampler
-            or _local_sampled_delegate(sampler) is not delegate
+            or getattr(sampler, "_local_parent_sampled", delegate) is not delegate
             or not tracer._is_enabled()
         ):
             return None
@@ -389,6 +389,10 @@ _SETITEM_LOCKED: Callable[[BoundedAttributes, str, str], None] | None = getattr(
 )
 
 
+# The class of the SDK's spans (Tracer.start_span makes this private subclass of Span).
+_SDK_SPAN_CLASS: type = getattr(sdk_trace, "_Span", SdkSpan)
+
+
 def set_own_attribute(span: Span, key: str, value: str) -> None:
     """``span.set_attribute(key, value)`` for a key and ``str`` value kitaru built itself.
 
@@ -399,16 +403,18 @@ def set_own_attribute(span: Span, key: str, value: str) -> None:
     ``set_attribute``, a value-length or zero attribute limit take the public path.
     """
     bounded = getattr(span, "_attributes", None)
+    cls = type(span)
     if (
-        isinstance(span, SdkSpan)
-        and type(span).set_attribute is SdkSpan.set_attribute
+        (cls is _SDK_SPAN_CLASS or isinstance(span, SdkSpan))  # the ABC check only for others
+        and cls.set_attribute is SdkSpan.set_attribute
         and type(bounded) is BoundedAttributes
         and bounded.max_value_len is None
         and bounded.maxlen != 0
         and _SETITEM_LOCKED is not None
     ):
-        with span._lock:
-            stored = span._end_time is None and getattr(bounded, "_immutable", True) is False
+        sdk_span = cast("SdkSpan", span)
+        with sdk_span._lock:
+            stored = sdk_span._end_time is None and getattr(bounded, "_immutable", True) is False
             if stored:
                 with bounded._lock:
                     _SETITEM_LOCKED(bounded, key, value)
