@@ -175,7 +175,10 @@ _PARENT_BASED_DELEGATES = (
 )
 
 SpanStarter = Callable[[str, "otel_context.Context", "Mapping[str, AttributeValue]"], "Span"]
-"""Starts an ``INTERNAL`` span with a name, a parent context and attributes kitaru built."""
+"""Starts an ``INTERNAL`` span with a name, a parent context and attributes kitaru built.
+
+A ``dict`` of attributes may become the span's own attribute store: pass a fresh one and do not
+change it afterwards."""
 
 
 def _passes_attributes_through(sampler: Sampler | None, depth: int = 0) -> bool:
@@ -372,7 +375,9 @@ def _direct_start(
         # Checked above: no value-length limit, room for every attribute (the SDK's check
         # would store each of kitaru's values as it is, in this order).
         bounded = span._attributes
-        if type(bounded) is BoundedAttributes:
+        if type(bounded) is BoundedAttributes and type(attributes) is dict and not bounded._dict:
+            bounded._dict = attributes  # the caller's fresh dict (SpanStarter), as it is
+        elif type(bounded) is BoundedAttributes:
             bounded._dict.update(attributes)
         else:  # never on the SDK versions above
             span.set_attributes(attributes)
