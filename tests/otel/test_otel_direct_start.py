@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -40,7 +41,7 @@ _OWN = {"_context", "_lock", "_start_time", "_end_time", "_record_end_metrics"}
 
 def fields(span: Any) -> dict[str, Any]:
     """Everything the span holds, in comparable form (containers by content and limits)."""
-    out: dict[str, Any] = {"class": type(span)}
+    out: dict[str, Any] = {"class": type(span), "order": list(vars(span))}
     for key, value in vars(span).items():
         if key in _OWN:
             continue
@@ -273,3 +274,24 @@ def test_spans_started_on_many_threads_keep_their_own_ids() -> None:
     assert len({s.context.span_id for s in spans}) == 800
     assert all(s.parent == parent_span.get_span_context() for s in spans)
     assert all(dict(s.attributes) == ATTRIBUTES for s in spans)
+
+
+def test_the_span_builder_is_checked_against_the_sdks_constructor() -> None:
+    provider, _ = provider_with()
+    tracer = provider.get_tracer("t")
+    span_class = sdk_trace._Span
+    # on the SDK it was compared with, a checkpoint span is built field by field
+    assert (_sdk_tracer._span_builder(span_class, tracer) is not None) is DIRECT
+
+    class MoreFields(span_class):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.extra = 1
+
+    class OtherDefaults(span_class):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._record_exception = False
+
+    assert _sdk_tracer._span_builder(MoreFields, tracer) is None
+    assert _sdk_tracer._span_builder(OtherDefaults, tracer) is None

@@ -20,15 +20,23 @@ generator it wraps otherwise, so every other span keeps the provider's own IDs.
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
+import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import (
+    ReadableSpan,
+    SpanLimits,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+)
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
@@ -39,6 +47,7 @@ from opentelemetry.sdk.trace.sampling import (
     StaticSampler,
     TraceIdRatioBased,
 )
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, Tracer, TracerProvider
 
@@ -317,6 +326,7 @@ def _direct_start(
     internal = SpanKind.INTERNAL
     record_and_sample = Decision.RECORD_AND_SAMPLE
     get_current_span = trace_api.get_current_span
+    build = _span_builder(span_class, tracer)
 
     def direct(
         name: str, context: otel_context.Context, attributes: Mapping[str, AttributeValue]
@@ -355,29 +365,39 @@ def _direct_start(
             trace_state=parent.trace_state,
         )
         record_end_metrics = tracer._tracer_metrics.start_span(parent, record_and_sample)
-        span: SdkSpan = span_class(
+        resource, processor = tracer.resource, tracer.span_processor
+        info, scope = tracer.instrumentation_info, tracer._instrumentation_scope
+        span: SdkSpan
+        if build is not None and type(attributes) is dict:
+            span = build(
+                name, span_context, parent, sampler, resource, processor, info, scope, limits
+            )
+            span._record_end_metrics = record_end_metrics
+            # Checked above: no value-length limit, room for every attribute (the SDK's check
+            # would store each of kitaru's values as it is, in this order). The caller's fresh
+            # dict (SpanStarter) becomes the container's store as it is.
+            span._attributes._dict = attributes  # type: ignore[union-attr]
+            span.start(start_time=None, parent_context=context)
+            return span
+        span = span_class(
             name=name,
             context=span_context,
             parent=parent,
             sampler=sampler,
-            resource=tracer.resource,
+            resource=resource,
             attributes=None,
-            span_processor=tracer.span_processor,
+            span_processor=processor,
             kind=internal,
             links=(),
-            instrumentation_info=tracer.instrumentation_info,
+            instrumentation_info=info,
             record_exception=True,
             set_status_on_exception=True,
             limits=limits,
-            instrumentation_scope=tracer._instrumentation_scope,
+            instrumentation_scope=scope,
             record_end_metrics=record_end_metrics,
         )
-        # Checked above: no value-length limit, room for every attribute (the SDK's check
-        # would store each of kitaru's values as it is, in this order).
         bounded = span._attributes
-        if type(bounded) is BoundedAttributes and type(attributes) is dict and not bounded._dict:
-            bounded._dict = attributes  # the caller's fresh dict (SpanStarter), as it is
-        elif type(bounded) is BoundedAttributes:
+        if type(bounded) is BoundedAttributes:
             bounded._dict.update(attributes)
         else:  # never on the SDK versions above
             span.set_attributes(attributes)
@@ -385,6 +405,129 @@ def _direct_start(
         return span
 
     return direct
+
+
+_SpanBuilder = Callable[..., SdkSpan]
+
+
+def _span_builder(span_class: type[SdkSpan], tracer: SdkTracer) -> _SpanBuilder | None:
+    """What ``span_class(...)`` does for a checkpoint span, field by field, or ``None``.
+
+    ``Span.__init__`` (with ``ReadableSpan.__init__`` through ``super()``) stores its arguments,
+    a lock, an empty attribute container and two empty bounded lists, in that order; the
+    builder stores the same fields in the same order with the same values, without the keyword
+    calls. Checked once here against a span the constructor makes from the tracer's own values:
+    if any field's name, order, type or plain value differs, the constructor is used.
+    """
+    try:
+        unset = inspect.signature(ReadableSpan.__init__).parameters["status"].default
+    except (TypeError, ValueError, KeyError):
+        return None
+    new, lock = object.__new__, threading.Lock
+
+    def build(
+        name: str,
+        context: SpanContext,
+        parent: SpanContext,
+        sampler: Sampler,
+        resource: Any,
+        processor: Any,
+        info: Any,
+        scope: Any,
+        limits: SpanLimits,
+    ) -> SdkSpan:
+        span = new(span_class)
+        span._name = name
+        span._context = context
+        span._kind = SpanKind.INTERNAL
+        span._instrumentation_info = info
+        span._instrumentation_scope = scope
+        span._parent = parent
+        span._start_time = None
+        span._end_time = None
+        span._attributes = None
+        span._events = ()
+        span._links = ()
+        span._resource = resource
+        span._status = unset
+        span._sampler = sampler
+        span._trace_config = None
+        span._record_exception = True
+        span._set_status_on_exception = True
+        span._span_processor = processor
+        span._limits = limits
+        span._lock = lock()
+        span._attributes = BoundedAttributes(
+            limits.max_span_attributes,
+            None,
+            immutable=False,
+            max_value_len=limits.max_span_attribute_length,
+        )
+        span._events = BoundedList(limits.max_events)
+        span._links = BoundedList(limits.max_links)
+        span._record_end_metrics = None
+        return span
+
+    try:
+        args = (
+            "kitaru.checkpoint",
+            trace_api.INVALID_SPAN_CONTEXT,
+            trace_api.INVALID_SPAN_CONTEXT,
+            tracer.sampler,
+            tracer.resource,
+            tracer.span_processor,
+            tracer.instrumentation_info,
+            tracer._instrumentation_scope,
+            tracer._span_limits,
+        )
+        built = build(*args)
+        made = span_class(
+            name=args[0],
+            context=args[1],
+            parent=args[2],
+            sampler=args[3],
+            resource=args[4],
+            attributes=None,
+            span_processor=args[5],
+            kind=SpanKind.INTERNAL,
+            links=(),
+            instrumentation_info=args[6],
+            record_exception=True,
+            set_status_on_exception=True,
+            limits=args[8],
+            instrumentation_scope=args[7],
+            record_end_metrics=None,
+        )
+    except Exception:
+        logger.debug("kitaru: checkpoint spans use the SDK's constructor", exc_info=True)
+        return None
+    return build if _same_fields(built, made) else None
+
+
+_CONTAINERS = (BoundedAttributes, BoundedList)
+
+
+def _same_fields(built: object, made: object) -> bool:
+    """Same field names in the same order, same types, same plain values, same container limits."""
+    ours, theirs = vars(built), vars(made)
+    if list(ours) != list(theirs):
+        return False
+    for key, value in ours.items():
+        other = theirs[key]
+        if type(value) is not type(other):
+            return False
+        if isinstance(value, _CONTAINERS):
+            if vars(value).keys() != vars(other).keys() or list(value) != list(other):
+                return False
+            for field, item in vars(value).items():
+                if (
+                    not isinstance(item, (dict, deque, type(threading.Lock())))
+                    and item != vars(other)[field]
+                ):
+                    return False
+        elif key != "_lock" and value is not other and value != other:
+            return False
+    return True
 
 
 # How BoundedAttributes stores one checked item under its lock (private to the SDK: an SDK
