@@ -30,10 +30,10 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
 from test_otel_span_starter import ATTRIBUTES
 
-from kitaru.otel import _sdk_tracer
+from kitaru.otel import _sdk_span, _sdk_tracer
 from kitaru.otel._sdk_tracer import span_starter
 
-DIRECT = _sdk_tracer.sdk_version in _sdk_tracer._DIRECT_START_SDK
+DIRECT = _sdk_span.sdk_version in _sdk_span._DIRECT_START_SDK
 
 # Fields of a span that differ between any two spans, whichever path started them.
 _OWN = {"_context", "_lock", "_start_time", "_end_time", "_record_end_metrics"}
@@ -55,7 +55,8 @@ def fields(span: Any) -> dict[str, Any]:
                 value._immutable,
             )
         elif key in ("_events", "_links"):
-            value = (type(value), list(value), value._dq.maxlen, value.dropped)
+            items = [(type(e), getattr(e, "name", None), dict(e.attributes or {})) for e in value]
+            value = (type(value), items, value._dq.maxlen, value.dropped)
         elif key == "_status":
             value = (value.status_code, value.description)
         out[key] = value
@@ -86,7 +87,7 @@ class Sampling:
 
         # The direct start checked StaticSampler.should_sample when it was made: patch first.
         monkeypatch.setattr(StaticSampler, "should_sample", counted)
-        monkeypatch.setattr(_sdk_tracer, "_SDK_SHOULD_SAMPLE", (ParentBased.should_sample, counted))
+        monkeypatch.setattr(_sdk_span, "_SDK_SHOULD_SAMPLE", (ParentBased.should_sample, counted))
         monkeypatch.setattr(
             _sdk_tracer, "_PASS_THROUGH", (counted, TraceIdRatioBased.should_sample)
         )
@@ -213,7 +214,7 @@ def test_other_samplers_and_cutting_limits_take_the_public_path(
     provider, exporter = provider_with(sampler, limits)
     tracer = provider.get_tracer("t")
     if sampler is not None:
-        assert _sdk_tracer._direct_start(tracer) is None  # type: ignore[arg-type]
+        assert _sdk_span.direct_start(tracer) is None  # type: ignore[arg-type]
     spans, _ = pair(provider, exporter)
     exported_same(spans)
     if limits is not None:
@@ -244,10 +245,10 @@ def test_a_disabled_tracer_or_a_replaced_sampler_takes_the_public_path(
 
 
 def test_other_sdk_versions_take_the_public_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_sdk_tracer, "_DIRECT_START_SDK", frozenset())
+    monkeypatch.setattr(_sdk_span, "_DIRECT_START_SDK", frozenset())
     sampling = Sampling(monkeypatch)
     provider, exporter = provider_with()
-    assert _sdk_tracer._direct_start(provider.get_tracer("t")) is None  # type: ignore[arg-type]
+    assert _sdk_span.direct_start(provider.get_tracer("t")) is None  # type: ignore[arg-type]
     spans, _ = pair(provider, exporter)
     exported_same(spans)
     assert sampling.calls == 2
@@ -281,7 +282,7 @@ def test_the_span_builder_is_checked_against_the_sdks_constructor() -> None:
     tracer = provider.get_tracer("t")
     span_class = sdk_trace._Span
     # on the SDK it was compared with, a checkpoint span is built field by field
-    assert (_sdk_tracer._span_builder(span_class, tracer) is not None) is DIRECT
+    assert (_sdk_span._span_builder(span_class, tracer) is not None) is DIRECT
 
     class MoreFields(span_class):  # type: ignore[misc,valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -293,5 +294,44 @@ def test_the_span_builder_is_checked_against_the_sdks_constructor() -> None:
             super().__init__(*args, **kwargs)
             self._record_exception = False
 
-    assert _sdk_tracer._span_builder(MoreFields, tracer) is None
-    assert _sdk_tracer._span_builder(OtherDefaults, tracer) is None
+    assert _sdk_span._span_builder(MoreFields, tracer) is None
+    assert _sdk_span._span_builder(OtherDefaults, tracer) is None
+
+
+def test_a_span_ended_by_end_own_span_is_exported_as_span_end_exports_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    provider, exporter = provider_with()
+    tracer = provider.get_tracer("t", "1.0")
+    parent = trace.set_span_in_context(tracer.start_span("parent"), otel_context.Context())
+    start = span_starter(tracer)
+    ours = start("kitaru.checkpoint fetch", parent, dict(ATTRIBUTES))
+    theirs = start("kitaru.checkpoint fetch", parent, dict(ATTRIBUTES))
+    for span in (ours, theirs):
+        span.add_event("e", {"k": 1})
+        span.set_attribute("kitaru.checkpoint.status", "returned")
+    _sdk_span.end_own_span(ours)
+    theirs.end()
+    fast, public = exporter.get_finished_spans()
+    assert type(fast) is type(public) is ReadableSpan
+    assert fields(fast) == fields(public)
+    assert fast.parent == public.parent
+    assert fast.end_time is not None and fast.start_time <= fast.end_time <= public.end_time  # type: ignore[operator]
+    assert [(e.name, dict(e.attributes or {})) for e in fast.events] == [("e", {"k": 1})]
+    assert (_sdk_span._COPY_READABLE is not None) is DIRECT
+    # ended twice: the SDK's own warning, nothing exported again
+    _sdk_span.end_own_span(ours)
+    assert "ended span" in caplog.text
+    assert len(exporter.get_finished_spans()) == 2
+
+
+def test_end_own_span_on_spans_that_are_not_the_sdks() -> None:
+    ended: list[str] = []
+
+    class Recorded(trace.NonRecordingSpan):
+        def end(self, end_time: int | None = None) -> None:
+            ended.append("end")
+
+    _sdk_span.end_own_span(Recorded(trace.INVALID_SPAN_CONTEXT))
+    assert ended == ["end"]
+    _sdk_span.end_own_span(trace.INVALID_SPAN)  # no error

@@ -1,6 +1,7 @@
 """Forcing the IDs of a flow span on an OpenTelemetry SDK tracer.
 
-This and the modules that build providers (``_trace_setup.py`` and its siblings, see
+This, ``_sdk_span.py`` (checkpoint spans made and ended with the SDK's own steps) and the
+modules that build providers (``_trace_setup.py`` and its siblings, see
 ``docs/opentelemetry.md``) are the only ones that touch the SDK. The SDK takes a root span's
 trace ID and every span's ID from the tracer's ``IdGenerator``. kitaru's generator answers with
 forced IDs while ``kitaru.otel._forced.forced_ids`` is active on the calling thread (a
@@ -20,38 +21,29 @@ generator it wraps otherwise, so every other span keeps the provider's own IDs.
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
-import threading
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import (
-    ReadableSpan,
-    SpanLimits,
     SpanProcessor,
     SynchronousMultiSpanProcessor,
 )
-from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
-    Decision,
     ParentBased,
     Sampler,
     StaticSampler,
     TraceIdRatioBased,
 )
-from opentelemetry.sdk.util import BoundedList
-from opentelemetry.sdk.version import __version__ as sdk_version
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, Tracer, TracerProvider
+from opentelemetry.trace import SpanKind, Tracer, TracerProvider
 
 from kitaru.otel._forced import forced
+from kitaru.otel._sdk_span import SDK_SPAN_CLASS, direct_start, end_own_span
 
 if TYPE_CHECKING:
     from opentelemetry import context as otel_context
@@ -63,6 +55,7 @@ __all__ = [
     "SpanStarter",
     "TraceIdRatioSampler",
     "derive_tracer",
+    "end_own_span",
     "root_sampled",
     "set_own_attribute",
     "span_starter",
@@ -215,7 +208,8 @@ def span_starter(tracer: Tracer) -> SpanStarter:
     check hands back unchanged). The span is the one ``tracer.start_span(name, context,
     INTERNAL, attributes)`` would give; on an SDK tracer where that is known to hold (see the
     conditions above), without the SDK checking the attributes again, and under a sampled
-    parent span of this process without the sampler's call chain (:func:`_direct_start`).
+    parent span of this process without the sampler's call chain
+    (:func:`~kitaru.otel._sdk_span.direct_start`).
     """
     start = tracer.start_span
 
@@ -232,7 +226,7 @@ def span_starter(tracer: Tracer) -> SpanStarter:
     ):
         return public
     checked: list[Any] = [None, False]  # the processors tuple last checked, and the answer
-    direct = _direct_start(tracer)
+    direct = direct_start(tracer)
 
     def prevalidated(
         name: str, context: otel_context.Context, attributes: Mapping[str, AttributeValue]
@@ -263,282 +257,11 @@ def span_starter(tracer: Tracer) -> SpanStarter:
     return prevalidated
 
 
-# -- a checkpoint span under a sampled parent span of this process, built directly -------------
-#
-# Under a sampled, valid parent span of this process, the SDK's ``ALWAYS_ON`` sampler (alone, or
-# as ``ParentBased``'s ``local_parent_sampled``: the SDK's default sampler) always decides
-# "record and sample", adds no attributes and keeps the parent's trace state. For that case,
-# ``_direct_start`` makes exactly the calls ``Tracer.start_span`` makes after the sampler, in the
-# same order and with the same arguments (the span ID from the tracer's generator, the tracer's
-# own span metrics, ``_Span`` with the tracer's resource, processor, limits and scope, then
-# ``start``), with the attributes in the span's container before ``start`` as ``start_span``
-# puts them there. The sampler's call chain, its result object and the parent lookups it
-# repeats are what it saves (about a quarter of the SDK's start; benchmarks/README.md, "Where
-# the time goes"). It is only used on an SDK whose ``start_span`` it was compared with
-# (``_DIRECT_START_SDK``: the tests compare the two spans field by field), on the SDK's own
-# tracer class and span class, and only while the tracer's sampler is the one checked here;
-# anything else (another parent, sampler, limits that cut, a disabled tracer) answers ``None``
-# and the caller takes the path above.
-
-_DIRECT_START_SDK = frozenset({"1.45.2"})
-# The SDK's own methods, as imported (a patched sampler method takes the path above).
-_SDK_SHOULD_SAMPLE = (ParentBased.should_sample, StaticSampler.should_sample)
-
-
-def _always_on(sampler: object) -> bool:
-    return (
-        type(sampler) is StaticSampler
-        and StaticSampler.should_sample is _SDK_SHOULD_SAMPLE[1]
-        and getattr(sampler, "_decision", None) is Decision.RECORD_AND_SAMPLE
-    )
-
-
-def _local_sampled_delegate(sampler: object) -> object:
-    """The sampler that decides a span under a sampled local parent, as ``sampler`` would."""
-    if type(sampler) is ParentBased:
-        if ParentBased.should_sample is not _SDK_SHOULD_SAMPLE[0]:
-            return None
-        return getattr(sampler, "_local_parent_sampled", None)
-    return sampler
-
-
-def _direct_start(
-    tracer: SdkTracer,
-) -> Callable[[str, otel_context.Context, Mapping[str, AttributeValue]], Span | None] | None:
-    """Build spans under a sampled local parent as ``tracer.start_span`` does, or ``None``."""
-    span_class = getattr(sdk_trace, "_Span", None)
-    sampler = getattr(tracer, "sampler", None)
-    delegate = _local_sampled_delegate(sampler)
-    if (
-        sdk_version not in _DIRECT_START_SDK
-        or type(tracer).start_span is not SdkTracer.start_span
-        or span_class is None
-        or not issubclass(span_class, SdkSpan)
-        or not _always_on(delegate)
-        or not all(
-            hasattr(tracer, name)
-            for name in ("_is_enabled", "_tracer_metrics", "_span_limits", "id_generator")
-        )
-    ):
-        return None
-    sampled = TraceFlags.SAMPLED
-    sampled_random = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID
-    internal = SpanKind.INTERNAL
-    record_and_sample = Decision.RECORD_AND_SAMPLE
-    get_current_span = trace_api.get_current_span
-    build = _span_builder(span_class, tracer)
-
-    def direct(
-        name: str, context: otel_context.Context, attributes: Mapping[str, AttributeValue]
-    ) -> Span | None:
-        if (
-            tracer.sampler is not sampler
-            or getattr(sampler, "_local_parent_sampled", delegate) is not delegate
-            or not tracer._is_enabled()
-        ):
-            return None
-        parent = get_current_span(context).get_span_context()
-        if (
-            type(parent) is not SpanContext
-            or not parent.is_valid
-            or parent.is_remote
-            or not parent.trace_flags.sampled
-        ):
-            return None
-        limits = tracer._span_limits
-        if (
-            type(limits) is not SpanLimits
-            or limits.max_span_attribute_length is not None
-            or (
-                limits.max_span_attributes is not None
-                and limits.max_span_attributes < len(attributes)
-            )
-        ):
-            return None
-        span_context = SpanContext(
-            parent.trace_id,
-            tracer.id_generator.generate_span_id(),
-            is_remote=False,
-            trace_flags=TraceFlags(
-                sampled_random if parent.trace_flags.random_trace_id else sampled
-            ),
-            trace_state=parent.trace_state,
-        )
-        record_end_metrics = tracer._tracer_metrics.start_span(parent, record_and_sample)
-        resource, processor = tracer.resource, tracer.span_processor
-        info, scope = tracer.instrumentation_info, tracer._instrumentation_scope
-        span: SdkSpan
-        if build is not None and type(attributes) is dict:
-            span = build(
-                name, span_context, parent, sampler, resource, processor, info, scope, limits
-            )
-            span._record_end_metrics = record_end_metrics
-            # Checked above: no value-length limit, room for every attribute (the SDK's check
-            # would store each of kitaru's values as it is, in this order). The caller's fresh
-            # dict (SpanStarter) becomes the container's store as it is.
-            span._attributes._dict = attributes  # type: ignore[union-attr]
-            span.start(start_time=None, parent_context=context)
-            return span
-        span = span_class(
-            name=name,
-            context=span_context,
-            parent=parent,
-            sampler=sampler,
-            resource=resource,
-            attributes=None,
-            span_processor=processor,
-            kind=internal,
-            links=(),
-            instrumentation_info=info,
-            record_exception=True,
-            set_status_on_exception=True,
-            limits=limits,
-            instrumentation_scope=scope,
-            record_end_metrics=record_end_metrics,
-        )
-        bounded = span._attributes
-        if type(bounded) is BoundedAttributes:
-            bounded._dict.update(attributes)
-        else:  # never on the SDK versions above
-            span.set_attributes(attributes)
-        span.start(start_time=None, parent_context=context)
-        return span
-
-    return direct
-
-
-_SpanBuilder = Callable[..., SdkSpan]
-
-
-def _span_builder(span_class: type[SdkSpan], tracer: SdkTracer) -> _SpanBuilder | None:
-    """What ``span_class(...)`` does for a checkpoint span, field by field, or ``None``.
-
-    ``Span.__init__`` (with ``ReadableSpan.__init__`` through ``super()``) stores its arguments,
-    a lock, an empty attribute container and two empty bounded lists, in that order; the
-    builder stores the same fields in the same order with the same values, without the keyword
-    calls. Checked once here against a span the constructor makes from the tracer's own values:
-    if any field's name, order, type or plain value differs, the constructor is used.
-    """
-    try:
-        unset = inspect.signature(ReadableSpan.__init__).parameters["status"].default
-    except (TypeError, ValueError, KeyError):
-        return None
-    new, lock = object.__new__, threading.Lock
-
-    def build(
-        name: str,
-        context: SpanContext,
-        parent: SpanContext,
-        sampler: Sampler,
-        resource: Any,
-        processor: Any,
-        info: Any,
-        scope: Any,
-        limits: SpanLimits,
-    ) -> SdkSpan:
-        span = new(span_class)
-        span._name = name
-        span._context = context
-        span._kind = SpanKind.INTERNAL
-        span._instrumentation_info = info
-        span._instrumentation_scope = scope
-        span._parent = parent
-        span._start_time = None
-        span._end_time = None
-        span._attributes = None
-        span._events = ()
-        span._links = ()
-        span._resource = resource
-        span._status = unset
-        span._sampler = sampler
-        span._trace_config = None
-        span._record_exception = True
-        span._set_status_on_exception = True
-        span._span_processor = processor
-        span._limits = limits
-        span._lock = lock()
-        span._attributes = BoundedAttributes(
-            limits.max_span_attributes,
-            None,
-            immutable=False,
-            max_value_len=limits.max_span_attribute_length,
-        )
-        span._events = BoundedList(limits.max_events)
-        span._links = BoundedList(limits.max_links)
-        span._record_end_metrics = None
-        return span
-
-    try:
-        args = (
-            "kitaru.checkpoint",
-            trace_api.INVALID_SPAN_CONTEXT,
-            trace_api.INVALID_SPAN_CONTEXT,
-            tracer.sampler,
-            tracer.resource,
-            tracer.span_processor,
-            tracer.instrumentation_info,
-            tracer._instrumentation_scope,
-            tracer._span_limits,
-        )
-        built = build(*args)
-        made = span_class(
-            name=args[0],
-            context=args[1],
-            parent=args[2],
-            sampler=args[3],
-            resource=args[4],
-            attributes=None,
-            span_processor=args[5],
-            kind=SpanKind.INTERNAL,
-            links=(),
-            instrumentation_info=args[6],
-            record_exception=True,
-            set_status_on_exception=True,
-            limits=args[8],
-            instrumentation_scope=args[7],
-            record_end_metrics=None,
-        )
-    except Exception:
-        logger.debug("kitaru: checkpoint spans use the SDK's constructor", exc_info=True)
-        return None
-    return build if _same_fields(built, made) else None
-
-
-_CONTAINERS = (BoundedAttributes, BoundedList)
-
-
-def _same_fields(built: object, made: object) -> bool:
-    """Same field names in the same order, same types, same plain values, same container limits."""
-    ours, theirs = vars(built), vars(made)
-    if list(ours) != list(theirs):
-        return False
-    for key, value in ours.items():
-        other = theirs[key]
-        if type(value) is not type(other):
-            return False
-        if isinstance(value, _CONTAINERS):
-            if vars(value).keys() != vars(other).keys() or list(value) != list(other):
-                return False
-            for field, item in vars(value).items():
-                if (
-                    not isinstance(item, (dict, deque, type(threading.Lock())))
-                    and item != vars(other)[field]
-                ):
-                    return False
-        elif key != "_lock" and value is not other and value != other:
-            return False
-    return True
-
-
 # How BoundedAttributes stores one checked item under its lock (private to the SDK: an SDK
 # version without it takes the public path).
 _SETITEM_LOCKED: Callable[[BoundedAttributes, str, str], None] | None = getattr(
     BoundedAttributes, "_setitem_locked", None
 )
-
-
-# The class of the SDK's spans (Tracer.start_span makes this private subclass of Span).
-_SDK_SPAN_CLASS: type = getattr(sdk_trace, "_Span", SdkSpan)
 
 
 def set_own_attribute(span: Span, key: str, value: str) -> None:
@@ -553,7 +276,7 @@ def set_own_attribute(span: Span, key: str, value: str) -> None:
     bounded = getattr(span, "_attributes", None)
     cls = type(span)
     if (
-        (cls is _SDK_SPAN_CLASS or isinstance(span, SdkSpan))  # the ABC check only for others
+        (cls is SDK_SPAN_CLASS or isinstance(span, SdkSpan))  # the ABC check only for others
         and cls.set_attribute is SdkSpan.set_attribute
         and type(bounded) is BoundedAttributes
         and bounded.max_value_len is None
