@@ -102,8 +102,9 @@ def direct_start(
         )
     ):
         return None
-    sampled = TraceFlags.SAMPLED
-    sampled_random = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID
+    # TraceFlags is an immutable int: one instance of each value serves every span.
+    sampled = TraceFlags(TraceFlags.SAMPLED)
+    sampled_random = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
     internal = SpanKind.INTERNAL
     record_and_sample = Decision.RECORD_AND_SAMPLE
     get_current_span = trace_api.get_current_span
@@ -140,9 +141,7 @@ def direct_start(
             parent.trace_id,
             tracer.id_generator.generate_span_id(),
             is_remote=False,
-            trace_flags=TraceFlags(
-                sampled_random if parent.trace_flags.random_trace_id else sampled
-            ),
+            trace_flags=sampled_random if parent.trace_flags.random_trace_id else sampled,
             trace_state=parent.trace_state,
         )
         record_end_metrics = tracer._tracer_metrics.start_span(parent, record_and_sample)
