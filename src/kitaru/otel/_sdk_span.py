@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
@@ -49,7 +50,7 @@ SDK_SPAN_CLASS: type = getattr(sdk_trace, "_Span", SdkSpan)
 # Under a sampled, valid parent span of this process, the SDK's ``ALWAYS_ON`` sampler (alone, or
 # as ``ParentBased``'s ``local_parent_sampled``: the SDK's default sampler) always decides
 # "record and sample", adds no attributes and keeps the parent's trace state. For that case,
-# ``_direct_start`` makes exactly the calls ``Tracer.start_span`` makes after the sampler, in the
+# ``direct_start`` makes exactly the calls ``Tracer.start_span`` makes after the sampler, in the
 # same order and with the same arguments (the span ID from the tracer's generator, the tracer's
 # own span metrics, ``_Span`` with the tracer's resource, processor, limits and scope, then
 # ``start``), with the attributes in the span's container before ``start`` as ``start_span``
@@ -59,10 +60,10 @@ SDK_SPAN_CLASS: type = getattr(sdk_trace, "_Span", SdkSpan)
 # (``_DIRECT_START_SDK``: the tests compare the two spans field by field), on the SDK's own
 # tracer class and span class, and only while the tracer's sampler is the one checked here;
 # anything else (another parent, sampler, limits that cut, a disabled tracer) answers ``None``
-# and the caller takes the path above.
+# and the caller (``kitaru.otel._sdk_tracer.span_starter``) takes its other paths.
 
 _DIRECT_START_SDK = frozenset({"1.45.2"})
-# The SDK's own methods, as imported (a patched sampler method takes the path above).
+# The SDK's own methods, as imported (with a patched sampler method there is no direct start).
 _SDK_SHOULD_SAMPLE = (ParentBased.should_sample, StaticSampler.should_sample)
 
 
@@ -345,7 +346,9 @@ def _readable_copier() -> Callable[[SdkSpan], ReadableSpan] | None:
     if sdk_version not in _DIRECT_START_SDK or not issubclass(SDK_SPAN_CLASS, SdkSpan):
         return None
     try:
-        probe = SDK_SPAN_CLASS("kitaru.probe", trace_api.INVALID_SPAN_CONTEXT)
+        probe = SDK_SPAN_CLASS(
+            "kitaru.probe", trace_api.INVALID_SPAN_CONTEXT, resource=Resource.get_empty()
+        )
         probe._start_time = probe._end_time = 1
         if not _same_fields(copy_span(probe), probe._readable_span()):
             return None
