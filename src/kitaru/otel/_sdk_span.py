@@ -106,7 +106,6 @@ def direct_start(
     # TraceFlags is an immutable int: one instance of each value serves every span.
     sampled = TraceFlags(TraceFlags.SAMPLED)
     sampled_random = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
-    internal = SpanKind.INTERNAL
     record_and_sample = Decision.RECORD_AND_SAMPLE
     get_current_span = trace_api.get_current_span
     build = _span_builder(span_class, tracer)
@@ -160,23 +159,19 @@ def direct_start(
             span._attributes._dict = attributes  # type: ignore[union-attr]
             span.start(start_time=None, parent_context=context)
             return span
-        span = span_class(
-            name=name,
-            context=span_context,
-            parent=parent,
-            sampler=sampler,
-            resource=resource,
-            attributes=None,
-            span_processor=processor,
-            kind=internal,
-            links=(),
-            instrumentation_info=info,
-            record_exception=True,
-            set_status_on_exception=True,
-            limits=limits,
-            instrumentation_scope=scope,
-            record_end_metrics=record_end_metrics,
+        span = _construct(
+            span_class,
+            name,
+            span_context,
+            parent,
+            sampler,
+            resource,
+            processor,
+            info,
+            scope,
+            limits,
         )
+        span._record_end_metrics = record_end_metrics
         bounded = span._attributes
         if type(bounded) is BoundedAttributes:
             bounded._dict.update(attributes)
@@ -189,6 +184,38 @@ def direct_start(
 
 
 _SpanBuilder = Callable[..., SdkSpan]
+
+
+def _construct(
+    span_class: type[SdkSpan],
+    name: str,
+    context: SpanContext,
+    parent: SpanContext,
+    sampler: Sampler,
+    resource: Any,
+    processor: Any,
+    info: Any,
+    scope: Any,
+    limits: SpanLimits,
+) -> SdkSpan:
+    """The span ``Tracer.start_span`` constructs (its span metrics set by the caller)."""
+    return span_class(
+        name=name,
+        context=context,
+        parent=parent,
+        sampler=sampler,
+        resource=resource,
+        attributes=None,
+        span_processor=processor,
+        kind=SpanKind.INTERNAL,
+        links=(),
+        instrumentation_info=info,
+        record_exception=True,
+        set_status_on_exception=True,
+        limits=limits,
+        instrumentation_scope=scope,
+        record_end_metrics=None,
+    )
 
 
 def _span_builder(span_class: type[SdkSpan], tracer: SdkTracer) -> _SpanBuilder | None:
@@ -262,23 +289,7 @@ def _span_builder(span_class: type[SdkSpan], tracer: SdkTracer) -> _SpanBuilder 
             tracer._span_limits,
         )
         built = build(*args)
-        made = span_class(
-            name=args[0],
-            context=args[1],
-            parent=args[2],
-            sampler=args[3],
-            resource=args[4],
-            attributes=None,
-            span_processor=args[5],
-            kind=SpanKind.INTERNAL,
-            links=(),
-            instrumentation_info=args[6],
-            record_exception=True,
-            set_status_on_exception=True,
-            limits=args[8],
-            instrumentation_scope=args[7],
-            record_end_metrics=None,
-        )
+        made = _construct(span_class, *args)
     except Exception:
         logger.debug("kitaru: checkpoint spans use the SDK's constructor", exc_info=True)
         return None
