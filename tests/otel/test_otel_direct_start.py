@@ -17,7 +17,6 @@ from opentelemetry import trace
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -28,7 +27,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
-from test_otel_span_starter import ATTRIBUTES
+from test_otel_span_starter import ATTRIBUTES, provider_with
 
 from kitaru.otel import _sdk_span, _sdk_tracer
 from kitaru.otel._sdk_tracer import span_starter
@@ -93,15 +92,6 @@ class Sampling:
         )
 
 
-def provider_with(
-    sampler: Sampler | None = None, limits: SpanLimits | None = None
-) -> tuple[TracerProvider, InMemorySpanExporter]:
-    provider = TracerProvider(sampler=sampler, span_limits=limits)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider, exporter
-
-
 def pair(
     provider: TracerProvider,
     exporter: InMemorySpanExporter,
@@ -140,7 +130,7 @@ def test_under_a_sampled_local_parent_the_span_is_the_public_paths(
     monkeypatch: pytest.MonkeyPatch, sampler: Sampler | None
 ) -> None:
     sampling = Sampling(monkeypatch)
-    provider, exporter = provider_with(sampler)
+    provider, exporter = provider_with(sampler=sampler)
     spans, live = pair(provider, exporter)
     exported_same(spans)
     assert fields(live[0]) == fields(live[1])
@@ -211,7 +201,7 @@ def test_other_parents_ask_the_sampler(monkeypatch: pytest.MonkeyPatch, parent: 
 def test_other_samplers_and_cutting_limits_take_the_public_path(
     sampler: Sampler | None, limits: SpanLimits | None
 ) -> None:
-    provider, exporter = provider_with(sampler, limits)
+    provider, exporter = provider_with(sampler=sampler, limits=limits)
     tracer = provider.get_tracer("t")
     if sampler is not None:
         assert _sdk_span.direct_start(tracer) is None  # type: ignore[arg-type]
