@@ -17,7 +17,8 @@ kept per run and per checkpoint execution in :mod:`kitaru.otel._state`, span eve
 :mod:`kitaru.otel._events` and the settings in :mod:`kitaru.otel._settings`.
 
 The bridge uses the OpenTelemetry API only; the SDK is touched in ``_sdk_tracer.py`` (to force
-the flow span's IDs on an SDK tracer) and ``_setup.py`` (provider and exporters).
+the flow span's IDs on an SDK tracer, and how checkpoint spans start and end there, with
+``_sdk_span.py``) and ``_setup.py`` (provider and exporters).
 
 Hooks run synchronously on the thread running the flow or checkpoint (see
 :class:`~kitaru.runtime.RuntimeObserver`): they are quick, never block on the network, and a
@@ -83,6 +84,10 @@ def _version() -> str:
 
 def _set_attribute(span: Span, key: str, value: str) -> None:
     span.set_attribute(key, value)
+
+
+def _end(span: Span) -> None:
+    span.end()
 
 
 class KitaruOtelObserver(RuntimeObserver):
@@ -151,14 +156,22 @@ class KitaruOtelObserver(RuntimeObserver):
         # How the status attribute is set at a checkpoint span's end (kitaru's own str):
         # kitaru.otel._sdk_tracer.set_own_attribute once the SDK module is loaded.
         self._set_status: Callable[[Span, str, str], None] = _set_attribute
+        # How a checkpoint span ends: kitaru.otel._sdk_tracer.end_own_span likewise.
+        self._end_span: Callable[[Span], None] = _end
         self._lock = threading.Lock()
         self._flush_healthy = True
         if tracer is not None:
-            from kitaru.otel._sdk_tracer import derive_tracer, set_own_attribute, span_starter
+            from kitaru.otel._sdk_tracer import (
+                derive_tracer,
+                end_own_span,
+                set_own_attribute,
+                span_starter,
+            )
 
             self._tracer, self._forcing = derive_tracer(tracer)
             self._start_span = span_starter(self._tracer)
             self._set_status = set_own_attribute
+            self._end_span = end_own_span
 
     def __repr__(self) -> str:
         return f"<KitaruOtelObserver {self.settings}>"
@@ -169,7 +182,12 @@ class KitaruOtelObserver(RuntimeObserver):
         tracer = self._tracer
         if tracer is not None:
             return tracer, self._forcing
-        from kitaru.otel._sdk_tracer import set_own_attribute, span_starter, tracer_for
+        from kitaru.otel._sdk_tracer import (
+            end_own_span,
+            set_own_attribute,
+            span_starter,
+            tracer_for,
+        )
 
         with self._lock:
             if self._tracer is not None:
@@ -181,6 +199,7 @@ class KitaruOtelObserver(RuntimeObserver):
             if self._provider is not None or not isinstance(provider, ProxyTracerProvider):
                 self._start_span = span_starter(tracer)
                 self._set_status = set_own_attribute
+                self._end_span = end_own_span
                 self._tracer, self._forcing = tracer, forcing
                 self._resolved_provider = provider
             return tracer, forcing
@@ -427,7 +446,7 @@ class KitaruOtelObserver(RuntimeObserver):
             self._set_status(span, attr.CHECKPOINT_STATUS, status)
             if error is not None:
                 mark_failed(span, error, self.settings.record_exception_messages)
-            span.end()
+            self._end_span(span)
         finally:
             otel_context.detach(state.token)  # type: ignore[arg-type]
         if state.flow_pid != current_pid():

@@ -1,6 +1,7 @@
 """Forcing the IDs of a flow span on an OpenTelemetry SDK tracer.
 
-This and the modules that build providers (``_trace_setup.py`` and its siblings, see
+This, ``_sdk_span.py`` (checkpoint spans made and ended with the SDK's own steps) and the
+modules that build providers (``_trace_setup.py`` and its siblings, see
 ``docs/opentelemetry.md``) are the only ones that touch the SDK. The SDK takes a root span's
 trace ID and every span's ID from the tracer's ``IdGenerator``. kitaru's generator answers with
 forced IDs while ``kitaru.otel._forced.forced_ids`` is active on the calling thread (a
@@ -22,11 +23,14 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor
+from opentelemetry.sdk.trace import (
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+)
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
@@ -39,6 +43,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import SpanKind, Tracer, TracerProvider
 
 from kitaru.otel._forced import forced
+from kitaru.otel._sdk_span import SDK_SPAN_CLASS, direct_start, end_own_span
 
 if TYPE_CHECKING:
     from opentelemetry import context as otel_context
@@ -50,6 +55,7 @@ __all__ = [
     "SpanStarter",
     "TraceIdRatioSampler",
     "derive_tracer",
+    "end_own_span",
     "root_sampled",
     "set_own_attribute",
     "span_starter",
@@ -171,7 +177,10 @@ _PARENT_BASED_DELEGATES = (
 )
 
 SpanStarter = Callable[[str, "otel_context.Context", "Mapping[str, AttributeValue]"], "Span"]
-"""Starts an ``INTERNAL`` span with a name, a parent context and attributes kitaru built."""
+"""Starts an ``INTERNAL`` span with a name, a parent context and attributes kitaru built.
+
+A ``dict`` of attributes may become the span's own attribute store: pass a fresh one and do not
+change it afterwards."""
 
 
 def _passes_attributes_through(sampler: Sampler | None, depth: int = 0) -> bool:
@@ -198,7 +207,9 @@ def span_starter(tracer: Tracer) -> SpanStarter:
     Every attribute value must be a ``str``, ``bool``, ``int`` or ``float`` (values the SDK's
     check hands back unchanged). The span is the one ``tracer.start_span(name, context,
     INTERNAL, attributes)`` would give; on an SDK tracer where that is known to hold (see the
-    conditions above), without the SDK checking the attributes again.
+    conditions above), without the SDK checking the attributes again, and under a sampled
+    parent span of this process without the sampler's call chain
+    (:func:`~kitaru.otel._sdk_span.direct_start`).
     """
     start = tracer.start_span
 
@@ -215,6 +226,7 @@ def span_starter(tracer: Tracer) -> SpanStarter:
     ):
         return public
     checked: list[Any] = [None, False]  # the processors tuple last checked, and the answer
+    direct = direct_start(tracer)
 
     def prevalidated(
         name: str, context: otel_context.Context, attributes: Mapping[str, AttributeValue]
@@ -224,6 +236,10 @@ def span_starter(tracer: Tracer) -> SpanStarter:
             checked[0], checked[1] = processors, _quiet_processors(processors)
         if not checked[1]:
             return start(name, context, SpanKind.INTERNAL, attributes)
+        if direct is not None:
+            started = direct(name, context, attributes)
+            if started is not None:
+                return started
         span = start(name, context, SpanKind.INTERNAL, None)
         bounded = getattr(span, "_attributes", None)
         if (
@@ -258,16 +274,18 @@ def set_own_attribute(span: Span, key: str, value: str) -> None:
     ``set_attribute``, a value-length or zero attribute limit take the public path.
     """
     bounded = getattr(span, "_attributes", None)
+    cls = type(span)
     if (
-        isinstance(span, SdkSpan)
-        and type(span).set_attribute is SdkSpan.set_attribute
+        (cls is SDK_SPAN_CLASS or isinstance(span, SdkSpan))  # the ABC check only for others
+        and cls.set_attribute is SdkSpan.set_attribute
         and type(bounded) is BoundedAttributes
         and bounded.max_value_len is None
         and bounded.maxlen != 0
         and _SETITEM_LOCKED is not None
     ):
-        with span._lock:
-            stored = span._end_time is None and getattr(bounded, "_immutable", True) is False
+        sdk_span = cast("SdkSpan", span)
+        with sdk_span._lock:
+            stored = sdk_span._end_time is None and getattr(bounded, "_immutable", True) is False
             if stored:
                 with bounded._lock:
                     _SETITEM_LOCKED(bounded, key, value)
