@@ -13,6 +13,7 @@ import redis as redis_sync
 
 from kitaru.backends import LoggedEvent, NewEvent
 from kitaru.backends._redis import RedisEventLog
+from kitaru.backends._redis_tail import Tail
 from kitaru.backends._seq import format_cursor
 from kitaru.events._codec import new_event_frame
 
@@ -183,5 +184,23 @@ def test_the_follower_does_not_read_back_this_replicas_own_appends(redis_url: st
             fresh = await other.read("e1", None, 1000)  # no follower: Redis READ
             assert [_fields(e) for e in tailed.events] == [_fields(e) for e in fresh.events]
             assert log.stats()["redis_follow_entries"] >= 30  # the other replica's, in full
+
+    run(go)
+
+
+def test_the_follower_waits_only_for_the_own_appends_in_flight_when_it_read() -> None:
+    # A steady stream of own appends (each started before the previous one is answered) must
+    # never hold the follower up: it waits for those in flight when its read came back.
+    async def go() -> None:
+        tail = Tail("e1", 10)
+        first = tail.own_started()
+        waiting = asyncio.ensure_future(tail.own_appends_done(5.0))
+        await asyncio.sleep(0.01)
+        later = tail.own_started()  # started after the follower began to wait
+        tail.own_done(first)
+        await asyncio.wait_for(waiting, 1.0)
+        assert tail.appending  # ``later`` is still in flight
+        tail.own_done(later)
+        assert not tail.appending
 
     run(go)

@@ -195,8 +195,7 @@ class RedisEventLog(EventLog):
         keys = [*self._keys(exec_id), self._src_key(exec_id)]
         self._stats["redis_writes"] += 1
         followed = self._tails.get(exec_id)
-        if followed is not None:
-            followed.own_started()
+        token = followed.own_started() if followed is not None else None
         try:
             reply = await self._call(lambda: self._append(keys=keys, args=args))
             stored, last, ended = int(reply[0]), int(reply[1]), int(reply[2])
@@ -208,8 +207,8 @@ class RedisEventLog(EventLog):
                 tail.add_own(logged(last - stored + 1, events), settled=not ended)
                 self._notifier.notify(exec_id)
         finally:
-            if followed is not None:
-                followed.own_done()
+            if followed is not None and token is not None:
+                followed.own_done(token)
         return AppendResult(
             stored=stored,
             duplicates=len(events) - stored,

@@ -12,7 +12,6 @@ from far back) reads Redis itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -46,8 +45,7 @@ class Tail:
         # Every stream entry up to "<settled>-0" is an event this tail holds (this replica's
         # own appends, with no end entry among them): the follower need not read them back.
         self.settled = 0
-        self.appending = 0  # this replica's appends to the execution awaiting Redis
-        self._appended = asyncio.Event()
+        self._own: set[asyncio.Future[None]] = set()  # own appends awaiting Redis
         self.synced = False  # the follower has loaded the tail and is reading live
         self.down = False  # the follower lost Redis and has not caught up again yet
         self.outages = 0  # how often it lost Redis (wakes the waiters once per outage)
@@ -119,27 +117,33 @@ class Tail:
             self.settled = self.hi
         self._bound()
 
-    def own_started(self) -> None:
-        """An append of this replica to the execution is on its way to Redis."""
-        self.appending += 1
-        self._appended.clear()
+    @property
+    def appending(self) -> bool:
+        """Whether an append of this replica to the execution is awaiting Redis."""
+        return bool(self._own)
 
-    def own_done(self) -> None:
+    def own_started(self) -> asyncio.Future[None]:
+        """An append of this replica to the execution is on its way to Redis; its token."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._own.add(fut)
+        return fut
+
+    def own_done(self, fut: asyncio.Future[None]) -> None:
         """That append has its answer (and its events are in the tail if they continue it)."""
-        self.appending -= 1
-        if not self.appending:
-            self._appended.set()
+        self._own.discard(fut)
+        if not fut.done():
+            fut.set_result(None)
 
     async def own_appends_done(self, timeout: float) -> None:
-        """Wait until no append of this replica is awaiting Redis (at most ``timeout``).
+        """Wait for the appends of this replica awaiting Redis now (at most ``timeout``).
 
         Redis writes a blocked reader's answer before the answer to the command that woke
         it, so the follower often reads an own append back before :meth:`add_own` ran.
+        Appends started later are not waited for (a steady stream of them never holds the
+        follower up).
         """
-        if self.appending:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._appended.wait()
+        if self._own:
+            await asyncio.wait(list(self._own), timeout=timeout)
 
     def next_id(self) -> bytes:
         """Where the follower's next ``XREAD`` starts: after what it read or holds settled."""
