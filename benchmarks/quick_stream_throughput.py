@@ -149,8 +149,13 @@ def new_execution(c: httpx.Client) -> str:
     return exec_id
 
 
-def read_stream(port: int, exec_id: str, result: dict[str, float]) -> None:
-    """Read raw bytes until the end frame; count data frames and bytes."""
+def read_stream(
+    port: int, exec_id: str, result: dict[str, float], keep: list[bytes] | None = None
+) -> None:
+    """Read raw bytes until the end frame; count data frames and bytes.
+
+    With ``keep``, every chunk read is appended to it as well (checked after the clock).
+    """
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
     sock.sendall(f"GET {_wire.path_stream(exec_id)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
@@ -165,6 +170,8 @@ def read_stream(port: int, exec_id: str, result: dict[str, float]) -> None:
         if first is None:
             first = time.perf_counter()
         size += len(data)
+        if keep is not None:
+            keep.append(data)
         chunk = tail + data
         frames += chunk.count(b"\nid: ") - tail.count(b"\nid: ")
         if b"event: end\n" in chunk:

@@ -13,6 +13,7 @@ import redis as redis_sync
 
 from kitaru.backends import LoggedEvent, NewEvent
 from kitaru.backends._redis import RedisEventLog
+from kitaru.backends._redis_tail import Tail
 from kitaru.backends._seq import format_cursor
 from kitaru.events._codec import new_event_frame
 
@@ -146,3 +147,60 @@ def _fields(e: LoggedEvent) -> tuple[object, ...]:
         e.step_name,
         e.frame,
     )
+
+
+def test_the_follower_does_not_read_back_this_replicas_own_appends(redis_url: str) -> None:
+    # A replica's own appends go into its tail at once; the follower then reads on after them
+    # (one entry per wake-up, not the whole batch again), and still gets another replica's
+    # appends and the end entry in full, in order, equal to what Redis holds.
+    prefix = f"layout-{uuid.uuid4().hex[:12]}"
+    batches = [[ev(b * 50 + i) for i in range(50)] for b in range(8)]
+
+    async def go() -> None:
+        async with (
+            RedisEventLog(redis_url, prefix=prefix) as log,
+            RedisEventLog(redis_url, prefix=prefix) as other,
+        ):
+            await log.append("e1", [ev(1000)])
+            assert await log.wait("e1", None, 2.0)  # the follower has loaded the tail
+            for batch in batches:
+                await log.append("e1", batch)
+                await asyncio.sleep(0.02)  # the follower wakes between appends
+            own = len(batches) * len(batches[0])
+            # The first batch may come back in full (the follower did not expect an own
+            # append yet); after it, about one entry per batch instead of all 400.
+            assert log.stats()["redis_follow_entries"] <= len(batches[0]) + 2 * len(batches)
+            await other.append("e1", [ev(i, corr="c9") for i in range(30)])
+            await log.mark_ended("e1", "completed")
+            for _ in range(200):
+                tailed = await log.read("e1", None, 1000)
+                if tailed.ended is not None and len(tailed.events) == 1 + own + 30:
+                    break
+                await asyncio.sleep(0.01)
+            assert tailed.ended == "completed"
+            assert [e.cursor for e in tailed.events] == [
+                format_cursor(s) for s in range(1, 2 + own + 30)
+            ]
+            fresh = await other.read("e1", None, 1000)  # no follower: Redis READ
+            assert [_fields(e) for e in tailed.events] == [_fields(e) for e in fresh.events]
+            assert log.stats()["redis_follow_entries"] >= 30  # the other replica's, in full
+
+    run(go)
+
+
+def test_the_follower_waits_only_for_the_own_appends_in_flight_when_it_read() -> None:
+    # A steady stream of own appends (each started before the previous one is answered) must
+    # never hold the follower up: it waits for those in flight when its read came back.
+    async def go() -> None:
+        tail = Tail("e1", 10)
+        first = tail.own_started()
+        waiting = asyncio.ensure_future(tail.own_appends_done(5.0))
+        await asyncio.sleep(0.01)
+        later = tail.own_started()  # started after the follower began to wait
+        tail.own_done(first)
+        await asyncio.wait_for(waiting, 1.0)
+        assert tail.appending  # ``later`` is still in flight
+        tail.own_done(later)
+        assert not tail.appending
+
+    run(go)

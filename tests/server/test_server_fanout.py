@@ -16,7 +16,7 @@ from _serverkit import collect, data_frames, finish, new_execution, post_events,
 
 from kitaru.backends import FrameBatch
 from kitaru.server._connections import chunk
-from kitaru.server._fanout import FanOut, _Follower, _last_id, _Parked
+from kitaru.server._fanout import YIELD_AT, FanOut, _Follower, _last_id, _Parked
 from kitaru.server._metrics import StreamTrack
 from kitaru.server._sse import pieces
 
@@ -182,3 +182,61 @@ def test_handing_every_watcher_back_empties_the_groups_the_follower_serves() -> 
         assert all(w.woken.done() for w in parked)
 
     asyncio.run(run())
+
+
+class _WokenLog(_Log):
+    """Like ``_Log``, but ``wait`` sleeps until ``woken`` is set (an append's notify)."""
+
+    def __init__(self, batch: FrameBatch) -> None:
+        super().__init__(batch)
+        self.woken = asyncio.Event()
+
+    async def wait(self, exec_id: str, after: str | None, timeout: float) -> bool:
+        await self.woken.wait()
+        return True
+
+
+class _OrderedWriter(_Writer):
+    def __init__(self, order: list[str]) -> None:
+        super().__init__(room=100)
+        self.order = order
+
+    def write(self, framed: bytes) -> bool:
+        self.order.append("write")
+        return super().write(framed)
+
+
+@pytest.mark.parametrize("watchers", [1, YIELD_AT])
+def test_with_many_watchers_the_append_is_answered_before_the_follower_writes(
+    watchers: int,
+) -> None:
+    # The log wakes the follower and then answers the append in the same loop turn (as the
+    # SQLite log's settle does). One watcher is written to at once; from YIELD_AT on, the
+    # follower lets the answer go first, so its writes never hold the producer back.
+    batch = FrameBatch(_frames(1, 3, 10), 3, f"{3:012d}", None, None)
+
+    async def run() -> list[str]:
+        log = _WokenLog(batch)
+        fanout = FanOut(log, 500, 5.0)  # type: ignore[arg-type]
+        order: list[str] = []
+        parked = [
+            asyncio.ensure_future(
+                fanout.park("e", None, _OrderedWriter(order), StreamTrack("e", None), 0.3)  # type: ignore[arg-type]
+            )
+            for _ in range(watchers)
+        ]
+        await asyncio.sleep(0.05)  # every watcher parked, the follower asleep in wait
+        answer = asyncio.get_running_loop().create_future()
+        answer.add_done_callback(lambda _: order.append("answer"))
+        log.woken.set()
+        answer.set_result(None)
+        await asyncio.gather(*parked)
+        await fanout.close()
+        return order
+
+    order = asyncio.run(run())
+    assert order.count("write") == watchers
+    if watchers >= YIELD_AT:
+        assert order[0] == "answer"
+    else:
+        assert order == ["write", "answer"]

@@ -141,6 +141,7 @@ class RedisEventLog(EventLog):
         self._stats = {
             "redis_reads": 0,  # read commands sent to Redis by watchers (catch-up)
             "redis_follow_reads": 0,  # blocking reads and polls of the followers
+            "redis_follow_entries": 0,  # stream entries the followers' reads brought
             "redis_writes": 0,
             "tail_reads": 0,  # reads served from a followed tail in memory
             "follower_starts": 0,
@@ -193,15 +194,21 @@ class RedisEventLog(EventLog):
         args = append_args(self.retention.max_events or 0, events)
         keys = [*self._keys(exec_id), self._src_key(exec_id)]
         self._stats["redis_writes"] += 1
-        reply = await self._call(lambda: self._append(keys=keys, args=args))
-        stored, last = int(reply[0]), int(reply[1])
-        tail = self._tails.get(exec_id)
-        if tail is not None and stored == len(events) and tail.continues(last - stored + 1):
-            # Every event was stored, in order, right after what this replica's tail holds
-            # (the script is atomic): its watchers get them now, without the follower's
-            # read back and decoding (the follower skips them).
-            tail.add_own(logged(last - stored + 1, events))
-            self._notifier.notify(exec_id)
+        followed = self._tails.get(exec_id)
+        token = followed.own_started() if followed is not None else None
+        try:
+            reply = await self._call(lambda: self._append(keys=keys, args=args))
+            stored, last, ended = int(reply[0]), int(reply[1]), int(reply[2])
+            tail = self._tails.get(exec_id)
+            if tail is not None and stored == len(events) and tail.continues(last - stored + 1):
+                # Every event was stored, in order, right after what this replica's tail
+                # holds (the script is atomic): its watchers get them now, without the
+                # follower's read back and decoding (it skips them, or reads on after them).
+                tail.add_own(logged(last - stored + 1, events), settled=not ended)
+                self._notifier.notify(exec_id)
+        finally:
+            if followed is not None and token is not None:
+                followed.own_done(token)
         return AppendResult(
             stored=stored,
             duplicates=len(events) - stored,
@@ -378,6 +385,7 @@ class RedisEventLog(EventLog):
         # close() can end it at once with CLIENT UNBLOCK: redis-py lets a cancellation land
         # only after a blocking command returns (up to ``block`` seconds later).
         blocking: aioredis.Redis | None = None
+        own_only = False  # the last read brought only entries the tail held already
         try:
             while not self._closed:
                 if me is not None and me.cancelling():
@@ -404,8 +412,12 @@ class RedisEventLog(EventLog):
                         return  # close() ran while this follower was getting ready
                     self._stats["redis_follow_reads"] += 1
                     reply: Any = await blocking.xread(
-                        {log: tail.stream_id},
-                        count=max(1000, self.tail_size),
+                        {log: tail.next_id()},
+                        # After a read that brought only this replica's own appends, the next
+                        # one is most likely another own append, which the tail will hold by
+                        # the time it is read back: one entry is enough to wake the follower,
+                        # the rest it skips (Tail.next_id). Anything else: a full read.
+                        count=1 if own_only else max(1000, self.tail_size),
                         block=max(1, int(self.block * 1000)),
                     )
                     if reply:
@@ -414,7 +426,13 @@ class RedisEventLog(EventLog):
                             next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
                         )
                         newest = entries[-1][0]
+                        self._stats["redis_follow_entries"] += len(entries)
+                        if tail.appending and tail.unheld(entries):
+                            # Redis answers this read before the append that woke it: let
+                            # that append put its events into the tail first.
+                            await tail.own_appends_done(self.block)
                         entries = tail.unheld(entries)  # this replica's own appends are held
+                        own_only = not entries
                         await self._learn_sources(exec_id, source_numbers(entries))
                         tail.absorb(decode_fields(exec_id, self._sources, entries))
                         tail.stream_id = newest

@@ -36,9 +36,14 @@ __all__ = ["APPEND", "EXPIRE", "MARK_ENDED", "READ", "TAIL", "TRUNCATE"]
 # of its own. Per-event arguments cost Redis nothing beyond the string it makes of every
 # argument anyway, whereas cutting events out of one long argument made a second copy of each
 # in Lua (about a fifth of the script's time); the small numbers stay in one string because a
-# client encodes one argument far faster than two per event. Returns {stored, last}.
+# client encodes one argument far faster than two per event. Returns {stored, last, ended}:
+# ended is 1 when the log had been marked ended before this append (so an end entry may sit
+# among the entries up to ``last``), else 0.
 APPEND = """
-local last = tonumber(redis.call('HGET', KEYS[2], 'last') or '0')
+local meta = redis.call('HMGET', KEYS[2], 'last', 'ended')
+local last = tonumber(meta[1] or '0')
+local ended = 0
+if meta[2] then ended = 1 end
 local nsrc = tonumber(ARGV[2])
 local srcs, corrs = {}, {}
 for i = 1, nsrc do
@@ -96,7 +101,7 @@ if stored > 0 then
     end
   end
 end
-return {stored, last}
+return {stored, last, ended}
 """
 
 # Shared by READ and TAIL: the first retained event number (see the module docstring), and

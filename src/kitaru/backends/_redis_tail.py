@@ -11,6 +11,7 @@ from far back) reads Redis itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -41,6 +42,10 @@ class Tail:
         self.hi = 0
         self.ended: str | None = None
         self.stream_id = b"0-0"  # the follower's XREAD position (the newest entry read)
+        # Every stream entry up to "<settled>-0" is an event this tail holds (this replica's
+        # own appends, with no end entry among them): the follower need not read them back.
+        self.settled = 0
+        self._own: set[asyncio.Future[None]] = set()  # own appends awaiting Redis
         self.synced = False  # the follower has loaded the tail and is reading live
         self.down = False  # the follower lost Redis and has not caught up again yet
         self.outages = 0  # how often it lost Redis (wakes the waiters once per outage)
@@ -67,6 +72,7 @@ class Tail:
             self.events, self.lo = [], last + 1  # the stream is behind its meta: serve nothing
         self.ended = ended
         self.stream_id = newest_id
+        self.settled = 0
         self.synced = True
         self.down = False
 
@@ -95,16 +101,55 @@ class Tail:
         """True when events numbered from ``first_seq`` would extend the tail without a hole."""
         return self.synced and not self.down and first_seq == self.hi + 1
 
-    def add_own(self, events: list[LoggedEvent]) -> None:
+    def add_own(self, events: list[LoggedEvent], *, settled: bool = False) -> None:
         """Add events this replica has just appended, numbered on from :attr:`hi`.
 
         Checked first with :meth:`continues`; its watchers need not wait for the follower to
-        read them back. :attr:`stream_id` stays: the follower still reads these entries, and
-        any end entry among them, and skips what is held (:meth:`unheld`).
+        read them back. ``settled``: the log had no end entry when they were appended (the
+        append script says so), so every entry up to the newest of them is an event held
+        here and the follower's next read starts after them (:meth:`next_id`); otherwise the
+        follower still reads these entries, and any end entry among them, and skips what is
+        held (:meth:`unheld`).
         """
         self.events.extend(events)
         self.hi += len(events)
+        if settled:
+            self.settled = self.hi
         self._bound()
+
+    @property
+    def appending(self) -> bool:
+        """Whether an append of this replica to the execution is awaiting Redis."""
+        return bool(self._own)
+
+    def own_started(self) -> asyncio.Future[None]:
+        """An append of this replica to the execution is on its way to Redis; its token."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._own.add(fut)
+        return fut
+
+    def own_done(self, fut: asyncio.Future[None]) -> None:
+        """That append has its answer (and its events are in the tail if they continue it)."""
+        self._own.discard(fut)
+        if not fut.done():
+            fut.set_result(None)
+
+    async def own_appends_done(self, timeout: float) -> None:
+        """Wait for the appends of this replica awaiting Redis now (at most ``timeout``).
+
+        Redis writes a blocked reader's answer before the answer to the command that woke
+        it, so the follower often reads an own append back before :meth:`add_own` ran.
+        Appends started later are not waited for (a steady stream of them never holds the
+        follower up).
+        """
+        if self._own:
+            await asyncio.wait(list(self._own), timeout=timeout)
+
+    def next_id(self) -> bytes:
+        """Where the follower's next ``XREAD`` starts: after what it read or holds settled."""
+        if self.settled and _id_key(self.stream_id) < (self.settled, 0):
+            return b"%d-0" % self.settled
+        return self.stream_id
 
     def unheld(self, entries: list[Any]) -> list[Any]:
         """The raw ``XREAD`` entries not held yet: events above :attr:`hi`, and end entries."""

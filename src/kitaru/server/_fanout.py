@@ -32,7 +32,14 @@ from kitaru.server._connections import DirectWriter, chunk
 from kitaru.server._metrics import StreamTrack
 from kitaru.server._sse import pieces
 
-__all__ = ["FanOut"]
+__all__ = ["YIELD_AT", "FanOut"]
+
+YIELD_AT = 8
+"""Parked watchers at one position from which a follower lets the loop's ready work go first.
+
+Below it the follower writes at once (a few writes cost less than the request's answer it
+would wait for); see ``docs/server-architecture.md`` ("Fan-out").
+"""
 
 logger = logging.getLogger("kitaru.server")
 
@@ -188,6 +195,12 @@ class FanOut:
                 (position,) = groups
                 if not await log.wait(exec_id, position, self.idle):
                     continue
+                if len(groups.get(position, ())) >= YIELD_AT:
+                    # The append that woke us answers its request in this same loop turn,
+                    # after us (the log wakes watchers first, for their latency): with many
+                    # watchers our writes would hold that answer back, and with it the
+                    # producer's next request. One turn's yield lets the answer go first.
+                    await asyncio.sleep(0)
             progressed = False
             for position in list(groups):
                 if position not in groups:
