@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from kitaru.exceptions import KitaruBackendError
+from kitaru.remote import _post as post_module
 from kitaru.remote._post import PostConnection
 from kitaru.remote._transport import _direct
 
@@ -184,3 +186,28 @@ def test_the_direct_connection_is_used_only_where_httpx_would_connect_directly(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert _direct(url) is direct
+
+
+def test_a_request_on_a_connection_closed_after_the_check_is_sent_again(
+    make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server's close arrives after the idle check (patched to see nothing): the request
+    # fails on the old connection before any answer and goes once more on a new one.
+    server, conn = make([(OK, True), (OK, False)])
+    assert conn.post("/x", b"[0]") == (200, b'{"ok":true}')
+    deadline = time.monotonic() + 5
+    while not post_module._readable(conn._sock) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the server's close has arrived
+    monkeypatch.setattr(post_module, "_readable", lambda sock: False)
+    assert conn.post("/x", b"[1]") == (200, b'{"ok":true}')
+    assert server.connections == 2
+    assert [r.rpartition(b"\r\n\r\n")[2] for r in server.requests] == [b"[0]", b"[1]"]
+
+
+def test_a_request_that_fails_on_a_new_connection_is_not_sent_again(make) -> None:
+    # Closed without an answer on a fresh connection: the error goes to the publisher, which
+    # retries with backoff; nothing is resent here.
+    server, conn = make([(b"", True), (OK, False)])
+    with pytest.raises(ConnectionError):
+        conn.post("/x", b"[0]")
+    assert len(server.requests) == 1

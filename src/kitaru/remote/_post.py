@@ -143,7 +143,7 @@ class PostConnection:
         try:
             sock.sendall(request)
             self._fill(sock)
-        except (ConnectionError, _Eof) as exc:
+        except (ConnectionError, ssl.SSLEOFError) as exc:  # _Eof is a ConnectionError
             if reused:
                 raise _Stale from exc
             raise

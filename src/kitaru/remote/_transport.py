@@ -75,13 +75,16 @@ class HttpTransport:
         # the client above (kitaru/remote/_post.py says why); the client serves the rest.
         self._conn: PostConnection | None = None
         if transport is None and _direct(self.url):
-            self._conn = PostConnection(
-                self.url,
-                headers,
-                timeout=timeout,
-                connect_timeout=min(timeout, 2.0),
-                tls=httpx.create_ssl_context() if self.url.startswith("https:") else None,
-            )
+            try:
+                self._conn = PostConnection(
+                    self.url,
+                    headers,
+                    timeout=timeout,
+                    connect_timeout=min(timeout, 2.0),
+                    tls=httpx.create_ssl_context() if self.url.startswith("https:") else None,
+                )
+            except ValueError:  # a URL this parser refuses: the httpx client posts
+                logger.debug("kitaru: live events go through httpx", exc_info=True)
         self._rejected: set[int] = set()
         self._multi = True
 
