@@ -3,13 +3,18 @@ socket server that answers the ways an HTTP/1.1 server or proxy may."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from _support import require
 from kitaru.exceptions import KitaruBackendError
 from kitaru.remote import _post as post_module
 from kitaru.remote._post import PostConnection
@@ -21,8 +26,9 @@ Answer = tuple[bytes, bool]  # what to write, and whether to close the connectio
 class Scripted:
     """A one-thread socket server: each request gets the next answer of ``answers``."""
 
-    def __init__(self, answers: list[Answer]) -> None:
+    def __init__(self, answers: list[Answer], tls: ssl.SSLContext | None = None) -> None:
         self.answers = answers
+        self.tls = tls
         self.requests: list[bytes] = []
         self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -38,6 +44,12 @@ class Scripted:
             except OSError:
                 return
             self.connections += 1
+            if self.tls is not None:
+                try:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                except (ssl.SSLError, OSError):  # a client that refused our certificate
+                    conn.close()
+                    continue
             with conn:
                 while self.answers:
                     request = _read_request(conn)
@@ -211,3 +223,37 @@ def test_a_request_that_fails_on_a_new_connection_is_not_sent_again(make) -> Non
     with pytest.raises(ConnectionError):
         conn.post("/x", b"[0]")
     assert len(server.requests) == 1
+
+
+def test_https_goes_through_the_given_tls_context(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    require("openssl", openssl is not None, "install the openssl command line tool")
+    assert openssl is not None
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    server = Scripted([(OK, False), (OK, False), (OK, False)], tls=server_tls)
+    url = f"https://127.0.0.1:{server.port}"
+    try:
+        trusting = PostConnection(
+            url, {}, timeout=5.0, connect_timeout=2.0, tls=ssl.create_default_context(cafile=cert)
+        )
+        assert trusting.post("/x", b"[0]") == (200, b'{"ok":true}')
+        assert trusting.post("/x", b"[1]") == (200, b'{"ok":true}')
+        trusting.close()
+        assert server.connections == 1
+        # A context that does not trust the certificate refuses the server.
+        untrusting = PostConnection(url, {}, timeout=5.0, connect_timeout=2.0)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            untrusting.post("/x", b"[]")
+    finally:
+        server.close()
