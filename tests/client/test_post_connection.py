@@ -257,3 +257,27 @@ def test_https_goes_through_the_given_tls_context(tmp_path: Path) -> None:
             untrusting.post("/x", b"[]")
     finally:
         server.close()
+
+
+def test_only_a_connection_idle_for_a_while_is_checked_before_reuse(
+    make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[bool] = []
+    real = post_module._readable
+
+    def counted(sock: socket.socket) -> bool:
+        checks.append(real(sock))
+        return checks[-1]
+
+    monkeypatch.setattr(post_module, "_readable", counted)
+    server, conn = make([(OK, False), (OK, True), (OK, False)])
+    assert conn.post("/x", b"[0]")[0] == 200
+    assert conn.post("/x", b"[1]")[0] == 200  # busy: sent without a check; then closed
+    assert checks == []
+    monkeypatch.setattr(post_module, "_CHECK_AFTER_IDLE", 0.0)
+    deadline = time.monotonic() + 5
+    while not real(conn._sock) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the server's close has arrived
+    assert conn.post("/x", b"[2]")[0] == 200  # idle: the check finds the close, reconnects
+    assert checks == [True]
+    assert server.connections == 2

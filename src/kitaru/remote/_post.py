@@ -10,10 +10,11 @@ client: a plain ``http``/``https`` URL without credentials or query, no proxy fr
 environment, the same verifying TLS context (``httpx.create_ssl_context``), no test transport.
 
 The connection is opened on first use, kept open and reopened when the server closed it while
-idle (it is readable when nothing is expected), after an error or in a forked child. A request
-on a reused connection that fails before any byte of the answer arrived is sent once more on a
-new connection: the server may have closed the idle connection just as the request went out, and
-ingest is idempotent (``docs/protocol.md``, "Ingest: publishing live events").
+idle (it is readable when nothing is expected; checked after a second without requests), after
+an error or in a forked child. A request on a reused connection that fails before any byte of
+the answer arrived is sent once more on a new connection: the server may have closed the idle
+connection just as the request went out, and ingest is idempotent (``docs/protocol.md``,
+"Ingest: publishing live events").
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import select
 import socket
 import ssl
+import time
 from urllib.parse import urlsplit
 
 from kitaru.exceptions import KitaruBackendError
@@ -32,6 +34,11 @@ __all__ = ["PostConnection"]
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
 _RECV = 64 * 1024
+# Connections idle longer than this are checked before reuse (the server closes one idle for
+# 10 s, docs/protocol.md "Limits"); a busy one is not, because the check costs a
+# system call that gives up the interpreter lock on every request, and a close that arrives
+# anyway is caught by the resend below.
+_CHECK_AFTER_IDLE = 1.0
 
 
 class _Stale(Exception):
@@ -75,6 +82,7 @@ class PostConnection:
         self._head_tail = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         self._sock: socket.socket | None = None
         self._pid = 0
+        self._last = 0.0  # time.monotonic() of the last answer read
         self._buf = bytearray()
 
     def post(self, path: str, body: bytes) -> tuple[int, bytes]:
@@ -120,7 +128,8 @@ class PostConnection:
         if self._pid != os.getpid():  # a forked child must not share the parent's socket
             self.close()
             return None
-        if _readable(sock):  # idle but readable: closed by the server (or junk)
+        idle = time.monotonic() - self._last > _CHECK_AFTER_IDLE
+        if idle and _readable(sock):  # idle but readable: closed by the server (or junk)
             self.close()
             return None
         return sock
@@ -166,6 +175,7 @@ class PostConnection:
             self._buf.clear()
         if not keep or self._buf:
             self.close()
+        self._last = time.monotonic()
         return status, body
 
     def _fill(self, sock: socket.socket) -> None:
