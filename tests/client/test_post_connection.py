@@ -281,3 +281,15 @@ def test_only_a_connection_idle_for_a_while_is_checked_before_reuse(
     assert conn.post("/x", b"[2]")[0] == 200  # idle: the check finds the close, reconnects
     assert checks == [True]
     assert server.connections == 2
+
+
+def test_endless_headers_and_oversized_lengths_are_refused(make) -> None:
+    endless = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 100_000
+    huge = b"HTTP/1.1 200 OK\r\ncontent-length: 999999999999\r\n\r\n"
+    server, conn = make([(endless, False), (huge, False), (OK, False)])
+    with pytest.raises(KitaruBackendError, match="too large"):
+        conn.post("/x", b"[]")
+    with pytest.raises(KitaruBackendError, match="Content-Length"):
+        conn.post("/x", b"[]")
+    assert conn.post("/x", b"[]")[0] == 200
+    assert server.connections == 3  # each refused answer closed its connection

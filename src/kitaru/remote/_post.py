@@ -39,6 +39,7 @@ _RECV = 64 * 1024
 # system call that gives up the interpreter lock on every request, and a close that arrives
 # anyway is caught by the resend below.
 _CHECK_AFTER_IDLE = 1.0
+_BAD_CHUNKS = "malformed chunked answer from the server"
 
 
 class _Stale(Exception):
@@ -187,15 +188,8 @@ class PostConnection:
     def _head(self, sock: socket.socket) -> tuple[int, bool, int | None, bool]:
         """Status, keep-alive, Content-Length and chunked of the answer (1xx skipped)."""
         while True:
-            end = self._buf.find(b"\r\n\r\n")
-            while end < 0:
-                if len(self._buf) > _MAX_HEAD:
-                    raise KitaruBackendError("the server's answer headers are too large")
-                self._fill(sock)
-                end = self._buf.find(b"\r\n\r\n")
-            head = bytes(self._buf[:end]).decode("latin-1")
-            del self._buf[: end + 4]
-            lines = head.split("\r\n")
+            head = self._until(sock, b"\r\n\r\n", "the server's answer headers are too large")
+            lines = head.decode("latin-1").split("\r\n")
             version, _, rest = lines[0].partition(" ")
             code = rest[:3]
             if not version.startswith("HTTP/1.") or not code.isdigit():
@@ -227,28 +221,29 @@ class PostConnection:
         del self._buf[:n]
         return out
 
-    def _line(self, sock: socket.socket) -> bytes:
-        end = self._buf.find(b"\r\n")
+    def _until(self, sock: socket.socket, sep: bytes, too_long: str) -> bytes:
+        """The bytes up to ``sep`` (consumed with it); ``too_long`` if it takes over 64 KiB."""
+        end = self._buf.find(sep)
         while end < 0:
             if len(self._buf) > _MAX_HEAD:
-                raise KitaruBackendError("malformed chunked answer from the server")
+                raise KitaruBackendError(too_long)
             self._fill(sock)
-            end = self._buf.find(b"\r\n")
-        line = bytes(self._buf[:end])
-        del self._buf[: end + 2]
-        return line
+            end = self._buf.find(sep)
+        out = bytes(self._buf[:end])
+        del self._buf[: end + len(sep)]
+        return out
 
     def _chunked(self, sock: socket.socket) -> bytes:
         parts: list[bytes] = []
         total = 0
         while True:
-            size_text = self._line(sock).split(b";", 1)[0].strip()
+            size_text = self._until(sock, b"\r\n", _BAD_CHUNKS).split(b";", 1)[0].strip()
             try:
                 size = int(size_text, 16)
             except ValueError:
-                raise KitaruBackendError("malformed chunked answer from the server") from None
+                raise KitaruBackendError(_BAD_CHUNKS) from None
             if size == 0:
-                while self._line(sock):  # trailers, up to the empty line
+                while self._until(sock, b"\r\n", _BAD_CHUNKS):  # trailers, up to the empty line
                     pass
                 return b"".join(parts)
             total += size
@@ -256,7 +251,7 @@ class PostConnection:
                 raise KitaruBackendError("the server's answer is too large")
             parts.append(self._take(sock, size))
             if self._take(sock, 2) != b"\r\n":
-                raise KitaruBackendError("malformed chunked answer from the server")
+                raise KitaruBackendError(_BAD_CHUNKS)
 
 
 class _Eof(ConnectionError):
