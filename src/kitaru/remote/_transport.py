@@ -9,8 +9,10 @@ off for the process with one warning.
 from __future__ import annotations
 
 import logging
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -19,6 +21,7 @@ from kitaru import _wire
 from kitaru._http import RETRYABLE_STATUSES, auth_headers, error_detail
 from kitaru.events._transport import EncodedEvent, TransportDisabledError, TransportRejectedError
 from kitaru.exceptions import KitaruBackendError
+from kitaru.remote._post import PostConnection
 from kitaru.remote._store import auth_message, segment
 
 __all__ = ["DEFAULT_EVENT_TIMEOUT", "HttpTransport"]
@@ -68,6 +71,20 @@ class HttpTransport:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
             transport=transport,
         )
+        # The batches go over one plain kept-alive connection where that means the same as
+        # the client above (kitaru/remote/_post.py says why); the client serves the rest.
+        self._conn: PostConnection | None = None
+        if transport is None and _direct(self.url):
+            try:
+                self._conn = PostConnection(
+                    self.url,
+                    headers,
+                    timeout=timeout,
+                    connect_timeout=min(timeout, 2.0),
+                    tls=httpx.create_ssl_context() if self.url.startswith("https:") else None,
+                )
+            except ValueError:  # a URL this parser refuses: the httpx client posts
+                logger.debug("kitaru: live events go through httpx", exc_info=True)
         self._rejected: set[int] = set()
         self._multi = True
 
@@ -94,26 +111,35 @@ class HttpTransport:
 
     def shutdown(self) -> None:
         """Close the connection pool."""
+        if self._conn is not None:
+            self._conn.close()
         self._client.close()
+
+    def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """POST ``body`` (a JSON array) to ``path``: the answer's status and body."""
+        if self._conn is not None:
+            return self._conn.post(path, body)
+        resp = self._client.post(path, content=body)
+        return resp.status_code, resp.content
 
     def _send_many(self, batch: Sequence[EncodedEvent]) -> bool:
         """Post ``batch`` to the multi-execution route; False when the server lacks it."""
         rejected = 0
         reason = ""
         for chunk in _chunks(list(batch), _MAX_REQUEST_BYTES, lambda e: e.json):
-            resp = self._client.post(
-                _wire.PATH_EVENTS, content=b"[" + b",".join(e.json for e in chunk) + b"]"
+            status, content = self._post(
+                _wire.PATH_EVENTS, b"[" + b",".join(e.json for e in chunk) + b"]"
             )
-            if resp.status_code in (404, 405):
+            if status in (404, 405):
                 return False
-            if not 200 <= resp.status_code < 300:
+            if not 200 <= status < 300:
                 # Refused as a whole (malformed, too large, streaming off, token, backend).
-                refusal = self._check(resp, "(several)", len(chunk))
+                refusal = self._check(status, content, "(several)", len(chunk))
                 if refusal is not None:
                     rejected += len(chunk)
                     reason = refusal
                 continue
-            answers = _answers(resp)
+            answers = _answers(content)
             if answers is None:
                 return False
             counts: dict[str, int] = {}
@@ -153,10 +179,10 @@ class HttpTransport:
         reason = ""
         for exec_id, items in groups.items():
             for chunk in _chunks(items, _MAX_REQUEST_BYTES, bytes):
-                resp = self._client.post(
-                    _wire.path_events(segment(exec_id)), content=b"[" + b",".join(chunk) + b"]"
+                status, content = self._post(
+                    _wire.path_events(segment(exec_id)), b"[" + b",".join(chunk) + b"]"
                 )
-                refusal = self._check(resp, exec_id, len(chunk))
+                refusal = self._check(status, content, exec_id, len(chunk))
                 if refusal is not None:
                     rejected += len(chunk)
                     reason = refusal
@@ -165,12 +191,11 @@ class HttpTransport:
             # counts the same refusal twice.
             raise TransportRejectedError(rejected, reason)
 
-    def _check(self, resp: httpx.Response, exec_id: str, count: int) -> str | None:
+    def _check(self, status: int, content: bytes, exec_id: str, count: int) -> str | None:
         """``None`` when the chunk was stored, the refusal when it was refused for good."""
-        status = resp.status_code
         if 200 <= status < 300:
             return None
-        kind, detail = error_detail(resp)
+        kind, detail = error_detail(httpx.Response(status, content=content))
         return self._refusal(status, kind, detail, exec_id, count)
 
     def _refusal(self, status: int, kind: str | None, detail: str, exec_id: str, count: int) -> str:
@@ -200,10 +225,26 @@ class HttpTransport:
         return f"HTTP {status}: {kind or detail}"
 
 
-def _answers(resp: httpx.Response) -> dict[str, object] | None:
+def _direct(url: str) -> bool:
+    """Whether a plain connection to ``url`` means what ``httpx``'s default client does.
+
+    Only a plain ``http``/``https`` URL without credentials, query or fragment, and no proxy
+    for its scheme in the environment (``httpx`` would use it; ``NO_PROXY`` is not weighed
+    here: any proxy setting keeps the ``httpx`` client).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    if parts.username is not None or parts.query or parts.fragment:
+        return False
+    proxies = urllib.request.getproxies()
+    return parts.scheme not in proxies and "all" not in proxies
+
+
+def _answers(content: bytes) -> dict[str, object] | None:
     """The per-execution answers of the multi-execution route, or ``None`` if not understood."""
     try:
-        body = orjson.loads(resp.content)
+        body = orjson.loads(content)
     except orjson.JSONDecodeError:
         return None
     answers = body.get("executions") if isinstance(body, dict) else None
