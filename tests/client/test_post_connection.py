@@ -52,12 +52,20 @@ class Scripted:
                     continue
             with conn:
                 while self.answers:
-                    request = _read_request(conn)
+                    try:
+                        request = _read_request(conn)
+                    except OSError:  # the client reset the connection
+                        request = None
                     if request is None:
                         break
                     self.requests.append(request)
                     raw, close = self.answers.pop(0)
-                    conn.sendall(raw)
+                    try:
+                        conn.sendall(raw)
+                    except OSError:
+                        # The client gave up reading an answer it refuses (too large) and
+                        # closed: serve the next connection.
+                        break
                     if close:
                         break
 

@@ -192,7 +192,10 @@ class _WokenLog(_Log):
         self.woken = asyncio.Event()
 
     async def wait(self, exec_id: str, after: str | None, timeout: float) -> bool:
+        # One notify wakes one wait, as the real logs do: a wait that stayed woken would let
+        # the follower re-read the unchanged log in a loop that never yields.
         await self.woken.wait()
+        self.woken.clear()
         return True
 
 
