@@ -25,6 +25,19 @@ delivered event; its resident memory before the watchers connected, at the end, 
 Every watcher of every run must receive every event exactly once and the stream's ``end``
 (checked; a loss fails the run, also with ``--smoke``).
 
+Raw bound, same run (``_raw_live.py``): the same measurement on the bare stack, right after
+kitaru's pair in each of the first ``--raw-pairs`` rounds (1 by default: the 100 raw readers
+need about 45 s at nice 10 to read their 2,000,000 frames once the producer is done, which
+bounds the run's added time; ``--raw-pairs 3`` alternates with every kitaru pair):
+``_raw_server.py``'s live path (``/ingest/<stream>``, in-memory tails of frames built once,
+``/live/<stream>``) on a fresh raw server, a raw producer batching as the publisher does (one
+request in flight) publishing the same number of events as fast as it can, and 1 then
+``--watchers`` raw readers (``_raw_load_watch.py``) in the same process layout and at the same
+nice level as kitaru's watchers. Reported: the raw producer's rate with many readers against
+one (median pair, every pair listed), and kitaru's median ratio divided by the raw one (how
+much of the bare stack's own fan-out cost kitaru adds, or saves). Every raw reader of every
+run must receive every event once, in order, and ``end`` (checked, also with ``--smoke``).
+
 Target: every watcher receives every event; producer throughput within 10 % of one watcher.
 """
 
@@ -46,8 +59,9 @@ from _common import (
     run_main,
     tempdir,
 )
-from _pairs import pair_rows
+from _pairs import median_index, pair_rows
 from _producer import ProducerRun, check_watchers, run_producer
+from _raw_live import RawRun, check_raw, run_raw
 
 TARGET_DROP = 0.10
 NICE = 10
@@ -95,6 +109,16 @@ def one_pair(home: Path, n: int, k: int, per_process: int, res: Result) -> list[
     return out
 
 
+def raw_pair(home: Path, n: int, k: int, per_process: int, res: Result) -> list[RawRun]:
+    """The raw producer with one raw reader, then with ``k``, each on a fresh raw server."""
+    out = []
+    for count in (1, k):
+        run = run_raw(home, n, count, per_process=per_process, nice=NICE)
+        check_raw(run, count, res.fail)
+        out.append(run)
+    return out
+
+
 def main() -> int:
     """Run the benchmark; see the module docstring."""
     p = parser(__doc__)
@@ -102,14 +126,25 @@ def main() -> int:
     p.add_argument("--watchers", type=int, default=100)
     p.add_argument("--per-process", type=int, default=50, help="watchers per process")
     p.add_argument("--pairs", type=int, default=None, help="rounds (default 3; 1 with --smoke)")
+    p.add_argument(
+        "--raw-pairs", type=int, default=1, help="rounds with a raw pair too (default 1)"
+    )
     args = p.parse_args()
     n = args.events or (300 if args.smoke else 20_000)
     k = args.watchers
     rounds = args.pairs or (1 if args.smoke else 3)
-    params = {"events": n, "watchers": k, "per_process": args.per_process, "pairs": rounds}
+    raw_rounds = max(1, min(rounds, args.raw_pairs))
+    params = {
+        "events": n,
+        "watchers": k,
+        "per_process": args.per_process,
+        "pairs": rounds,
+        "raw_pairs": raw_rounds,
+    }
     res = Result("fanout", args.smoke, params=params)
     header(f"fan-out: {k} watchers on one running execution, {rounds} pairs", res)
     pairs: list[list[ProducerRun]] = []
+    raw_pairs: list[list[RawRun]] = []
     with tempdir() as home:
         for i in range(rounds):
             one, many = one_pair(home, n, k, args.per_process, res)
@@ -118,6 +153,16 @@ def main() -> int:
                 f"  pair {i + 1}: producer {one.producer_rate:,.0f} ev/s with 1 watcher, "
                 f"{many.producer_rate:,.0f} with {k} (ratio "
                 f"{many.producer_rate / one.producer_rate:.2f})",
+                flush=True,
+            )
+            if i >= raw_rounds:
+                continue
+            raw_one, raw_many = raw_pair(home, n, k, args.per_process, res)
+            raw_pairs.append([raw_one, raw_many])
+            print(
+                f"  raw pair {i + 1}: producer {raw_one.producer_rate:,.0f} ev/s with 1 reader, "
+                f"{raw_many.producer_rate:,.0f} with {k} (ratio "
+                f"{raw_many.producer_rate / raw_one.producer_rate:.2f})",
                 flush=True,
             )
     res.figures["pairs"] = [
@@ -136,6 +181,7 @@ def main() -> int:
     one, many = pairs[m]
     f1, fk = res.figures["pairs"][m]["watchers_1"], res.figures["pairs"][m][f"watchers_{k}"]
     res.figures.update({"median_pair": m + 1, "watchers_1": f1, f"watchers_{k}": fk})
+    raw_rows(res, pairs, raw_pairs, n, k)
     res.row(
         f"slowest of {k} watchers (first call to its last event)",
         min(many.watcher_rates()),
@@ -176,6 +222,59 @@ def main() -> int:
         met=all(complete),
     )
     return res.finish()
+
+
+def raw_rows(
+    res: Result,
+    pairs: list[list[ProducerRun]],
+    raw_pairs: list[list[RawRun]],
+    n: int,
+    k: int,
+) -> None:
+    """The raw bound's rows: its median pair, every pair, kitaru's ratio over the raw one."""
+    m = pair_rows(
+        res,
+        f"raw fan-out: producer rate {k} readers / 1",
+        "ev/s",
+        [(one.producer_rate, many.producer_rate) for one, many in raw_pairs],
+        baseline_name="1 raw reader",
+    )
+    ratios = [many.producer_rate / one.producer_rate for one, many in pairs]
+    raw_ratios = [many.producer_rate / one.producer_rate for one, many in raw_pairs]
+    kitaru_ratio = ratios[median_index(ratios)]
+    same_rounds = ratios[: len(raw_ratios)]
+    res.figures["raw"] = {
+        "median_pair": m + 1,
+        "pairs": [
+            {
+                f"readers_{count}": {"producer_rate": run.producer_rate, "requests": run.requests}
+                for count, run in zip((1, k), pair, strict=True)
+            }
+            for pair in raw_pairs
+        ],
+        "ratios": raw_ratios,
+        "kitaru_over_raw_per_round": [a / b for a, b in zip(same_rounds, raw_ratios, strict=True)],
+    }
+    res.row(
+        f"fan-out ratio ({k}/1), kitaru vs raw",
+        round(kitaru_ratio, 3),
+        "x",
+        baseline=round(raw_ratios[m], 3),
+        baseline_name=f"raw {k}/1",
+    )
+    complete = sum(
+        1
+        for pair in raw_pairs
+        for w in pair[1].readers
+        if w["unique"] == n and not w["repeated"] and not w["out_of_order"]
+    )
+    res.row(
+        "every raw reader got every event once, in order",
+        float(complete),
+        f"of {k * len(raw_pairs)}",
+        target="all, every pair",
+        met=complete == k * len(raw_pairs),
+    )
 
 
 if __name__ == "__main__":
