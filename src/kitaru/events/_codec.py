@@ -30,13 +30,12 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from kitaru import _wire
-from kitaru.events._jsonsafe import json_safe_mapping
+from kitaru.events._jsonsafe import is_json_native, json_safe_mapping
 
 if TYPE_CHECKING:
     from kitaru.events._models import EventRecord, ExecutionEvent
@@ -94,12 +93,48 @@ EVENT_FIELDS = (
 """The keys of a delivered event (:class:`~kitaru.ExecutionEvent`'s fields), in order."""
 
 
-@dataclass(frozen=True, slots=True)
 class EncodedEvent:
-    """One event ready for the wire: its JSON-safe dictionary and its JSON bytes."""
+    """One event ready for the wire: its JSON-safe dictionary (``data``) and its JSON bytes.
 
-    data: dict[str, Any]
-    json: bytes
+    An event the publisher encoded from a record (:func:`encode_record`) builds ``data`` on
+    first access: the sender needs only ``json`` and ``exec_id``, and building the dictionary
+    cost as much as encoding it. Equal either way to what the general path builds.
+    """
+
+    __slots__ = ("_data", "_lazy", "json")
+
+    def __init__(self, data: dict[str, Any], json: bytes) -> None:
+        self._data: dict[str, Any] | None = data
+        self._lazy: tuple[EventRecord, dict[str, Any]] | None = None
+        self.json = json
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The wire event (:data:`WIRE_FIELDS`) as a dictionary."""
+        data = self._data
+        if data is None:
+            assert self._lazy is not None  # set together: one or the other
+            data = self._data = _wire_dict(*self._lazy)
+            self._lazy = None
+        return data
+
+    @property
+    def exec_id(self) -> str:
+        """The event's execution ID (without building ``data``)."""
+        lazy = self._lazy
+        if lazy is not None:
+            return str(lazy[0].source.exec_id)
+        return str(self.data["exec_id"])
+
+    def __repr__(self) -> str:
+        return f"EncodedEvent(data={self.data!r}, json={self.json!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EncodedEvent):
+            return NotImplemented
+        return (self.data, self.json) == (other.data, other.json)
+
+    __hash__ = None  # type: ignore[assignment]  # holds a dictionary, compared by value
 
 
 def wire_event(
@@ -140,7 +175,107 @@ def dumps(data: Mapping[str, Any]) -> bytes:
 
 
 def encode_record(rec: EventRecord) -> EncodedEvent:
-    """Make a published record JSON-safe and encode it (runs on the publisher's sender thread)."""
+    """Make a published record JSON-safe and encode it (runs on the publisher's sender thread).
+
+    The fields one checkpoint execution repeats in every event (IDs, names, kind, the
+    ``payload["kitaru"]`` metadata) are encoded once per lane and reused as JSON fragments;
+    per event only the index, the time and the rest of the payload are encoded. The bytes are
+    those of :func:`dumps` of the wire dictionary (orjson writes each value the same wherever
+    it sits); anything the fragments cannot express exactly takes the general path.
+    """
+    body = _safe_body(rec.body)
+    source = rec.source
+    meta = source.meta
+    key = (
+        source.exec_id,
+        rec.kind,
+        rec.correlation_id,
+        source.checkpoint_id,
+        source.name,
+        source.step_name,
+        id(meta),
+    )
+    parts = _FRAGMENTS.get(key)
+    if parts is None or parts[0] is not meta:
+        parts = _fragments(rec, meta)
+        if len(_FRAGMENTS) >= _MAX_FRAGMENTS:
+            _FRAGMENTS.clear()
+        _FRAGMENTS[key] = parts
+    head, middle, kitaru = parts[1]
+    if head and "kitaru" not in body:
+        try:
+            ts = _orjson_dumps(rec.ts)
+            # The body's own object (without its "{") closes the payload; no body: "}}".
+            rest = b"}," + _orjson_dumps(body)[1:] + b"}" if body else b"}}}"
+            json = b"".join((head, _orjson_dumps(rec.index), middle, ts, kitaru, ts, rest))
+        except TypeError:
+            pass  # a value orjson refuses (an integer beyond 64 bits...): the general path
+        else:
+            encoded = _new(EncodedEvent)
+            encoded._data = None
+            encoded._lazy = (rec, body)
+            encoded.json = json
+            return encoded
+    data = _wire_dict(rec, body)
+    return EncodedEvent(data, dumps(data))
+
+
+_orjson_dumps = orjson.dumps
+_new = object.__new__
+_MAX_FRAGMENTS = 256
+_FRAGMENTS: dict[tuple[Any, ...], tuple[Mapping[str, Any], tuple[bytes, bytes, bytes]]] = {}
+"""Per lane (the key: the values the fragments are made of, and the metadata's identity),
+the metadata they were made from and the fragments. An entry holds its metadata mapping, so
+the ``id`` in its key cannot be reused by another mapping while the entry exists; the
+metadata is read-only once published (:class:`~kitaru.events._models.EventRecord`)."""
+
+_NO_FRAGMENTS = (b"", b"", b"")
+
+
+def _fragments(
+    rec: EventRecord, meta: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], tuple[bytes, bytes, bytes]]:
+    """The JSON fragments of ``rec``'s lane, with the metadata they were made from.
+
+    Before the index, between the index and the time, and the payload's start up to the
+    metadata's ``"ts":``; empty ones when the lane cannot use them.
+    """
+    source = rec.source
+    lane_meta = rec.meta  # the checkpoint's, or with another correlation ID
+    if "ts" in lane_meta:
+        return meta, _NO_FRAGMENTS  # the time would replace a key in place: general path
+    dumps_ = _orjson_dumps
+    try:
+        meta_json = dumps_(dict(lane_meta))
+        head = b'{"exec_id":%b,"kind":%b,"correlation_id":%b,"index":' % (
+            dumps_(source.exec_id),
+            dumps_(rec.kind),
+            dumps_(rec.correlation_id),
+        )
+        middle = b',"checkpoint_id":%b,"checkpoint_name":%b,"step_name":%b,"ts":' % (
+            dumps_(source.checkpoint_id),
+            dumps_(source.name),
+            dumps_(source.step_name),
+        )
+    except TypeError:
+        return meta, _NO_FRAGMENTS
+    kitaru = b',"payload":{"kitaru":' + (
+        meta_json[:-1] + b',"ts":' if meta_json != b"{}" else b'{"ts":'
+    )
+    return meta, (head, middle, kitaru)
+
+
+def _safe_body(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with its ``data`` made JSON-safe (``body`` itself when that changes nothing)."""
+    data = body.get("data")
+    if data is None or (type(data) is dict and is_json_native(data)):
+        return body  # what json_safe_mapping would hand back as it is
+    safe = json_safe_mapping(data)
+    return body if safe is data else {**body, "data": safe}
+
+
+def _wire_dict(rec: EventRecord, body: dict[str, Any]) -> dict[str, Any]:
+    """The wire event of ``rec`` whose payload (besides the metadata) is ``body``."""
     source = rec.source
     meta = dict(rec.meta)
     # The publish time also travels inside the library-owned metadata: the wire's top-level
@@ -148,12 +283,8 @@ def encode_record(rec: EventRecord) -> EncodedEvent:
     # started/ended times on every path (SSE, snapshots, in-memory captures).
     meta["ts"] = rec.ts
     payload: dict[str, Any] = {"kitaru": meta}
-    for key, value in rec.body.items():
-        if key == "data" and value is not None:
-            payload["data"] = json_safe_mapping(value)
-        else:
-            payload[key] = value
-    data = wire_event(
+    payload.update(body)
+    return wire_event(
         source.exec_id,
         rec.kind,
         rec.correlation_id,
@@ -164,7 +295,6 @@ def encode_record(rec: EventRecord) -> EncodedEvent:
         rec.ts,
         payload,
     )
-    return EncodedEvent(data=data, json=dumps(data))
 
 
 def decode_event(

@@ -144,7 +144,7 @@ class HttpTransport:
                 return False
             counts: dict[str, int] = {}
             for event in chunk:
-                exec_id = str(event.data["exec_id"])
+                exec_id = event.exec_id
                 counts[exec_id] = counts.get(exec_id, 0) + 1
             for exec_id, count in counts.items():
                 answer = answers.get(exec_id)
@@ -174,7 +174,7 @@ class HttpTransport:
         """Post ``batch`` one request per execution (servers without the multi route)."""
         groups: dict[str, list[bytes]] = {}
         for event in batch:
-            groups.setdefault(str(event.data["exec_id"]), []).append(event.json)
+            groups.setdefault(event.exec_id, []).append(event.json)
         rejected = 0
         reason = ""
         for exec_id, items in groups.items():
