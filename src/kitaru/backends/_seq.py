@@ -20,7 +20,6 @@ from kitaru.events._codec import new_event_frame
 
 __all__ = [
     "FRAME_TEMPLATE",
-    "FRAME_TEMPLATE_OPEN",
     "Notifier",
     "Token",
     "format_cursor",
@@ -42,10 +41,6 @@ def format_cursor(seq: int) -> str:
 FRAME_TEMPLATE = b'id: %012d\nevent: %b\ndata: %b"cursor":"%012d"}\n\n'
 """The frame of :func:`~kitaru.events._codec.new_event_frame` as a template over ``(seq, kind,
 head, seq)`` (``head``: see :func:`frame_head`): what the SQLite log stores per event."""
-
-FRAME_TEMPLATE_OPEN = FRAME_TEMPLATE.replace(b'%b"cursor"', b'%b,"cursor"')
-""":data:`FRAME_TEMPLATE` over ``(seq, kind, body[:-1], seq)`` for a body other than ``{}``:
-the same frame without building the head first."""
 
 
 def logged_event(seq: int, ev: NewEvent) -> LoggedEvent:

@@ -49,8 +49,10 @@ class Tail:
         return self.first + len(self.rows) - 1
 
     def add(self, prev_last: int, rows: list[Row], base_seq: int, nbytes: int) -> None:
-        """Rows numbered from ``prev_last + 1`` were committed (``nbytes`` of frames); keep
-        the tail contiguous."""
+        """Rows numbered from ``prev_last + 1`` (``nbytes`` of frames) were committed.
+
+        The tail stays contiguous.
+        """
         if self.last != prev_last:
             # Appends this tail did not see (another process, or before it existed): start
             # over at these rows rather than leave a hole.

@@ -18,7 +18,7 @@ from operator import attrgetter, itemgetter
 
 from kitaru._sqlite_errors import rollback
 from kitaru.backends._base import NewEvent
-from kitaru.backends._seq import FRAME_TEMPLATE, FRAME_TEMPLATE_OPEN, parse_cursor
+from kitaru.backends._seq import FRAME_TEMPLATE, parse_cursor
 
 __all__ = ["Appended", "Sources", "append", "append_many", "expire", "mark_ended", "truncate"]
 
@@ -33,6 +33,8 @@ _SOURCE = attrgetter("correlation_id", "kind", "checkpoint_id", "checkpoint_name
 _INDEX = attrgetter("index")
 _KIND = attrgetter("kind")
 _FIRST = itemgetter(0)
+# The constant parts of FRAME_TEMPLATE between its fields (see _frames).
+_EVENT, _DATA, _CURSOR, _END = b"\nevent: ", b"\ndata: ", b',"cursor":"', b'"}\n\n'
 _SECOND = itemgetter(1)
 
 _INSERT_SQL = "INSERT INTO events (log_id, seq, src, corr, idx, frame) VALUES (?,?,?,?,?,?)"
@@ -74,7 +76,10 @@ class Sources:
         A batch has few distinct sources (usually one), so each is looked up once.
         """
         keys = list(map(_SOURCE, events))
-        found = {key: self._ids(conn, log_id, key) for key in dict.fromkeys(keys)}
+        distinct = dict.fromkeys(keys)
+        if len(distinct) == 1:
+            return [self._ids(conn, log_id, keys[0])] * len(keys)
+        found = {key: self._ids(conn, log_id, key) for key in distinct}
         return list(map(found.__getitem__, keys))
 
     def _ids(self, conn: sqlite3.Connection, log_id: int, source: BatchSource) -> tuple[int, int]:
@@ -218,16 +223,22 @@ def _append_batch(
 def _frames(last_seq: int, events: list[NewEvent]) -> list[bytes]:
     """The SSE frames of ``events`` numbered from ``last_seq + 1`` (what the log stores).
 
-    Each is ``FRAME_TEMPLATE`` over the event's ``frame_head``; for a body other than ``{}``
-    that is ``FRAME_TEMPLATE_OPEN`` over the body without its closing brace (one copy less).
+    Each is ``FRAME_TEMPLATE % (seq, kind, frame_head(body), seq)``, joined from its parts: the
+    number is formatted once and no head is built (a third of the cost of the template).
     """
     kinds = {kind: kind.encode() for kind in set(map(_KIND, events))}
-    return [
-        FRAME_TEMPLATE_OPEN % (seq, kinds[ev.kind], ev.body[:-1], seq)
-        if ev.body != b"{}"
-        else FRAME_TEMPLATE % (seq, kinds[ev.kind], b"{", seq)
-        for seq, ev in enumerate(events, last_seq + 1)
-    ]
+    out: list[bytes] = []
+    append = out.append
+    for seq, ev in enumerate(events, last_seq + 1):
+        body = ev.body
+        if body == b"{}":
+            append(FRAME_TEMPLATE % (seq, kinds[ev.kind], b"{", seq))
+            continue
+        num = b"%012d" % seq
+        append(
+            b"".join((b"id: ", num, _EVENT, kinds[ev.kind], _DATA, body[:-1], _CURSOR, num, _END))
+        )
+    return out
 
 
 def _rows(
