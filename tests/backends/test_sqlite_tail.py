@@ -111,7 +111,7 @@ def test_tail_stays_bounded(tmp_path: Path, monkeypatch: Any) -> None:
                 await log.append("e1", [ev(i, size=700) for i in range(start, start + 40)])
             tail = log._tails["e1"]
             assert len(tail.rows) <= 50 and tail.nbytes <= 20_000
-            assert tail.nbytes == sum(len(r[8]) for r in tail.rows)
+            assert tail.nbytes == sum(len(r[2]) for r in tail.rows)
             assert tail.last == 401
             fb = await log.read_frames("e1", _sqlite.format_cursor(tail.first - 1), 500)
             assert (

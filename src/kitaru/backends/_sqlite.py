@@ -219,11 +219,19 @@ class SqliteEventLog(EventLog):
         """Bring the tails and hints up to a committed append (under the write lock)."""
         # Still under the write lock: tails see commits in commit order.
         if done.events:
-            self._wal_bytes += sum(len(ev.body) + 64 for ev in done.events)
+            self._wal_bytes += done.nbytes + 32 * len(done.events)  # frames and keys
             with self._tail_lock:
                 tail = self._tails.get(exec_id)
                 if tail is not None:
-                    tail.add(done.prev_last, _tail_rows(exec_id, done), done.base_seq)
+                    rows = list(
+                        zip(
+                            range(done.prev_last + 1, done.last_seq + 1),
+                            done.events,
+                            done.frames,
+                            strict=True,
+                        )
+                    )
+                    tail.add(done.prev_last, rows, done.base_seq, done.nbytes)
         if done.dropped_below is not None and self._blocks:
             self._drop_tail(exec_id, below=done.dropped_below - 1)
         last_seq = done.last_seq
@@ -330,8 +338,17 @@ class SqliteEventLog(EventLog):
         if hit is not None:
             tail, _, rows = hit
             events = [
-                LoggedEvent(format_cursor(r[1]), r[4], r[2], r[3], r[5], r[6], r[7], r[8])
-                for r in rows
+                LoggedEvent(
+                    format_cursor(seq),
+                    ev.kind,
+                    ev.correlation_id,
+                    ev.index,
+                    ev.checkpoint_id,
+                    ev.checkpoint_name,
+                    ev.step_name,
+                    frame,
+                )
+                for seq, ev, frame in rows
             ]
             last = self._hint.get(exec_id, (tail.last, False))[0]
             return ReadResult(
@@ -476,28 +493,3 @@ class SqliteEventLog(EventLog):
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
-
-
-def _tail_rows(exec_id: str, done: write.Appended) -> list[Row]:
-    """The rows an append committed, as the in-memory tail keeps them."""
-    rows: list[Row] = []
-    for seq, ev, frame in zip(
-        range(done.prev_last + 1, done.prev_last + 1 + len(done.events)),
-        done.events,
-        done.frames,
-        strict=True,
-    ):
-        rows.append(
-            (
-                exec_id,
-                seq,
-                ev.correlation_id,
-                ev.index,
-                ev.kind,
-                ev.checkpoint_id,
-                ev.checkpoint_name,
-                ev.step_name,
-                frame,
-            )
-        )
-    return rows

@@ -8,6 +8,9 @@ of :mod:`kitaru.backends._sqlite` for how reads fall back to SQLite).
 from __future__ import annotations
 
 from collections import OrderedDict
+from operator import itemgetter
+
+from kitaru.backends._base import NewEvent
 
 __all__ = ["BLOCK_BYTES", "TAIL_EXECUTIONS", "Row", "Tail"]
 
@@ -23,7 +26,9 @@ _TAIL_JOINED = 8  # joined chunks remembered per tail (one per position watchers
 # Full catch-up reads kept for other readers at the same position, newest first, in all.
 BLOCK_BYTES = 8 * 1024 * 1024
 
-Row = tuple[str, int, str, int, str, str | None, str | None, str | None, bytes]
+_FRAME = itemgetter(2)
+Row = tuple[int, NewEvent, bytes]
+"""A committed event as a tail keeps it: its sequence number, the event, its stored frame."""
 
 
 class Tail:
@@ -43,19 +48,22 @@ class Tail:
     def last(self) -> int:
         return self.first + len(self.rows) - 1
 
-    def add(self, prev_last: int, rows: list[Row], base_seq: int) -> None:
-        """Rows numbered from ``prev_last + 1`` were committed; keep the tail contiguous."""
+    def add(self, prev_last: int, rows: list[Row], base_seq: int, nbytes: int) -> None:
+        """Rows numbered from ``prev_last + 1`` (``nbytes`` of frames) were committed.
+
+        The tail stays contiguous.
+        """
         if self.last != prev_last:
             # Appends this tail did not see (another process, or before it existed): start
             # over at these rows rather than leave a hole.
             self.rows, self.nbytes, self.first = [], 0, prev_last + 1
             self.joined.clear()
         self.rows.extend(rows)
-        self.nbytes += sum(len(r[8]) for r in rows)
+        self.nbytes += nbytes
         drop = min(len(self.rows), max(0, base_seq - self.first, len(self.rows) - _TAIL_EVENTS))
-        dropped_bytes = sum(len(r[8]) for r in self.rows[:drop])
+        dropped_bytes = sum(map(len, map(_FRAME, self.rows[:drop]))) if drop else 0
         while drop < len(self.rows) and self.nbytes - dropped_bytes > _TAIL_BYTES:
-            dropped_bytes += len(self.rows[drop][8])
+            dropped_bytes += len(self.rows[drop][2])
             drop += 1
         if drop:
             self.nbytes -= dropped_bytes
@@ -75,7 +83,7 @@ class Tail:
         key = (after_seq, len(rows))
         joined = self.joined.get(key)
         if joined is None:
-            joined = b"".join([r[8] for r in rows])
+            joined = b"".join(map(_FRAME, rows))
             self.joined[key] = joined
             if len(self.joined) > _TAIL_JOINED:
                 self.joined.popitem(last=False)
