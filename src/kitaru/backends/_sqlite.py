@@ -62,7 +62,7 @@ from kitaru.backends._seq import (
 )
 from kitaru.backends._sqlite_queue import AppendQueue, Queued
 from kitaru.backends._sqlite_schema import migrate
-from kitaru.backends._sqlite_tail import BLOCK_BYTES, TAIL_EXECUTIONS, Row, Tail
+from kitaru.backends._sqlite_tail import BLOCK_BYTES, TAIL_EXECUTIONS, TAIL_FIELDS, Row, Tail
 from kitaru.backends._sqlite_write import Sources
 
 __all__ = ["SqliteEventLog"]
@@ -226,7 +226,7 @@ class SqliteEventLog(EventLog):
                     rows = list(
                         zip(
                             range(done.prev_last + 1, done.last_seq + 1),
-                            done.events,
+                            map(TAIL_FIELDS, done.events),
                             done.frames,
                             strict=True,
                         )
@@ -338,17 +338,7 @@ class SqliteEventLog(EventLog):
         if hit is not None:
             tail, _, rows = hit
             events = [
-                LoggedEvent(
-                    format_cursor(seq),
-                    ev.kind,
-                    ev.correlation_id,
-                    ev.index,
-                    ev.checkpoint_id,
-                    ev.checkpoint_name,
-                    ev.step_name,
-                    frame,
-                )
-                for seq, ev, frame in rows
+                LoggedEvent(format_cursor(seq), *fields, frame) for seq, fields, frame in rows
             ]
             last = self._hint.get(exec_id, (tail.last, False))[0]
             return ReadResult(

@@ -8,11 +8,9 @@ of :mod:`kitaru.backends._sqlite` for how reads fall back to SQLite).
 from __future__ import annotations
 
 from collections import OrderedDict
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
-from kitaru.backends._base import NewEvent
-
-__all__ = ["BLOCK_BYTES", "TAIL_EXECUTIONS", "Row", "Tail"]
+__all__ = ["BLOCK_BYTES", "TAIL_EXECUTIONS", "TAIL_FIELDS", "Row", "Tail"]
 
 # Bounds of the in-memory tails (see kitaru.backends._sqlite): per execution the newest
 # _TAIL_EVENTS events and at most _TAIL_BYTES of frames; tails for the TAIL_EXECUTIONS
@@ -27,8 +25,14 @@ _TAIL_JOINED = 8  # joined chunks remembered per tail (one per position watchers
 BLOCK_BYTES = 8 * 1024 * 1024
 
 _FRAME = itemgetter(2)
-Row = tuple[int, NewEvent, bytes]
-"""A committed event as a tail keeps it: its sequence number, the event, its stored frame."""
+TAIL_FIELDS = attrgetter(
+    "kind", "correlation_id", "index", "checkpoint_id", "checkpoint_name", "step_name"
+)
+"""The fields of an event a tail keeps besides its frame (in ``LoggedEvent``'s order)."""
+Row = tuple[int, tuple[str, str, int, str | None, str | None, str | None], bytes]
+"""A committed event as a tail keeps it: its sequence number, ``TAIL_FIELDS`` of the event, its
+stored frame. Not the event itself: its JSON body would double the tail's memory beside the
+frame that already carries it."""
 
 
 class Tail:
