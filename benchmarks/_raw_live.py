@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +30,13 @@ from typing import Any
 import httpx
 from _common import Process, RawServer, child_env, read_line
 from _load_tally import BUCKET_S
-from _raw_load_producer import MAX_BATCH, event
+from _raw_load_producer import Sender, event
 
 __all__ = ["RawRun", "bucket_percentiles", "check_raw", "reader_sizes", "run_raw"]
 
 HERE = Path(__file__).resolve().parent
 QUEUE_HIGH = 8_000
 QUEUE_LOW = 4_000
-IDLE_WAIT = 0.05
 
 
 @dataclass
@@ -57,57 +54,6 @@ class RawRun:
     def producer_rate(self) -> float:
         """Events per second from the first event until the server had answered for all."""
         return self.n / (self.t_sent - self.t_start)
-
-
-class _Sender:
-    """The sender thread: one request in flight, what was queued meanwhile in the next."""
-
-    def __init__(self, client: httpx.Client, path: str) -> None:
-        self.client = client
-        self.path = path
-        self.queue: deque[bytes] = deque()
-        self.requests = 0
-        self.idle = False
-        self.closed = False
-        self.wake = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="raw-sender", daemon=True)
-
-    def put(self, item: bytes) -> None:
-        """Queue one encoded event; wake the sender if it waits for one."""
-        self.queue.append(item)
-        if self.idle:
-            self.wake.set()
-
-    def _run(self) -> None:
-        queue = self.queue
-        try:
-            while True:
-                if not queue:
-                    if self.closed:
-                        return
-                    # Announce the wait before the last look at the queue, so an event queued
-                    # in between either is seen here or sets ``wake``.
-                    self.wake.clear()
-                    self.idle = True
-                    if not queue and not self.closed:
-                        self.wake.wait(IDLE_WAIT)
-                    self.idle = False
-                    continue
-                batch = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
-                resp = self.client.post(self.path, content=b"[" + b",".join(batch) + b"]")
-                resp.raise_for_status()
-                self.requests += 1
-        except BaseException as exc:  # reported by drain()
-            self.error = exc
-
-    def drain(self) -> None:
-        """Until every queued event was sent; raises what the sender raised."""
-        self.closed = True
-        self.wake.set()
-        self.thread.join()
-        if self.error is not None:
-            raise RuntimeError(f"raw sender failed: {self.error!r}") from self.error
 
 
 def reader_sizes(count: int, per_process: int) -> list[int]:
@@ -143,7 +89,7 @@ def run_raw(
                 line = read_line(proc, 120.0)
                 if line != "ready":
                     raise RuntimeError(f"unexpected raw reader output {line!r}")
-            sender = _Sender(client, f"/ingest/{stream}")
+            sender = Sender(client, f"/ingest/{stream}", poll=None)
             sender.thread.start()
             clock = time.monotonic
             t0 = out.t_start = clock()

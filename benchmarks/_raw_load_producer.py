@@ -35,6 +35,7 @@ import orjson
 
 MAX_BATCH = 500
 POLL = 0.001
+IDLE_WAIT = 0.05
 
 
 def event(stream: str, index: int, data: dict[str, Any]) -> bytes:
@@ -70,34 +71,67 @@ def event(stream: str, index: int, data: dict[str, Any]) -> bytes:
 
 
 class Sender:
-    """The sender thread: posts queued events in batches, as the publisher does."""
+    """The sender thread: one request in flight, what was queued meanwhile in the next.
 
-    def __init__(self, client: httpx.Client) -> None:
+    Args:
+        client: The raw server's client.
+        path: The ingest path (``/events``: several streams per request).
+        poll: Seconds to sleep while the queue is empty (the publisher's poll while publishing
+            is active), or ``None`` to sleep until :meth:`put` wakes it (its idle wait).
+    """
+
+    def __init__(self, client: httpx.Client, path: str = "/events", poll: float | None = POLL):
         self.client = client
+        self.path = path
+        self.poll = poll
         self.queue: deque[bytes] = deque()
         self.sent = 0
         self.requests = 0
+        self.idle = False
         self.closed = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.wake = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="raw-sender", daemon=True)
 
-    def run(self) -> None:
+    def put(self, item: bytes) -> None:
+        """Queue one encoded event; wake the sender if it waits for one."""
+        self.queue.append(item)
+        if self.idle:
+            self.wake.set()
+
+    def _run(self) -> None:
         queue = self.queue
-        while True:
-            if not queue:
-                if self.closed:
-                    return
-                time.sleep(POLL)
-                continue
-            batch = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
-            resp = self.client.post("/events", content=b"[" + b",".join(batch) + b"]")
-            resp.raise_for_status()
-            self.sent += len(batch)
-            self.requests += 1
+        try:
+            while True:
+                if not queue:
+                    if self.closed:
+                        return
+                    if self.poll is not None:
+                        time.sleep(self.poll)
+                        continue
+                    # Announce the wait before the last look at the queue, so an event queued
+                    # in between either is seen here or sets ``wake``.
+                    self.wake.clear()
+                    self.idle = True
+                    if not queue and not self.closed:
+                        self.wake.wait(IDLE_WAIT)
+                    self.idle = False
+                    continue
+                batch = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
+                resp = self.client.post(self.path, content=b"[" + b",".join(batch) + b"]")
+                resp.raise_for_status()
+                self.sent += len(batch)
+                self.requests += 1
+        except BaseException as exc:  # reported by drain()
+            self.error = exc
 
     def drain(self) -> None:
-        """Until every queued event was sent, then stop the thread."""
+        """Until every queued event was sent; raises what the sender raised."""
         self.closed = True
+        self.wake.set()
         self.thread.join()
+        if self.error is not None:
+            raise RuntimeError(f"raw sender failed: {self.error!r}") from self.error
 
 
 def main() -> None:
@@ -136,7 +170,7 @@ def main() -> None:
                 now = clock()
             elif now - due > worst:
                 worst = now - due
-            sender.queue.append(event(streams[j], i + 1, {"item": i, "sent": now}))
+            sender.put(event(streams[j], i + 1, {"item": i, "sent": now}))
         sender.drain()
         for s in streams:
             client.post(f"/end/{s}").raise_for_status()
