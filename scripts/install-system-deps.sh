@@ -3,6 +3,7 @@
 #   chromium        browser tests of the web view (driven by Playwright, never its own browser)
 #   redis-server    the Redis Streams event log tests
 #   postgresql      the PostgreSQL store tests
+#   openssl         a throwaway certificate for the live-event connection's TLS test
 # Prometheus comes from scripts/tools/install-prometheus.sh. Only missing packages are
 # installed, so a second run takes a moment. Services are not left running: tests start their
 # own on 127.0.0.1.
@@ -17,8 +18,9 @@ bash "$here/services/start-postgres.sh" --install-only
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${#need[@]}" -eq 0 ]; then
-  log "all present (chromium, redis-server, postgresql)"
+  log "all present (chromium, openssl, redis-server, postgresql)"
   exit 0
 fi
 
