@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from test_otel_span_starter import ATTRIBUTES, provider_with
 
@@ -250,3 +251,33 @@ def test_spans_nest_the_same_with_or_without_the_runtime_var(
     )
     assert ckpt.parent.span_id == flow_span.context.span_id  # type: ignore[union-attr]
     assert user.parent.span_id == ckpt.context.span_id  # type: ignore[union-attr]
+
+
+def test_the_span_builder_checks_its_containers_limits() -> None:
+    provider, _ = provider_with()
+    tracer: Any = provider.get_tracer("t")
+    args = (
+        "kitaru.checkpoint",
+        trace.INVALID_SPAN_CONTEXT,
+        trace.INVALID_SPAN_CONTEXT,
+        tracer.sampler,
+        tracer.resource,
+        tracer.span_processor,
+        tracer.instrumentation_info,
+        tracer._instrumentation_scope,
+        tracer._span_limits,
+    )
+    span_class = _sdk_span.SDK_SPAN_CLASS
+    build = _sdk_span._span_builder(span_class, tracer)
+    assert (build is not None) is DIRECT
+    if build is None:
+        return
+    made = _sdk_span._construct(span_class, *args)
+    assert _sdk_span._same_fields(build(*args), made)
+    for field in ("_events", "_links"):
+        other = build(*args)
+        setattr(other, field, BoundedList(3))
+        assert not _sdk_span._same_fields(other, made)
+    other = build(*args)
+    other._attributes.maxlen = 3
+    assert not _sdk_span._same_fields(other, made)

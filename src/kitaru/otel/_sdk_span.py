@@ -353,14 +353,27 @@ def _span_builder(span_class: type[SdkSpan], tracer: SdkTracer) -> _SpanBuilder 
         span._span_processor = processor
         span._limits = limits
         span._lock = lock()
-        span._attributes = BoundedAttributes(
-            limits.max_span_attributes,
-            None,
-            immutable=False,
-            max_value_len=limits.max_span_attribute_length,
-        )
-        span._events = BoundedList(limits.max_events)
-        span._links = BoundedList(limits.max_links)
+        # The containers' own constructors, field by field (checked below with the rest):
+        # BoundedAttributes(max_span_attributes, None, immutable=False, max_value_len=...)
+        # and BoundedList(max_events), BoundedList(max_links).
+        attributes = new(BoundedAttributes)
+        attributes._dict = {}
+        attributes.maxlen = limits.max_span_attributes
+        attributes.dropped = 0
+        attributes.max_value_len = limits.max_span_attribute_length
+        attributes._lock = lock()
+        attributes._immutable = False
+        span._attributes = attributes
+        events: Any = new(BoundedList)
+        events.dropped = 0
+        events._dq = deque(maxlen=limits.max_events)
+        events._lock = lock()
+        span._events = events
+        links: Any = new(BoundedList)
+        links.dropped = 0
+        links._dq = deque(maxlen=limits.max_links)
+        links._lock = lock()
+        span._links = links
         span._record_end_metrics = None
         return span
 
@@ -400,8 +413,11 @@ def _same_fields(built: object, made: object) -> bool:
             if vars(value).keys() != vars(other).keys() or list(value) != list(other):
                 return False
             for field, item in vars(value).items():
-                if (
-                    not isinstance(item, (dict, deque, type(threading.Lock())))
+                if isinstance(item, deque):
+                    if item.maxlen != vars(other)[field].maxlen:
+                        return False
+                elif (
+                    not isinstance(item, (dict, type(threading.Lock())))
                     and item != vars(other)[field]
                 ):
                     return False
