@@ -210,18 +210,6 @@ class Checkpoint(Generic[P, R]):
                 raise res
         return list(results)
 
-    def _new_record(self, run: FlowRun, step_name: str, seq: int) -> CheckpointRecord:
-        return CheckpointRecord(
-            checkpoint_id=new_checkpoint_id(),
-            exec_id=run.exec_id,
-            name=self.name,
-            step_name=step_name,
-            seq=seq,
-            checkpoint_type=self.checkpoint_type,
-            status="running",
-            started_at=time.time(),
-        )
-
     def _cache_key(self, args: Any, kwargs: Any) -> str:
         inputs = dump_value(
             {"args": list(args), "kwargs": dict(kwargs)},
@@ -250,7 +238,16 @@ class Checkpoint(Generic[P, R]):
             cache_key = self._cache_key(args, kwargs)
             source = store.find_cached(cache_key)
             status = "cached"
-        record = self._new_record(run, step_name, seq)
+        record = CheckpointRecord(
+            checkpoint_id=new_checkpoint_id(),
+            exec_id=run.exec_id,
+            name=self.name,
+            step_name=step_name,
+            seq=seq,
+            checkpoint_type=self.checkpoint_type,
+            status="running",
+            started_at=time.time(),
+        )
         if source is None or source.output is None:
             record.cache_key = cache_key  # a miss: this call becomes the cache source
             return _MISS, record
