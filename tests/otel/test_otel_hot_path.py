@@ -8,6 +8,7 @@ case where a shortcut would give a different result if it were taken, and that i
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from test_otel_span_starter import ATTRIBUTES, provider_with
 from kitaru import checkpoint, flow
 from kitaru.otel import _context, _sdk_span
 from kitaru.otel._sdk_tracer import span_starter
+from kitaru.runtime import current_checkpoint
 
 DIRECT = _sdk_span.sdk_version in _sdk_span._DIRECT_START_SDK
 NAME = "kitaru.checkpoint fetch"
@@ -281,3 +283,30 @@ def test_the_span_builder_checks_its_containers_limits() -> None:
     other = build(*args)
     other._attributes.maxlen = 3
     assert not _sdk_span._same_fields(other, made)
+
+
+def test_a_context_reset_that_fails_is_logged_as_the_apis_detach_logs_it(
+    make_traced: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    t = make_traced()
+    failures_before = dict(t.capture.runtime.observer_failures())
+
+    @checkpoint
+    def restarted() -> int:
+        # The bridge's state for this checkpoint replaced by one whose context was set in
+        # another contextvars context: resetting its token here fails.
+        scope = current_checkpoint()
+        contextvars.copy_context().run(t.bridge.on_checkpoint_start, scope)
+        return 1
+
+    @flow
+    def run() -> int:
+        return restarted()
+
+    before = otel_context.get_current()
+    assert run() == 1
+    assert "Failed to detach context" in caplog.text
+    assert t.capture.runtime.observer_failures() == failures_before  # not the bridge's failure
+    assert otel_context.get_current() is before
+    names = [s.name for s in t.exporter.get_finished_spans()]
+    assert names.count("kitaru.checkpoint restarted") == 1  # the replacing span, ended
