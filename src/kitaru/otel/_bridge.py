@@ -40,6 +40,7 @@ from kitaru._ids import trace_id_for
 from kitaru._version import __version__
 from kitaru.otel import _attributes as attr
 from kitaru.otel import _env, _registry
+from kitaru.otel._context import runtime_var, span_key
 from kitaru.otel._events import SpanEventBuffer
 from kitaru.otel._forced import forced_ids
 from kitaru.otel._runtime_logs import line_fields, skipped
@@ -292,6 +293,10 @@ class KitaruOtelObserver(RuntimeObserver):
             trace_hex,
             emitter,
             self._start_span if tracer is self._tracer else None,
+            context_var=runtime_var(),
+            span_key=span_key(),
+            span_id=span_context.span_id,
+            trace_id=span_context.trace_id,
         )
         if is_own(span_context, parent):
             run.trace_id = trace_hex
@@ -321,9 +326,10 @@ class KitaruOtelObserver(RuntimeObserver):
         flow = run_states.get(self) if type(run_states) is dict else None
         flow_state = flow if type(flow) is FlowState else None
         tracer = flow_state.tracer if flow_state is not None else self._resolve()[0]
-        current = otel_context.get_current()
+        var = flow_state.context_var if flow_state is not None else None
+        current = var.get() if var is not None else otel_context.get_current()
         if flow_state is not None and current is flow_state.context:
-            parent, parent_span_id = current, flow_state.span_context.span_id  # the usual case
+            parent, parent_span_id = current, flow_state.span_id  # the usual case
         else:
             parent, parent_span_id = checkpoint_parent(run, flow_state, tracer)
         if flow_state is not None:
@@ -353,9 +359,18 @@ class KitaruOtelObserver(RuntimeObserver):
         )
         # Current while the body runs: the user's instrumented calls (and threads or tasks
         # that copy this context) become children of the checkpoint span.
-        span_in_context = trace.set_span_in_context(span, parent)
-        token = otel_context.attach(span_in_context)
-        state = CheckpointState(span, token, flow_state.pid if flow_state is not None else -1)
+        span_key = flow_state.span_key if flow_state is not None else None
+        span_in_context = (
+            otel_context.Context({**parent, span_key: span})
+            if span_key is not None
+            else trace.set_span_in_context(span, parent)
+        )
+        token = (
+            var.set(span_in_context) if var is not None else otel_context.attach(span_in_context)
+        )
+        state = CheckpointState(
+            span, token, flow_state.pid if flow_state is not None else -1, context_var=var
+        )
         if emitter is not None:
             state.emitter = emitter
             state.log_context = span_in_context
@@ -377,13 +392,16 @@ class KitaruOtelObserver(RuntimeObserver):
             scope.otel = {self: state}
         span_context = span.get_span_context()
         # A no-op tracer hands back the parent itself: those are not this span's IDs.
-        if span_context.is_valid and span_context.span_id != parent_span_id:
+        if span_context.is_valid:
+            span_id = span_context.span_id
+            if span_id == parent_span_id:
+                return
             trace_id = span_context.trace_id
-            if flow_state is not None and trace_id == flow_state.span_context.trace_id:
+            if flow_state is not None and trace_id == flow_state.trace_id:
                 scope.trace_id = flow_state.trace_hex
             else:
                 scope.trace_id = format(trace_id, "032x")
-            scope.span_id = format(span_context.span_id, "016x")
+            scope.span_id = format(span_id, "016x")
             _registry.register(scope.correlation_id, span_context)
 
     def on_event(self, record: EventRecord, scope: CheckpointScope) -> None:
@@ -448,7 +466,14 @@ class KitaruOtelObserver(RuntimeObserver):
                 mark_failed(span, error, self.settings.record_exception_messages)
             self._end_span(span)
         finally:
-            otel_context.detach(state.token)  # type: ignore[arg-type]
+            var = state.context_var
+            if var is None:
+                otel_context.detach(state.token)  # type: ignore[arg-type]
+            else:
+                try:
+                    var.reset(state.token)  # type: ignore[arg-type]
+                except Exception:  # what detach does with it: log it (kitaru.otel._context)
+                    otel_context.detach(state.token)  # type: ignore[arg-type]
         if state.flow_pid != current_pid():
             self._flush_foreign()
 

@@ -18,18 +18,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, StaticSampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.version import __version__ as sdk_version
+
+try:  # private to the SDK; a version without it never takes the direct start
+    from opentelemetry.sdk.trace import _tracer_metrics
+except ImportError:  # pragma: no cover
+    _tracer_metrics = None  # type: ignore[assignment]
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 if TYPE_CHECKING:
@@ -43,6 +49,11 @@ logger = logging.getLogger("kitaru.otel")
 
 # The class of the SDK's spans (Tracer.start_span makes this private subclass of Span).
 SDK_SPAN_CLASS: type = getattr(sdk_trace, "_Span", SdkSpan)
+_SDK_START = SdkSpan.start
+# The SDK's span metrics when they are off: a start that hands back a function doing nothing.
+_NOOP_METRICS: Any = getattr(_tracer_metrics, "NoOpTracerMetrics", None)
+_SDK_NOOP_START: Any = getattr(_NOOP_METRICS, "start_span", None)
+_SDK_NOOP: Any = getattr(_tracer_metrics, "noop", None)
 
 
 # -- a checkpoint span under a sampled parent span of this process, built directly -------------
@@ -109,6 +120,34 @@ def direct_start(
     record_and_sample = Decision.RECORD_AND_SAMPLE
     get_current_span = trace_api.get_current_span
     build = _span_builder(span_class, tracer)
+    starts_quietly = build is not None and span_class.start is _SDK_START
+    # The parent context last started under (a flow's checkpoints all start under the flow's
+    # context) and what ``start_span`` reads from it: a ``Context`` cannot change, nor can the
+    # span context of the SDK's own span in it, so the lookup is done once per parent context.
+    # ``None``: that context takes the public path. One tuple, replaced whole (threads).
+    seen: list[tuple[Any, Any]] = [(None, None)]
+    # The multi-processor's tuple last checked and whether its processors are all quiet.
+    quiet: list[tuple[Any, bool]] = [(None, False)]
+
+    def parent_of(context: otel_context.Context) -> tuple[Any, ...] | None:
+        parent_span = get_current_span(context)
+        parent = parent_span.get_span_context()
+        if (
+            type(parent) is not SpanContext
+            or not parent.is_valid
+            or parent.is_remote
+            or not parent.trace_flags.sampled
+        ):
+            return None
+        found = (
+            parent,
+            parent.trace_id,
+            sampled_random if parent.trace_flags.random_trace_id else sampled,
+            parent.trace_state,
+        )
+        if type(parent_span) is span_class:  # its span context is fixed: remember it
+            seen[0] = (context, found)
+        return found
 
     def direct(
         name: str, context: otel_context.Context, attributes: Mapping[str, AttributeValue]
@@ -119,14 +158,12 @@ def direct_start(
             or not tracer._is_enabled()
         ):
             return None
-        parent = get_current_span(context).get_span_context()
-        if (
-            type(parent) is not SpanContext
-            or not parent.is_valid
-            or parent.is_remote
-            or not parent.trace_flags.sampled
-        ):
+        last_context, found = seen[0]
+        if context is not last_context:
+            found = parent_of(context)
+        if found is None:
             return None
+        parent, trace_id, trace_flags, trace_state = found
         limits = tracer._span_limits
         if (
             type(limits) is not SpanLimits
@@ -138,13 +175,18 @@ def direct_start(
         ):
             return None
         span_context = SpanContext(
-            parent.trace_id,
+            trace_id,
             tracer.id_generator.generate_span_id(),
             is_remote=False,
-            trace_flags=sampled_random if parent.trace_flags.random_trace_id else sampled,
-            trace_state=parent.trace_state,
+            trace_flags=trace_flags,
+            trace_state=trace_state,
         )
-        record_end_metrics = tracer._tracer_metrics.start_span(parent, record_and_sample)
+        metrics = tracer._tracer_metrics
+        record_end_metrics = (
+            _SDK_NOOP
+            if type(metrics) is _NOOP_METRICS and _NOOP_METRICS.start_span is _SDK_NOOP_START
+            else metrics.start_span(parent, record_and_sample)
+        )
         resource, processor = tracer.resource, tracer.span_processor
         info, scope = tracer.instrumentation_info, tracer._instrumentation_scope
         span: SdkSpan
@@ -157,7 +199,17 @@ def direct_start(
             # would store each of kitaru's values as it is, in this order). The caller's fresh
             # dict (SpanStarter) becomes the container's store as it is.
             span._attributes._dict = attributes  # type: ignore[union-attr]
-            span.start(start_time=None, parent_context=context)
+            processors = getattr(processor, "_span_processors", None)
+            checked, quiet_start = quiet[0]
+            if processors is not checked:
+                quiet_start = _quiet_processors_of(processor) is not None
+                quiet[0] = (processors, quiet_start)
+            if starts_quietly and quiet_start:
+                # What Span.start does for a span no other thread has seen yet: its start
+                # time, then the processors' on_start, which do nothing here.
+                span._start_time = _TIME_NS()
+            else:
+                span.start(start_time=None, parent_context=context)
             return span
         span = _construct(
             span_class,
@@ -181,6 +233,42 @@ def direct_start(
         return span
 
     return direct
+
+
+# The SDK's processors whose on_start and _on_ending do nothing (their own methods, as
+# imported), and the multi-processor's own loops over them.
+_QUIET_PROCESSORS = (BatchSpanProcessor, SimpleSpanProcessor)
+_QUIET_HOOKS = {cls: (cls.on_start, cls._on_ending, cls.on_end) for cls in _QUIET_PROCESSORS}
+_MULTI_HOOKS = (
+    SynchronousMultiSpanProcessor.on_start,
+    SynchronousMultiSpanProcessor._on_ending,
+    SynchronousMultiSpanProcessor.on_end,
+)
+
+
+def _quiet_processors_of(processor: object) -> tuple[Any, ...] | None:
+    """The processors behind the SDK's multi-processor when theirs are the SDK's quiet ones.
+
+    That is: ``processor`` is the SDK's ``SynchronousMultiSpanProcessor`` with its own loops,
+    and each processor in it is the SDK's batch or simple processor with that class's own
+    ``on_start``, ``_on_ending`` and ``on_end`` (the first two do nothing). ``None`` otherwise.
+    """
+    cls = type(processor)
+    if (
+        cls is not SynchronousMultiSpanProcessor
+        or (cls.on_start, cls._on_ending, cls.on_end) != _MULTI_HOOKS
+    ):
+        return None
+    processors = getattr(processor, "_span_processors", None)
+    if type(processors) is not tuple:
+        return None
+    for p in processors:
+        own = _QUIET_HOOKS.get(type(p))
+        if own is None or (type(p).on_start, type(p)._on_ending, type(p).on_end) != own:
+            return None
+        if vars(p).keys() & {"on_start", "_on_ending", "on_end"}:
+            return None
+    return processors
 
 
 _SpanBuilder = Callable[..., SdkSpan]
@@ -265,14 +353,27 @@ def _span_builder(span_class: type[SdkSpan], tracer: SdkTracer) -> _SpanBuilder 
         span._span_processor = processor
         span._limits = limits
         span._lock = lock()
-        span._attributes = BoundedAttributes(
-            limits.max_span_attributes,
-            None,
-            immutable=False,
-            max_value_len=limits.max_span_attribute_length,
-        )
-        span._events = BoundedList(limits.max_events)
-        span._links = BoundedList(limits.max_links)
+        # The containers' own constructors, field by field (checked below with the rest):
+        # BoundedAttributes(max_span_attributes, None, immutable=False, max_value_len=...)
+        # and BoundedList(max_events), BoundedList(max_links).
+        attributes = new(BoundedAttributes)
+        attributes._dict = {}
+        attributes.maxlen = limits.max_span_attributes
+        attributes.dropped = 0
+        attributes.max_value_len = limits.max_span_attribute_length
+        attributes._lock = lock()
+        attributes._immutable = False
+        span._attributes = attributes
+        events: Any = new(BoundedList)
+        events.dropped = 0
+        events._dq = deque(maxlen=limits.max_events)
+        events._lock = lock()
+        span._events = events
+        links: Any = new(BoundedList)
+        links.dropped = 0
+        links._dq = deque(maxlen=limits.max_links)
+        links._lock = lock()
+        span._links = links
         span._record_end_metrics = None
         return span
 
@@ -312,8 +413,11 @@ def _same_fields(built: object, made: object) -> bool:
             if vars(value).keys() != vars(other).keys() or list(value) != list(other):
                 return False
             for field, item in vars(value).items():
-                if (
-                    not isinstance(item, (dict, deque, type(threading.Lock())))
+                if isinstance(item, deque):
+                    if item.maxlen != vars(other)[field].maxlen:
+                        return False
+                elif (
+                    not isinstance(item, (dict, type(threading.Lock())))
                     and item != vars(other)[field]
                 ):
                     return False
@@ -390,7 +494,7 @@ def end_own_span(span: Span) -> None:
     ):
         span.end()
         return
-    sdk_span = cast("SdkSpan", span)
+    sdk_span: SdkSpan = span  # type: ignore[assignment]
     with sdk_span._lock:
         ending = sdk_span._start_time is not None and sdk_span._end_time is None
         if ending:
@@ -399,8 +503,24 @@ def end_own_span(span: Span) -> None:
     if not ending:
         span.end()  # the SDK's own warning or error
         return
-    if sdk_span._record_end_metrics:
-        sdk_span._record_end_metrics()
+    record_end_metrics = sdk_span._record_end_metrics
+    if record_end_metrics and record_end_metrics is not _SDK_NOOP:
+        record_end_metrics()
     processor = sdk_span._span_processor
-    processor._on_ending(sdk_span)
-    processor.on_end(copy_span(sdk_span))
+    processors = getattr(processor, "_span_processors", None)
+    checked, quiet = _END_QUIET[0]
+    if processors is not checked:
+        quiet = _quiet_processors_of(processor) is not None
+        _END_QUIET[0] = (processors, quiet)
+    if not quiet:
+        processor._on_ending(sdk_span)
+        processor.on_end(copy_span(sdk_span))
+        return
+    # The multi-processor's two loops: every _on_ending does nothing here, then each on_end.
+    readable = copy_span(sdk_span)
+    for each in processors:  # type: ignore[union-attr]
+        each.on_end(readable)
+
+
+# The processors tuple last checked at a span's end, and whether they are all quiet.
+_END_QUIET: list[tuple[Any, bool]] = [(None, False)]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Span as SdkSpan
@@ -283,7 +283,7 @@ def set_own_attribute(span: Span, key: str, value: str) -> None:
         and bounded.maxlen != 0
         and _SETITEM_LOCKED is not None
     ):
-        sdk_span = cast("SdkSpan", span)
+        sdk_span: SdkSpan = span  # type: ignore[assignment]
         with sdk_span._lock:
             stored = sdk_span._end_time is None and getattr(bounded, "_immutable", True) is False
             if stored:

@@ -14,6 +14,7 @@ from kitaru.runtime._process import current_pid
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from contextvars import ContextVar
 
     from opentelemetry import context as otel_context
     from opentelemetry._logs import SeverityNumber
@@ -42,6 +43,12 @@ class FlowState:
     trace_hex: str  # the flow span's trace ID as 32 hex digits (its checkpoints share it)
     emitter: LogEmitter | None = None  # log records: where they went when the flow started
     start_span: SpanStarter | None = None  # how the flow's checkpoint spans are started
+    # The current context's ContextVar and the span's key in a context, when the API's own
+    # functions use them (kitaru.otel._context; None: call the API).
+    context_var: ContextVar[Any] | None = None
+    span_key: str | None = None
+    span_id: int = 0  # span_context.span_id and .trace_id, read once
+    trace_id: int = 0
     # Per (checkpoint name, type): the span name, the attributes every checkpoint span of this
     # flow with that name shares, and how to start it, built once (checkpoints are the hot path).
     checkpoint_bases: dict[tuple[str, str], CheckpointBase] = field(default_factory=dict)
@@ -59,6 +66,7 @@ class CheckpointState:
     log_context: otel_context.Context | None = None  # the context holding the span
     log_fixed: dict[str, AttributeValue] | None = None  # attributes of every log record
     started: float = 0.0  # perf_counter() at the start, when metrics are on
+    context_var: ContextVar[Any] | None = None  # reset with the token when not None
 
     def emit_log(
         self,

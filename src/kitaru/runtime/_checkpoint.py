@@ -210,18 +210,6 @@ class Checkpoint(Generic[P, R]):
                 raise res
         return list(results)
 
-    def _new_record(self, run: FlowRun, step_name: str, seq: int) -> CheckpointRecord:
-        return CheckpointRecord(
-            checkpoint_id=new_checkpoint_id(),
-            exec_id=run.exec_id,
-            name=self.name,
-            step_name=step_name,
-            seq=seq,
-            checkpoint_type=self.checkpoint_type,
-            status="running",
-            started_at=time.time(),
-        )
-
     def _cache_key(self, args: Any, kwargs: Any) -> str:
         inputs = dump_value(
             {"args": list(args), "kwargs": dict(kwargs)},
@@ -250,7 +238,16 @@ class Checkpoint(Generic[P, R]):
             cache_key = self._cache_key(args, kwargs)
             source = store.find_cached(cache_key)
             status = "cached"
-        record = self._new_record(run, step_name, seq)
+        record = CheckpointRecord(
+            checkpoint_id=new_checkpoint_id(),
+            exec_id=run.exec_id,
+            name=self.name,
+            step_name=step_name,
+            seq=seq,
+            checkpoint_type=self.checkpoint_type,
+            status="running",
+            started_at=time.time(),
+        )
         if source is None or source.output is None:
             record.cache_key = cache_key  # a miss: this call becomes the cache source
             return _MISS, record
@@ -282,7 +279,7 @@ class Checkpoint(Generic[P, R]):
         record.status = "running"
         run.runtime.store.save_checkpoint(record)
         run.runtime.observer_group.notify("on_checkpoint_start", scope)
-        scope.emit(CHECKPOINT_STARTED_KIND, {"status": "started"}, lifecycle=True)
+        scope.emit_lifecycle(CHECKPOINT_STARTED_KIND, {"status": "started"})
         return scope, _current_checkpoint.set(scope)
 
     def _end(
@@ -293,16 +290,15 @@ class Checkpoint(Generic[P, R]):
     ) -> None:
         """Publish the terminal event, tell observers, note the attempt's outcome."""
         if error is None:
-            scope.emit(CHECKPOINT_RETURNED_KIND, {"status": "returned"}, lifecycle=True)
+            scope.emit_lifecycle(CHECKPOINT_RETURNED_KIND, {"status": "returned"})
         else:
-            scope.emit(
+            scope.emit_lifecycle(
                 CHECKPOINT_FAILED_KIND,
                 {
                     "status": "failed",
                     "error_type": type(error).__name__,
                     "message": FAILED_MESSAGE,
                 },
-                lifecycle=True,
             )
         status = "returned" if error is None else "failed"
         scope.run.runtime.observer_group.notify("on_checkpoint_end", scope, status, error)
