@@ -141,13 +141,19 @@ class Publisher:
         if self._disabled or self._closed:
             return
         normal, life = self._normal, self._lifecycle
-        with self._submit_lock:
+        # acquire/release rather than ``with``: the same lock held over the same statements,
+        # without the context manager's two method calls (this runs once per progress() call).
+        lock = self._submit_lock
+        lock.acquire()
+        try:
             seq = next(self._seq)
             record.seq = seq
             if len(normal) + len(life) >= self._max_queue and not self._make_room(record):
                 return
             (life if record.lifecycle else normal).append(record)
             self._last_seq = seq
+        finally:
+            lock.release()
         if self._thread is None:
             self._start()
         if self._idle:
