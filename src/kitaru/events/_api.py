@@ -176,8 +176,9 @@ def progress(
     else:
         value = _check_percent(percent)
     cid = None if correlation_id is None else _check_correlation_id(correlation_id)
-    if flush is not False and flush is not True:
-        _check_flush(flush)
+    flag: object = flush  # typed as the caller may pass it: anything but a bool is an error
+    if flag is not True and flag is not False:
+        _check_flush(flag)
     scope = current_scope.get()
     if scope is None:
         scope = _scope("kitaru.progress()")  # raises KitaruContextError
