@@ -160,18 +160,29 @@ class Publisher:
             self._wake.set()
 
     def _make_room(self, record: EventRecord) -> bool:
-        """Drop per the overflow policy; False when ``record`` itself is the one dropped."""
-        with self._lock:
-            while len(self._normal) + len(self._lifecycle) >= self._max_queue:
-                if self._normal:
-                    self._normal.popleft()
-                    self._counts["dropped_overflow"] += 1
+        """Drop per the overflow policy; False when ``record`` itself is the one dropped.
+
+        Runs once per ``submit`` while the queue is full (a backend that is down), so it costs
+        the calling thread what the enqueue itself costs: the lock without the context
+        manager's calls, the deques and counters read once.
+        """
+        normal, life, counts = self._normal, self._lifecycle, self._counts
+        limit = self._max_queue
+        lock = self._lock
+        lock.acquire()
+        try:
+            while len(normal) + len(life) >= limit:
+                if normal:
+                    normal.popleft()
+                    counts["dropped_overflow"] += 1
                 elif record.lifecycle:
-                    self._lifecycle.popleft()
-                    self._counts["dropped_lifecycle"] += 1
+                    life.popleft()
+                    counts["dropped_lifecycle"] += 1
                 else:
-                    self._counts["dropped_overflow"] += 1
+                    counts["dropped_overflow"] += 1
                     return False
+        finally:
+            lock.release()
         return True
 
     @property
