@@ -1,6 +1,7 @@
 """One million ``kitaru.progress()`` calls while the server is unreachable.
 
-Server mode against a kitaru server in a subprocess. One flow, ``--rounds`` rounds (3) of:
+Server mode against a kitaru server in a subprocess. One flow, ``--rounds`` rounds (5; 3 with
+``--smoke``) of:
 
 1. ``up``: progress() calls while the server is up (checkpoints of 50 calls, each call timed);
 2. the server is killed (SIGKILL: a crash, not a clean stop);
@@ -54,9 +55,9 @@ def main() -> int:
     """Run the benchmark; see the module docstring."""
     p = parser(__doc__)
     p.add_argument("--calls", type=int, default=None, help="progress() calls while down, in all")
-    p.add_argument("--rounds", type=int, default=3, help="alternating up/down rounds")
+    p.add_argument("--rounds", type=int, default=None, help="alternating up/down rounds (5)")
     args = p.parse_args()
-    rounds = max(1, args.rounds)
+    rounds = max(1, args.rounds or (3 if args.smoke else 5))
     n_down = args.calls or (100_000 if args.smoke else 1_000_000)
     n_up = 2_000 if args.smoke else 20_000  # per round
     shares = [n_down // rounds + (1 if r < n_down % rounds else 0) for r in range(rounds)]
