@@ -3,15 +3,12 @@
 ``progress()`` checks its common arguments inline, hands the caller's keyword dictionary on as
 the event's ``data`` and the scope fills the record's slots without its ``__init__``
 (``benchmarks/README.md``, "progress() on the calling thread"); these tests pin that the result
-is the same event as before, with the same indexes under concurrent threads and the same
-cancellation point.
+is the same event as before, with the same cancellation point (concurrent threads:
+``test_fanout.py``).
 """
 
 from __future__ import annotations
 
-import contextvars
-import sys
-import threading
 from typing import Any
 
 import pytest
@@ -144,47 +141,6 @@ def test_progress_data_is_the_fields_then_percent_as_a_float(
         if "percent" in data:
             assert type(got["percent"]) is float
     assert event.payload["message"] == "working"
-
-
-def test_threads_switching_every_microsecond_get_distinct_increasing_indexes() -> None:
-    # A tiny switch interval makes the threads interleave inside the inlined index lock.
-    per_thread, threads_n = 300, 6
-
-    @checkpoint
-    def busy() -> None:
-        def worker(n: int) -> None:
-            for i in range(per_thread):
-                kitaru.progress(f"thread {n}", step=i)
-
-        threads = [
-            threading.Thread(target=contextvars.copy_context().run, args=(worker, n))
-            for n in range(threads_n)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
-    @flow
-    def f() -> None:
-        busy()
-
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        with capture_events() as capture:
-            f()
-    finally:
-        sys.setswitchinterval(previous)
-    events = capture.events
-    assert len(events) == per_thread * threads_n + 2
-    assert sorted(e.index for e in events) == list(range(len(events)))
-    # Each thread's own events keep their order (its steps in increasing index order).
-    for n in range(threads_n):
-        mine = sorted(
-            (e for e in events if e.payload.get("message") == f"thread {n}"), key=lambda e: e.index
-        )
-        assert [e.payload["data"]["step"] for e in mine] == list(range(per_thread))
 
 
 def test_a_cancelled_progress_raises_before_taking_an_index() -> None:
