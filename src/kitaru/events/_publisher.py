@@ -162,9 +162,9 @@ class Publisher:
     def _make_room(self, record: EventRecord) -> bool:
         """Drop per the overflow policy; False when ``record`` itself is the one dropped.
 
-        Runs once per ``submit`` while the queue is full (a backend that is down), so it costs
-        the calling thread what the enqueue itself costs: the lock without the context
-        manager's calls, the deques and counters read once.
+        Runs on the calling thread once per ``submit`` while the queue is full (a backend that
+        is down), so it takes its lock without the context manager's calls and reads the deques
+        and counters once.
         """
         normal, life, counts = self._normal, self._lifecycle, self._counts
         limit = self._max_queue
