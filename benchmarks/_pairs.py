@@ -32,12 +32,13 @@ def pair_rows(
     baseline_name: str,
     target: str | None = None,
     at_least: float | None = None,
+    at_most: float | None = None,
 ) -> int:
     """Report ``(baseline, subject)`` pairs: the median pair's row, then one row per pair.
 
     The first row is named ``figure`` (stable across runs for the report) and holds the pair
-    whose ratio is the median, so its ratio is the median ratio; ``at_least`` is the target
-    ratio it is judged by. Returns that pair's position.
+    whose ratio is the median, so its ratio is the median ratio; ``at_least`` (or
+    ``at_most``, for a cost) is the target ratio it is judged by. Returns that pair's position.
     """
     ratios = [subject / base for base, subject in pairs]
     m = median_index(ratios)
@@ -49,7 +50,13 @@ def pair_rows(
         baseline=base,
         baseline_name=baseline_name,
         target=target,
-        met=None if at_least is None else ratios[m] >= at_least,
+        met=(
+            ratios[m] >= at_least
+            if at_least is not None
+            else ratios[m] <= at_most
+            if at_most is not None
+            else None
+        ),
     )
     if len(pairs) > 1:
         for i, (b, s) in enumerate(pairs, 1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -192,6 +193,47 @@ def test_lifecycle_dropped_only_when_nothing_else_is_left():
     assert stats.dropped_lifecycle == 1
     transport.release.set()
     pub.shutdown(5)
+
+
+def test_concurrent_submitters_into_a_full_queue_account_for_every_event():
+    # A backend that is down: every submit finds the queue full and drops the oldest
+    # non-lifecycle event. Threads switching every microsecond interleave their submits.
+    transport = BlockingTransport()
+    pub = Publisher(transport, max_queue=50)
+    pub.submit(_record(0, lifecycle=True, kind="kitaru.checkpoint.started"))
+    assert transport.entered.wait(5)  # the sender holds record 0 in flight
+    pub.submit(_record(1, lifecycle=True, kind="kitaru.checkpoint.started"))
+    threads_n, each = 4, 2_000
+
+    def worker(n: int) -> None:
+        for i in range(each):
+            pub.submit(_record(10_000 * (n + 1) + i))
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(threads_n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(previous)
+    pub.submit(_record(2, lifecycle=True, kind="kitaru.checkpoint.returned"))
+    stats = pub.stats()
+    assert stats.queued == 50
+    assert stats.dropped_lifecycle == 0
+    assert stats.dropped_overflow == threads_n * each + 2 - 50
+    transport.release.set()
+    assert pub.flush(5)
+    sent = [d["index"] for d in transport.sent]
+    assert len(sent) == 1 + 50
+    assert sent[:2] == [0, 1] and sent[-1] == 2  # both lifecycle events kept, in order
+    for n in range(threads_n):  # each thread's survivors in its own order
+        mine = [i for i in sent if 10_000 * (n + 1) <= i < 10_000 * (n + 2)]
+        assert mine == sorted(mine)
+    assert len(sent) + pub.stats().dropped == threads_n * each + 3
+    pub.shutdown(1)
 
 
 def test_flush_returns_false_on_timeout_and_true_without_backend():

@@ -28,8 +28,13 @@ class PublishingScope(Protocol):
         correlation_id: str | None = None,
         index: int | None = None,
         lifecycle: bool = False,
+        cancellation_point: bool = False,
     ) -> None:
-        """Build one event on the calling thread and hand it on."""
+        """Build one event on the calling thread and hand it on.
+
+        With ``cancellation_point``, first do what :meth:`check_cancelled` does (one call
+        instead of two for ``progress()``).
+        """
         ...
 
     def flush_events(self) -> bool:

@@ -141,31 +141,48 @@ class Publisher:
         if self._disabled or self._closed:
             return
         normal, life = self._normal, self._lifecycle
-        with self._submit_lock:
+        # acquire/release rather than ``with``: the same lock held over the same statements,
+        # without the context manager's two method calls (this runs once per progress() call).
+        lock = self._submit_lock
+        lock.acquire()
+        try:
             seq = next(self._seq)
             record.seq = seq
             if len(normal) + len(life) >= self._max_queue and not self._make_room(record):
                 return
             (life if record.lifecycle else normal).append(record)
             self._last_seq = seq
+        finally:
+            lock.release()
         if self._thread is None:
             self._start()
         if self._idle:
             self._wake.set()
 
     def _make_room(self, record: EventRecord) -> bool:
-        """Drop per the overflow policy; False when ``record`` itself is the one dropped."""
-        with self._lock:
-            while len(self._normal) + len(self._lifecycle) >= self._max_queue:
-                if self._normal:
-                    self._normal.popleft()
-                    self._counts["dropped_overflow"] += 1
+        """Drop per the overflow policy; False when ``record`` itself is the one dropped.
+
+        Runs on the calling thread once per ``submit`` while the queue is full (a backend that
+        is down), so it takes its lock without the context manager's calls and reads the deques
+        and counters once.
+        """
+        normal, life, counts = self._normal, self._lifecycle, self._counts
+        limit = self._max_queue
+        lock = self._lock
+        lock.acquire()
+        try:
+            while len(normal) + len(life) >= limit:
+                if normal:
+                    normal.popleft()
+                    counts["dropped_overflow"] += 1
                 elif record.lifecycle:
-                    self._lifecycle.popleft()
-                    self._counts["dropped_lifecycle"] += 1
+                    life.popleft()
+                    counts["dropped_lifecycle"] += 1
                 else:
-                    self._counts["dropped_overflow"] += 1
+                    counts["dropped_overflow"] += 1
                     return False
+        finally:
+            lock.release()
         return True
 
     @property

@@ -20,6 +20,8 @@ from kitaru.events._models import EventRecord
 from kitaru.exceptions import KitaruCancelledError, KitaruUsageError
 from kitaru.runtime._process import current_pid
 
+_new_record = object.__new__
+
 if TYPE_CHECKING:
     from kitaru.runtime._replay import ReplayPlan
     from kitaru.runtime._runtime import Runtime
@@ -239,24 +241,49 @@ class CheckpointScope:
         correlation_id: str | None = None,
         index: int | None = None,
         lifecycle: bool = False,
+        cancellation_point: bool = False,
     ) -> None:
-        """Build one event on the calling thread and hand it to observers and the publisher."""
-        runtime = self.run.runtime
-        if not runtime.publishing and not runtime.observer_group.event_observers:
+        """Build one event on the calling thread and hand it to observers and the publisher.
+
+        With ``cancellation_point`` this is one (``docs/outcomes.md``): a cancelled run raises
+        here, before the index is taken. This runs once per ``progress()`` call, so the common
+        path makes no Python call it can do without (``benchmarks/README.md``, "progress() on
+        the calling thread").
+        """
+        run = self.run
+        if cancellation_point and run.cancel_reason is not None:
+            run.raise_if_cancelled()
+        runtime = run.runtime
+        observers = runtime.observer_group.event_observers
+        if not runtime.publishing and not observers:
             # Nobody takes events (local database mode without a bridge): the index is still
             # taken, and an explicit one checked, as if the event had been published.
             self.next_index(index)
             return
-        record = EventRecord(
-            self,
-            kind,
-            correlation_id or self.correlation_id,
-            self.next_index(index),
-            body,
-            _now(),
-            lifecycle,
-        )
-        runtime.dispatch(record, self)
+        if index is None:  # next_index() without its call, for the common case
+            lock = self._index_lock
+            lock.acquire()
+            try:
+                index = self._next_index
+                self._next_index = index + 1
+            finally:
+                lock.release()
+        else:
+            index = self.next_index(index)
+        # The record's slots filled in place: cheaper than its __init__ (a Python call).
+        record = _new_record(EventRecord)
+        record.source = self
+        record.kind = kind
+        record.correlation_id = correlation_id or self.correlation_id
+        record.index = index
+        record.body = body
+        record.ts = _now()  # the publish time: taken here, on the calling thread
+        record.lifecycle = lifecycle
+        record.seq = 0
+        if observers:
+            runtime.dispatch(record, self)
+        else:  # what dispatch() does when no observer takes events
+            runtime.publisher.submit(record)
 
     def emit_lifecycle(self, kind: str, body: dict[str, Any]) -> None:
         """``emit(kind, body, lifecycle=True)``: the checkpoint's own started and terminal events.
