@@ -15,10 +15,10 @@ end flushes, bounded, before the execution is finished, so a dead backend costs 
 but the enqueue.
 
 While a batch is being sent and more events are waiting, a helper thread takes and encodes the
-next batch meanwhile. Still only one batch is in flight: the
-next one is handed to the transport only after the current one succeeded, because the server
-numbers events in the order batches arrive, and two batches of one execution in flight at once
-could arrive swapped and reorder a correlation lane in the stream.
+next batch meanwhile. Still only one batch is in flight: the next one is handed to the
+transport only after the current one succeeded, because the server numbers events in the order
+batches arrive, and two batches of one execution in flight at once could arrive swapped and
+reorder a correlation lane in the stream.
 
 Batching needs no timer: everything that arrives while a request is in flight goes in the next
 one, so a process never has more requests going than one at a time, and the slower the server
