@@ -143,3 +143,47 @@ def test_flush_and_shutdown_send_what_is_queued_without_waiting() -> None:
     pub.submit(_record(3, lifecycle=True))
     assert pub.shutdown(10)
     assert [i for b in transport.wait_for(3) for i in b] == [0, 1, 2, 3]
+
+
+class _Abort(BaseException):
+    """Escapes the per-event ``except Exception`` of the encoding, as an interrupt would."""
+
+
+def test_a_next_batch_whose_encoding_breaks_off_is_still_sent_in_order_and_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # [2, 3, 4] are queued when [1] starts, so the helper thread takes and encodes them while
+    # [1] is in flight; when that encoding breaks off at [3], what was encoded ([2]) is kept as
+    # the next batch and what it did not reach ([3], [4]) goes back to the queue (and tops that
+    # batch up again): nothing
+    # lost, nothing twice, in order.
+    real = _publisher.encode_record
+    encoding = threading.Event()
+    go = threading.Event()
+    broke = threading.Event()
+
+    def encode(rec: EventRecord) -> EncodedEvent:
+        if rec.index == 1:
+            encoding.set()
+            assert go.wait(10)
+        if rec.index == 3 and not broke.is_set():
+            broke.set()
+            raise _Abort
+        return real(rec)
+
+    monkeypatch.setattr(_publisher, "encode_record", encode)
+    transport = BatchRecorder()
+    pub = Publisher(transport)
+    try:
+        pub.submit(_record(1))
+        assert encoding.wait(10)
+        for i in (2, 3, 4):
+            pub.submit(_record(i))
+        go.set()
+        assert pub.flush(10)
+        assert broke.is_set()
+        assert transport.batches == [[1], [2, 3, 4]]  # the next batch topped up as usual
+        stats = pub.stats()
+        assert stats.sent == 4 and stats.dropped == 0 and stats.queued == 0
+    finally:
+        pub.shutdown(1)

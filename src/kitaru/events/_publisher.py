@@ -14,11 +14,11 @@ for its events to be sent (``docs/protocol.md``, "Ordering on the producer"): on
 end flushes, bounded, before the execution is finished, so a dead backend costs a flow nothing
 but the enqueue.
 
-While a batch is being sent and more events are waiting, the send runs on a helper thread and
-the sender takes and encodes the next batch meanwhile. Still only one batch is in flight: the
-next one is handed to the transport only after the current one succeeded, because the server
-numbers events in the order batches arrive, and two batches of one execution in flight at once
-could arrive swapped and reorder a correlation lane in the stream.
+While a batch is being sent and more events are waiting, a helper thread takes and encodes the
+next batch meanwhile. Still only one batch is in flight: the next one is handed to the
+transport only after the current one succeeded, because the server numbers events in the order
+batches arrive, and two batches of one execution in flight at once could arrive swapped and
+reorder a correlation lane in the stream.
 
 Batching needs no timer: everything that arrives while a request is in flight goes in the next
 one, so a process never has more requests going than one at a time, and the slower the server
@@ -35,6 +35,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from kitaru._backoff import Backoff
@@ -130,9 +131,9 @@ class Publisher:
         # Every counter of PublisherStats but ``queued``, by its field name.
         self._counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         # The next batch, taken and encoded while the current one was being sent (with the
-        # submission number of its last record), and the helper thread that sends.
+        # submission number of its last record), and the helper thread that encodes it.
         self._ahead: tuple[list[EncodedEvent], int] | None = None
-        self._poster: _Poster | None = None
+        self._helper: _Helper | None = None
 
     # -- calling thread -------------------------------------------------------------------
 
@@ -242,9 +243,9 @@ class Publisher:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=0.2)
-        poster = self._poster
-        if poster is not None:
-            poster.stop()
+        helper = self._helper
+        if helper is not None:
+            helper.stop()
         try:
             self._transport.shutdown()
         except Exception:
@@ -367,35 +368,48 @@ class Publisher:
     def _send(self, batch: list[EncodedEvent]) -> None:
         """Send ``batch``; when more is waiting, take and encode the next batch meanwhile.
 
+        The request goes out on this thread at once and the next batch is encoded on the
+        helper thread: the other way round, the helper would need the interpreter lock to start
+        the request while this thread holds it encoding, and the request would wait for the
+        encoding (up to the interpreter's switch interval; benchmarks/README.md, "Throughput").
         The next batch is kept (in ``_ahead``) only if this send succeeded; otherwise its
         records go back to the front of the queue, where the overflow policy applies to them
         as before and the failed batch is retried first.
         """
-        if self._closed or not (self._normal or self._lifecycle):
-            self._transport.send(batch)
-            return
-        poster = self._poster
-        if poster is None:
-            poster = self._poster = _Poster(self._transport)
-        if not poster.start(batch):
-            self._transport.send(batch)
-            return
+        helper = self._helper
+        if helper is None and not self._closed and (self._normal or self._lifecycle):
+            helper = self._helper = _Helper()
         records: list[EventRecord] = []
-        encoded: list[tuple[EventRecord, EncodedEvent]] = []
+        encoded: list[EncodedEvent | None] = []
+        if (
+            helper is None
+            or self._closed
+            or not (self._normal or self._lifecycle)
+            or not helper.start(lambda: self._encode_ahead(records, encoded))
+        ):
+            self._transport.send(batch)
+            return
         try:
-            records = self._take()
-            for rec in records:
-                enc = self._encode_one(rec)
-                if enc is not None:
-                    encoded.append((rec, enc))
-        finally:
-            try:
-                poster.wait()  # raises what the send raised
-            except BaseException:
-                self._put_back([rec for rec, _ in encoded])
-                raise
+            self._transport.send(batch)
+        except BaseException:
+            helper.wait()
+            self._put_back(_unsent(records, encoded))
+            raise
+        if not helper.wait():  # the encoding broke off: what it did not reach goes back
+            self._put_back(records[len(encoded) :])
+            records = records[: len(encoded)]
         if records:
-            self._ahead = ([enc for _, enc in encoded], records[-1].seq)
+            self._ahead = ([enc for enc in encoded if enc is not None], records[-1].seq)
+
+    def _encode_ahead(self, records: list[EventRecord], encoded: list[EncodedEvent | None]) -> None:
+        """Take the next batch into ``records`` and encode it into ``encoded`` (helper thread).
+
+        Only this thread touches both lists until the sender's ``wait`` returns; an event that
+        cannot be sent is ``None`` there (dropped and counted by ``_encode_one``).
+        """
+        records.extend(self._take())
+        for rec in records:
+            encoded.append(self._encode_one(rec))
 
     def _put_back(self, records: list[EventRecord]) -> None:
         with self._lock:
@@ -454,35 +468,40 @@ class Publisher:
         return encoded
 
 
-class _Poster:
-    """A daemon thread that runs one ``transport.send`` at a time for the sender thread."""
+def _unsent(records: list[EventRecord], encoded: list[EncodedEvent | None]) -> list[EventRecord]:
+    """The records taken ahead that are still to be sent (not dropped by their encoding)."""
+    done = len(encoded)
+    return [rec for rec, enc in zip(records, encoded, strict=False) if enc is not None] + records[
+        done:
+    ]
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+
+class _Helper:
+    """A daemon thread that runs one job at a time for the sender thread."""
+
+    def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._job: list[EncodedEvent] | None = None
+        self._job: Callable[[], None] | None = None
         self._busy = False
-        self._error: BaseException | None = None
+        self._ok = True
         self._stopped = False
-        threading.Thread(target=self._loop, name="kitaru-publisher-post", daemon=True).start()
+        threading.Thread(target=self._loop, name="kitaru-publisher-encode", daemon=True).start()
 
-    def start(self, batch: list[EncodedEvent]) -> bool:
-        """Start sending ``batch``; False once stopped (the caller sends it itself)."""
+    def start(self, job: Callable[[], None]) -> bool:
+        """Start running ``job``; False once stopped (the caller does without)."""
         with self._cond:
             if self._stopped:
                 return False
-            self._job, self._busy, self._error = batch, True, None
+            self._job, self._busy, self._ok = job, True, True
             self._cond.notify_all()
         return True
 
-    def wait(self) -> None:
-        """Wait for the started send; re-raise its exception."""
+    def wait(self) -> bool:
+        """Wait for the started job; False if it raised (logged: the sender never raises)."""
         with self._cond:
             while self._busy:
                 self._cond.wait()
-            error, self._error = self._error, None
-        if error is not None:
-            raise error
+            return self._ok
 
     def stop(self) -> None:
         with self._cond:
@@ -497,13 +516,14 @@ class _Poster:
                 if self._job is None:
                     return
                 job, self._job = self._job, None
-            error: BaseException | None = None
+            ok = True
             try:
-                self._transport.send(job)
-            except BaseException as exc:  # handed to the sender thread, which decides
-                error = exc
+                job()
+            except BaseException:
+                logger.debug("kitaru: taking the next live-event batch failed", exc_info=True)
+                ok = False
             with self._cond:
-                self._error, self._busy = error, False
+                self._ok, self._busy = ok, False
                 self._cond.notify_all()
 
 
