@@ -109,14 +109,14 @@ def live(
     }
 
 
-def raw(url: str, n: int, res: Result, label: str, redis_pid: int, script: bool) -> dict[str, Any]:
+def raw(url: str, n: int, res: Result, label: str, redis_pid: int, kitaru: bool) -> dict[str, Any]:
     """The bare Redis path: events per second from the first append to the reader's end."""
-    stream = f"kitaru-bench-raw:{uuid.uuid4()}"
+    stream = f"kitaru-bench-raw:log:{uuid.uuid4()}"
     argv = [sys.executable, str(HERE / "_raw_redis.py")]
     common = ["--url", url, "--stream", stream, "--events", str(n)]
     reader = Process([*argv, "read", *common], env=child_env())
     writer = Process(
-        [*argv, "write", *common, *(["--script"] if script else [])], env=child_env(), stdin=True
+        [*argv, "write", *common, *(["--kitaru"] if kitaru else [])], env=child_env(), stdin=True
     )
     try:
         for proc in (reader, writer):
@@ -166,8 +166,8 @@ def main() -> int:
                     r = {
                         "sqlite": live(sqlite, n, res, f"sqlite {i + 1}"),
                         "redis": live(red, n, res, f"redis {i + 1}", redis_pid),
-                        "raw": raw(url, n, res, f"raw {i + 1}", redis_pid, script=False),
-                        "raw_script": raw(url, n, res, f"raw script {i + 1}", redis_pid, True),
+                        "raw": raw(url, n, res, f"raw {i + 1}", redis_pid, kitaru=False),
+                        "raw_script": raw(url, n, res, f"raw kitaru {i + 1}", redis_pid, True),
                     }
                     runs.append(r)
                     print(
@@ -201,7 +201,7 @@ def main() -> int:
     )
     pair_rows(
         res,
-        "raw Redis path: kitaru's append script, blocking XREAD",
+        "raw Redis path: kitaru's RedisEventLog.append, blocking XREAD",
         "ev/s",
         [(r["sqlite"]["events_per_s"], r["raw_script"]["events_per_s"]) for r in runs],
         baseline_name="SQLite log",
@@ -228,7 +228,7 @@ def main() -> int:
         baseline=base["server_cpu_s"],
         baseline_name="SQLite log",
     )
-    for key, name in (("redis", "kitaru"), ("raw", "raw pipeline"), ("raw_script", "raw script")):
+    for key, name in (("redis", "kitaru"), ("raw", "raw pipeline"), ("raw_script", "raw kitaru append")):
         res.row(
             f"Redis CPU per event, {name}",
             runs[m][key]["redis_cpu_s"] / n * 1e6,

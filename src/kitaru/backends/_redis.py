@@ -49,10 +49,10 @@ from kitaru.backends._base import (
     ReadResult,
     Retention,
 )
+from kitaru.backends._redis_append import Appender
 from kitaru.backends._redis_entries import (
     Item,
     Sources,
-    append_args,
     decode,
     decode_fields,
     logged,
@@ -123,7 +123,8 @@ class RedisEventLog(EventLog):
                 retry=Retry(ExponentialBackoff(cap=0.25, base=0.02), 2),
             )
         self._r = client
-        self._append = client.register_script(lua.APPEND)
+        self._appender = Appender(client, client.register_script(lua.SOURCES))
+        self._trim = client.register_script(lua.TRIM)
         self._read_script = client.register_script(lua.READ)
         self._tail_script = client.register_script(lua.TAIL)
         self._mark = client.register_script(lua.MARK_ENDED)
@@ -191,14 +192,18 @@ class RedisEventLog(EventLog):
         if not events:
             res = await self.read(exec_id, None, 1)
             return AppendResult(0, 0, res.last_cursor)
-        args = append_args(self.retention.max_events or 0, events)
-        keys = [*self._keys(exec_id), self._src_key(exec_id)]
+        log, meta, keys = self._keys(exec_id)
+        src = self._src_key(exec_id)
         self._stats["redis_writes"] += 1
         followed = self._tails.get(exec_id)
         token = followed.own_started() if followed is not None else None
         try:
-            reply = await self._call(lambda: self._append(keys=keys, args=args))
-            stored, last, ended = int(reply[0]), int(reply[1]), int(reply[2])
+            stored, last, ended = await self._call(
+                lambda: self._appender.append(exec_id, log, meta, keys, src, events)
+            )
+            maxn = self.retention.max_events or 0
+            if stored and maxn and last > maxn:
+                await self._call(lambda: self._trim(keys=[log, keys], args=[last - maxn + 1]))
             tail = self._tails.get(exec_id)
             if tail is not None and stored == len(events) and tail.continues(last - stored + 1):
                 # Every event was stored, in order, right after what this replica's tail
