@@ -1,7 +1,8 @@
 """The Redis Streams event log: one stream per execution, shared by every server replica.
 
-Layout and atomicity are in :mod:`kitaru.backends._redis_scripts`: every append, read, end
-and truncation is one Lua script, so it sees and changes one consistent state. Cursors are
+Layout and atomicity are in :mod:`kitaru.backends._redis_scripts`: every read, end and
+truncation is one Lua script and every append one optimistic transaction
+(:mod:`kitaru.backends._redis_append`), so each sees and changes one consistent state. Cursors are
 the same zero-padded event numbers as the SQLite log's (the stream entry ``n-0`` is cursor
 ``n``), strictly increasing and contiguous, so a gap says exactly how many events were lost.
 
@@ -198,18 +199,21 @@ class RedisEventLog(EventLog):
         followed = self._tails.get(exec_id)
         token = followed.own_started() if followed is not None else None
         try:
-            stored, last, ended = await self._call(
-                lambda: self._appender.append(exec_id, log, meta, keys, src, events)
+            stored, last, ended, own = await self._call(
+                lambda: self._appender.append(
+                    exec_id, log, meta, keys, src, events, as_logged=followed is not None
+                )
             )
             maxn = self.retention.max_events or 0
             if stored and maxn and last > maxn:
                 await self._call(lambda: self._trim(keys=[log, keys], args=[last - maxn + 1]))
             tail = self._tails.get(exec_id)
-            if tail is not None and stored == len(events) and tail.continues(last - stored + 1):
+            first = last - stored + 1
+            if tail is not None and stored == len(events) and tail.continues(first):
                 # Every event was stored, in order, right after what this replica's tail
-                # holds (the script is atomic): its watchers get them now, without the
+                # holds (the transaction is atomic): its watchers get them now, without the
                 # follower's read back and decoding (it skips them, or reads on after them).
-                tail.add_own(logged(last - stored + 1, events), settled=not ended)
+                tail.add_own(own or logged(first, events), settled=not ended)
                 self._notifier.notify(exec_id)
         finally:
             if followed is not None and token is not None:

@@ -28,14 +28,15 @@ from typing import Any, NamedTuple
 import orjson
 import redis.asyncio as aioredis
 
-from kitaru.backends._base import EventLogError, NewEvent
+from kitaru.backends._base import EventLogError, LoggedEvent, NewEvent
+from kitaru.backends._redis_entries import logged
 
 try:  # redis-py's marker for "no complete reply buffered" of its hiredis reader
     from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH
 except ImportError:  # pragma: no cover - another redis-py layout: read reply by reply
     _NOT_ENOUGH = None
 
-__all__ = ["Appender"]
+__all__ = ["Appended", "Appender"]
 
 _KEPT = 50_000  # source numbers remembered, over every execution
 _ATTEMPTS = 1000  # EXECs refused in a row before an append gives up (a log written nonstop)
@@ -64,12 +65,20 @@ class Appender:
         self._numbers: dict[tuple[str, Source], tuple[str, str]] = {}
 
     async def append(
-        self, exec_id: str, log: str, meta: str, keys: str, src: str, events: Sequence[NewEvent]
-    ) -> tuple[int, int, bool]:
-        """Append ``events``: ``(stored, last, ended)``.
+        self,
+        exec_id: str,
+        log: str,
+        meta: str,
+        keys: str,
+        src: str,
+        events: Sequence[NewEvent],
+        *,
+        as_logged: bool = False,
+    ) -> Appended:
+        """Append ``events`` (see :class:`Appended`).
 
-        ``ended`` says whether the log had been marked ended before this append (an end entry
-        may then sit among the entries up to ``last``).
+        ``as_logged``: also give the events as stored (:attr:`Appended.logged`) when every
+        one of them is stored; they are built while Redis runs the writes.
         """
         # Per event: its idempotency key and its source number, as protocol bulk strings.
         positions: dict[Source, int] = {}
@@ -98,12 +107,13 @@ class Appender:
             events,
             key_bulks,
             [src_bulks[pos] for pos in of],
+            as_logged,
         )
         pool: Any = self._r.connection_pool  # get_connection is untyped in redis-py
         conn = await pool.get_connection()
         try:
             for _ in range(_ATTEMPTS):
-                done: tuple[int, int, bool] | None = await conn.retry.call_with_retry(
+                done: Appended | None = await conn.retry.call_with_retry(
                     lambda: _attempt(conn, batch), lambda _error: conn.disconnect()
                 )
                 if done is not None:
@@ -137,18 +147,32 @@ class Appender:
         return [known[(exec_id, s)] for s in sources]
 
 
+class Appended(NamedTuple):
+    """What an append did."""
+
+    stored: int
+    """How many events it stored (the others were stored before)."""
+    last: int
+    """The newest event number after it."""
+    ended: bool
+    """The log had been marked ended before it (an end entry may sit below ``last``)."""
+    logged: list[LoggedEvent] | None = None
+    """With ``as_logged``, when every event was stored: the events as a read returns them."""
+
+
 class _Batch(NamedTuple):
     names: tuple[bytes, bytes, bytes]  # log, meta and keys, as bulk strings
     events: Sequence[NewEvent]
     keys: list[bytes]  # per event, its idempotency key as a bulk string
     sources: list[bytes]  # per event, its source number as a bulk string
+    as_logged: bool
 
 
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
 
 
-async def _attempt(conn: Any, batch: _Batch) -> tuple[int, int, bool] | None:
+async def _attempt(conn: Any, batch: _Batch) -> Appended | None:
     """One read-then-write exchange; None when Redis refused the ``EXEC``."""
     log, meta, keys = batch.names
     await conn.send_packed_command(
@@ -175,20 +199,23 @@ async def _attempt(conn: Any, batch: _Batch) -> tuple[int, int, bool] | None:
     if not pairs:
         await conn.send_packed_command(_UNWATCH)
         await _replies(conn, 1)
-        return 0, last, ended
+        return Appended(0, last, ended)
     parts.append(b"*%d\r\n$4\r\nHSET\r\n%b" % (len(pairs) + 2, keys))
     parts += pairs
     parts.append(b"*4\r\n$4\r\nHSET\r\n%b$4\r\nlast\r\n%b" % (meta, _bulk(b"%d" % last)))
     parts.append(_EXEC)
     await conn.send_packed_command(b"".join(parts))
+    stored = len(seen)
+    # Made while Redis works (the server would otherwise make them after its answer).
+    done = logged(last - stored + 1, batch.events) if batch.as_logged else None
     # MULTI, one QUEUED per XADD and HSET, then EXEC's own reply.
-    result = (await _replies(conn, len(seen) + 4))[-1]
+    result = (await _replies(conn, stored + 4))[-1]
     if result is None:
         return None  # the EXEC was refused: something changed since the reads
     for reply in result:
         if isinstance(reply, Exception):
             raise reply
-    return len(seen), last, ended
+    return Appended(stored, last, ended, done if stored == len(batch.events) else None)
 
 
 async def _replies(conn: Any, n: int) -> list[Any]:
