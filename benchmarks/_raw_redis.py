@@ -8,10 +8,11 @@ builds the same batches as ``quick_stream_throughput.bodies`` (500 events each),
 ``ready``, waits for a line on stdin, then per batch parses the JSON array with orjson and
 appends every event to the stream as the entry ``<n>-0`` with its idempotency key and its
 JSON, plus the keys in one ``HSET``, all in one ``MULTI``/``EXEC`` pipeline (one round trip
-per batch, atomic like kitaru's append script); with ``--script``, it runs kitaru's own append
-script (``kitaru.backends._redis_scripts.APPEND``) with the arguments kitaru's log builds, so
-the Redis side is kitaru's exactly and only the kitaru server is missing. It ends the stream
-with one ``<n>-1`` entry carrying ``e`` (as kitaru's end entry does).
+per batch), then ends the stream with one ``<n>-1`` entry carrying ``e`` (as kitaru's end entry
+does). With ``--kitaru`` it appends each batch with kitaru's own ``RedisEventLog.append``
+(prefix ``P``, execution ``X``: the idempotency check, numbering and sources included) and
+ends it with ``mark_ended``, so the Redis side is kitaru's exactly and only the kitaru server
+is missing.
 
 The reader blocks in ``XREAD`` (``COUNT 1000``) from the start of the stream until the end
 entry, counting entries and checking that they are numbered 1, 2, 3, ... with none missing or

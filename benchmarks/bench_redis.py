@@ -12,12 +12,12 @@ added (what the Redis log costs the machine in all).
 The raw bound, same run (``_raw_redis.py``): the same batches appended to a Redis stream by a
 plain writer process (orjson, one ``MULTI``/``EXEC`` pipeline of ``XADD`` per event and one
 ``HSET`` of the idempotency keys per batch), read by a plain reader process blocking in
-``XREAD``; and the same writer running kitaru's own append script instead (the Redis side of
-kitaru exactly, without the kitaru server). Timed from the first append to the reader's end
-entry.
+``XREAD``; and the same writer appending with kitaru's own ``RedisEventLog.append`` instead
+(the Redis side of kitaru exactly, without the kitaru server). Timed from the first append to
+the reader's end entry.
 
-The four runs alternate (SQLite, Redis, raw pipeline, raw script) ``--pairs`` times (3; 1 with
-``--smoke``); the table's row is the median of the Redis/SQLite ratios and every round's
+The four runs alternate (SQLite, Redis, raw pipeline, raw kitaru append) ``--pairs`` times
+(3; 1 with ``--smoke``); the table's row is the median of the Redis/SQLite ratios and every round's
 figures are rows too (``_pairs.py``). Checked in every run: the reader received every event
 once, numbered 1, 2, 3, ... in order (a lost, repeated or unaccounted event fails the run).
 
@@ -228,7 +228,11 @@ def main() -> int:
         baseline=base["server_cpu_s"],
         baseline_name="SQLite log",
     )
-    for key, name in (("redis", "kitaru"), ("raw", "raw pipeline"), ("raw_script", "raw kitaru append")):
+    for key, name in (
+        ("redis", "kitaru"),
+        ("raw", "raw pipeline"),
+        ("raw_script", "raw kitaru append"),
+    ):
         res.row(
             f"Redis CPU per event, {name}",
             runs[m][key]["redis_cpu_s"] / n * 1e6,
