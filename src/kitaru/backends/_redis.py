@@ -125,7 +125,6 @@ class RedisEventLog(EventLog):
             )
         self._r = client
         self._appender = Appender(client, client.register_script(lua.SOURCES))
-        self._trim = client.register_script(lua.TRIM)
         self._read_script = client.register_script(lua.READ)
         self._tail_script = client.register_script(lua.TAIL)
         self._mark = client.register_script(lua.MARK_ENDED)
@@ -206,7 +205,8 @@ class RedisEventLog(EventLog):
             )
             maxn = self.retention.max_events or 0
             if stored and maxn and last > maxn:
-                await self._call(lambda: self._trim(keys=[log, keys], args=[last - maxn + 1]))
+                through = last - maxn
+                await self._call(lambda: self._truncate(keys=[log, keys, meta], args=[through]))
             tail = self._tails.get(exec_id)
             first = last - stored + 1
             if tail is not None and stored == len(events) and tail.continues(first):

@@ -28,10 +28,11 @@ none): numbers are contiguous and only ever removed from the front, so a gap is 
 
 from __future__ import annotations
 
-__all__ = ["EXPIRE", "MARK_ENDED", "READ", "SOURCES", "TAIL", "TRIM", "TRUNCATE"]
+__all__ = ["EXPIRE", "MARK_ENDED", "READ", "SOURCES", "TAIL", "TRUNCATE"]
 
 # Appends are not a script: see kitaru.backends._redis_append (an optimistic transaction, so
-# Redis runs plain commands). These two scripts are its rare steps.
+# Redis runs plain commands). SOURCES is its rare step; retention by length runs TRUNCATE
+# after an append that went over it.
 
 # KEYS: src. ARGV: the number S of sources, then S pairs (source JSON, correlation_id). Gives
 # each source not numbered yet the next number. Returns per source {its number, the number of
@@ -50,19 +51,6 @@ for i = 1, tonumber(ARGV[1]) do
   out[#out + 1] = redis.call('HGET', KEYS[1], c)
 end
 return out
-"""
-
-# KEYS: log, keys. ARGV: base. Drops the entries below event number base and their keys (the
-# ``max_events`` retention, run after an append that went over it). Returns how many entries.
-TRIM = """
-local old = redis.call('XRANGE', KEYS[1], '-', '(' .. ARGV[1] .. '-0')
-if #old > 0 then
-  for _, e in ipairs(old) do
-    if e[2][1] == 'k' then redis.call('HDEL', KEYS[2], e[2][2]) end
-  end
-  redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1] .. '-0')
-end
-return #old
 """
 
 # Shared by READ and TAIL: the first retained event number (see the module docstring), and
