@@ -207,7 +207,8 @@ async def _attempt(conn: Any, batch: _Batch) -> Appended | None:
     await conn.send_packed_command(b"".join(parts))
     stored = len(seen)
     # Made while Redis works (the server would otherwise make them after its answer).
-    done = logged(last - stored + 1, batch.events) if batch.as_logged else None
+    every = stored == len(batch.events)
+    done = logged(last - stored + 1, batch.events) if batch.as_logged and every else None
     # MULTI, one QUEUED per XADD and HSET, then EXEC's own reply.
     result = (await _replies(conn, stored + 4))[-1]
     if result is None:
@@ -215,7 +216,7 @@ async def _attempt(conn: Any, batch: _Batch) -> Appended | None:
     for reply in result:
         if isinstance(reply, Exception):
             raise reply
-    return Appended(stored, last, ended, done if stored == len(batch.events) else None)
+    return Appended(stored, last, ended, done)
 
 
 async def _replies(conn: Any, n: int) -> list[Any]:
