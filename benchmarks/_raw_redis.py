@@ -1,6 +1,6 @@
 """The bare Redis path of ``bench_redis.py``: a plain writer and a plain reader of one stream.
 
-``python benchmarks/_raw_redis.py write --url U --stream KEY --events N [--script]``
+``python benchmarks/_raw_redis.py write --url U --stream P:log:X --events N [--kitaru]``
 ``python benchmarks/_raw_redis.py read --url U --stream KEY --events N``
 
 Each runs in its own process, as kitaru's server and the benchmark's reader do. The writer
@@ -8,10 +8,11 @@ builds the same batches as ``quick_stream_throughput.bodies`` (500 events each),
 ``ready``, waits for a line on stdin, then per batch parses the JSON array with orjson and
 appends every event to the stream as the entry ``<n>-0`` with its idempotency key and its
 JSON, plus the keys in one ``HSET``, all in one ``MULTI``/``EXEC`` pipeline (one round trip
-per batch, atomic like kitaru's append script); with ``--script``, it runs kitaru's own append
-script (``kitaru.backends._redis_scripts.APPEND``) with the arguments kitaru's log builds, so
-the Redis side is kitaru's exactly and only the kitaru server is missing. It ends the stream
-with one ``<n>-1`` entry carrying ``e`` (as kitaru's end entry does).
+per batch), then ends the stream with one ``<n>-1`` entry carrying ``e`` (as kitaru's end entry
+does). With ``--kitaru`` it appends each batch with kitaru's own ``RedisEventLog.append``
+(prefix ``P``, execution ``X``: the idempotency check, numbering and sources included) and
+ends it with ``mark_ended``, so the Redis side is kitaru's exactly and only the kitaru server
+is missing.
 
 The reader blocks in ``XREAD`` (``COUNT 1000``) from the start of the stream until the end
 entry, counting entries and checking that they are numbered 1, 2, 3, ... with none missing or
@@ -22,6 +23,7 @@ processes on Linux), the events read, whether they were in order, and its CPU se
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -32,29 +34,50 @@ import redis
 from quick_stream_throughput import bodies
 
 from kitaru.backends._base import NewEvent
-from kitaru.backends._redis_entries import append_args
-from kitaru.backends._redis_scripts import APPEND
+from kitaru.backends._redis import RedisEventLog
 
 
 def _raw(response: Any, **_: Any) -> Any:
     return response
 
 
-def write(url: str, stream: str, n: int, script: bool) -> dict[str, Any]:
+def write(url: str, stream: str, n: int, kitaru: bool) -> dict[str, Any]:
     """Append the batches when told to; the seconds it took."""
     payloads = bodies(stream, n)
+    if kitaru:
+        return asyncio.run(_write_kitaru(url, stream, payloads))
     r = redis.Redis.from_url(url)
     r.ping()
-    append = r.register_script(APPEND)
-    keys = [stream, f"{stream}:meta", f"{stream}:keys", f"{stream}:src"]
+    keys = f"{stream}:keys"
     print("ready", flush=True)
     sys.stdin.readline()
     t0 = time.perf_counter()
     seq = 0
     for body in payloads:
-        events = orjson.loads(body)
-        if script:
-            new = [
+        pipe = r.pipeline(transaction=True)
+        mapping: dict[str, int] = {}
+        for ev in orjson.loads(body):
+            seq += 1
+            key = f"{ev['correlation_id']}:{ev['index']}"
+            mapping[key] = seq
+            pipe.execute_command("XADD", stream, f"{seq}-0", "k", key, "d", orjson.dumps(ev))
+        pipe.execute_command("HSET", keys, *[x for kv in mapping.items() for x in kv])
+        pipe.execute()
+    r.execute_command("XADD", stream, f"{seq}-1", "e", "completed")
+    return {"seconds": time.perf_counter() - t0, "last": seq}
+
+
+async def _write_kitaru(url: str, stream: str, payloads: list[bytes]) -> dict[str, Any]:
+    prefix, _, exec_id = stream.rpartition(":log:")
+    log = RedisEventLog(url, prefix=prefix)
+    try:
+        await log.read(exec_id, None, 1)  # connected
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        t0 = time.perf_counter()
+        last = 0
+        for body in payloads:
+            events = [
                 NewEvent(
                     ev["kind"],
                     ev["correlation_id"],
@@ -64,21 +87,13 @@ def write(url: str, stream: str, n: int, script: bool) -> dict[str, Any]:
                     ev["step_name"],
                     orjson.dumps(ev),
                 )
-                for ev in events
+                for ev in orjson.loads(body)
             ]
-            seq = int(append(keys=keys, args=append_args(0, new))[1])
-            continue
-        pipe = r.pipeline(transaction=True)
-        mapping: dict[str, int] = {}
-        for ev in events:
-            seq += 1
-            key = f"{ev['correlation_id']}:{ev['index']}"
-            mapping[key] = seq
-            pipe.execute_command("XADD", stream, f"{seq}-0", "k", key, "d", orjson.dumps(ev))
-        pipe.execute_command("HSET", keys[2], *[x for kv in mapping.items() for x in kv])
-        pipe.execute()
-    r.execute_command("XADD", stream, f"{seq}-1", "e", "completed")
-    return {"seconds": time.perf_counter() - t0, "last": seq}
+            last = int((await log.append(exec_id, events)).last_cursor or 0)
+        await log.mark_ended(exec_id, "completed")
+        return {"seconds": time.perf_counter() - t0, "last": last}
+    finally:
+        await log.close()
 
 
 def read(url: str, stream: str, n: int) -> dict[str, Any]:
@@ -115,10 +130,10 @@ def main() -> int:
     p.add_argument("--url", required=True)
     p.add_argument("--stream", required=True)
     p.add_argument("--events", type=int, required=True)
-    p.add_argument("--script", action="store_true", help="kitaru's append script")
+    p.add_argument("--kitaru", action="store_true", help="kitaru's RedisEventLog.append")
     args = p.parse_args()
     if args.role == "write":
-        out = write(args.url, args.stream, args.events, args.script)
+        out = write(args.url, args.stream, args.events, args.kitaru)
     else:
         out = read(args.url, args.stream, args.events)
     out["cpu_s"] = time.process_time()

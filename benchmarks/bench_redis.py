@@ -12,12 +12,12 @@ added (what the Redis log costs the machine in all).
 The raw bound, same run (``_raw_redis.py``): the same batches appended to a Redis stream by a
 plain writer process (orjson, one ``MULTI``/``EXEC`` pipeline of ``XADD`` per event and one
 ``HSET`` of the idempotency keys per batch), read by a plain reader process blocking in
-``XREAD``; and the same writer running kitaru's own append script instead (the Redis side of
-kitaru exactly, without the kitaru server). Timed from the first append to the reader's end
-entry.
+``XREAD``; and the same writer appending with kitaru's own ``RedisEventLog.append`` instead
+(the Redis side of kitaru exactly, without the kitaru server). Timed from the first append to
+the reader's end entry.
 
-The four runs alternate (SQLite, Redis, raw pipeline, raw script) ``--pairs`` times (3; 1 with
-``--smoke``); the table's row is the median of the Redis/SQLite ratios and every round's
+The four runs alternate (SQLite, Redis, raw pipeline, raw kitaru append) ``--pairs`` times
+(3; 1 with ``--smoke``); the table's row is the median of the Redis/SQLite ratios and every round's
 figures are rows too (``_pairs.py``). Checked in every run: the reader received every event
 once, numbered 1, 2, 3, ... in order (a lost, repeated or unaccounted event fails the run).
 
@@ -109,14 +109,14 @@ def live(
     }
 
 
-def raw(url: str, n: int, res: Result, label: str, redis_pid: int, script: bool) -> dict[str, Any]:
+def raw(url: str, n: int, res: Result, label: str, redis_pid: int, kitaru: bool) -> dict[str, Any]:
     """The bare Redis path: events per second from the first append to the reader's end."""
-    stream = f"kitaru-bench-raw:{uuid.uuid4()}"
+    stream = f"kitaru-bench-raw:log:{uuid.uuid4()}"
     argv = [sys.executable, str(HERE / "_raw_redis.py")]
     common = ["--url", url, "--stream", stream, "--events", str(n)]
     reader = Process([*argv, "read", *common], env=child_env())
     writer = Process(
-        [*argv, "write", *common, *(["--script"] if script else [])], env=child_env(), stdin=True
+        [*argv, "write", *common, *(["--kitaru"] if kitaru else [])], env=child_env(), stdin=True
     )
     try:
         for proc in (reader, writer):
@@ -166,8 +166,8 @@ def main() -> int:
                     r = {
                         "sqlite": live(sqlite, n, res, f"sqlite {i + 1}"),
                         "redis": live(red, n, res, f"redis {i + 1}", redis_pid),
-                        "raw": raw(url, n, res, f"raw {i + 1}", redis_pid, script=False),
-                        "raw_script": raw(url, n, res, f"raw script {i + 1}", redis_pid, True),
+                        "raw": raw(url, n, res, f"raw {i + 1}", redis_pid, kitaru=False),
+                        "raw_script": raw(url, n, res, f"raw kitaru {i + 1}", redis_pid, True),
                     }
                     runs.append(r)
                     print(
@@ -201,7 +201,7 @@ def main() -> int:
     )
     pair_rows(
         res,
-        "raw Redis path: kitaru's append script, blocking XREAD",
+        "raw Redis path: kitaru's RedisEventLog.append, blocking XREAD",
         "ev/s",
         [(r["sqlite"]["events_per_s"], r["raw_script"]["events_per_s"]) for r in runs],
         baseline_name="SQLite log",
@@ -228,7 +228,11 @@ def main() -> int:
         baseline=base["server_cpu_s"],
         baseline_name="SQLite log",
     )
-    for key, name in (("redis", "kitaru"), ("raw", "raw pipeline"), ("raw_script", "raw script")):
+    for key, name in (
+        ("redis", "kitaru"),
+        ("raw", "raw pipeline"),
+        ("raw_script", "raw kitaru append"),
+    ):
         res.row(
             f"Redis CPU per event, {name}",
             runs[m][key]["redis_cpu_s"] / n * 1e6,

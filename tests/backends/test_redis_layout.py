@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis as redis_sync
 
-from kitaru.backends import LoggedEvent, NewEvent
+from kitaru.backends import LoggedEvent, NewEvent, _redis_append
 from kitaru.backends._redis import RedisEventLog
 from kitaru.backends._redis_tail import Tail
 from kitaru.backends._seq import format_cursor
@@ -204,3 +204,39 @@ def test_the_follower_waits_only_for_the_own_appends_in_flight_when_it_read() ->
         assert not tail.appending
 
     run(go)
+
+
+def test_an_append_raced_between_its_reads_and_its_writes_starts_over(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another replica stores part of the batch after this append read which keys are stored
+    # and before it writes: Redis refuses the write, the append reads again and stores only
+    # the rest, numbered on after the other replica's events.
+    prefix = f"layout-{uuid.uuid4().hex[:12]}"
+    real = _redis_append._replies
+    raced: list[int] = []
+
+    async def go() -> None:
+        async with (
+            RedisEventLog(redis_url, prefix=prefix) as mine,
+            RedisEventLog(redis_url, prefix=prefix) as other,
+        ):
+            await mine.append("e1", [ev(0)])
+
+            async def replies(conn: Any, n: int) -> list[Any]:
+                got = await real(conn, n)
+                if n == 3 and not raced:  # the reads under WATCH are done
+                    raced.append(1)
+                    res = await other.append("e1", [ev(2), ev(3)])
+                    assert res.stored == 2
+                return got
+
+            monkeypatch.setattr(_redis_append, "_replies", replies)
+            res = await mine.append("e1", [ev(1), ev(2), ev(3), ev(4)])
+            assert (res.stored, res.duplicates, res.last_cursor) == (2, 2, format_cursor(5))
+            read = await mine.read("e1", None, 100)
+            assert [e.index for e in read.events] == [0, 2, 3, 1, 4]
+            assert [e.cursor for e in read.events] == [format_cursor(i) for i in range(1, 6)]
+
+    run(go)
+    assert raced == [1]

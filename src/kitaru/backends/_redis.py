@@ -1,7 +1,8 @@
 """The Redis Streams event log: one stream per execution, shared by every server replica.
 
-Layout and atomicity are in :mod:`kitaru.backends._redis_scripts`: every append, read, end
-and truncation is one Lua script, so it sees and changes one consistent state. Cursors are
+Layout and atomicity are in :mod:`kitaru.backends._redis_scripts`: every read, end and
+truncation is one Lua script and every append one optimistic transaction
+(:mod:`kitaru.backends._redis_append`), so each sees and changes one consistent state. Cursors are
 the same zero-padded event numbers as the SQLite log's (the stream entry ``n-0`` is cursor
 ``n``), strictly increasing and contiguous, so a gap says exactly how many events were lost.
 
@@ -49,10 +50,10 @@ from kitaru.backends._base import (
     ReadResult,
     Retention,
 )
+from kitaru.backends._redis_append import Appender
 from kitaru.backends._redis_entries import (
     Item,
     Sources,
-    append_args,
     decode,
     decode_fields,
     logged,
@@ -123,7 +124,7 @@ class RedisEventLog(EventLog):
                 retry=Retry(ExponentialBackoff(cap=0.25, base=0.02), 2),
             )
         self._r = client
-        self._append = client.register_script(lua.APPEND)
+        self._appender = Appender(client, client.register_script(lua.SOURCES))
         self._read_script = client.register_script(lua.READ)
         self._tail_script = client.register_script(lua.TAIL)
         self._mark = client.register_script(lua.MARK_ENDED)
@@ -191,20 +192,28 @@ class RedisEventLog(EventLog):
         if not events:
             res = await self.read(exec_id, None, 1)
             return AppendResult(0, 0, res.last_cursor)
-        args = append_args(self.retention.max_events or 0, events)
-        keys = [*self._keys(exec_id), self._src_key(exec_id)]
+        log, meta, keys = self._keys(exec_id)
+        src = self._src_key(exec_id)
         self._stats["redis_writes"] += 1
         followed = self._tails.get(exec_id)
         token = followed.own_started() if followed is not None else None
         try:
-            reply = await self._call(lambda: self._append(keys=keys, args=args))
-            stored, last, ended = int(reply[0]), int(reply[1]), int(reply[2])
+            stored, last, ended, own = await self._call(
+                lambda: self._appender.append(
+                    exec_id, log, meta, keys, src, events, as_logged=followed is not None
+                )
+            )
+            maxn = self.retention.max_events or 0
+            if stored and maxn and last > maxn:
+                through = last - maxn
+                await self._call(lambda: self._truncate(keys=[log, keys, meta], args=[through]))
             tail = self._tails.get(exec_id)
-            if tail is not None and stored == len(events) and tail.continues(last - stored + 1):
+            first = last - stored + 1
+            if tail is not None and stored == len(events) and tail.continues(first):
                 # Every event was stored, in order, right after what this replica's tail
-                # holds (the script is atomic): its watchers get them now, without the
+                # holds (the transaction is atomic): its watchers get them now, without the
                 # follower's read back and decoding (it skips them, or reads on after them).
-                tail.add_own(logged(last - stored + 1, events), settled=not ended)
+                tail.add_own(own or logged(first, events), settled=not ended)
                 self._notifier.notify(exec_id)
         finally:
             if followed is not None and token is not None:

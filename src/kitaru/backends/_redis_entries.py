@@ -9,7 +9,6 @@ the one codec (:func:`~kitaru.events._codec.new_event_frame`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 
@@ -20,7 +19,6 @@ from kitaru.events._codec import new_event_frame
 __all__ = [
     "Item",
     "Sources",
-    "append_args",
     "decode",
     "decode_fields",
     "logged",
@@ -35,21 +33,6 @@ Item = tuple[bytes, LoggedEvent | str]
 # closing brace, seq).
 _FRAME = b'id: %012d\nevent: %b\ndata: %b,"cursor":"%012d"}\n\n'
 _KEPT = 50_000  # source numbers remembered, over every execution
-
-
-def append_args(max_events: int, events: Sequence[NewEvent]) -> list[Any]:
-    """The arguments of the ``APPEND`` script for ``events``."""
-    positions: dict[Source, int] = {}
-    sources: list[Any] = []
-    heads: list[bytes] = []
-    for ev in events:
-        src = (ev.kind, ev.correlation_id, ev.checkpoint_id, ev.checkpoint_name, ev.step_name)
-        pos = positions.get(src)
-        if pos is None:
-            pos = positions[src] = len(positions) + 1
-            sources += [orjson.dumps(src), ev.correlation_id]
-        heads.append(b"%d %d " % (pos, ev.index))
-    return [max_events, len(positions), *sources, b"".join(heads), *[ev.body for ev in events]]
 
 
 class Sources:

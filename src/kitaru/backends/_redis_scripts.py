@@ -1,4 +1,4 @@
-"""The Lua scripts of the Redis event log; each runs atomically inside Redis.
+"""The Redis event log's layout and its Lua scripts; each script runs atomically inside Redis.
 
 Keys of one execution ``X`` (prefix ``P``):
 
@@ -28,80 +28,29 @@ none): numbers are contiguous and only ever removed from the front, so a gap is 
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "EXPIRE", "MARK_ENDED", "READ", "TAIL", "TRUNCATE"]
+__all__ = ["EXPIRE", "MARK_ENDED", "READ", "SOURCES", "TAIL", "TRUNCATE"]
 
-# KEYS: log, meta, keys, src. ARGV: max_events (0: all), the number S of distinct sources in
-# the batch, S pairs (source JSON, correlation_id), then one string with per event "<position
-# of its source among those pairs, 1-based> <index> ", then each event's JSON as an argument
-# of its own. Per-event arguments cost Redis nothing beyond the string it makes of every
-# argument anyway, whereas cutting events out of one long argument made a second copy of each
-# in Lua (about a fifth of the script's time); the small numbers stay in one string because a
-# client encodes one argument far faster than two per event. Returns {stored, last, ended}:
-# ended is 1 when the log had been marked ended before this append (so an end entry may sit
-# among the entries up to ``last``), else 0.
-APPEND = """
-local meta = redis.call('HMGET', KEYS[2], 'last', 'ended')
-local last = tonumber(meta[1] or '0')
-local ended = 0
-if meta[2] then ended = 1 end
-local nsrc = tonumber(ARGV[2])
-local srcs, corrs = {}, {}
-for i = 1, nsrc do
-  local m, c = ARGV[1 + 2 * i], 'c:' .. ARGV[2 + 2 * i]
-  local s = redis.call('HGET', KEYS[4], 'm:' .. m)
+# Appends are not a script: see kitaru.backends._redis_append (an optimistic transaction, so
+# Redis runs plain commands). SOURCES is its rare step; retention by length runs TRUNCATE
+# after an append that went over it.
+
+# KEYS: src. ARGV: the number S of sources, then S pairs (source JSON, correlation_id). Gives
+# each source not numbered yet the next number. Returns per source {its number, the number of
+# the first source with its correlation ID} (the idempotency keys' first part), flat.
+SOURCES = """
+local out = {}
+for i = 1, tonumber(ARGV[1]) do
+  local m, c = ARGV[2 * i], 'c:' .. ARGV[2 * i + 1]
+  local s = redis.call('HGET', KEYS[1], 'm:' .. m)
   if not s then
-    s = tostring(redis.call('HINCRBY', KEYS[4], '#', 1))
-    redis.call('HSET', KEYS[4], 'm:' .. m, s, s, m)
-    redis.call('HSETNX', KEYS[4], c, s)
+    s = tostring(redis.call('HINCRBY', KEYS[1], '#', 1))
+    redis.call('HSET', KEYS[1], 'm:' .. m, s, s, m)
+    redis.call('HSETNX', KEYS[1], c, s)
   end
-  srcs[i] = s
-  corrs[i] = redis.call('HGET', KEYS[4], c)
+  out[#out + 1] = s
+  out[#out + 1] = redis.call('HGET', KEYS[1], c)
 end
-local first = 3 + 2 * nsrc
-local evsrc, evkey = {}, {}
-for pos, index in string.gmatch(ARGV[first], '(%d+) (%d+) ') do
-  local i = tonumber(pos)
-  evsrc[#evsrc + 1] = srcs[i]
-  evkey[#evkey + 1] = corrs[i] .. ':' .. index
-end
--- Idempotency keys looked up and stored a chunk at a time (HMGET, HSET) rather than one
--- HSETNX per event: half the Redis calls of an append. Chunks stay far below Lua's unpack
--- limit.
-local stored = 0
-local seen = {}
-for c = 1, #evkey, 500 do
-  local keys = {}
-  for j = c, math.min(#evkey, c + 499) do keys[#keys + 1] = evkey[j] end
-  local have = redis.call('HMGET', KEYS[3], unpack(keys))
-  local new = {}
-  for j, key in ipairs(keys) do
-    if not have[j] and not seen[key] then
-      seen[key] = true
-      last = last + 1
-      redis.call('XADD', KEYS[1], last .. '-0', 'k', key, 's', evsrc[c + j - 1],
-        'd', ARGV[first + c + j - 1])
-      new[#new + 1] = key
-      new[#new + 1] = last
-      stored = stored + 1
-    end
-  end
-  if #new > 0 then redis.call('HSET', KEYS[3], unpack(new)) end
-end
-if stored > 0 then
-  redis.call('HSET', KEYS[2], 'last', last)
-  local maxn = tonumber(ARGV[1])
-  if maxn > 0 and last > maxn then
-    local base = last - maxn + 1
-    local old = redis.call('XRANGE', KEYS[1], '-', '(' .. base .. '-0')
-    if #old > 0 then
-      for _, e in ipairs(old) do
-        if e[2][1] == 'k' then redis.call('HDEL', KEYS[3], e[2][2]) end
-      end
-      redis.call('XTRIM', KEYS[1], 'MINID', base .. '-0')
-    end
-  end
-end
-return {stored, last, ended}
+return out
 """
 
 # Shared by READ and TAIL: the first retained event number (see the module docstring), and

@@ -106,7 +106,7 @@ class Tail:
 
         Checked first with :meth:`continues`; its watchers need not wait for the follower to
         read them back. ``settled``: the log had no end entry when they were appended (the
-        append script says so), so every entry up to the newest of them is an event held
+        append says so), so every entry up to the newest of them is an event held
         here and the follower's next read starts after them (:meth:`next_id`); otherwise the
         follower still reads these entries, and any end entry among them, and skips what is
         held (:meth:`unheld`).
