@@ -228,8 +228,14 @@ def check_events(items: list[Any], exec_id: str, *, max_event_bytes: int) -> lis
     Raises:
         ApiError: 400 for a malformed event, 413 for an oversized one.
     """
-    dumps = orjson.dumps
-    fields = _WIRE_FIELDS
+    # Module names read once per batch, not once per event.
+    dumps, fields, wire_count, max_int, new = (
+        orjson.dumps,
+        _WIRE_FIELDS,
+        _WIRE_COUNT,
+        _MAX_INT,
+        NewEvent,
+    )
     latest = latest_timestamp()
     deep = MAX_EVENT_DEPTH
     # Kinds and correlation IDs already found valid in this batch (most batches repeat one).
@@ -245,7 +251,7 @@ def check_events(items: list[Any], exec_id: str, *, max_event_bytes: int) -> lis
         if type(item) is dict:
             try:
                 got_exec, kind, corr, index, cid, cname, sname, ts, payload = fields(item)
-                exact = len(item) == _WIRE_COUNT  # all nine present and no other key
+                exact = len(item) == wire_count  # all nine present and no other key
             except KeyError:
                 got_exec = item.get("exec_id")
                 kind = item.get("kind")
@@ -262,7 +268,7 @@ def check_events(items: list[Any], exec_id: str, *, max_event_bytes: int) -> lis
                 and type(kind) is str
                 and type(corr) is str
                 and type(index) is int
-                and 0 <= index <= _MAX_INT
+                and 0 <= index <= max_int
                 and (cid is None or type(cid) is str)
                 and (cname is None or type(cname) is str)
                 and (sname is None or type(sname) is str)
@@ -294,7 +300,7 @@ def check_events(items: list[Any], exec_id: str, *, max_event_bytes: int) -> lis
                         or not too_deep(payload, deep, 2)
                     )
                 ):
-                    append(NewEvent(kind, corr, index, cid, cname, sname, encoded))
+                    append(new(kind, corr, index, cid, cname, sname, encoded))
                     continue
         _explain(pos, item, exec_id, max_event_bytes, latest)
     return out
