@@ -1,8 +1,7 @@
 """Ingest validation: the fast path accepts and refuses exactly what the slow path does.
 
-``check_events`` tests each event with cheap type checks and bounds the nesting depth by a
-scan of the payload's containers (flat ones) or else by the brackets in its JSON, walking the
-payload only when that bound says it may be too deep;
+``check_events`` tests each event with cheap type checks and bounds the nesting depth by the
+brackets in its JSON, walking the payload only when that bound says it may be too deep;
 ``_explain`` checks every rule in turn and names the first one broken. These tests compare
 the two on random events (nesting near the depth limit, strings full of brackets, wrong types,
 missing and extra keys, sizes at the limit), so a fast path that accepted anything the slow
