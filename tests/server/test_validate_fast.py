@@ -24,7 +24,6 @@ from kitaru.server._errors import ApiError
 from kitaru.server._validate import (
     MAX_EVENT_DEPTH,
     _explain,
-    _flat,
     check_events,
     latest_timestamp,
     too_deep,
@@ -250,26 +249,3 @@ def test_too_deep_to_encode_is_refused_as_too_deep() -> None:
     items = orjson.loads(body)
     fast = _fast(items, BIG)
     assert isinstance(fast, tuple) and fast[0] == 400 and "levels deep" in fast[1]
-
-
-# Payload values a few containers deep at most, with strings full of brackets: the depth
-# check's C-level shortcut for payloads whose containers hold plain values only (``_flat``).
-_SHALLOW = st.recursive(
-    _SCALAR,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_TEXT, inner, max_size=3)),
-    max_leaves=8,
-)
-
-
-@_SETTINGS
-@given(st.dictionaries(_TEXT, _SHALLOW, max_size=4), st.booleans())
-def test_shallow_payloads_are_judged_alike(extra: dict[str, Any], brackets: bool) -> None:
-    ev = _base()
-    ev["payload"].update(extra)
-    ev["payload"]["kitaru"] = {"source": "kitaru"}  # kept an object, as the rules ask
-    if brackets:
-        ev["payload"]["message"] = "[" * 40 + "{" * 40  # past the bracket bound, no depth
-    item = _decoded(ev)
-    # The shortcut says "flat" exactly when no container of the payload holds another.
-    assert _flat(item["payload"]) == (not too_deep(item["payload"], 3, 2))
-    assert _agree(item)

@@ -289,17 +289,14 @@ def check_events(items: list[Any], exec_id: str, *, max_event_bytes: int) -> lis
                         )
                 except orjson.JSONEncodeError:
                     encoded = None  # too deep to encode, say: _explain names it
-                # A payload whose arrays and objects hold plain values only (most do) is at
-                # most 4 levels deep: told by C-level scans of their values' types. Otherwise:
-                # every array and object of the event adds one bracket to its JSON, so fewer
+                # Every array and object of the event adds one bracket to its JSON, so fewer
                 # brackets (in strings too) than the depth limit mean it cannot be too deep;
                 # only an event with more is walked.
                 if (
                     encoded is not None
                     and len(encoded) <= max_event_bytes
                     and (
-                        _flat(payload)
-                        or encoded.count(b"{") + encoded.count(b"[") <= deep
+                        encoded.count(b"{") + encoded.count(b"[") <= deep
                         or not too_deep(payload, deep, 2)
                     )
                 ):
@@ -307,28 +304,6 @@ def check_events(items: list[Any], exec_id: str, *, max_event_bytes: int) -> lis
                     continue
         _explain(pos, item, exec_id, max_event_bytes, latest)
     return out
-
-
-_CONTAINERS = frozenset((dict, list))
-assert MAX_EVENT_DEPTH >= 4  # what _flat lets through is at most 4 levels deep
-
-
-def _flat(payload: dict[str, Any]) -> bool:
-    """Whether no array or object in ``payload`` holds another (the event is <= 4 deep).
-
-    The event is level 1, ``payload`` level 2, its values level 3, theirs level 4. Each
-    container's values are looked at by one C-level scan of their types; counting the
-    brackets of the event's JSON instead costs a pass over every byte.
-    """
-    disjoint = _CONTAINERS.isdisjoint
-    for value in payload.values():
-        t = type(value)
-        if t is dict:
-            if not disjoint(map(type, value.values())):
-                return False
-        elif t is list and not disjoint(map(type, value)):
-            return False
-    return True
 
 
 def _good_kind(kind: str, good: set[str]) -> bool:
