@@ -25,7 +25,13 @@ from kitaru.server import _schemas
 from kitaru.server._body import read_body
 from kitaru.server._deps import StateDep, require_token
 from kitaru.server._errors import ApiError, JsonResponse, bad_request, streaming_off
-from kitaru.server._validate import check_events, json_type, parse_event_array
+from kitaru.server._state import ServerState
+from kitaru.server._validate import (
+    check_events,
+    json_type,
+    parse_event_array,
+    paused_collector,
+)
 
 __all__ = ["group_by_execution", "router"]
 
@@ -75,26 +81,15 @@ async def ingest_many(request: Request, state: StateDep) -> JsonResponse:
     try:
         if log is None:
             raise streaming_off()
-        items = parse_event_array(
-            await read_body(request, settings.max_body_bytes), max_events=settings.max_batch_events
-        )
-        groups = group_by_execution(items)
+        body = await read_body(request, settings.max_body_bytes)
     except ApiError as exc:
         metrics.rejected(exc.kind)
         raise
     answers: dict[str, dict[str, Any]] = {}
-    checked: list[tuple[str, list[NewEvent]]] = []
-    for exec_id, group in groups.items():
-        try:
-            await state.require_known(exec_id)
-            checked.append(
-                (exec_id, check_events(group, exec_id, max_event_bytes=settings.max_event_bytes))
-            )
-        except ApiError as exc:
-            metrics.rejected(exc.kind)
-            answers[exec_id] = {
-                "error": {"status": exc.status, "kind": exc.kind, "message": exc.message}
-            }
+    # The decoded events die inside the block (see paused_collector); the one wait in it is
+    # the lookup of an execution seen for the first time.
+    with paused_collector():
+        groups, checked = await _check_groups(body, state, answers)
     stored_all = dups_all = 0
     for exec_id, result in zip(
         [exec_id for exec_id, _ in checked], await append_all(log, checked), strict=True
@@ -111,6 +106,38 @@ async def ingest_many(request: Request, state: StateDep) -> JsonResponse:
     metrics.ingested(stored_all, dups_all, time.perf_counter() - started)
     # Answered in the order the executions first came in the request.
     return JsonResponse({"executions": {exec_id: answers[exec_id] for exec_id in groups}})
+
+
+async def _check_groups(
+    body: bytes, state: ServerState, answers: dict[str, dict[str, Any]]
+) -> tuple[list[str], list[tuple[str, list[NewEvent]]]]:
+    """The executions of an ingest body in first-seen order, and their events checked.
+
+    An execution whose events are refused gets its error in ``answers`` and is left out of
+    the checked ones.
+
+    Raises:
+        ApiError: 400 or 413 for a body that is not an array of events naming executions.
+    """
+    settings, metrics = state.settings, state.metrics
+    try:
+        groups = group_by_execution(parse_event_array(body, max_events=settings.max_batch_events))
+    except ApiError as exc:
+        metrics.rejected(exc.kind)
+        raise
+    checked: list[tuple[str, list[NewEvent]]] = []
+    for exec_id, group in groups.items():
+        try:
+            await state.require_known(exec_id)
+            checked.append(
+                (exec_id, check_events(group, exec_id, max_event_bytes=settings.max_event_bytes))
+            )
+        except ApiError as exc:
+            metrics.rejected(exc.kind)
+            answers[exec_id] = {
+                "error": {"status": exc.status, "kind": exc.kind, "message": exc.message}
+            }
+    return list(groups), checked
 
 
 async def append_all(
