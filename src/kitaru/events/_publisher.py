@@ -519,8 +519,10 @@ class _Helper:
             ok = True
             try:
                 job()
-            except BaseException:
-                logger.debug("kitaru: taking the next live-event batch failed", exc_info=True)
+            except BaseException as exc:  # its kind only: no event content in log records
+                logger.debug(
+                    "kitaru: taking the next live-event batch failed (%s)", type(exc).__name__
+                )
                 ok = False
             with self._cond:
                 self._ok, self._busy = ok, False

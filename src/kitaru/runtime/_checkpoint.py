@@ -279,7 +279,7 @@ class Checkpoint(Generic[P, R]):
         record.status = "running"
         run.runtime.store.save_checkpoint(record)
         run.runtime.observer_group.notify("on_checkpoint_start", scope)
-        scope.emit_lifecycle(CHECKPOINT_STARTED_KIND, {"status": "started"})
+        scope.emit(CHECKPOINT_STARTED_KIND, {"status": "started"}, lifecycle=True)
         return scope, _current_checkpoint.set(scope)
 
     def _end(
@@ -290,15 +290,16 @@ class Checkpoint(Generic[P, R]):
     ) -> None:
         """Publish the terminal event, tell observers, note the attempt's outcome."""
         if error is None:
-            scope.emit_lifecycle(CHECKPOINT_RETURNED_KIND, {"status": "returned"})
+            scope.emit(CHECKPOINT_RETURNED_KIND, {"status": "returned"}, lifecycle=True)
         else:
-            scope.emit_lifecycle(
+            scope.emit(
                 CHECKPOINT_FAILED_KIND,
                 {
                     "status": "failed",
                     "error_type": type(error).__name__,
                     "message": FAILED_MESSAGE,
                 },
+                lifecycle=True,
             )
         status = "returned" if error is None else "failed"
         scope.run.runtime.observer_group.notify("on_checkpoint_end", scope, status, error)

@@ -285,21 +285,6 @@ class CheckpointScope:
         else:  # what dispatch() does when no observer takes events
             runtime.publisher.submit(record)
 
-    def emit_lifecycle(self, kind: str, body: dict[str, Any]) -> None:
-        """``emit(kind, body, lifecycle=True)``: the checkpoint's own started and terminal events.
-
-        Twice per checkpoint (benchmarks/README.md, "Measurements"): the next index is taken
-        inline, under the same lock as :meth:`next_index`.
-        """
-        with self._index_lock:
-            index = self._next_index
-            self._next_index = index + 1
-        runtime = self.run.runtime
-        if runtime.publishing or runtime.observer_group.event_observers:
-            runtime.dispatch(
-                EventRecord(self, kind, self.correlation_id, index, body, _now(), True), self
-            )
-
     def check_cancelled(self) -> None:
         """A cancellation point: raise ``KitaruCancelledError`` once the run was cancelled."""
         if self.run.cancel_reason is not None:
