@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 import redis as redis_sync
+from redis.asyncio.connection import AbstractConnection as AsyncConnection
 
 from kitaru.backends import LoggedEvent, NewEvent, _redis_append
 from kitaru.backends._redis import RedisEventLog
@@ -240,3 +241,44 @@ def test_an_append_raced_between_its_reads_and_its_writes_starts_over(
 
     run(go)
     assert raced == [1]
+
+
+def test_a_batch_larger_than_one_piece_is_written_in_pieces(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An append's writes go out in pieces of _CHUNK events (Redis parses and queues one while
+    # the server makes the next), also when part of the batch was stored before; every piece's
+    # replies are read, so the connection stays in step for the next append.
+    prefix = f"layout-{uuid.uuid4().hex[:12]}"
+    n = 2 * _redis_append._CHUNK + 7
+    pieces: list[int] = []
+    real = AsyncConnection.send_packed_command
+
+    async def send(self: Any, command: Any, check_health: bool = True) -> None:
+        if isinstance(command, bytes) and b"XADD" in command:
+            pieces.append(command.count(b"XADD"))
+        await real(self, command, check_health)
+
+    monkeypatch.setattr(AsyncConnection, "send_packed_command", send)
+
+    async def go() -> None:
+        async with RedisEventLog(redis_url, prefix=prefix) as log:
+            first = [ev(i) for i in range(0, n, 3)]
+            assert (await log.append("e1", first)).stored == len(first)
+            assert pieces == [len(first)]  # less than one piece
+            pieces.clear()
+            res = await log.append("e1", [ev(i) for i in range(n)])
+            assert (res.stored, res.duplicates) == (n - len(first), len(first))
+            assert res.last_cursor == format_cursor(n)
+            new = n - len(first)
+            assert new > _redis_append._CHUNK
+            assert pieces == [_redis_append._CHUNK, new - _redis_append._CHUNK]
+            again = await log.append("e1", [ev(n)])
+            assert (again.stored, again.last_cursor) == (1, format_cursor(n + 1))
+            read = await log.read("e1", None, 2 * n)
+            indexes = [e.index for e in read.events]
+            later = [i for i in range(n) if i % 3]
+            assert indexes == [e.index for e in first] + later + [n]
+            assert [e.cursor for e in read.events] == [format_cursor(i) for i in range(1, n + 2)]
+
+    run(go)

@@ -22,7 +22,9 @@ script) only for sources it has not seen.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -40,6 +42,7 @@ __all__ = ["Appended", "Appender"]
 
 _KEPT = 50_000  # source numbers remembered, over every execution
 _ATTEMPTS = 1000  # EXECs refused in a row before an append gives up (a log written nonstop)
+_CHUNK = 100  # events per piece of an append's writes (see _writes)
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 _UNWATCH = b"*1\r\n$7\r\nUNWATCH\r\n"
@@ -47,6 +50,13 @@ _UNWATCH = b"*1\r\n$7\r\nUNWATCH\r\n"
 # entry ID and the number, the key and the source number (bulk strings), the JSON's length
 # and the JSON.
 _XADD = b"*9\r\n$4\r\nXADD\r\n%b$%d\r\n%d-0\r\n$1\r\nk\r\n%b$1\r\ns\r\n%b$1\r\nd\r\n$%d\r\n%b\r\n"
+
+_BULK = b"$%d\r\n%b\r\n"  # a bulk string, over its length and its bytes
+# The constant parts of _XADD between its per-event fields (see _writes).
+_XADD_K, _XADD_S, _XADD_D, _CRLF = b"$1\r\nk\r\n", b"$1\r\ns\r\n", b"$1\r\nd\r\n$%d\r\n", b"\r\n"
+_SOURCE = attrgetter("kind", "correlation_id", "checkpoint_id", "checkpoint_name", "step_name")
+_INDEX = attrgetter("index")
+_BODY = attrgetter("body")
 
 Source = tuple[str, str, str | None, str | None, str | None]
 
@@ -80,34 +90,36 @@ class Appender:
         ``as_logged``: also give the events as stored (:attr:`Appended.logged`) when every
         one of them is stored; they are built while Redis runs the writes.
         """
-        # Per event: its idempotency key and its source number, as protocol bulk strings.
-        positions: dict[Source, int] = {}
-        of: list[int] = []
-        for ev in events:
-            source = (
-                ev.kind,
-                ev.correlation_id,
-                ev.checkpoint_id,
-                ev.checkpoint_name,
-                ev.step_name,
-            )
-            pos = positions.get(source)
-            if pos is None:
-                pos = positions[source] = len(positions)
-            of.append(pos)
-        numbers = await self._source_numbers(exec_id, src, list(positions))
-        prefixes = [corr + ":" for _, corr in numbers]
-        key_bulks = []
-        for ev, pos in zip(events, of, strict=True):
-            key = prefixes[pos] + str(ev.index)
-            key_bulks.append(f"${len(key)}\r\n{key}\r\n".encode())
-        src_bulks = [_bulk(number.encode()) for number, _ in numbers]
+        # Per event: its idempotency key and its source number, as protocol bulk strings,
+        # made by C-level loops (map, zip; no Python statement per event): with 500-event
+        # batches per-event Python was a large share of the server's work per append
+        # (``benchmarks/README.md``, "Where the time goes").
+        sources = list(map(_SOURCE, events))
+        unique = list(dict.fromkeys(sources))
+        numbers = await self._source_numbers(exec_id, src, unique)
+        # Per source, the start of its events' keys as a format (a key is "<corr>:<index>").
+        key_format = {
+            s: corr.encode().replace(b"%", b"%%") + b":%d"
+            for s, (_, corr) in zip(unique, numbers, strict=True)
+        }
+        src_bulk = {
+            s: _bulk(number.encode()) for s, (number, _) in zip(unique, numbers, strict=True)
+        }
+        if len(unique) == 1:
+            keys_raw = list(map(key_format[unique[0]].__mod__, map(_INDEX, events)))
+            src_bulks = [src_bulk[unique[0]]] * len(events)
+        else:
+            formats = map(key_format.__getitem__, sources)
+            keys_raw = list(map(bytes.__mod__, formats, map(_INDEX, events)))
+            src_bulks = list(map(src_bulk.__getitem__, sources))
+        key_bulks = list(map(_BULK.__mod__, zip(map(len, keys_raw), keys_raw, strict=True)))
         batch = _Batch(
             (_bulk(log.encode()), _bulk(meta.encode()), _bulk(keys.encode())),
             events,
             key_bulks,
-            [src_bulks[pos] for pos in of],
+            src_bulks,
             as_logged,
+            len(set(key_bulks)) == len(key_bulks),
         )
         pool: Any = self._r.connection_pool  # get_connection is untyped in redis-py
         conn = await pool.get_connection()
@@ -166,10 +178,11 @@ class _Batch(NamedTuple):
     keys: list[bytes]  # per event, its idempotency key as a bulk string
     sources: list[bytes]  # per event, its source number as a bulk string
     as_logged: bool
+    distinct: bool  # no idempotency key is repeated inside the batch
 
 
 def _bulk(value: bytes) -> bytes:
-    return b"$%d\r\n%b\r\n" % (len(value), value)
+    return _BULK % (len(value), value)
 
 
 async def _attempt(conn: Any, batch: _Batch) -> Appended | None:
@@ -184,39 +197,112 @@ async def _attempt(conn: Any, batch: _Batch) -> Appended | None:
     _, (last_raw, ended_raw), have = await _replies(conn, 3)
     last = int(last_raw or 0)
     ended = ended_raw is not None
-    parts = [_MULTI]
-    pairs: list[bytes] = []
-    seen: set[bytes] = set()
-    for ev, key, source, stored_as in zip(
-        batch.events, batch.keys, batch.sources, have, strict=True
-    ):
-        if stored_as is None and key not in seen:
-            seen.add(key)
-            last += 1
-            body = ev.body
-            parts.append(_XADD % (log, len(str(last)) + 2, last, key, source, len(body), body))
-            pairs += (key, _bulk(b"%d" % last))
-    if not pairs:
+    if batch.distinct and have.count(None) == len(have):
+        stored = len(batch.events)  # the common case: every event is new
+        writes = _writes(log, keys, meta, last, batch.events, batch.keys, batch.sources)
+    else:
+        stored, writes = _some_writes(log, keys, meta, last, batch, have)
+    if not stored:
         await conn.send_packed_command(_UNWATCH)
         await _replies(conn, 1)
         return Appended(0, last, ended)
-    parts.append(b"*%d\r\n$4\r\nHSET\r\n%b" % (len(pairs) + 2, keys))
-    parts += pairs
-    parts.append(b"*4\r\n$4\r\nHSET\r\n%b$4\r\nlast\r\n%b" % (meta, _bulk(b"%d" % last)))
-    parts.append(_EXEC)
-    await conn.send_packed_command(b"".join(parts))
-    stored = len(seen)
+    last += stored
+    for piece in writes:
+        # No health check inside the transaction: its PING would be queued in it.
+        await conn.send_packed_command(piece, check_health=False)
     # Made while Redis works (the server would otherwise make them after its answer).
     every = stored == len(batch.events)
     done = logged(last - stored + 1, batch.events) if batch.as_logged and every else None
     # MULTI, one QUEUED per XADD and HSET, then EXEC's own reply.
-    result = (await _replies(conn, stored + 4))[-1]
+    result = (await _replies(conn, stored + _chunks(stored) + 3))[-1]
     if result is None:
         return None  # the EXEC was refused: something changed since the reads
     for reply in result:
         if isinstance(reply, Exception):
             raise reply
     return Appended(stored, last, ended, done)
+
+
+def _chunks(n: int) -> int:
+    """How many pieces the writes of ``n`` events are sent in (see :func:`_writes`)."""
+    return -(-n // _CHUNK)
+
+
+def _writes(
+    log: bytes,
+    keys: bytes,
+    meta: bytes,
+    last: int,
+    events: Sequence[NewEvent],
+    key_bulks: Sequence[bytes],
+    src_bulks: Sequence[bytes],
+) -> Iterator[bytes]:
+    """The transaction storing every one of ``events`` numbered from ``last + 1``, in pieces.
+
+    ``MULTI``; per piece of ``_CHUNK`` events their ``XADD``s and one ``HSET`` of their keys;
+    ``HSET last``; ``EXEC``. Each piece is made when the previous one has been handed to the
+    socket, so Redis parses and queues one piece while the server makes the next (the writes
+    of a 500-event batch are about 300 KB). Each is joined from its parts by C-level loops
+    (no Python statement per event).
+    """
+    n = len(events)
+    for start in range(0, n, _CHUNK):
+        part = slice(start, start + _CHUNK)
+        seqs = range(last + 1 + start, last + 1 + min(n, start + _CHUNK))
+        ids = list(map(b"%d-0".__mod__, seqs))
+        nums = list(map(b"%d".__mod__, seqs))
+        bodies = list(map(_BODY, events[part]))
+        part_keys = key_bulks[part]
+        xadds = zip(
+            repeat(b"*9\r\n$4\r\nXADD\r\n" + log),
+            map(_BULK.__mod__, zip(map(len, ids), ids, strict=True)),
+            repeat(_XADD_K),
+            part_keys,
+            repeat(_XADD_S),
+            src_bulks[part],
+            map(_XADD_D.__mod__, map(len, bodies)),
+            bodies,
+            repeat(_CRLF),
+            strict=False,  # repeat() is endless; the others have one item per event
+        )
+        pairs = zip(
+            part_keys, map(_BULK.__mod__, zip(map(len, nums), nums, strict=True)), strict=True
+        )
+        end: tuple[bytes, ...] = ()
+        if start + _CHUNK >= n:
+            end = (b"*4\r\n$4\r\nHSET\r\n%b$4\r\nlast\r\n%b" % (meta, _bulk(nums[-1])), _EXEC)
+        yield b"".join(
+            chain(
+                (_MULTI,) if start == 0 else (),
+                chain.from_iterable(xadds),
+                (b"*%d\r\n$4\r\nHSET\r\n%b" % (2 * len(ids) + 2, keys),),
+                chain.from_iterable(pairs),
+                end,
+            )
+        )
+
+
+def _some_writes(
+    log: bytes, keys: bytes, meta: bytes, last: int, batch: _Batch, have: list[Any]
+) -> tuple[int, Iterator[bytes]]:
+    """How many events to store, and the transaction storing them.
+
+    Those are the first copy of each key not stored yet (a retried batch, or one repeating a
+    key), numbered from ``last + 1``.
+    """
+    new: list[NewEvent] = []
+    new_keys: list[bytes] = []
+    new_sources: list[bytes] = []
+    seen: set[bytes] = set()
+    for ev, key, source, stored_as in zip(
+        batch.events, batch.keys, batch.sources, have, strict=True
+    ):
+        if stored_as is None and key not in seen:
+            seen.add(key)
+            new.append(ev)
+            new_keys.append(key)
+            new_sources.append(source)
+    return len(new), _writes(log, keys, meta, last, new, new_keys, new_sources)
 
 
 async def _replies(conn: Any, n: int) -> list[Any]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import orjson
 
 from kitaru.backends._base import LoggedEvent, NewEvent
-from kitaru.backends._seq import format_cursor, logged_event
+from kitaru.backends._seq import format_cursor, logged_events
 from kitaru.events._codec import new_event_frame
 
 __all__ = [
@@ -106,7 +106,7 @@ def decode_fields(
 
 def logged(first_seq: int, events: Sequence[NewEvent]) -> list[LoggedEvent]:
     """``events`` as stored with the numbers from ``first_seq``: what a read would return."""
-    return [logged_event(seq, ev) for seq, ev in enumerate(events, first_seq)]
+    return logged_events(first_seq, events)
 
 
 def source_numbers(entries: Sequence[tuple[bytes, Sequence[bytes]]]) -> list[bytes]:

@@ -14,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import attrgetter, itemgetter
 
 from kitaru.backends._base import CursorInvalidError, Gap, LoggedEvent, NewEvent
 from kitaru.events._codec import new_event_frame
@@ -26,6 +29,8 @@ __all__ = [
     "frame_head",
     "gap_for",
     "logged_event",
+    "logged_events",
+    "new_frames",
     "parse_cursor",
 ]
 
@@ -55,6 +60,71 @@ def logged_event(seq: int, ev: NewEvent) -> LoggedEvent:
         ev.checkpoint_name,
         ev.step_name,
         new_event_frame(cursor, ev.kind, ev.body),
+    )
+
+
+# The constant parts of FRAME_TEMPLATE between its fields (see new_frames).
+_EVENT, _DATA, _CURSOR, _END = b"\nevent: ", b"\ndata: ", b',"cursor":"', b'"}\n\n'
+_NUM = b"%012d"
+_BODY = attrgetter("body")
+_KIND = attrgetter("kind")
+_OPEN = itemgetter(slice(None, -1))  # a body without its closing brace
+_EMPTY = b"{}"
+_CORR = attrgetter("correlation_id")
+_INDEX = attrgetter("index")
+_CID = attrgetter("checkpoint_id")
+_CNAME = attrgetter("checkpoint_name")
+_SNAME = attrgetter("step_name")
+
+
+def new_frames(last_seq: int, events: Sequence[NewEvent]) -> list[bytes]:
+    """The SSE frames of ``events`` numbered from ``last_seq + 1``.
+
+    Each is ``FRAME_TEMPLATE % (seq, kind, frame_head(body), seq)`` (the frame of
+    :func:`~kitaru.events._codec.new_event_frame`), joined from its parts by C-level loops
+    (``map`` over ``zip``; no Python statement per event): the numbers formatted once each,
+    the body's closing brace cut by a slice, no head built. Appends build one per event, so
+    per-event Python here was a large share of their CPU (``benchmarks/README.md``, "Where
+    the time goes").
+    """
+    bodies = list(map(_BODY, events))
+    if _EMPTY in bodies:
+        # An empty body has no brace to cut before the cursor: the template (rare).
+        return [
+            FRAME_TEMPLATE % (seq, ev.kind.encode(), frame_head(ev.body), seq)
+            for seq, ev in enumerate(events, last_seq + 1)
+        ]
+    nums = list(map(_NUM.__mod__, range(last_seq + 1, last_seq + 1 + len(events))))
+    kinds = set(map(_KIND, events))
+    if len(kinds) == 1:
+        heads: Iterable[bytes] = repeat(_EVENT + kinds.pop().encode() + _DATA)
+    else:
+        by_kind = {kind: _EVENT + kind.encode() + _DATA for kind in kinds}
+        heads = map(by_kind.__getitem__, map(_KIND, events))
+    parts = zip(
+        repeat(b"id: "), nums, heads, map(_OPEN, bodies), repeat(_CURSOR), nums, repeat(_END)
+    )
+    return list(map(b"".join, parts))
+
+
+def logged_events(first_seq: int, events: Sequence[NewEvent]) -> list[LoggedEvent]:
+    """``events`` as stored with the numbers from ``first_seq``: what a read returns.
+
+    Built by C-level loops like :func:`new_frames` (one ``LoggedEvent`` call per event).
+    """
+    cursors = map("%012d".__mod__, range(first_seq, first_seq + len(events)))
+    return list(
+        map(
+            LoggedEvent,
+            cursors,
+            map(_KIND, events),
+            map(_CORR, events),
+            map(_INDEX, events),
+            map(_CID, events),
+            map(_CNAME, events),
+            map(_SNAME, events),
+            new_frames(first_seq - 1, events),
+        )
     )
 
 

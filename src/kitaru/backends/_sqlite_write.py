@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter, itemgetter
 
 from kitaru._sqlite_errors import rollback
 from kitaru.backends._base import NewEvent
-from kitaru.backends._seq import FRAME_TEMPLATE, frame_head, parse_cursor
+from kitaru.backends._seq import new_frames, parse_cursor
 
 __all__ = ["Appended", "Sources", "append", "append_many", "expire", "mark_ended", "truncate"]
 
@@ -31,14 +31,7 @@ BatchSource = tuple[str, str, str | None, str | None, str | None]
 _KEY = attrgetter("correlation_id", "index")
 _SOURCE = attrgetter("correlation_id", "kind", "checkpoint_id", "checkpoint_name", "step_name")
 _INDEX = attrgetter("index")
-_KIND = attrgetter("kind")
 _FIRST = itemgetter(0)
-# The constant parts of FRAME_TEMPLATE between its fields (see _frames).
-_EVENT, _DATA, _CURSOR, _END = b"\nevent: ", b"\ndata: ", b',"cursor":"', b'"}\n\n'
-_NUM = b"%012d"
-_BODY = attrgetter("body")
-_OPEN = itemgetter(slice(None, -1))  # a body without its closing brace
-_EMPTY = b"{}"
 _SECOND = itemgetter(1)
 
 _INSERT_SQL = "INSERT INTO events (log_id, seq, src, corr, idx, frame) VALUES (?,?,?,?,?,?)"
@@ -193,7 +186,7 @@ def _append_batch(
     log_id, last_seq, base_seq, ended = row
     ids = sources.ids_of(conn, log_id, batch)
     prev_last = last_seq
-    frames = _frames(last_seq, batch)
+    frames = new_frames(last_seq, batch)
     conn.execute("SAVEPOINT batch")
     try:
         conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids, frames))
@@ -206,7 +199,7 @@ def _append_batch(
         ]
         batch = [ev for ev, _ in kept]
         ids = [i for _, i in kept]
-        frames = _frames(last_seq, batch)
+        frames = new_frames(last_seq, batch)
         conn.executemany(_INSERT_SQL, _rows(log_id, last_seq, batch, ids, frames))
     conn.execute("RELEASE batch")
     last_seq += len(batch)
@@ -222,33 +215,6 @@ def _append_batch(
     return Appended(
         batch, frames, nbytes, prev_last, last_seq, base_seq, ended is not None, dropped_below
     )
-
-
-def _frames(last_seq: int, events: list[NewEvent]) -> list[bytes]:
-    """The SSE frames of ``events`` numbered from ``last_seq + 1`` (what the log stores).
-
-    Each is ``FRAME_TEMPLATE % (seq, kind, frame_head(body), seq)``, joined from its parts by
-    C-level loops (``map`` over ``zip``; no Python statement per event): the numbers formatted
-    once each, the body's closing brace cut by a slice, no head built.
-    """
-    bodies = list(map(_BODY, events))
-    if _EMPTY in bodies:
-        # An empty body has no brace to cut before the cursor: the template (rare).
-        return [
-            FRAME_TEMPLATE % (seq, ev.kind.encode(), frame_head(ev.body), seq)
-            for seq, ev in enumerate(events, last_seq + 1)
-        ]
-    nums = list(map(_NUM.__mod__, range(last_seq + 1, last_seq + 1 + len(events))))
-    kinds = set(map(_KIND, events))
-    if len(kinds) == 1:
-        heads: Iterable[bytes] = repeat(_EVENT + kinds.pop().encode() + _DATA)
-    else:
-        by_kind = {kind: _EVENT + kind.encode() + _DATA for kind in kinds}
-        heads = map(by_kind.__getitem__, map(_KIND, events))
-    parts = zip(
-        repeat(b"id: "), nums, heads, map(_OPEN, bodies), repeat(_CURSOR), nums, repeat(_END)
-    )
-    return list(map(b"".join, parts))
 
 
 def _rows(
