@@ -422,11 +422,11 @@ class Publisher:
         encoded: list[EncodedEvent | None],
         spent: list[EncodedEvent],
     ) -> None:
-        """Release ``spent``, take the next batch into ``records`` and encode it into
-        ``encoded`` (helper thread).
+        """Free ``spent``; take the next batch into ``records``, encode it into ``encoded``.
 
-        Only this thread touches the three lists until the sender's ``wait`` returns; an event
-        that cannot be sent is ``None`` there (dropped and counted by ``_encode_one``).
+        Runs on the helper thread. Only this thread touches the three lists until the sender's
+        ``wait`` returns; an event that cannot be sent is ``None`` there (dropped and counted
+        by ``_encode_one``).
         """
         spent.clear()
         records.extend(self._take())
