@@ -78,6 +78,7 @@ class Starts:
     def __init__(self, watchers: int) -> None:
         self.left = watchers
         self.all = asyncio.Event()
+        self.cpu_ready: float | None = None
 
     def one(self) -> None:
         self.left -= 1
@@ -86,6 +87,7 @@ class Starts:
 
     async def announce(self) -> None:
         await self.all.wait()
+        self.cpu_ready = time.process_time()
         print("ready", flush=True)
 
 
@@ -99,6 +101,7 @@ async def run_all(
     return {
         "watchers": [t.report() for t in tallies],
         "latency_buckets": {str(k): v for k, v in latency.items()},
+        "cpu_ready_s": starts.cpu_ready,
         "cpu_s": time.process_time(),
     }
 

@@ -33,16 +33,27 @@ def pair_rows(
     target: str | None = None,
     at_least: float | None = None,
     at_most: float | None = None,
+    min_value: float | None = None,
 ) -> int:
     """Report ``(baseline, subject)`` pairs: the median pair's row, then one row per pair.
 
     The first row is named ``figure`` (stable across runs for the report) and holds the pair
     whose ratio is the median, so its ratio is the median ratio; ``at_least`` (or
-    ``at_most``, for a cost) is the target ratio it is judged by. Returns that pair's position.
+    ``at_most``, for a cost) is the target ratio it is judged by, and ``min_value`` a least
+    value of the subject the target also asks for. Returns that pair's position.
     """
     ratios = [subject / base for base, subject in pairs]
     m = median_index(ratios)
     base, subject = pairs[m]
+    met = (
+        ratios[m] >= at_least
+        if at_least is not None
+        else ratios[m] <= at_most
+        if at_most is not None
+        else None
+    )
+    if met is not None and min_value is not None:
+        met = met and subject >= min_value
     res.row(
         figure,
         subject,
@@ -50,13 +61,7 @@ def pair_rows(
         baseline=base,
         baseline_name=baseline_name,
         target=target,
-        met=(
-            ratios[m] >= at_least
-            if at_least is not None
-            else ratios[m] <= at_most
-            if at_most is not None
-            else None
-        ),
+        met=met,
     )
     if len(pairs) > 1:
         for i, (b, s) in enumerate(pairs, 1):

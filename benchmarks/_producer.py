@@ -28,7 +28,14 @@ from kitaru.runtime import set_runtime
 
 @dataclass
 class ProducerRun:
-    """What one producer run measured (``time.monotonic`` seconds)."""
+    """What one producer run measured (``time.monotonic`` seconds).
+
+    ``producer_cpu_s``: this process's CPU seconds (all its threads: the flow, the publisher's
+    sender and its helper) from releasing the flow until the flow had ended (its end flushes
+    the publisher); ``watcher_cpu_s``: per watcher process, its CPU seconds from ``ready`` to
+    its report (so without its imports and start); ``server``: the server's CPU and memory at
+    those points when ``server_pid`` was given.
+    """
 
     exec_id: str = ""
     n: int = 0
@@ -39,6 +46,8 @@ class ProducerRun:
     publisher: dict[str, int] = field(default_factory=dict)
     watchers: list[dict[str, Any]] = field(default_factory=list)
     server: dict[str, float] = field(default_factory=dict)
+    producer_cpu_s: float = 0.0
+    watcher_cpu_s: list[float] = field(default_factory=list)
 
     @property
     def producer_rate(self) -> float:
@@ -118,8 +127,10 @@ def run_producer(
         if server_pid is not None:
             out.server["cpu_before"] = proc_cpu_seconds(server_pid)
             out.server["rss_before_mb"] = proc_memory_mb(server_pid)["rss"]
+        cpu0 = time.process_time()
         go.set()
         handle.wait(timeout)
+        out.producer_cpu_s = time.process_time() - cpu0
         if server_pid is not None:
             out.server["cpu_producer_done"] = proc_cpu_seconds(server_pid)
             out.server["rss_producer_done_mb"] = proc_memory_mb(server_pid)["rss"]
@@ -127,6 +138,7 @@ def run_producer(
             stdout, _ = proc.wait_output(timeout)
             report = json.loads(stdout.strip().splitlines()[-1])
             out.watchers.extend(report["watchers"])
+            out.watcher_cpu_s.append(report["cpu_s"] - report["cpu_ready_s"])
         if server_pid is not None:
             out.server["cpu_watchers_done"] = proc_cpu_seconds(server_pid)
             mem = proc_memory_mb(server_pid)

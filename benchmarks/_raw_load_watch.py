@@ -12,7 +12,8 @@ its stream's first frame (the warm-up), then one JSON line with, per reader, its
 progress events it received, how many distinct ``index`` values, how many came again or out of
 order, the final status of the ``end`` frame, the receive times (``time.monotonic``) of the
 first and last progress event; and for all readers together a histogram of publish-to-receive
-latency in 0.1 ms buckets, and the process's CPU seconds (``cpu_s``).
+latency in 0.1 ms buckets, and the process's CPU seconds at the end (``cpu_s``) and when it
+printed ``ready`` (``cpu_ready_s``).
 """
 
 from __future__ import annotations

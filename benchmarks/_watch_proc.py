@@ -9,7 +9,10 @@ Runs ``K`` watchers of one execution through kitaru's own client: one uses the s
 that were missing or repeated among progress events, and the receive times (``time.monotonic``,
 comparable across processes on Linux) of the first and last progress event. With ``--latency``,
 also each progress event's latency: receive time minus the ``sent`` field the producer put in
-its data.
+its data. The report also holds the process's CPU seconds (``time.process_time()``, all its
+threads) when it printed ``ready`` (``cpu_ready_s``: imports, connecting, the warm-up event) and
+at the end (``cpu_s``), read here because a finished process's CPU can no longer be read from
+``/proc``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from typing import Any
 
 from kitaru import KitaruClient
 from kitaru.events import CHECKPOINT_PROGRESS_KIND
+
+_CPU: dict[str, float] = {}
+"""This process's CPU seconds when it printed ``ready``."""
 
 
 class Tally:
@@ -79,6 +85,7 @@ def run_sync(url: str, exec_id: str, latency: bool) -> list[dict[str, Any]]:
         for event in watcher:
             tally.add(event)
             if not announced:
+                _CPU["ready"] = time.process_time()
                 print("ready", flush=True)
                 announced = True
         tally.final_status = watcher.final_status
@@ -108,6 +115,7 @@ async def run_async(url: str, exec_id: str, count: int, latency: bool) -> list[d
 
     async def announce() -> None:
         await all_started.wait()
+        _CPU["ready"] = time.process_time()
         print("ready", flush=True)
 
     announcer = asyncio.create_task(announce())
@@ -131,7 +139,8 @@ def main() -> None:
         reports = run_sync(args.url, args.exec_id, args.latency)
     else:
         reports = asyncio.run(run_async(args.url, args.exec_id, args.watchers, args.latency))
-    sys.stdout.write(json.dumps({"watchers": reports}) + "\n")
+    report = {"watchers": reports, "cpu_ready_s": _CPU.get("ready"), "cpu_s": time.process_time()}
+    sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()
 
 

@@ -286,6 +286,9 @@ class Publisher:
         last_active = 0.0
         pending: list[EncodedEvent] = []
         pending_seq = 0
+        # The last batch sent, released by the next send while its request is in flight
+        # (see _send): freeing a batch's events is work the next request need not wait for.
+        spent: list[EncodedEvent] = []
         while True:
             if not pending and self._ahead is not None:
                 pending, pending_seq = self._ahead
@@ -303,6 +306,9 @@ class Publisher:
             if not pending:
                 records = self._take()
                 if not records:
+                    # Nothing to send: the batch sent last is freed now, not kept (with the
+                    # user data its records hold) until the next event comes.
+                    spent.clear()
                     if self._closed:
                         return
                     if time.monotonic() - last_active < _LINGER:
@@ -326,7 +332,7 @@ class Publisher:
                     self._mark_handled(pending_seq)
                     continue
             try:
-                self._send(pending)
+                self._send(pending, spent)
             except TransportDisabledError as exc:
                 self._disable(str(exc), len(pending))
                 pending = []
@@ -362,11 +368,17 @@ class Publisher:
             self._healthy = True
             backoff.reset()
             self._counts["sent"] += len(pending)
-            pending = []
+            spent, pending = pending, []
             self._mark_handled(pending_seq)
 
-    def _send(self, batch: list[EncodedEvent]) -> None:
+    def _send(self, batch: list[EncodedEvent], spent: list[EncodedEvent]) -> None:
         """Send ``batch``; when more is waiting, take and encode the next batch meanwhile.
+
+        ``spent`` (the batch sent before) is emptied once this request is on its way: on the
+        helper thread while the request is in flight when the helper runs, else after the
+        request. Freeing 500 events and the records they hold took 0.3-0.4 ms, which the
+        server spent idle between requests when it ran between one answer and the next
+        request (benchmarks/README.md, "Throughput").
 
         The request goes out on this thread at once and the next batch is encoded on the
         helper thread: the other way round, the helper would need the interpreter lock to start
@@ -385,9 +397,12 @@ class Publisher:
             helper is None
             or self._closed
             or not (self._normal or self._lifecycle)
-            or not helper.start(lambda: self._encode_ahead(records, encoded))
+            or not helper.start(lambda: self._encode_ahead(records, encoded, spent))
         ):
-            self._transport.send(batch)
+            try:
+                self._transport.send(batch)
+            finally:
+                spent.clear()
             return
         try:
             self._transport.send(batch)
@@ -401,12 +416,19 @@ class Publisher:
         if records:
             self._ahead = ([enc for enc in encoded if enc is not None], records[-1].seq)
 
-    def _encode_ahead(self, records: list[EventRecord], encoded: list[EncodedEvent | None]) -> None:
-        """Take the next batch into ``records`` and encode it into ``encoded`` (helper thread).
+    def _encode_ahead(
+        self,
+        records: list[EventRecord],
+        encoded: list[EncodedEvent | None],
+        spent: list[EncodedEvent],
+    ) -> None:
+        """Free ``spent``; take the next batch into ``records``, encode it into ``encoded``.
 
-        Only this thread touches both lists until the sender's ``wait`` returns; an event that
-        cannot be sent is ``None`` there (dropped and counted by ``_encode_one``).
+        Runs on the helper thread. Only this thread touches the three lists until the sender's
+        ``wait`` returns; an event that cannot be sent is ``None`` there (dropped and counted
+        by ``_encode_one``).
         """
+        spent.clear()
         records.extend(self._take())
         for rec in records:
             encoded.append(self._encode_one(rec))
