@@ -360,3 +360,20 @@ def test_an_oversized_or_deep_event_in_a_batch_is_left_to_the_event_by_event_che
     with pytest.raises(ApiError) as err:
         check_events(deep, EXEC, max_event_bytes=BIG)
     assert "levels deep" in err.value.message
+
+
+@pytest.mark.parametrize("levels", [MAX_EVENT_DEPTH, MAX_EVENT_DEPTH + 1])
+@pytest.mark.parametrize("payload_first", [False, True])
+def test_the_depth_bound_counts_from_the_payload_key(levels: int, payload_first: bool) -> None:
+    # Brackets and "payload": keys in strings and in nested objects must not move the bound:
+    # a chain as tight as the limit allows, behind fields full of brackets.
+    ev = _pure_chain(levels)
+    ev["kind"] = 'custom."payload":{[' * 4
+    ev["payload"]["kitaru"]["payload"] = 1
+    ev["payload"]["message"] = '"payload":' + "{" * 70
+    if payload_first:
+        ev = {"payload": ev.pop("payload"), **ev}
+    item = _decoded(ev)
+    assert _agree(item) == (levels <= MAX_EVENT_DEPTH)
+    plain = _check_plain([item], EXEC, BIG, latest_timestamp())
+    assert (plain is not None) == (levels <= MAX_EVENT_DEPTH)
