@@ -364,9 +364,11 @@ def test_an_oversized_or_deep_event_in_a_batch_is_left_to_the_event_by_event_che
 
 @pytest.mark.parametrize("levels", [MAX_EVENT_DEPTH, MAX_EVENT_DEPTH + 1])
 @pytest.mark.parametrize("payload_first", [False, True])
-def test_the_depth_bound_counts_from_the_payload_key(levels: int, payload_first: bool) -> None:
-    # Brackets and "payload": keys in strings and in nested objects must not move the bound:
-    # a chain as tight as the limit allows, behind fields full of brackets.
+def test_brackets_in_strings_and_any_key_order_keep_the_depth_limit(
+    levels: int, payload_first: bool
+) -> None:
+    # A chain as tight as the limit allows, among strings full of brackets (which send the
+    # event to the walk) and in the producer's key order.
     ev = _pure_chain(levels)
     ev["kind"] = 'custom."payload":{[' * 4
     ev["payload"]["kitaru"]["payload"] = 1

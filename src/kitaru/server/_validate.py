@@ -247,7 +247,6 @@ _FIELD_GETTERS = tuple(map(itemgetter, WIRE_FIELDS))
 # ``[`` as the int that ``bytes.__contains__`` looks up with memchr (a bytes argument first
 # fails as an int, an exception raised and cleared per call).
 _OPEN_ARRAY = ord("[")
-_PAYLOAD_KEY = b'"payload":'
 
 
 def _check_plain(
@@ -304,22 +303,15 @@ def _check_plain(
         return None  # too deep to encode, say
     if max(map(len, encoded)) > max_event_bytes:
         return None
-    # The depth bound of _check_each (brackets in the JSON), by C-level loops, counted from
-    # the payload's key on: the fields before it hold no container (their values are
-    # scalars here), and the first "payload": in the JSON is that key (orjson writes a quote
-    # inside a string as \", so no string holds that sequence, and the payload is the only
-    # container at the top). The event's own brace is the 1; the walk only for an event
-    # with more brackets than the limit.
-    deep = MAX_EVENT_DEPTH - 1
-    starts = list(map(bytes.find, encoded, repeat(_PAYLOAD_KEY)))
-    if -1 in starts:
-        return None  # cannot happen (every event here has the key); the other check decides
-    brackets = list(map(bytes.count, encoded, repeat(b"{"), starts))
+    # The depth bound of _check_each (brackets in the JSON), by C-level loops; the walk only
+    # for an event with more brackets than the limit.
+    deep = MAX_EVENT_DEPTH
+    brackets = list(map(bytes.count, encoded, repeat(b"{")))
     if any(map(bytes.__contains__, encoded, repeat(_OPEN_ARRAY))):
-        brackets = list(map(add, brackets, map(bytes.count, encoded, repeat(b"["), starts)))
+        brackets = list(map(add, brackets, map(bytes.count, encoded, repeat(b"["))))
     if max(brackets) > deep:
         over = compress(payloads, map(deep.__lt__, brackets))
-        if any(map(too_deep, over, repeat(MAX_EVENT_DEPTH), repeat(2))):
+        if any(map(too_deep, over, repeat(deep), repeat(2))):
             return None
     return list(map(NewEvent, kinds, corrs, indexes, cids, cnames, snames, encoded))
 
