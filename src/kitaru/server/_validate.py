@@ -257,8 +257,10 @@ def _check_plain(
     Plain: an object with exactly the nine wire fields (``exact`` in :func:`_check_each`)
     that passes every rule. Each rule is tested for the whole batch by a C-level loop over
     one field's values (the set of their types, their minimum and maximum, the distinct
-    kinds and correlation IDs) instead of a Python statement per event: the per-event
-    Python of :func:`_check_each` was most of the server's validation CPU. ``None`` when
+    kinds and correlation IDs) instead of a Python statement per event, and the bracket
+    count's second pass only for events that hold a ``[`` (``benchmarks/README.md``,
+    "Measurements", branch ``verbatim``: about 5 % of the server's instructions per
+    ingested event). ``None`` when
     any event is not plain (or the batch is empty): :func:`_check_each` then judges the
     batch event by event and names the first problem. It accepts exactly the events
     :func:`_check_each` accepts and stores the same bytes for them (compared on random
