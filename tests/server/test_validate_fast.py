@@ -18,11 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kitaru.backends import NewEvent
 from kitaru.events._codec import WIRE_KEYS, wire_event
 from kitaru.events._kinds import RESERVED_KINDS
 from kitaru.server._errors import ApiError
 from kitaru.server._validate import (
     MAX_EVENT_DEPTH,
+    _check_each,
+    _check_plain,
     _explain,
     check_events,
     latest_timestamp,
@@ -249,3 +252,130 @@ def test_too_deep_to_encode_is_refused_as_too_deep() -> None:
     items = orjson.loads(body)
     fast = _fast(items, BIG)
     assert isinstance(fast, tuple) and fast[0] == 400 and "levels deep" in fast[1]
+
+
+# -- whole batches: the field-by-field check against the event-by-event one ---------------------
+
+_KINDS = st.sampled_from(["kitaru.checkpoint.progress", "custom.a", "custom.{b}"])
+_CORRS = st.sampled_from(["corr-1", "corr-2 [x]", "kitaru.checkpoint:p:" + "0" * 32])
+
+
+@st.composite
+def _plain_event(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid exact event with random field values (what the batch-at-once check takes)."""
+    ev = _base(draw(st.integers(0, 2**63 - 1)))
+    ev["kind"] = draw(_KINDS)
+    ev["correlation_id"] = draw(_CORRS)
+    for key in ("checkpoint_id", "checkpoint_name", "step_name"):
+        ev[key] = draw(st.one_of(st.none(), _TEXT))
+    ev["ts"] = draw(st.sampled_from([None, 0, 0.0, 1, 1_700_000_000, 1_700_000_000.25]))
+    ev["payload"]["data"] = draw(st.one_of(_SCALAR, _chain(draw(st.integers(1, 3)))))
+    if draw(st.booleans()):  # the producer's key order is kept, whatever it is
+        ev = dict(reversed(list(ev.items())))
+    return ev
+
+
+@st.composite
+def _batch(draw: st.DrawFn) -> list[Any]:
+    """Mostly plain events; sometimes one that is not (bad, deep, or not exact)."""
+    events: list[Any] = draw(st.lists(_plain_event(), min_size=1, max_size=8))
+    odd = draw(st.sampled_from(["none", "mutated", "deep"]))
+    if odd != "none":
+        other = draw(_mutated_event() if odd == "mutated" else _deep_event())
+        events.insert(draw(st.integers(0, len(events))), other)
+    return [_decoded(ev) for ev in events]
+
+
+def _each(items: list[Any], max_event_bytes: int) -> list[NewEvent] | tuple[int, str]:
+    try:
+        return _check_each(items, EXEC, max_event_bytes, latest_timestamp())
+    except ApiError as exc:
+        return exc.status, exc.message
+
+
+@_SETTINGS
+@given(_batch(), st.integers(300, 2000))
+def test_a_batch_is_judged_alike_at_once_and_event_by_event(
+    items: list[Any], max_event_bytes: int
+) -> None:
+    each = _each(copy.deepcopy(items), max_event_bytes)
+    plain = _check_plain(items, EXEC, max_event_bytes, latest_timestamp())
+    if plain is not None:
+        assert plain == each  # same events, same stored bytes
+    try:
+        result: Any = check_events(items, EXEC, max_event_bytes=max_event_bytes)
+    except ApiError as exc:
+        result = (exc.status, exc.message)
+    assert result == each
+
+
+@_SETTINGS
+@given(st.lists(_plain_event(), min_size=1, max_size=8))
+def test_plain_batches_take_the_check_at_once(events: list[Any]) -> None:
+    items = [_decoded(ev) for ev in events]
+    plain = _check_plain(items, EXEC, BIG, latest_timestamp())
+    assert plain is not None
+    assert [ev.body for ev in plain] == [orjson.dumps(item) for item in items]
+    assert [ev.index for ev in plain] == [item["index"] for item in items]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("exec_id", "another-exec"),
+        ("kind", "end"),
+        ("kind", " "),
+        ("correlation_id", ""),
+        ("index", -1),
+        ("index", 2**63),
+        ("index", True),
+        ("checkpoint_name", 1),
+        ("ts", -1),
+        ("ts", 1e30),
+        ("ts", True),
+        ("payload", []),
+    ],
+)
+def test_one_bad_field_in_a_long_batch_refuses_it_as_event_by_event(key: str, value: Any) -> None:
+    items = [_decoded(_base(i)) for i in range(50)]
+    items[37][key] = value
+    plain = _check_plain(items, EXEC, BIG, latest_timestamp())
+    assert plain is None
+    with pytest.raises(ApiError) as err:
+        check_events(items, EXEC, max_event_bytes=BIG)
+    assert err.value.message.startswith("event [37]")
+
+
+def test_an_oversized_or_deep_event_in_a_batch_is_left_to_the_event_by_event_check() -> None:
+    items = [_decoded(_base(i)) for i in range(5)]
+    size = len(orjson.dumps(items[3]))
+    items[3]["payload"]["message"] = "x" * 100
+    assert _check_plain(items, EXEC, size + 50, latest_timestamp()) is None
+    with pytest.raises(ApiError) as err:
+        check_events(items, EXEC, max_event_bytes=size + 50)
+    assert err.value.status == 413 and err.value.message.startswith("event [3]")
+    deep = [_decoded(_base(i)) for i in range(5)]
+    deep[2] = _decoded(_pure_chain(MAX_EVENT_DEPTH + 1))
+    assert _check_plain(deep, EXEC, BIG, latest_timestamp()) is None
+    with pytest.raises(ApiError) as err:
+        check_events(deep, EXEC, max_event_bytes=BIG)
+    assert "levels deep" in err.value.message
+
+
+@pytest.mark.parametrize("levels", [MAX_EVENT_DEPTH, MAX_EVENT_DEPTH + 1])
+@pytest.mark.parametrize("payload_first", [False, True])
+def test_brackets_in_strings_and_any_key_order_keep_the_depth_limit(
+    levels: int, payload_first: bool
+) -> None:
+    # A chain as tight as the limit allows, among strings full of brackets (which send the
+    # event to the walk) and in the producer's key order.
+    ev = _pure_chain(levels)
+    ev["kind"] = 'custom."payload":{[' * 4
+    ev["payload"]["kitaru"]["payload"] = 1
+    ev["payload"]["message"] = '"payload":' + "{" * 70
+    if payload_first:
+        ev = {"payload": ev.pop("payload"), **ev}
+    item = _decoded(ev)
+    assert _agree(item) == (levels <= MAX_EVENT_DEPTH)
+    plain = _check_plain([item], EXEC, BIG, latest_timestamp())
+    assert (plain is not None) == (levels <= MAX_EVENT_DEPTH)
