@@ -8,6 +8,8 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_http_store import RestDouble
 
 import kitaru
@@ -16,6 +18,7 @@ from kitaru._compose import build_server_runtime
 from kitaru.events._codec import EncodedEvent
 from kitaru.events._transport import TransportDisabledError, TransportRejectedError
 from kitaru.remote import HttpStore, HttpTransport
+from kitaru.remote._transport import _spans
 from kitaru.runtime._runtime import Runtime, set_runtime
 
 URL = "http://events.test"
@@ -151,6 +154,49 @@ def test_large_batches_are_split_into_requests_of_at_most_1_mib() -> None:
     transport.send([encoded("a", i, size=60_000) for i in range(40)])
     assert len(ingest.posts) >= 3
     assert [d["index"] for _, body in ingest.posts for d in body] == list(range(40))
+
+
+def test_large_batches_per_execution_are_split_too_and_an_oversized_event_goes_alone() -> None:
+    ingest = Ingest(multi_status=404)
+    transport = HttpTransport(URL, transport=ingest.transport)
+    big = encoded("b", 0, size=1_100_000)  # alone larger than a request's limit
+    transport.send([*(encoded("a", i, size=60_000) for i in range(40)), big])
+    sizes = [len(orjson.dumps(body)) for e, body in ingest.posts if e != MANY]
+    per_exec = [(e, [d["index"] for d in body]) for e, body in ingest.posts if e != MANY]
+    assert [i for e, idx in per_exec if e == "a" for i in idx] == list(range(40))
+    assert [e for e, _ in per_exec].count("a") >= 3
+    assert ("b", [0]) in per_exec
+    assert all(
+        size <= 1024 * 1024 for size, (e, _) in zip(sizes, per_exec, strict=True) if e == "a"
+    )
+
+
+def _greedy_runs(sizes: list[int], limit: int) -> list[tuple[int, int]]:
+    """The reference split: add items while the array's JSON stays within ``limit``."""
+    runs: list[tuple[int, int]] = []
+    start, size = 0, 2
+    for i, n in enumerate(sizes):
+        if i > start and size + n + 1 > limit:
+            runs.append((start, i))
+            start, size = i, 2
+        size += n + 1
+    if start < len(sizes):
+        runs.append((start, len(sizes)))
+    return runs
+
+
+@given(st.lists(st.integers(min_value=2, max_value=120), max_size=40), st.integers(2, 400))
+def test_request_runs_are_the_greedy_split_within_the_limit(sizes: list[int], limit: int) -> None:
+    runs = list(_spans(sizes, limit))
+    assert runs == _greedy_runs(sizes, limit)
+    for start, end in runs:
+        assert end - start == 1 or sum(sizes[start:end]) + (end - start) + 1 <= limit
+
+
+def test_a_batch_within_the_limit_is_one_run() -> None:
+    assert list(_spans([10] * 500, 500 * 11 + 1)) == [(0, 500)]
+    assert list(_spans([10] * 500, 500 * 11)) == [(0, 499), (499, 500)]
+    assert list(_spans([], 100)) == []
 
 
 def test_streaming_disabled_turns_the_transport_off() -> None:

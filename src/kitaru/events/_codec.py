@@ -101,12 +101,15 @@ class EncodedEvent:
     cost as much as encoding it. Equal either way to what the general path builds.
     """
 
-    __slots__ = ("_data", "_lazy", "json")
+    __slots__ = ("_data", "_lazy", "exec_id", "json")
 
     def __init__(self, data: dict[str, Any], json: bytes) -> None:
         self._data: dict[str, Any] | None = data
         self._lazy: tuple[EventRecord, dict[str, Any]] | None = None
         self.json = json
+        # A plain attribute, not a property: the HTTP transport reads it for every event of a
+        # batch between the server's answer and the next request (docs/performance.md).
+        self.exec_id: str = str(data.get("exec_id"))
 
     @property
     def data(self) -> dict[str, Any]:
@@ -117,14 +120,6 @@ class EncodedEvent:
             data = self._data = _wire_dict(*self._lazy)
             self._lazy = None
         return data
-
-    @property
-    def exec_id(self) -> str:
-        """The event's execution ID (without building ``data``)."""
-        lazy = self._lazy
-        if lazy is not None:
-            return str(lazy[0].source.exec_id)
-        return str(self.data["exec_id"])
 
     def __repr__(self) -> str:
         return f"EncodedEvent(data={self.data!r}, json={self.json!r})"
@@ -215,6 +210,7 @@ def encode_record(rec: EventRecord) -> EncodedEvent:
             encoded._data = None
             encoded._lazy = (rec, body)
             encoded.json = json
+            encoded.exec_id = str(key[0])
             return encoded
     data = _wire_dict(rec, body)
     return EncodedEvent(data, dumps(data))
