@@ -174,11 +174,11 @@ def test_large_batches_per_execution_are_split_too_and_an_oversized_event_goes_a
 def _greedy_runs(sizes: list[int], limit: int) -> list[tuple[int, int]]:
     """The reference split: add items while the array's JSON stays within ``limit``."""
     runs: list[tuple[int, int]] = []
-    start, size = 0, 2
+    start, size = 0, 1
     for i, n in enumerate(sizes):
         if i > start and size + n + 1 > limit:
             runs.append((start, i))
-            start, size = i, 2
+            start, size = i, 1
         size += n + 1
     if start < len(sizes):
         runs.append((start, len(sizes)))

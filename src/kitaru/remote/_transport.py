@@ -267,11 +267,11 @@ def _spans(sizes: list[int], max_bytes: int) -> Iterator[tuple[int, int]]:
             yield 0, len(sizes)
         return
     start = 0
-    size = 2
+    size = 1  # "[" so far; each item adds its bytes and the "," or "]" after it
     for i, n in enumerate(sizes):
         if i > start and size + n + 1 > max_bytes:
             yield start, i
-            start, size = i, 2
+            start, size = i, 1
         size += n + 1
     if start < len(sizes):
         yield start, len(sizes)
