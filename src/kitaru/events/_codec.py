@@ -393,9 +393,11 @@ _CONTROL_NAMES = CONTROL_EVENTS
 _split_server_frames = re.compile(
     # encode_frame's layout: an id without NUL, a kind that names no control frame, one data
     # line; "." is any character but LF (the reader has turned CR and CRLF into LF already).
-    "id: ([^\n\0]*)\nevent: (?!(?:"
+    # Possessive repeats: a line is read once, never given back (an unfinished frame at the
+    # end of a piece fails at once instead of trying every shorter data line).
+    "id: ([^\n\0]*+)\nevent: (?!(?:"
     + "|".join(sorted(map(re.escape, CONTROL_EVENTS)))
-    + ")\n)([^\n]+)\ndata: (.*)\n\n"
+    + ")\n)([^\n]++)\ndata: (.*+)\n\n"
 ).split
 _FRAME_FIXED = len("id: \nevent: \ndata: \n\n")
 
@@ -489,7 +491,13 @@ class SSEReader:
         elif not any(split[0:-1:4]):  # nothing between the frames: the stream's usual piece
             out = list(zip(split[2::4], split[3::4], split[1::4], strict=True))
             self._id = split[-4]
-            pos = len(text) - len(split[-1])
+            rest = split[-1]
+            if not rest:
+                return out
+            if rest[0] != "\n" and "\n\n" not in rest:
+                parts.append(rest)  # an unfinished block: the block loop would stop at once
+                return out
+            pos = len(text) - len(rest)
         else:
             out = []
             pos = self._between(split, out)
