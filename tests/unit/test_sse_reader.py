@@ -230,7 +230,12 @@ def test_a_piece_of_server_frames_is_cut_in_one_pass(monkeypatch: Any) -> None:
     text = b"".join(_server_frame(i) for i in range(50)).decode()
     frames = reader.feed_split(text + "id: 5")
     assert [f[2] for f in frames] == [f"{i:012d}" for i in range(50)]
-    assert seen == ["id: 5"]
+    assert seen == []  # an unfinished block after them is kept for the next piece
+    frames = reader.feed_split("\nevent: k\ndata: 1\n\n" + text + ": ping\n\nid: 6")
+    # the comment's blank line dispatches a frame with the last id (as the reference does)
+    assert frames[-1] == SSEFrame("", "", f"{49:012d}")
+    assert [f[2] for f in frames if type(f) is tuple] == ["5"] + [f"{i:012d}" for i in range(50)]
+    assert seen == [": ping\n\nid: 6"]
     seen.clear()
     control = "id: 7\nevent: cursor\ndata: {}\n\n"
     frames = SSEReader().feed_split(
