@@ -376,11 +376,12 @@ def frame_data(frame: bytes) -> bytes:
 # -- reading SSE frames -------------------------------------------------------------------------
 # The watcher's reader (docs/protocol.md, "The event stream"). Data frames the server writes
 # (encode_frame: one ``id:``, one ``event:`` and one ``data:`` line, nothing else) are cut out
-# of the text whole; any other block of lines (control frames, heartbeat comments, ``retry:``,
-# multi-line data, unknown fields, a missing space after the colon...) goes line by line through
-# the general parser below, which follows the parse of the SSE reference reader the watcher used
-# before (httpx-sse; tests compare the two on generated streams): lines end at CR, LF or CRLF, a
-# blank line dispatches, ``id:`` is kept across frames and ignored when it holds NUL, a bad
+# of the text whole, all of a piece's by one regular-expression split; any other block of lines
+# (control frames, heartbeat comments, ``retry:``, multi-line data, unknown fields, a missing
+# space after the colon...) goes line by line, in stream order, through the general parser
+# below, which follows the parse of the SSE reference reader the watcher used before (httpx-sse;
+# tests compare the two on generated streams): lines end at CR, LF or CRLF, a blank line
+# dispatches, ``id:`` is kept across frames and ignored when it holds NUL, a bad
 # ``retry:`` is ignored.
 
 
