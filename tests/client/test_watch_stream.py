@@ -368,6 +368,33 @@ def test_malformed_data_frame_is_a_backend_error() -> None:
         list(watch(server))
 
 
+def test_a_malformed_frame_among_good_ones_in_one_piece_raises_after_those_before_it() -> None:
+    """The frames of one received piece are cut out together, but each is still decoded on its
+    own: the events before the bad frame are delivered, the error is the bad frame's, and the
+    cursor is the last good event's."""
+    bad = frame(event="x.y", id="c3", data="{not json")
+    piece = event_frame(1) + event_frame(2) + bad + event_frame(4) + end_frame()
+    server = FakeServer([sse_response([piece])])
+    watcher = watch(server, reconnect=False)
+    seen = []
+    with pytest.raises(KitaruBackendError, match=r"malformed event frame .*\(JSONDecodeError\)"):
+        for event in watcher:
+            seen.append((event.index, watcher.cursor))
+    assert seen == [(1, "c1"), (2, "c2")]
+    assert watcher.cursor == "c2"
+
+
+def test_a_frame_without_exec_id_or_kind_takes_the_watch_and_the_event_name() -> None:
+    plain = frame(id="c1", event="custom", data={"index": 1, "payload": {}})
+    named = frame(id="c2", event="custom", data={"kind": "own", "exec_id": "other", "index": 2})
+    server = FakeServer([sse_response([plain + named + end_frame()])])
+    events = list(watch(server))
+    assert [(e.exec_id, e.kind, e.index, e.cursor) for e in events] == [
+        (EXEC_ID, "custom", 1, "c1"),
+        ("other", "own", 2, "c2"),
+    ]
+
+
 # -- call-time checks -----------------------------------------------------------------------
 
 

@@ -181,6 +181,12 @@ def test_awkward_streams_parse_as_the_reference_does() -> None:
         [b"retry: 1500\n", b"\n", frame],
         [frame[:3], frame[3:9], frame[9:]],  # inside the field names
         [frame.replace(b"\xc3", b"\xff")],  # invalid UTF-8 is replaced, as by the reference
+        # A server frame right after lines of an unfinished block belongs to that block.
+        [b"retry: 1500\n" + frame + frame],
+        [b"data: a\n" + frame + _server_frame(2)],
+        [b": c\n" + frame + b": ping\n\n" + _server_frame(2)],
+        [frame + b"id: 5\nevent: cursor\ndata: {}\n\n" + _server_frame(6) + b"\n" + frame],
+        [_server_frame(1, "end") + frame + _server_frame(2, "endx")],  # a control name: general
         [
             "id: 1\nevent: k\ndata: é✓\n\n".encode()[:-5],
             "id: 1\nevent: k\ndata: é✓\n\n".encode()[-5:],
@@ -208,6 +214,39 @@ def test_server_frames_take_the_fast_path(monkeypatch: Any) -> None:
     frames = reader.feed("retry: 2000\n\n:\n\n")
     assert seen == ["retry: 2000", "", ":", ""]
     assert [(f.event, f.retry) for f in frames] == [("message", 2000), ("message", None)]
+
+
+def test_a_piece_of_server_frames_is_cut_in_one_pass(monkeypatch: Any) -> None:
+    """The block loop never sees the server's frames of a piece, only what follows them."""
+    seen: list[str] = []
+    blocks = SSEReader._blocks
+
+    def spy(self: SSEReader, text: str, pos: int, out: list[Any]) -> int:
+        seen.append(text[pos:])
+        return blocks(self, text, pos, out)
+
+    monkeypatch.setattr(SSEReader, "_blocks", spy)
+    reader = SSEReader()
+    text = b"".join(_server_frame(i) for i in range(50)).decode()
+    frames = reader.feed_split(text + "id: 5")
+    assert [f[2] for f in frames] == [f"{i:012d}" for i in range(50)]
+    assert seen == []  # an unfinished block after them is kept for the next piece
+    frames = reader.feed_split("\nevent: k\ndata: 1\n\n" + text + ": ping\n\nid: 6")
+    # the comment's blank line dispatches a frame with the last id (as the reference does)
+    assert frames[-1] == SSEFrame("", "", f"{49:012d}")
+    assert [f[2] for f in frames if type(f) is tuple] == ["5"] + [f"{i:012d}" for i in range(50)]
+    assert seen == [": ping\n\nid: 6"]
+    seen.clear()
+    control = "id: 7\nevent: cursor\ndata: {}\n\n"
+    frames = SSEReader().feed_split(
+        _server_frame(50).decode() + control + _server_frame(51).decode()
+    )
+    assert seen == [control, ""]  # the control frame between them, then nothing after them
+    assert [f[2] if type(f) is tuple else f.event for f in frames] == [
+        f"{50:012d}",
+        "cursor",
+        f"{51:012d}",
+    ]
 
 
 def test_frames_compare_by_value() -> None:

@@ -295,9 +295,9 @@ class WatchSession:
             data = _loads(raw)
             if type(data) is not dict:
                 raise TypeError(type(data).__name__)
-            data.setdefault("exec_id", self._exec_id)
-            data.setdefault("kind", kind)
-            event = server_event(data, ident or None)
+            # A frame without "exec_id" or "kind" takes the watched execution's and the
+            # frame's event name (server_event fills them in only when one is missing).
+            event = server_event(data, ident or None, self._exec_id, kind)
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             raise KitaruBackendError(
                 f"the kitaru server at {self.server_url} sent a malformed event frame on the "

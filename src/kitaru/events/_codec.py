@@ -22,6 +22,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import json
+import re
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -371,11 +372,12 @@ def frame_data(frame: bytes) -> bytes:
 # -- reading SSE frames -------------------------------------------------------------------------
 # The watcher's reader (docs/protocol.md, "The event stream"). Data frames the server writes
 # (encode_frame: one ``id:``, one ``event:`` and one ``data:`` line, nothing else) are cut out
-# of the text whole; any other block of lines (control frames, heartbeat comments, ``retry:``,
-# multi-line data, unknown fields, a missing space after the colon...) goes line by line through
-# the general parser below, which follows the parse of the SSE reference reader the watcher used
-# before (httpx-sse; tests compare the two on generated streams): lines end at CR, LF or CRLF, a
-# blank line dispatches, ``id:`` is kept across frames and ignored when it holds NUL, a bad
+# of the text whole, all of a piece's by one regular-expression split; any other block of lines
+# (control frames, heartbeat comments, ``retry:``, multi-line data, unknown fields, a missing
+# space after the colon...) goes line by line, in stream order, through the general parser
+# below, which follows the parse of the SSE reference reader the watcher used before (httpx-sse;
+# tests compare the two on generated streams): lines end at CR, LF or CRLF, a blank line
+# dispatches, ``id:`` is kept across frames and ignored when it holds NUL, a bad
 # ``retry:`` is ignored.
 
 
@@ -384,6 +386,17 @@ CONTROL_EVENTS = frozenset(
 )
 """The ``event:`` names of the stream's control frames (``docs/protocol.md``)."""
 _CONTROL_NAMES = CONTROL_EVENTS
+
+_split_server_frames = re.compile(
+    # encode_frame's layout: an id without NUL, a kind that names no control frame, one data
+    # line; "." is any character but LF (the reader has turned CR and CRLF into LF already).
+    # Possessive repeats: a line is read once, never given back (an unfinished frame at the
+    # end of a piece fails at once instead of trying every shorter data line).
+    "id: ([^\n\0]*+)\nevent: (?!(?:"
+    + "|".join(sorted(map(re.escape, CONTROL_EVENTS)))
+    + ")\n)([^\n]++)\ndata: (.*+)\n\n"
+).split
+_FRAME_FIXED = len("id: \nevent: \ndata: \n\n")
 
 
 class SSEFrame:
@@ -457,23 +470,71 @@ class SSEReader:
                 self._cr = True
                 text = text[:-1]
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        out: list[SSEFrame | DataFrame] = []
         parts = self._parts
         if parts:
             if "\n" not in text:  # no line ends here: nothing can complete
                 if text:
                     parts.append(text)
-                return out
+                return []
             parts.append(text)
             text = "".join(parts)
             parts.clear()
+        # One C pass cuts every server data frame out of the text: ``split`` holds, per frame,
+        # the text before it, its id, kind and data, and then the text after the last one.
+        split = _split_server_frames(text)
+        if len(split) == 1:
+            out: list[SSEFrame | DataFrame] = []
+            pos = 0
+        elif not any(split[0:-1:4]):  # nothing between the frames: the stream's usual piece
+            out = list(zip(split[2::4], split[3::4], split[1::4], strict=True))
+            self._id = split[-4]
+            rest = split[-1]
+            if not rest:
+                return out
+            if rest[0] != "\n" and "\n\n" not in rest:
+                parts.append(rest)  # an unfinished block: the block loop would stop at once
+                return out
+            pos = len(text) - len(rest)
+        else:
+            out = []
+            pos = self._between(split, out)
+        pos = self._blocks(text, pos, out)
+        if pos < len(text):
+            parts.append(text[pos:])
+        return out
+
+    def _between(self, split: list[str], out: list[SSEFrame | DataFrame]) -> int:
+        """The frames of a text with other blocks between the server's frames, in order.
+
+        Returns where the block loop goes on: the end of the last server frame, or the start
+        of a text that does not end with a blank line (the frame after it would be part of its
+        block, so the block loop reads both).
+        """
+        pos = 0
+        add = out.append
+        for i in range(0, len(split) - 1, 4):
+            between = split[i]
+            if between:
+                if between[-2:] != "\n\n" and between.strip("\n"):
+                    return pos
+                self._blocks(between, 0, out)  # whole blocks (or blank lines): all read
+            ident, kind, data = split[i + 1 : i + 4]
+            add((kind, data, ident))
+            self._id = ident
+            pos += len(between) + len(ident) + len(kind) + len(data) + _FRAME_FIXED
+        return pos
+
+    def _blocks(self, text: str, pos: int, out: list[SSEFrame | DataFrame]) -> int:
+        """Read ``text`` from ``pos`` (a block's start) block by block.
+
+        Returns where the last complete block ends.
+        """
         # Only single-character searches (memchr) touch the data: the text is read about once.
         find = text.find
         startswith = text.startswith
         line = self._line
         add = out.append
         end = len(text)
-        pos = 0
         while pos < end:
             # The server's data frame, "id: C\nevent: K\ndata: D\n\n" (encode_frame); the
             # checked prefixes also mean the blank line after D is the block's first one.
@@ -502,9 +563,7 @@ class SSEReader:
                 line(field, add)
             line("", add)
             pos = stop + 2
-        if pos < end:
-            parts.append(text[pos:])
-        return out
+        return pos
 
     def close(self) -> list[SSEFrame]:
         """The frames the end of the stream completes (only a last blank line can)."""

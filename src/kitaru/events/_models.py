@@ -104,12 +104,21 @@ _SERVER_FIELDS = itemgetter(
 _new = object.__new__
 
 
-def server_event(data: dict[str, Any], cursor: str | None) -> ExecutionEvent:
+def server_event(
+    data: dict[str, Any],
+    cursor: str | None,
+    exec_id_default: str | None = None,
+    kind_default: str | None = None,
+) -> ExecutionEvent:
     """:meth:`ExecutionEvent.from_wire` for the watcher's decoded data frames, made cheaply.
 
     A frame as the server writes it (``docs/protocol.md``) already holds every field with its
     type, so the conversions of :func:`~kitaru.events._codec.decode_event` would return what
     they are given; anything else goes through ``from_wire``. Same result either way.
+
+    ``exec_id_default`` and ``kind_default``, when given, are set in ``data`` (as
+    ``dict.setdefault`` would) for a missing ``"exec_id"`` or ``"kind"``; a server frame has
+    both, so this costs nothing per event.
     """
     try:
         # One C call reads the eight keys a server frame always has (any missing: from_wire).
@@ -117,6 +126,10 @@ def server_event(data: dict[str, Any], cursor: str | None) -> ExecutionEvent:
             _SERVER_FIELDS(data)
         )
     except KeyError:
+        if exec_id_default is not None:
+            data.setdefault("exec_id", exec_id_default)
+        if kind_default is not None:
+            data.setdefault("kind", kind_default)
         return ExecutionEvent.from_wire(data, cursor)
     if not (
         type(exec_id) is str
