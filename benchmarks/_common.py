@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -495,6 +496,25 @@ def null_otel_logger_provider() -> Any:
     provider.exporter = NullLogExporter()  # type: ignore[attr-defined]
     provider.add_log_record_processor(BatchLogRecordProcessor(provider.exporter))  # type: ignore[attr-defined]
     return provider
+
+
+def new_running_execution(store: Any, flow_name: str) -> str:
+    """Create a running execution of ``flow_name`` in ``store``; its new ID."""
+    # kitaru is imported here, not at the top: the raw baseline server imports this module and
+    # must run without kitaru.
+    from kitaru.store import ExecutionRecord
+
+    exec_id = str(uuid.uuid4())
+    store.create_execution(
+        ExecutionRecord(
+            exec_id=exec_id,
+            flow_name=flow_name,
+            flow_ref=None,
+            status="running",
+            created_at=time.time(),
+        )
+    )
+    return exec_id
 
 
 # -- wire events ---------------------------------------------------------------------------------

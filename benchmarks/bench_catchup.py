@@ -31,6 +31,7 @@ from _common import (
     Result,
     batches,
     header,
+    new_running_execution,
     parser,
     run_main,
     tempdir,
@@ -134,19 +135,9 @@ def main() -> int:
         server = KitaruServer(home / "server.db")
         try:
             from kitaru.remote import HttpStore
-            from kitaru.store import ExecutionRecord
 
-            exec_id = str(uuid.uuid4())
             store = HttpStore(server.url)
-            store.create_execution(
-                ExecutionRecord(
-                    exec_id=exec_id,
-                    flow_name="bench_catchup",
-                    flow_ref=None,
-                    status="running",
-                    created_at=time.time(),
-                )
-            )
+            exec_id = new_running_execution(store, "bench_catchup")
             with httpx.Client(base_url=server.url, timeout=60.0) as http:
                 for body in batches(wire_events(exec_id, n)):
                     http.post(

@@ -49,6 +49,7 @@ from _common import (
     KitaruServer,
     Result,
     header,
+    new_running_execution,
     null_otel_provider,
     parser,
     run_main,
@@ -63,7 +64,7 @@ from kitaru.events._transport import NoopTransport
 from kitaru.runtime import Runtime, set_runtime
 from kitaru.runtime._logcapture import CaptureSettings, LogCapture
 from kitaru.store import SqliteStore
-from kitaru.store._records import AttemptRecord, CheckpointRecord, ExecutionRecord
+from kitaru.store._records import AttemptRecord, CheckpointRecord
 
 TARGET_US = 50.0
 # lifecycle events + span against a plain function in an OTel span, measured in the same run
@@ -264,16 +265,7 @@ def _record(exec_id: str, seq: int) -> CheckpointRecord:
 
 def time_record_writes(store: Any, n: int) -> array[int]:
     """Per-call ns of ``store.save_checkpoint`` (each record written twice, like a checkpoint)."""
-    exec_id = str(uuid.uuid4())
-    store.create_execution(
-        ExecutionRecord(
-            exec_id=exec_id,
-            flow_name="bench_checkpoint",
-            flow_ref=None,
-            status="running",
-            created_at=time.time(),
-        )
-    )
+    exec_id = new_running_execution(store, "bench_checkpoint")
     times: array[int] = array("q", bytes(8 * n))
     clock = time.perf_counter_ns
     for i in range(0, n, 2):

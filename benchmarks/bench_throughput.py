@@ -54,6 +54,7 @@ from _common import (
     batches,
     child_env,
     header,
+    new_running_execution,
     parser,
     proc_cpu_seconds,
     read_line,
@@ -66,7 +67,6 @@ from _producer import ProducerRun, check_watchers, run_producer
 
 from kitaru.events._publisher import _MAX_BATCH as PUBLISHER_BATCH
 from kitaru.remote import HttpStore
-from kitaru.store import ExecutionRecord
 
 HERE = Path(__file__).resolve().parent
 TARGET_RATE = 50_000
@@ -143,16 +143,7 @@ def watcher_proc(url: str, exec_id: str) -> list[Process]:
 def ingest_only(server: KitaruServer, n: int, batch: int) -> float:
     """Kitaru's ingest endpoint alone: ``n`` prebuilt events of a new execution, posted."""
     store = HttpStore(server.url)
-    exec_id = str(uuid.uuid4())
-    store.create_execution(
-        ExecutionRecord(
-            exec_id=exec_id,
-            flow_name="bench_ingest",
-            flow_ref=None,
-            status="running",
-            created_at=time.time(),
-        )
-    )
+    exec_id = new_running_execution(store, "bench_ingest")
     store.close()
     path = f"/api/v1/executions/{exec_id}/events"
     return post_all(server.url, path, batches(wire_events(exec_id, n), batch), n, batch)

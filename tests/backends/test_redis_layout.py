@@ -16,7 +16,7 @@ from kitaru.backends import LoggedEvent, NewEvent, _redis_append
 from kitaru.backends._redis import RedisEventLog
 from kitaru.backends._redis_tail import Tail
 from kitaru.backends._seq import format_cursor
-from kitaru.events._codec import new_event_frame
+from kitaru.events._frames import new_event_frame
 
 pytestmark = pytest.mark.redis
 

@@ -14,7 +14,7 @@ import pytest
 from kitaru.backends import EventLogError, LoggedEvent, NewEvent, SqliteEventLog
 from kitaru.backends._seq import format_cursor
 from kitaru.backends._sqlite_schema import MIGRATIONS
-from kitaru.events._codec import new_event_frame
+from kitaru.events._frames import new_event_frame
 
 # The layout of version 1, as kitaru created it before the compact layout.
 V1_DDL = """

@@ -18,15 +18,8 @@ from httpx_sse import EventSource
 from kitaru import ExecutionEvent
 from kitaru._snapshot import SnapshotFold
 from kitaru.cli._watch_output import event_json
-from kitaru.events._codec import (
-    EVENT_FIELDS,
-    WIRE_FIELDS,
-    WIRE_KEYS,
-    encode_record,
-    frame_data,
-    new_event_frame,
-    unnamed_frame,
-)
+from kitaru.events._codec import EVENT_FIELDS, WIRE_FIELDS, WIRE_KEYS, encode_record
+from kitaru.events._frames import frame_data, new_event_frame, unnamed_frame
 from kitaru.events._models import EventRecord
 from kitaru.server._schemas import EVENT, EVENTS
 from kitaru.server._validate import parse_events

@@ -1,4 +1,4 @@
-"""The watcher's SSE reader (``kitaru.events._codec.SSEReader``) against the reference parser.
+"""The watcher's SSE reader (``kitaru.events._frames.SSEReader``) against the reference parser.
 
 The reader cuts the server's own data frames (``encode_frame``) out whole and hands every other
 block to its general parser. Whatever the stream, the frames it reports must be exactly those
@@ -19,14 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kitaru import ExecutionEvent
-from kitaru.events import _codec
-from kitaru.events._codec import (
-    SSEFrame,
-    SSEReader,
-    encode_frame,
-    iter_frame_lists,
-    iter_frames,
-)
+from kitaru.events import _codec, _frames
+from kitaru.events._frames import SSEFrame, SSEReader, encode_frame, iter_frame_lists, iter_frames
 from kitaru.events._models import server_event
 
 Frame = tuple[str, str, str, int | None]
@@ -55,7 +49,7 @@ def watcher_view(chunks: list[bytes]) -> list[Frame]:
             if isinstance(f, SSEFrame):
                 out.append((f.event, f.data, f.id, f.retry))
             else:
-                assert f[0] and f[0] not in _codec.CONTROL_EVENTS
+                assert f[0] and f[0] not in _frames.CONTROL_EVENTS
                 out.append((f[0], f[1], f[2], None))
     return out
 

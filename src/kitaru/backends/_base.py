@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from kitaru._checks import positive_int, positive_number
-from kitaru.events._codec import encode_frame, frame_data, new_event_frame
+from kitaru.events._frames import encode_frame, frame_data, new_event_frame
 from kitaru.exceptions import KitaruBackendError, KitaruUsageError
 
 __all__ = [

@@ -3,7 +3,7 @@
 The layout is described in :mod:`kitaru.backends._redis_scripts`. An event entry carries its
 idempotency key, its source number and its JSON; the source (kind, correlation ID and
 checkpoint fields) is stored once per execution and the SSE frame is built here on read with
-the one codec (:func:`~kitaru.events._codec.new_event_frame`).
+the one codec (:func:`~kitaru.events._frames.new_event_frame`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import orjson
 
 from kitaru.backends._base import LoggedEvent, NewEvent
 from kitaru.backends._seq import format_cursor, logged_events
-from kitaru.events._codec import new_event_frame
+from kitaru.events._frames import new_event_frame
 
 __all__ = [
     "Item",

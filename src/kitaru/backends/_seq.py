@@ -19,7 +19,7 @@ from itertools import repeat
 from operator import attrgetter, itemgetter
 
 from kitaru.backends._base import CursorInvalidError, Gap, LoggedEvent, NewEvent
-from kitaru.events._codec import new_event_frame
+from kitaru.events._frames import new_event_frame
 
 __all__ = [
     "FRAME_TEMPLATE",
@@ -44,7 +44,7 @@ def format_cursor(seq: int) -> str:
 
 
 FRAME_TEMPLATE = b'id: %012d\nevent: %b\ndata: %b"cursor":"%012d"}\n\n'
-"""The frame of :func:`~kitaru.events._codec.new_event_frame` as a template over ``(seq, kind,
+"""The frame of :func:`~kitaru.events._frames.new_event_frame` as a template over ``(seq, kind,
 head, seq)`` (``head``: see :func:`frame_head`): what the SQLite log stores per event."""
 
 
@@ -81,7 +81,7 @@ def new_frames(last_seq: int, events: Sequence[NewEvent]) -> list[bytes]:
     """The SSE frames of ``events`` numbered from ``last_seq + 1``.
 
     Each is ``FRAME_TEMPLATE % (seq, kind, frame_head(body), seq)`` (the frame of
-    :func:`~kitaru.events._codec.new_event_frame`), joined from its parts by C-level loops
+    :func:`~kitaru.events._frames.new_event_frame`), joined from its parts by C-level loops
     (``map`` over ``zip``; no Python statement per event): the numbers formatted once each,
     the body's closing brace cut by a slice, no head built. Appends build one per event, so
     per-event Python here was a large share of their CPU (``benchmarks/README.md``, "Where

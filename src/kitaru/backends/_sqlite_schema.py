@@ -34,7 +34,7 @@ from collections.abc import Callable
 from kitaru._sqlite_errors import rollback
 from kitaru.backends._base import EventLogError
 from kitaru.backends._seq import FRAME_TEMPLATE
-from kitaru.events._codec import frame_data
+from kitaru.events._frames import frame_data
 
 __all__ = ["LATEST", "MIGRATIONS", "migrate", "v1_head"]
 

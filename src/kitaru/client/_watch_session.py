@@ -28,7 +28,7 @@ from kitaru._backoff import Backoff
 from kitaru._http import RETRYABLE_STATUSES, error_detail
 from kitaru.client._errors import StreamDisconnectedError, StreamGapError
 from kitaru.client._watch_options import WatchOptions, WatchRequest
-from kitaru.events._codec import CONTROL_EVENTS, DataFrame, SSEFrame
+from kitaru.events._frames import CONTROL_EVENTS, DataFrame, SSEFrame
 from kitaru.events._models import ExecutionEvent, server_event
 from kitaru.exceptions import (
     KitaruBackendError,

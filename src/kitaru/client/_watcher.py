@@ -45,7 +45,7 @@ from kitaru._http import auth_headers
 from kitaru.client._errors import LOCAL_MODE_WATCH_MESSAGE
 from kitaru.client._watch_options import RequestArguments, parse_options, validate_request
 from kitaru.client._watch_session import WatchSession
-from kitaru.events._codec import aiter_frame_lists, iter_frame_lists
+from kitaru.events._frames import aiter_frame_lists, iter_frame_lists
 from kitaru.events._models import ExecutionEvent
 from kitaru.exceptions import KitaruFeatureNotAvailableError, KitaruUsageError
 

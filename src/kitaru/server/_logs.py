@@ -21,7 +21,8 @@ from kitaru import _wire
 from kitaru.server._errors import bad_request
 from kitaru.server._sse import PING, RECONNECT, SseResponse, end_frame
 from kitaru.server._state import ServerState
-from kitaru.server._validate import _Fields, json_type
+from kitaru.server._validate import json_type
+from kitaru.server._validate_records import Fields
 from kitaru.store._logs import LOG_STREAMS, LogLine
 
 __all__ = ["LogStream", "log_frame", "parse_log_lines"]
@@ -44,7 +45,7 @@ def parse_log_lines(obj: Any, exec_id: str) -> list[LogLine]:
     lines: list[LogLine] = []
     for i, item in enumerate(obj):
         where = f"log line [{i}]"
-        f = _Fields(item, where)
+        f = Fields(item, where)
         if item.get("exec_id") != exec_id:
             raise bad_request(f"{where}: exec_id does not match the path ({exec_id!r})")
         message = f.text("message", nonblank=False)

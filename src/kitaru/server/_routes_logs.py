@@ -20,7 +20,8 @@ from kitaru.server._deps import StateDep, TokenQuery, require_token, require_tok
 from kitaru.server._errors import ApiError, JsonResponse, bad_request
 from kitaru.server._logs import LogStream, parse_log_lines
 from kitaru.server._state import ServerState
-from kitaru.server._validate import json_type, parse_json, parse_metadata, parse_usage
+from kitaru.server._validate import json_type, parse_json
+from kitaru.server._validate_records import parse_metadata, parse_usage
 from kitaru.store._records import ExecutionRecord
 from kitaru.store._usage import usage_by_checkpoint_name
 

@@ -20,11 +20,11 @@ from kitaru.server._body import read_body
 from kitaru.server._deps import StateDep, require_token
 from kitaru.server._errors import ApiError, JsonResponse, bad_request
 from kitaru.server._state import ServerState, unknown_execution
-from kitaru.server._validate import (
+from kitaru.server._validate import parse_json
+from kitaru.server._validate_records import (
     parse_checkpoint,
     parse_execution,
     parse_finish,
-    parse_json,
     same_execution,
 )
 from kitaru.store._base import ExecutionExistsError, Store

@@ -49,7 +49,7 @@ from kitaru.backends import (
     LoggedEvent,
     ReadResult,
 )
-from kitaru.events._codec import unnamed_frame
+from kitaru.events._frames import unnamed_frame
 from kitaru.server._connections import direct_writer
 from kitaru.server._metrics import StreamTrack
 from kitaru.server._sse import (

@@ -1,15 +1,15 @@
-"""Hand-written, single-pass validation of request bodies.
+"""Hand-written, single-pass validation of request bodies: JSON, execution IDs and live events.
 
 Ingest is the hot path, so events are parsed once with orjson and checked with plain type
 tests (no per-event pydantic model). Every error names the offending field and event position,
-and a batch with any bad event is rejected whole before anything is written.
+and a batch with any bad event is rejected whole before anything is written. The REST API's
+record bodies are checked by :mod:`kitaru.server._validate_records`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import time
 from collections.abc import Iterator
 from itertools import chain, compress, repeat
@@ -24,32 +24,23 @@ from kitaru.backends import NewEvent
 from kitaru.events._codec import WIRE_FIELDS, wire_event
 from kitaru.events._kinds import RESERVED_KINDS
 from kitaru.server._errors import ApiError, bad_request
-from kitaru.store._records import (
-    CHECKPOINT_STATUSES,
-    EXECUTION_STATUSES,
-    TERMINAL_EXECUTION_STATUSES,
-    AttemptRecord,
-    CheckpointRecord,
-    ExecutionRecord,
-)
-from kitaru.store._usage import UsageRecord
-from kitaru.store._values import StoredValue
 
 __all__ = [
+    "MAX_INT",
     "check_events",
     "check_exec_id",
-    "parse_checkpoint",
+    "json_type",
+    "latest_timestamp",
     "parse_event_array",
     "parse_events",
-    "parse_execution",
-    "parse_finish",
     "parse_json",
-    "parse_metadata",
-    "parse_usage",
     "paused_collector",
+    "short_value",
+    "timestamp_problem",
 ]
 
-_MAX_INT = 2**63 - 1
+MAX_INT = 2**63 - 1
+"""Largest integer accepted in an index or count (SQLite's and JSON's common 64-bit range)."""
 
 MAX_EVENT_DEPTH = 64
 """Deepest nesting of arrays and objects in one event, the event object itself being level 1.
@@ -63,7 +54,6 @@ many cannot be too deep); only one with more is walked (``check_events``).
 
 MAX_CLOCK_SKEW = 24 * 3600.0
 """How far (seconds) a producer's timestamps may lie ahead of the server's clock."""
-_VALUE_FORMATS = ("json", "pickle")
 
 
 def json_type(value: Any) -> str:
@@ -83,7 +73,8 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
+    """``repr(value)`` cut to 80 characters, for error messages."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -120,7 +111,7 @@ def check_kind(kind: Any, where: str) -> str:
     if not isinstance(kind, str):
         raise bad_request(f"{where}: kind must be a string, got {json_type(kind)}")
     if "\n" in kind or "\r" in kind:
-        raise bad_request(f"{where}: kind must not contain line breaks, got {_short(kind)}")
+        raise bad_request(f"{where}: kind must not contain line breaks, got {short_value(kind)}")
     stripped = kind.strip()
     if not stripped:
         raise bad_request(f"{where}: kind must not be blank")
@@ -157,10 +148,12 @@ def latest_timestamp() -> float:
     return time.time() + MAX_CLOCK_SKEW
 
 
-def _timestamp_problem(name: str, value: Any, latest: float) -> str:
+def timestamp_problem(name: str, value: Any, latest: float) -> str:
+    """The error message of a timestamp field ``name`` out of range (``latest``: the limit)."""
     return (
         f"{name} must be a finite number of seconds since the epoch, at least 0 and at most "
-        f"{MAX_CLOCK_SKEW:.0f} s ahead of the server's clock ({latest:.0f}), got {_short(value)}"
+        f"{MAX_CLOCK_SKEW:.0f} s ahead of the server's clock ({latest:.0f}), "
+        f"got {short_value(value)}"
     )
 
 
@@ -283,7 +276,7 @@ def _check_plain(
         or set(map(type, corrs)) != _STR
         or set(map(type, indexes)) != _INT
         or min(indexes) < 0
-        or max(indexes) > _MAX_INT
+        or max(indexes) > MAX_INT
         or not set(map(type, chain(cids, cnames, snames))) <= _NAME_TYPES
         or not set(map(type, tss)) <= _TS_TYPES
         or set(map(type, payloads)) != _DICT
@@ -327,7 +320,7 @@ def _check_each(
         orjson.dumps,
         _WIRE_FIELDS,
         _WIRE_COUNT,
-        _MAX_INT,
+        MAX_INT,
         NewEvent,
     )
     deep = MAX_EVENT_DEPTH
@@ -426,16 +419,20 @@ def _explain(pos: int, item: Any, exec_id: str, max_event_bytes: int, latest: fl
     got_exec = item.get("exec_id")
     if got_exec != exec_id:
         raise bad_request(
-            f"{where}: exec_id {_short(got_exec)} does not match the execution in the "
+            f"{where}: exec_id {short_value(got_exec)} does not match the execution in the "
             f"path ({exec_id!r})"
         )
     kind = check_kind(item.get("kind"), where)
     corr = item.get("correlation_id")
     if not isinstance(corr, str) or not corr.strip():
-        raise bad_request(f"{where}: correlation_id must be a non-blank string, got {_short(corr)}")
+        raise bad_request(
+            f"{where}: correlation_id must be a non-blank string, got {short_value(corr)}"
+        )
     index = item.get("index")
-    if type(index) is not int or not 0 <= index <= _MAX_INT:
-        raise bad_request(f"{where}: index must be a non-negative integer, got {_short(index)}")
+    if type(index) is not int or not 0 <= index <= MAX_INT:
+        raise bad_request(
+            f"{where}: index must be a non-negative integer, got {short_value(index)}"
+        )
     names: list[str | None] = []
     for key in ("checkpoint_id", "checkpoint_name", "step_name"):
         value = item.get(key)
@@ -446,7 +443,7 @@ def _explain(pos: int, item: Any, exec_id: str, max_event_bytes: int, latest: fl
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
         raise bad_request(f"{where}: ts must be a number or null, got {json_type(ts)}")
     if ts is not None and not 0 <= ts <= latest:
-        raise bad_request(f"{where}: " + _timestamp_problem("ts", ts, latest))
+        raise bad_request(f"{where}: " + timestamp_problem("ts", ts, latest))
     payload = item.get("payload")
     if type(payload) is not dict:
         raise bad_request(f"{where}: payload must be a JSON object, got {json_type(payload)}")
@@ -473,226 +470,3 @@ def _explain(pos: int, item: Any, exec_id: str, max_event_bytes: int, latest: fl
             "limit per event",
         )
     raise bad_request(f"{where} is not a valid event")
-
-
-class _Fields:
-    """Typed field access on a decoded JSON object, with errors that name the field."""
-
-    def __init__(self, obj: Any, what: str) -> None:
-        if type(obj) is not dict:
-            raise bad_request(f"{what} must be a JSON object, got {json_type(obj)}")
-        self.obj: dict[str, Any] = obj
-        self.what = what
-
-    def _bad(self, name: str, expected: str) -> ApiError:
-        value = self.obj.get(name)
-        return bad_request(
-            f"{self.what}: {name} must be {expected}, got {json_type(value)} {_short(value)}"
-        )
-
-    def text(self, name: str, *, optional: bool = False, nonblank: bool = True) -> Any:
-        value = self.obj.get(name)
-        if value is None and optional:
-            return None
-        if not isinstance(value, str) or (nonblank and not value.strip()):
-            kind = "a non-blank string" if nonblank else "a string"
-            raise self._bad(name, kind + (" or null" if optional else ""))
-        return value
-
-    def integer(self, name: str, *, minimum: int = 0) -> int:
-        value = self.obj.get(name)
-        if type(value) is not int or not minimum <= value <= _MAX_INT:
-            raise self._bad(name, f"an integer >= {minimum}")
-        return value
-
-    def _finite(self, name: str, expected: str, optional: bool) -> float | None:
-        """A finite JSON number (``None`` when absent and ``optional``)."""
-        value = self.obj.get(name)
-        if value is None and optional:
-            return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise self._bad(name, expected + (" or null" if optional else ""))
-        return value
-
-    def timestamp(self, name: str, *, optional: bool = False) -> Any:
-        """Seconds since the epoch, bounded by the server's clock (see ``MAX_CLOCK_SKEW``)."""
-        value = self._finite(name, "a number", optional)
-        if value is None:
-            return None
-        latest = latest_timestamp()
-        if not 0 <= value <= latest:
-            raise bad_request(f"{self.what}: " + _timestamp_problem(name, value, latest))
-        return float(value)
-
-    def amount(self, name: str, *, optional: bool = False) -> Any:
-        """A finite number >= 0 (a cost, a count of money)."""
-        expected = "a number >= 0"
-        value = self._finite(name, expected, optional)
-        if value is None:
-            return None
-        if value < 0:
-            raise self._bad(name, expected + (" or null" if optional else ""))
-        return float(value)
-
-    def choice(self, name: str, choices: tuple[str, ...] | frozenset[str]) -> str:
-        value = self.obj.get(name)
-        if not isinstance(value, str) or value not in choices:
-            raise self._bad(name, "one of " + ", ".join(sorted(choices)))
-        return value
-
-    def stored_value(self, name: str) -> StoredValue | None:
-        value = self.obj.get(name)
-        if value is None:
-            return None
-        sub = _Fields(value, f"{self.what}: {name}")
-        fmt = sub.choice("format", _VALUE_FORMATS)
-        return StoredValue(fmt, sub.text("data", nonblank=False))
-
-
-def parse_execution(obj: Any) -> ExecutionRecord:
-    """An execution record from ``ExecutionRecord.to_dict()`` (without checkpoints)."""
-    f = _Fields(obj, "execution")
-    exec_id = check_exec_id(obj.get("exec_id"))
-    checkpoints = obj.get("checkpoints")
-    if checkpoints not in (None, []):
-        raise bad_request(
-            "execution: checkpoints must be empty or absent; save checkpoint records with "
-            "PUT .../checkpoints/{checkpoint_id}"
-        )
-    return ExecutionRecord(
-        exec_id=exec_id,
-        flow_name=f.text("flow_name"),
-        flow_ref=f.text("flow_ref", optional=True),
-        status=f.choice("status", EXECUTION_STATUSES),
-        created_at=f.timestamp("created_at"),
-        ended_at=f.timestamp("ended_at", optional=True),
-        original_exec_id=f.text("original_exec_id", optional=True),
-        error_type=f.text("error_type", optional=True),
-        inputs=f.stored_value("inputs"),
-        output=f.stored_value("output"),
-        heartbeat_at=f.timestamp("heartbeat_at", optional=True),
-    )
-
-
-def same_execution(a: ExecutionRecord, b: ExecutionRecord) -> bool:
-    """True when two creates describe the same execution (fields a create fixes for good)."""
-    return (
-        a.exec_id == b.exec_id
-        and a.flow_name == b.flow_name
-        and a.flow_ref == b.flow_ref
-        and a.created_at == b.created_at
-        and a.original_exec_id == b.original_exec_id
-        and a.inputs == b.inputs
-    )
-
-
-def parse_finish(obj: Any) -> tuple[str, StoredValue | None, str | None]:
-    """``{"status", "output", "error_type"}`` of a finish request."""
-    f = _Fields(obj, "finish")
-    return (
-        f.choice("status", TERMINAL_EXECUTION_STATUSES),
-        f.stored_value("output"),
-        f.text("error_type", optional=True),
-    )
-
-
-def _attempt(obj: Any, where: str) -> AttemptRecord:
-    f = _Fields(obj, where)
-    return AttemptRecord(
-        attempt=f.integer("attempt"),
-        correlation_id=f.text("correlation_id"),
-        status=f.text("status"),
-        started_at=f.timestamp("started_at"),
-        ended_at=f.timestamp("ended_at", optional=True),
-        error_type=f.text("error_type", optional=True),
-        metadata=parse_metadata(obj.get("metadata"), f"{where}: metadata"),
-        error_message=f.text("error_message", optional=True, nonblank=False),
-        error_traceback=f.text("error_traceback", optional=True, nonblank=False),
-    )
-
-
-_MAX_METADATA_BYTES = 1024 * 1024
-
-
-def parse_metadata(obj: Any, where: str) -> dict[str, Any]:
-    """``kitaru.log`` metadata: a JSON object (``null``: none), at most 1 MiB as JSON."""
-    if obj is None:
-        return {}
-    if type(obj) is not dict:
-        raise bad_request(f"{where} must be a JSON object, got {json_type(obj)}")
-    if len(orjson.dumps(obj)) > _MAX_METADATA_BYTES:
-        raise bad_request(f"{where} is over {_MAX_METADATA_BYTES} bytes as JSON")
-    return obj
-
-
-def parse_usage(obj: Any, where: str) -> list[UsageRecord]:
-    """A list of usage records (``null``: none)."""
-    if obj is None:
-        return []
-    if not isinstance(obj, list):
-        raise bad_request(f"{where} must be an array, got {json_type(obj)}")
-    out: list[UsageRecord] = []
-    for i, item in enumerate(obj):
-        f = _Fields(item, f"{where}[{i}]")
-        cost = f.amount("cost_usd", optional=True)
-        reused_cost = f.amount("reused_cost_usd", optional=True)
-        reused = item.get("reused", False)
-        if not isinstance(reused, bool):
-            raise bad_request(f"{where}[{i}]: reused must be a boolean")
-        out.append(
-            UsageRecord(
-                model=f.text("model"),
-                attempt=f.integer("attempt"),
-                input_tokens=f.integer("input_tokens"),
-                output_tokens=f.integer("output_tokens"),
-                cache_read_tokens=f.integer("cache_read_tokens"),
-                cost_usd=cost,
-                calls=f.integer("calls"),
-                reused=reused,
-                reused_cost_usd=reused_cost,
-            )
-        )
-    return out
-
-
-def parse_checkpoint(obj: Any, exec_id: str, checkpoint_id: str) -> CheckpointRecord:
-    """A checkpoint record from ``CheckpointRecord.to_dict()``; IDs must match the path."""
-    f = _Fields(obj, "checkpoint")
-    if obj.get("checkpoint_id") != checkpoint_id:
-        raise bad_request(
-            f"checkpoint: checkpoint_id {_short(obj.get('checkpoint_id'))} does not match the "
-            f"path ({checkpoint_id!r})"
-        )
-    if obj.get("exec_id") != exec_id:
-        raise bad_request(
-            f"checkpoint: exec_id {_short(obj.get('exec_id'))} does not match the path "
-            f"({exec_id!r})"
-        )
-    attempts = obj.get("attempts")
-    if attempts is None:
-        attempts = []
-    if not isinstance(attempts, list):
-        raise bad_request(f"checkpoint: attempts must be an array, got {json_type(attempts)}")
-    return CheckpointRecord(
-        checkpoint_id=checkpoint_id,
-        exec_id=exec_id,
-        name=f.text("name"),
-        step_name=f.text("step_name"),
-        seq=f.integer("seq"),
-        checkpoint_type=f.text("checkpoint_type"),
-        status=f.choice("status", CHECKPOINT_STATUSES),
-        attempts=[_attempt(a, f"checkpoint: attempts[{i}]") for i, a in enumerate(attempts)],
-        started_at=f.timestamp("started_at"),
-        ended_at=f.timestamp("ended_at", optional=True),
-        cache_key=f.text("cache_key", optional=True),
-        reused_from=f.text("reused_from", optional=True),
-        error_type=f.text("error_type", optional=True),
-        output=f.stored_value("output"),
-        usage=parse_usage(obj.get("usage"), "checkpoint: usage"),
-        error_message=f.text("error_message", optional=True, nonblank=False),
-        error_traceback=f.text("error_traceback", optional=True, nonblank=False),
-    )
